@@ -1,0 +1,11 @@
+#!/bin/sh
+# Container entry point of the rr-webhooks image: `api` (default) or `worker`.
+# `exec` so node receives SIGTERM directly from `docker stop` (compose also sets init: true).
+set -e
+role="${1:-api}"
+[ "$#" -gt 0 ] && shift
+case "$role" in
+  api) exec node --import tsx src/api-server.ts "$@" ;;
+  worker) exec node --import tsx src/worker.ts "$@" ;;
+  *) exec "$role" "$@" ;; # anything else runs as a command, e.g. `sh` for debugging
+esac

@@ -1,0 +1,128 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Queryable } from '../db/database';
+import { attemptContext, finishDelivery, recordAttempt } from '../db/deliveries';
+import { activeSecrets } from '../db/endpoints';
+import { FailureType, type DeliveryStatus } from '../domain/errors';
+import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
+import { signatureHeaders } from '../domain/signing';
+import type { WebhookSender } from '../http/sendWebhook';
+import type { Logger } from '../logger';
+
+export const USER_AGENT = 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)';
+
+export interface PostWebhookInput {
+  deliveryId: string;
+  series: number;
+  /** Epoch ms after which no attempt may start (workflow start + window). */
+  windowEndsAtMs: number;
+  schedule: RetrySchedule;
+}
+
+export interface RecordOutcomeInput {
+  deliveryId: string;
+  series: number;
+  status: Exclude<DeliveryStatus, 'pending'>;
+  reason?: string;
+  /** The endpoint answered 410 Gone: disable it too. */
+  disableEndpoint?: boolean;
+}
+
+export interface DeliveryActivityDeps {
+  db: Queryable;
+  send: WebhookSender;
+  log: Logger;
+  /** Clock for attempt times and webhook-timestamp; tests pass the time-skipping server's clock. */
+  now?: () => number | Promise<number>;
+}
+
+/** Activities of the delivery workflow; the worker injects the database, HTTP sender and clock. */
+export function createDeliveryActivities(deps: DeliveryActivityDeps) {
+  const now = deps.now ?? Date.now;
+
+  async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number }> {
+    const { attempt: seriesAttempt } = Context.current().info;
+    const ctx = await attemptContext(deps.db, input.deliveryId);
+    const stop = (reason: string) => ApplicationFailure.create({ type: FailureType.Cancelled, message: reason, nonRetryable: true });
+    if (!ctx) throw stop('delivery not found');
+    if (ctx.delivery.series !== input.series || ctx.delivery.status !== 'pending') throw stop(`delivery is ${ctx.delivery.status}, not pending`);
+    if (ctx.endpoint_deleted) throw stop('endpoint deleted');
+    if (!ctx.endpoint_enabled) throw stop('endpoint disabled');
+    if (ctx.plan !== 'paid') throw stop('account is not on a paid plan');
+
+    const startedAtMs = await now();
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': USER_AGENT,
+      ...signatureHeaders(activeSecrets(ctx, new Date(startedAtMs)), input.deliveryId, Math.floor(startedAtMs / 1000), ctx.body),
+    };
+    const result = await deps.send(ctx.url, headers, ctx.body);
+    const ok = result.statusCode !== undefined && result.statusCode >= 200 && result.statusCode < 300;
+
+    let failureType: string = FailureType.AttemptFailed;
+    let nonRetryable = false;
+    if (result.forbidden) {
+      failureType = FailureType.DestinationForbidden;
+      nonRetryable = true;
+    } else if (result.statusCode === 410) {
+      failureType = FailureType.EndpointGone;
+      nonRetryable = true;
+    }
+    const delayMs = retryDelayMs(input.schedule, seriesAttempt, {
+      statusCode: result.statusCode,
+      timedOut: result.timedOut,
+      retryAfterMs: parseRetryAfter(result.retryAfter, startedAtMs),
+    });
+    const nextAttemptAtMs = !ok && !nonRetryable && startedAtMs + delayMs < input.windowEndsAtMs ? startedAtMs + delayMs : undefined;
+    const error = ok ? undefined : result.error ?? `HTTP ${result.statusCode}`;
+
+    const attempt = await recordAttempt(deps.db, {
+      deliveryId: input.deliveryId,
+      series: input.series,
+      startedAt: new Date(startedAtMs),
+      durationMs: result.durationMs,
+      statusCode: result.statusCode,
+      error,
+      responseBody: result.bodyExcerpt,
+      nextAttemptAt: nextAttemptAtMs === undefined ? undefined : new Date(nextAttemptAtMs),
+    });
+    deps.log.info('delivery.attempted', {
+      deliveryId: input.deliveryId,
+      accountId: ctx.delivery.account_id,
+      endpointId: ctx.delivery.endpoint_id,
+      eventType: ctx.delivery.event_type,
+      attempt,
+      series: input.series,
+      seriesAttempt,
+      ok,
+      statusCode: result.statusCode ?? null,
+      durationMs: result.durationMs,
+      error: error ?? null,
+      nextAttemptAt: nextAttemptAtMs === undefined ? null : new Date(nextAttemptAtMs).toISOString(),
+    });
+    if (ok) return { statusCode: result.statusCode!, attempt };
+    throw ApplicationFailure.create({
+      type: failureType,
+      message: error ?? 'attempt failed',
+      nonRetryable,
+      nextRetryDelay: nonRetryable ? undefined : delayMs,
+    });
+  }
+
+  async function recordOutcome(input: RecordOutcomeInput): Promise<boolean> {
+    const at = new Date(await now());
+    const changed = await finishDelivery(deps.db, { deliveryId: input.deliveryId, series: input.series, status: input.status, reason: input.reason, at });
+    if (input.disableEndpoint) {
+      await deps.db.query(
+        `update endpoints set enabled = false, disabled_reason = $2, disabled_at = $3, updated_at = now()
+         where id = (select endpoint_id from deliveries where id = $1) and enabled`,
+        [input.deliveryId, input.reason ?? 'receiver answered 410 Gone', at],
+      );
+    }
+    deps.log.info('delivery.finished', { deliveryId: input.deliveryId, series: input.series, status: input.status, reason: input.reason ?? null, changed });
+    return changed;
+  }
+
+  return { postWebhook, recordOutcome };
+}
+
+export type DeliveryActivities = ReturnType<typeof createDeliveryActivities>;

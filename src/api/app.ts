@@ -1,0 +1,52 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { ApiDeps } from './context';
+import { authenticate } from './auth';
+import { errorMiddleware } from './errors';
+import { jsonBody } from './jsonBody';
+import { openApiDocument } from './openapi';
+import { accountsRouter } from './routes/accounts';
+import { deliveriesRouter } from './routes/deliveries';
+import { endpointsRouter } from './routes/endpoints';
+import { eventsRouter } from './routes/events';
+import { eventTypesRouter } from './routes/eventTypes';
+
+export function createApp(deps: ApiDeps): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  app.use(errorMiddleware(deps.log));
+  app.use(async (ctx, next) => {
+    await next();
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('X-Content-Type-Options', 'nosniff');
+  });
+
+  const open = new Router();
+  open.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  open.get('/readyz', async (ctx) => {
+    const [db, temporal] = await Promise.all([
+      deps.db.query('select 1').then(() => true, () => false),
+      deps.temporalReady ? deps.temporalReady().catch(() => false) : Promise.resolve(true),
+    ]);
+    ctx.status = db && temporal ? 200 : 503;
+    ctx.body = { status: db && temporal ? 'ready' : 'not_ready', database: db, temporal };
+  });
+  let openapi: Record<string, unknown> | undefined;
+  open.get('/openapi.json', (ctx) => {
+    openapi ??= openApiDocument('1.0.0');
+    ctx.body = openapi;
+  });
+  app.use(open.routes());
+
+  const v1 = new Router();
+  v1.use(authenticate(deps.db, deps.adminToken));
+  v1.use(jsonBody(deps.cfg.MAX_PAYLOAD_BYTES));
+  for (const r of [accountsRouter(deps), eventTypesRouter(), endpointsRouter(deps), eventsRouter(deps), deliveriesRouter(deps)]) {
+    v1.use(r.routes(), r.allowedMethods());
+  }
+  app.use(v1.routes());
+  app.use(v1.allowedMethods());
+  return app;
+}

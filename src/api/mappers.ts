@@ -1,0 +1,55 @@
+import type { z } from 'zod';
+import type { AccountRow } from '../db/accounts';
+import type { AttemptRow, DeliveryRow } from '../db/deliveries';
+import type { EndpointRow } from '../db/endpoints';
+import { workflowIdFor } from '../services/dispatcher';
+import type { AccountOut, AttemptOut, DeliveryOut, EndpointOut } from './schemas';
+
+const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : undefined);
+
+export function accountOut(a: AccountRow): z.infer<typeof AccountOut> {
+  return { id: a.id, name: a.name, plan: a.plan, createdAt: iso(a.created_at)!, updatedAt: iso(a.updated_at)! };
+}
+
+/** Never includes the secret: it has its own route. */
+export function endpointOut(e: EndpointRow): z.infer<typeof EndpointOut> {
+  return {
+    id: e.id,
+    url: e.url,
+    eventTypes: e.event_types,
+    description: e.description,
+    enabled: e.enabled,
+    disabledReason: e.disabled_reason,
+    createdAt: iso(e.created_at)!,
+    updatedAt: iso(e.updated_at)!,
+  };
+}
+
+export function deliveryOut(d: DeliveryRow, temporal: { uiUrl?: string; namespace: string }): z.infer<typeof DeliveryOut> {
+  const workflowId = workflowIdFor(d.id, d.series);
+  return {
+    id: d.id,
+    eventId: d.event_id,
+    endpointId: d.endpoint_id,
+    eventType: d.event_type,
+    status: d.status,
+    attemptCount: d.attempt_count,
+    nextAttemptAt: d.status === 'pending' ? iso(d.next_attempt_at) : undefined,
+    deliveredAt: iso(d.delivered_at),
+    finishedReason: d.final_reason ?? undefined,
+    createdAt: iso(d.created_at)!,
+    workflowId,
+    workflowUrl: temporal.uiUrl ? `${temporal.uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}` : undefined,
+  };
+}
+
+export function attemptOut(a: AttemptRow): z.infer<typeof AttemptOut> {
+  return {
+    attempt: a.attempt,
+    startedAt: iso(a.started_at)!,
+    durationMs: a.duration_ms,
+    statusCode: a.status_code ?? undefined,
+    error: a.error ?? undefined,
+    responseBody: a.response_body ?? undefined,
+  };
+}

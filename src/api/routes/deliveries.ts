@@ -1,0 +1,46 @@
+import Router from '@koa/router';
+import { attemptsOf, getDelivery, listDeliveries } from '../../db/deliveries';
+import { getEndpoint } from '../../db/endpoints';
+import { resendDelivery } from '../../services/deliveryControl';
+import type { ApiDeps } from '../context';
+import { actingAccount } from '../auth';
+import { ApiError } from '../errors';
+import { attemptOut, deliveryOut } from '../mappers';
+import { defineRoute } from '../route';
+import { DeliveryDetailOut, DeliveryListOut, DeliveryListQuery, ResendOut } from '../schemas';
+
+export function deliveriesRouter(deps: ApiDeps): Router {
+  const router = new Router();
+  const tag = 'Deliveries';
+  const temporal = { uiUrl: deps.cfg.TEMPORAL_UI_URL, namespace: deps.cfg.TEMPORAL_NAMESPACE };
+
+  defineRoute(router, { method: 'get', path: '/v1/deliveries', summary: 'The delivery log, newest first, filtered and paged (pass nextCursor as cursor).', tag, auth: 'account', query: DeliveryListQuery, response: { status: 200, schema: DeliveryListOut } }, async (ctx, { query }) => {
+    const a = await actingAccount(ctx, deps.db);
+    const rows = await listDeliveries(deps.db, a.id, { status: query.status as never, endpointId: query.endpointId, eventType: query.eventType, before: query.cursor, limit: query.limit + 1 });
+    const page = rows.slice(0, query.limit);
+    return { data: page.map((d) => deliveryOut(d, temporal)), nextCursor: rows.length > query.limit ? page[page.length - 1].id : null };
+  });
+
+  defineRoute(router, { method: 'get', path: '/v1/deliveries/:id', summary: 'One delivery with every attempt and the exact payload.', tag, auth: 'account', response: { status: 200, schema: DeliveryDetailOut }, errors: [404] }, async (ctx) => {
+    const a = await actingAccount(ctx, deps.db);
+    const d = await getDelivery(deps.db, a.id, ctx.params.id);
+    if (!d) throw ApiError.notFound('delivery');
+    const [attempts, [event]] = await Promise.all([attemptsOf(deps.db, d.id), deps.db.query<{ body: string }>('select body from events where id = $1', [d.event_id])]);
+    return { ...deliveryOut(d, temporal), attempts: attempts.map(attemptOut), payload: event.body };
+  });
+
+  defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/resend', summary: 'Start a new attempt series now (same webhook-id, so receivers can deduplicate).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx) => {
+    const a = await actingAccount(ctx, deps.db);
+    if (a.plan !== 'paid') throw ApiError.planRequired();
+    const d = await getDelivery(deps.db, a.id, ctx.params.id);
+    if (!d) throw ApiError.notFound('delivery');
+    const ep = await getEndpoint(deps.db, a.id, d.endpoint_id);
+    if (!ep) throw new ApiError(409, 'endpoint_deleted', 'The endpoint of this delivery was deleted.');
+    if (!ep.enabled) throw new ApiError(409, 'endpoint_disabled', 'Enable the endpoint before resending.');
+    const row = await resendDelivery(deps, a.id, d.id);
+    if (!row) throw new ApiError(409, 'delivery_pending', 'This delivery is still being retried; resend it once it has finished.');
+    return { deliveryId: row.id };
+  });
+
+  return router;
+}

@@ -1,0 +1,48 @@
+import Router from '@koa/router';
+import { EVENT_CATALOG, EVENT_TYPES, isEventType } from '../../domain/eventCatalog';
+import { publishEvent, PublishError } from '../../services/publishEvent';
+import type { ApiDeps } from '../context';
+import { requireAdmin } from '../auth';
+import { ApiError } from '../errors';
+import { defineRoute, parseWith } from '../route';
+import { EventAcceptedOut, EventIn } from '../schemas';
+
+export function eventsRouter(deps: ApiDeps): Router {
+  const router = new Router();
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/events',
+      summary: 'Publish an event for an account (admin). One delivery per enabled endpoint subscribed to its type; idempotent on idempotencyKey.',
+      tag: 'Events',
+      auth: 'admin',
+      body: EventIn,
+      response: { status: 202, schema: EventAcceptedOut },
+      errors: [404, 409, 413],
+    },
+    async (ctx, { body }) => {
+      requireAdmin(ctx);
+      if (!isEventType(body.eventType)) {
+        throw ApiError.validation([{ path: 'eventType', message: `unknown event type "${body.eventType}"; known: ${EVENT_TYPES.join(', ')}` }]);
+      }
+      const data = parseWith(EVENT_CATALOG[body.eventType].schema, body.data, 'data');
+      try {
+        const published = await publishEvent(
+          { db: deps.db, dispatcher: deps.dispatcher, maxPayloadBytes: deps.cfg.MAX_PAYLOAD_BYTES },
+          { accountId: body.accountId, eventType: body.eventType, data, idempotencyKey: body.idempotencyKey },
+        );
+        if (published.replayed) ctx.set('Idempotent-Replayed', 'true');
+        return { id: published.id, deliveries: published.deliveries };
+      } catch (err) {
+        if (err instanceof PublishError) {
+          if (err.reason === 'account_not_found') throw ApiError.notFound('account');
+          if (err.reason === 'payload_too_large') throw new ApiError(413, 'payload_too_large', err.message);
+          throw new ApiError(409, 'idempotency_conflict', err.message);
+        }
+        throw err;
+      }
+    },
+  );
+  return router;
+}

@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import { EVENT_TYPES, EventTypeName } from '../domain/eventCatalog';
+import { DELIVERY_STATUSES } from '../domain/errors';
+
+/** Request (`XIn`) and response (`XOut`) schemas of the REST API; OpenAPI is generated from them. */
+export const ErrorOut = z.object({
+  code: z.string().describe('stable snake_case code'),
+  detail: z.string(),
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+
+export const Plan = z.enum(['free', 'paid']);
+export const AccountIn = z.strictObject({ name: z.string().trim().min(1).max(200), plan: Plan });
+export const AccountPatchIn = z.strictObject({ name: z.string().trim().min(1).max(200).optional(), plan: Plan.optional() });
+export const AccountOut = z.object({ id: z.string(), name: z.string(), plan: Plan, createdAt: z.string(), updatedAt: z.string() });
+export const AccountCreatedOut = AccountOut.extend({ apiKey: z.string().describe('shown once; stored only as a hash') });
+
+export const EventTypesOut = z.object({
+  data: z.array(z.object({ type: EventTypeName, description: z.string(), example: z.record(z.string(), z.unknown()) })),
+});
+
+const eventTypeList = z
+  .array(z.string())
+  .min(1, 'select at least one event type')
+  .superRefine((types, ctx) => {
+    types.forEach((t, i) => {
+      if (!(EVENT_TYPES as string[]).includes(t)) ctx.addIssue({ code: 'custom', path: [i], message: `unknown event type "${t}"; known: ${EVENT_TYPES.join(', ')}` });
+    });
+  })
+  .transform((types) => [...new Set(types)] as z.output<typeof EventTypeName>[]);
+
+export const EndpointIn = z.strictObject({
+  url: z.string().min(1).max(2048),
+  eventTypes: eventTypeList,
+  description: z.string().max(500).optional(),
+  enabled: z.boolean().optional(),
+});
+export const EndpointPatchIn = z.strictObject({
+  url: z.string().min(1).max(2048).optional(),
+  eventTypes: eventTypeList.optional(),
+  description: z.string().max(500).optional(),
+  enabled: z.boolean().optional(),
+});
+export const EndpointOut = z.object({
+  id: z.string(),
+  url: z.string(),
+  eventTypes: z.array(EventTypeName),
+  description: z.string(),
+  enabled: z.boolean(),
+  disabledReason: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export const EndpointWithSecretOut = EndpointOut.extend({ secret: z.string() });
+export const EndpointListOut = z.object({ data: z.array(EndpointOut) });
+export const SecretOut = z.object({ secret: z.string() });
+
+export const EventIn = z.strictObject({
+  accountId: z.string().min(1),
+  eventType: z.string().min(1),
+  data: z.record(z.string(), z.unknown()),
+  idempotencyKey: z.string().min(1).max(255).optional(),
+});
+export const EventAcceptedOut = z.object({ id: z.string(), deliveries: z.array(z.object({ id: z.string(), endpointId: z.string() })) });
+
+export const DeliveryStatus = z.enum(DELIVERY_STATUSES as [string, ...string[]]);
+export const DeliveryListQuery = z.object({
+  status: DeliveryStatus.optional(),
+  endpointId: z.string().optional(),
+  eventType: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(250).default(50),
+  cursor: z.string().optional(),
+  accountId: z.string().optional(),
+});
+export const AttemptOut = z.object({
+  attempt: z.number().int(),
+  startedAt: z.string(),
+  durationMs: z.number().int(),
+  statusCode: z.number().int().optional(),
+  error: z.string().optional(),
+  responseBody: z.string().optional(),
+});
+export const DeliveryOut = z.object({
+  id: z.string(),
+  eventId: z.string(),
+  endpointId: z.string(),
+  eventType: z.string(),
+  status: DeliveryStatus,
+  attemptCount: z.number().int(),
+  nextAttemptAt: z.string().optional(),
+  deliveredAt: z.string().optional(),
+  finishedReason: z.string().optional(),
+  createdAt: z.string(),
+  workflowId: z.string(),
+  workflowUrl: z.string().optional(),
+});
+export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptOut), payload: z.string().describe('the exact body receivers get') });
+export const DeliveryListOut = z.object({ data: z.array(DeliveryOut), nextCursor: z.string().nullable() });
+export const ResendOut = z.object({ deliveryId: z.string() });
+export const TestIn = z.strictObject({ eventType: EventTypeName.optional() });
+export const RecoverIn = z.strictObject({ since: z.string().datetime({ offset: true }) });
+export const RecoverOut = z.object({ deliveryIds: z.array(z.string()) });

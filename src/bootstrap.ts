@@ -1,0 +1,40 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from './config';
+import { openDatabase, type Database } from './db/database';
+import { migrate } from './db/migrations';
+import { DestinationGuard } from './http/destinationGuard';
+import { createWebhookSender } from './http/sendWebhook';
+
+/** Shared start-up pieces of the entry points (main, api, worker). */
+export async function openAppDatabase(cfg: Config): Promise<Database> {
+  const db = await openDatabase({ url: cfg.DATABASE_URL, pgliteDir: join(cfg.DATA_DIR, 'pg') });
+  await migrate(db);
+  return db;
+}
+
+/** ADMIN_TOKEN, or in embedded mode one generated on first start and kept in DATA_DIR. */
+export function resolveAdminToken(cfg: Config): { token: string; generated: boolean } {
+  if (cfg.ADMIN_TOKEN) return { token: cfg.ADMIN_TOKEN, generated: false };
+  if (!cfg.embedded) throw new Error('ADMIN_TOKEN must be set (at least 16 characters)');
+  const file = join(cfg.DATA_DIR, 'admin-token');
+  if (existsSync(file)) return { token: readFileSync(file, 'utf8').trim(), generated: false };
+  mkdirSync(cfg.DATA_DIR, { recursive: true });
+  const token = `rra_${randomBytes(24).toString('base64url')}`;
+  writeFileSync(file, token + '\n', { mode: 0o600 });
+  return { token, generated: true };
+}
+
+export function destinationGuard(cfg: Config): DestinationGuard {
+  return new DestinationGuard({ allowCidrs: cfg.DESTINATION_ALLOW_CIDRS, allowHttp: cfg.ALLOW_HTTP });
+}
+
+export function webhookSender(cfg: Config, guard: DestinationGuard) {
+  return createWebhookSender({
+    timeoutMs: cfg.ATTEMPT_TIMEOUT,
+    captureBytes: cfg.RESPONSE_BODY_CAPTURE_BYTES,
+    lookup: guard.lookup,
+    literalProblem: (host) => guard.literalProblem(host),
+  });
+}

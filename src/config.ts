@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { parseDuration } from './domain/duration';
+
+/**
+ * Every setting of the service: environment name, default, description. Parsed once at
+ * start-up; a bad value stops the process with a message naming the variable.
+ * `embedded` defaults apply to `npm start` (one machine, loopback receivers welcome).
+ */
+const duration = (name: string) =>
+  z.string().transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be a duration such as 15s, 5m, 12h or 3d` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const cidrList = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+
+interface Setting {
+  schema: z.ZodType;
+  default?: string;
+  embeddedDefault?: string;
+  description: string;
+}
+
+export const SETTINGS = {
+  PORT: { schema: int(0, 65535), default: '3000', description: 'Port the REST API listens on.' },
+  HOST: { schema: z.string().min(1), default: '0.0.0.0', embeddedDefault: '127.0.0.1', description: 'Interface the REST API binds to.' },
+  PUBLIC_URL: { schema: z.string().url().optional(), description: 'Base URL of the API as users reach it (used in portal links). Default: http://HOST:PORT.' },
+  DATA_DIR: { schema: z.string().min(1), default: './.data', description: 'Folder for embedded state: PGlite database, Temporal dev-server store, generated admin token.' },
+  DATABASE_URL: { schema: z.string().regex(/^postgres(ql)?:\/\//, 'must start with postgres://').optional(), description: 'Real Postgres connection string. Unset: embedded PGlite under DATA_DIR/pg (single process only).' },
+  ADMIN_TOKEN: { schema: z.string().min(16, 'must be at least 16 characters').optional(), description: 'Bearer token of the platform (admin). Embedded default: generated once and kept in DATA_DIR/admin-token. Required for the separate api entry point.' },
+  TEMPORAL_ADDRESS: { schema: z.string().min(1).optional(), description: 'host:port of a Temporal frontend. Unset in `npm start`: a dev server is started. api/worker default: 127.0.0.1:7233.' },
+  TEMPORAL_NAMESPACE: { schema: z.string().min(1), default: 'default', description: 'Temporal namespace.' },
+  TEMPORAL_TASK_QUEUE: { schema: z.string().min(1), default: 'webhook-deliveries', description: 'Task queue of the delivery workflows and activities.' },
+  TEMPORAL_UI_URL: { schema: z.string().url().optional(), description: 'Base URL of the Temporal Web UI, for links to a delivery\'s workflow. Set automatically when `npm start` runs the dev server.' },
+  TEMPORAL_DEV_PORT: { schema: int(1, 65535), default: '7233', description: 'gRPC port of the embedded dev server.' },
+  TEMPORAL_UI_PORT: { schema: int(1, 65535), default: '8233', description: 'Web UI port of the embedded dev server.' },
+  TEMPORAL_CLI_PATH: { schema: z.string().min(1).optional(), description: 'Path of the `temporal` CLI used for the dev server. Default: the pinned binary in .tools/temporal, else `temporal` on PATH.' },
+  RETRY_INITIAL_INTERVAL: { schema: duration('RETRY_INITIAL_INTERVAL'), default: '10s', description: 'Delay before the first retry.' },
+  RETRY_BACKOFF_COEFFICIENT: { schema: z.coerce.number().min(1).max(10), default: '3', description: 'Each retry delay is the previous one times this.' },
+  RETRY_MAXIMUM_INTERVAL: { schema: duration('RETRY_MAXIMUM_INTERVAL'), default: '12h', description: 'Longest delay between two attempts.' },
+  RETRY_JITTER: { schema: z.coerce.number().min(0).max(0.5), default: '0.2', description: 'Random spread of each delay, as a fraction (0.2 = ±20%).' },
+  DELIVERY_WINDOW: { schema: duration('DELIVERY_WINDOW'), default: '3d', description: 'How long a delivery is retried before it is marked undeliverable.' },
+  ATTEMPT_TIMEOUT: { schema: duration('ATTEMPT_TIMEOUT'), default: '15s', description: 'Per-attempt HTTP timeout (connect + response).' },
+  MAX_PAYLOAD_BYTES: { schema: int(1024, 10 * 1024 * 1024), default: '262144', description: 'Largest accepted request body / webhook payload, in bytes (larger → 413).' },
+  RESPONSE_BODY_CAPTURE_BYTES: { schema: int(0, 65536), default: '4096', description: 'How much of each receiver response body is kept in the delivery log.' },
+  DESTINATION_ALLOW_CIDRS: { schema: cidrList, default: '', embeddedDefault: '127.0.0.0/8,::1/128', description: 'Comma-separated private subnets that endpoints may target anyway (plain http is allowed for them too). Everything private is refused otherwise.' },
+  ALLOW_HTTP: { schema: bool, default: 'false', description: 'Allow plain http:// endpoint URLs for public hosts (development only).' },
+  SECRET_ROTATION_OVERLAP: { schema: duration('SECRET_ROTATION_OVERLAP'), default: '24h', description: 'How long the previous signing secret keeps signing after a rotation.' },
+  DISPATCH_RECONCILE_INTERVAL: { schema: duration('DISPATCH_RECONCILE_INTERVAL'), default: '5s', description: 'How often the worker looks for accepted deliveries whose workflow was never started (crash between commit and start).' },
+  LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error']), default: 'info', description: 'Minimum level of the JSON log lines.' },
+} satisfies Record<string, Setting>;
+
+type Settings = typeof SETTINGS;
+export type Config = Readonly<{ [K in keyof Settings]: z.output<Settings[K]['schema']> }> & { readonly embedded: boolean };
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: { embedded?: boolean } = {}): Config {
+  const embedded = opts.embedded ?? false;
+  const out: Record<string, unknown> = { embedded };
+  const problems: string[] = [];
+  for (const [name, s] of Object.entries(SETTINGS) as [string, Setting][]) {
+    const raw = env[name] !== undefined && env[name] !== '' ? env[name] : embedded && s.embeddedDefault !== undefined ? s.embeddedDefault : s.default;
+    const parsed = s.schema.safeParse(raw);
+    if (parsed.success) out[name] = parsed.data;
+    else problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  return Object.freeze(out) as Config;
+}

@@ -1,0 +1,168 @@
+import type { DeliveryStatus } from '../domain/errors';
+import type { Queryable } from './database';
+
+export interface DeliveryRow {
+  id: string;
+  account_id: string;
+  event_id: string;
+  endpoint_id: string;
+  event_type: string;
+  status: DeliveryStatus;
+  series: number;
+  dispatched_series: number;
+  attempt_count: number;
+  last_attempt_at: Date | null;
+  next_attempt_at: Date | null;
+  delivered_at: Date | null;
+  finished_at: Date | null;
+  final_reason: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface AttemptRow {
+  delivery_id: string;
+  attempt: number;
+  series: number;
+  started_at: Date;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  response_body: string | null;
+}
+
+export async function insertDelivery(tx: Queryable, row: { id: string; accountId: string; eventId: string; endpointId: string; eventType: string; createdAt: Date }): Promise<void> {
+  await tx.query(
+    `insert into deliveries (id, account_id, event_id, endpoint_id, event_type, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $6)`,
+    [row.id, row.accountId, row.eventId, row.endpointId, row.eventType, row.createdAt],
+  );
+}
+
+export async function deliveriesOfEvent(db: Queryable, eventId: string): Promise<DeliveryRow[]> {
+  return db.query<DeliveryRow>('select * from deliveries where event_id = $1 order by id', [eventId]);
+}
+
+export async function getDelivery(db: Queryable, accountId: string, id: string): Promise<DeliveryRow | undefined> {
+  const [row] = await db.query<DeliveryRow>('select * from deliveries where id = $1 and account_id = $2', [id, accountId]);
+  return row;
+}
+
+export async function attemptsOf(db: Queryable, deliveryId: string): Promise<AttemptRow[]> {
+  return db.query<AttemptRow>('select * from delivery_attempts where delivery_id = $1 order by attempt', [deliveryId]);
+}
+
+export interface DeliveryFilter {
+  status?: DeliveryStatus;
+  endpointId?: string;
+  eventType?: string;
+  /** Exclusive upper bound on id (ids sort by creation time). */
+  before?: string;
+  limit: number;
+}
+
+/** Newest first; keyset-paged on the time-sortable id. */
+export async function listDeliveries(db: Queryable, accountId: string, f: DeliveryFilter): Promise<DeliveryRow[]> {
+  return db.query<DeliveryRow>(
+    `select * from deliveries where account_id = $1
+       and ($2::text is null or status = $2) and ($3::text is null or endpoint_id = $3)
+       and ($4::text is null or event_type = $4) and ($5::text is null or id < $5)
+     order by id desc limit $6`,
+    [accountId, f.status ?? null, f.endpointId ?? null, f.eventType ?? null, f.before ?? null, f.limit],
+  );
+}
+
+export async function markDispatched(db: Queryable, id: string, series: number): Promise<void> {
+  await db.query('update deliveries set dispatched_series = greatest(dispatched_series, $2) where id = $1', [id, series]);
+}
+
+/** Accepted deliveries whose workflow start was not confirmed `olderThanMs` after the last change. */
+export async function undispatched(db: Queryable, olderThanMs: number, limit: number): Promise<Pick<DeliveryRow, 'id' | 'series' | 'account_id' | 'endpoint_id' | 'event_type'>[]> {
+  return db.query(
+    `select id, series, account_id, endpoint_id, event_type from deliveries
+     where dispatched_series < series and updated_at < now() - ($1::bigint * interval '1 millisecond')
+     order by updated_at limit $2`,
+    [olderThanMs, limit],
+  );
+}
+
+/** Everything the delivery activity needs for one attempt, in one round trip. */
+export interface AttemptContext {
+  delivery: DeliveryRow;
+  body: string;
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | null;
+  endpoint_enabled: boolean;
+  endpoint_deleted: boolean;
+  plan: string;
+}
+
+export async function attemptContext(db: Queryable, deliveryId: string): Promise<AttemptContext | undefined> {
+  const [row] = await db.query<Record<string, unknown>>(
+    `select row_to_json(d.*) as delivery, ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
+            ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan
+     from deliveries d join events ev on ev.id = d.event_id join endpoints ep on ep.id = d.endpoint_id
+     join accounts a on a.id = d.account_id where d.id = $1`,
+    [deliveryId],
+  );
+  if (!row) return undefined;
+  const d = row.delivery as Record<string, unknown>;
+  const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at'];
+  for (const k of dates) if (typeof d[k] === 'string') d[k] = new Date(d[k] as string);
+  return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow };
+}
+
+/** Records one attempt and the delivery's counters; next_attempt_at is null when none follows. */
+export async function recordAttempt(
+  db: Queryable,
+  a: { deliveryId: string; series: number; startedAt: Date; durationMs: number; statusCode?: number; error?: string; responseBody?: string; nextAttemptAt?: Date },
+): Promise<number> {
+  const [row] = await db.query<{ attempt: number }>(
+    `with n as (select coalesce(max(attempt), 0) + 1 as attempt from delivery_attempts where delivery_id = $1)
+     insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body)
+     select $1, n.attempt, $2, $3, $4, $5, $6, $7 from n returning attempt`,
+    [a.deliveryId, a.series, a.startedAt, a.durationMs, a.statusCode ?? null, a.error ?? null, a.responseBody ?? null],
+  );
+  await db.query(
+    `update deliveries set attempt_count = attempt_count + 1, last_attempt_at = $2, next_attempt_at = $3, updated_at = now() where id = $1`,
+    [a.deliveryId, a.startedAt, a.nextAttemptAt ?? null],
+  );
+  return row.attempt;
+}
+
+/**
+ * Moves a pending delivery of the given series to its final status. Only from `pending`, so a
+ * late or repeated outcome never overwrites an earlier decision (e.g. cancelled by the API).
+ */
+export async function finishDelivery(
+  db: Queryable,
+  a: { deliveryId: string; series: number; status: Exclude<DeliveryStatus, 'pending'>; reason?: string; at: Date },
+): Promise<boolean> {
+  const rows = await db.query(
+    `update deliveries set status = $3, final_reason = $4, finished_at = $5, next_attempt_at = null,
+       delivered_at = case when $3 = 'delivered' then $5 else delivered_at end, updated_at = now()
+     where id = $1 and series = $2 and status = 'pending' returning id`,
+    [a.deliveryId, a.series, a.status, a.reason ?? null, a.at],
+  );
+  return rows.length > 0;
+}
+
+/** Cancels every pending delivery of an endpoint (deleted or disabled); returns their ids and series. */
+export async function cancelPendingOfEndpoint(db: Queryable, endpointId: string, reason: string): Promise<{ id: string; series: number }[]> {
+  return db.query(
+    `update deliveries set status = 'cancelled', final_reason = $2, finished_at = now(), next_attempt_at = null, updated_at = now()
+     where endpoint_id = $1 and status = 'pending' returning id, series`,
+    [endpointId, reason],
+  );
+}
+
+/** Starts a new attempt series for a finished delivery; undefined if it is still pending. */
+export async function startNewSeries(db: Queryable, accountId: string, id: string): Promise<DeliveryRow | undefined> {
+  const [row] = await db.query<DeliveryRow>(
+    `update deliveries set series = series + 1, status = 'pending', final_reason = null, finished_at = null, next_attempt_at = now(), updated_at = now()
+     where id = $1 and account_id = $2 and status <> 'pending' returning *`,
+    [id, accountId],
+  );
+  return row;
+}

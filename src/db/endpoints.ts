@@ -1,0 +1,98 @@
+import type { EventType } from '../domain/eventCatalog';
+import { newId } from '../domain/ids';
+import { newSigningSecret } from '../domain/signing';
+import type { Queryable } from './database';
+
+export interface EndpointRow {
+  id: string;
+  account_id: string;
+  url: string;
+  description: string;
+  event_types: EventType[];
+  enabled: boolean;
+  disabled_reason: string | null;
+  disabled_at: Date | null;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | null;
+  deleted_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export async function createEndpoint(
+  db: Queryable,
+  accountId: string,
+  input: { url: string; eventTypes: EventType[]; description?: string; enabled?: boolean },
+): Promise<EndpointRow> {
+  const [row] = await db.query<EndpointRow>(
+    `insert into endpoints (id, account_id, url, description, event_types, enabled, secret)
+     values ($1, $2, $3, $4, $5::jsonb, $6, $7) returning *`,
+    [newId('ep'), accountId, input.url, input.description ?? '', JSON.stringify(input.eventTypes), input.enabled ?? true, newSigningSecret()],
+  );
+  return row;
+}
+
+/** Only live endpoints of this account: another account's id reads as "not found". */
+export async function getEndpoint(db: Queryable, accountId: string, id: string): Promise<EndpointRow | undefined> {
+  const [row] = await db.query<EndpointRow>('select * from endpoints where id = $1 and account_id = $2 and deleted_at is null', [id, accountId]);
+  return row;
+}
+
+export async function listEndpoints(db: Queryable, accountId: string): Promise<EndpointRow[]> {
+  return db.query<EndpointRow>('select * from endpoints where account_id = $1 and deleted_at is null order by id', [accountId]);
+}
+
+export async function updateEndpoint(
+  db: Queryable,
+  accountId: string,
+  id: string,
+  patch: { url?: string; eventTypes?: EventType[]; description?: string; enabled?: boolean },
+): Promise<EndpointRow | undefined> {
+  const [row] = await db.query<EndpointRow>(
+    `update endpoints set
+       url = coalesce($3, url),
+       event_types = coalesce($4::jsonb, event_types),
+       description = coalesce($5, description),
+       enabled = coalesce($6, enabled),
+       disabled_reason = case when $6::boolean is null then disabled_reason when $6 then null else 'disabled by the account' end,
+       disabled_at = case when $6::boolean is null then disabled_at when $6 then null else now() end,
+       updated_at = now()
+     where id = $1 and account_id = $2 and deleted_at is null returning *`,
+    [id, accountId, patch.url ?? null, patch.eventTypes ? JSON.stringify(patch.eventTypes) : null, patch.description ?? null, patch.enabled ?? null],
+  );
+  return row;
+}
+
+export async function softDeleteEndpoint(db: Queryable, accountId: string, id: string): Promise<boolean> {
+  const rows = await db.query('update endpoints set deleted_at = now(), enabled = false, updated_at = now() where id = $1 and account_id = $2 and deleted_at is null returning id', [id, accountId]);
+  return rows.length > 0;
+}
+
+/** New secret; the old one keeps signing until `overlapMs` from now. */
+export async function rotateSecret(db: Queryable, accountId: string, id: string, overlapMs: number): Promise<EndpointRow | undefined> {
+  const [row] = await db.query<EndpointRow>(
+    `update endpoints set previous_secret = secret, secret = $3,
+       previous_secret_expires_at = now() + ($4::bigint * interval '1 millisecond'), updated_at = now()
+     where id = $1 and account_id = $2 and deleted_at is null returning *`,
+    [id, accountId, newSigningSecret(), overlapMs],
+  );
+  return row;
+}
+
+/** Enabled, live endpoints of a paid account subscribed to `eventType`. */
+export async function subscribedEndpoints(db: Queryable, accountId: string, eventType: EventType): Promise<EndpointRow[]> {
+  return db.query<EndpointRow>(
+    `select e.* from endpoints e join accounts a on a.id = e.account_id
+     where e.account_id = $1 and a.plan = 'paid' and e.enabled and e.deleted_at is null and e.event_types ? $2
+     order by e.id`,
+    [accountId, eventType],
+  );
+}
+
+/** Secrets that sign right now, newest first. */
+export function activeSecrets(row: Pick<EndpointRow, 'secret' | 'previous_secret' | 'previous_secret_expires_at'>, now: Date): string[] {
+  const secrets = [row.secret];
+  if (row.previous_secret && row.previous_secret_expires_at && row.previous_secret_expires_at > now) secrets.push(row.previous_secret);
+  return secrets;
+}

@@ -1,0 +1,102 @@
+import type { Database } from './database';
+
+/**
+ * Ordered, append-only schema migrations (one set for PGlite and Postgres). Each runs in a
+ * transaction together with its bookkeeping row; a lock keeps concurrent starters apart.
+ */
+const MIGRATIONS: { id: number; name: string; sql: string }[] = [
+  {
+    id: 1,
+    name: 'core',
+    sql: `
+create table accounts (
+  id text primary key,
+  name text not null,
+  plan text not null check (plan in ('free', 'paid')),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+create table api_keys (
+  id text primary key,
+  account_id text not null references accounts(id) on delete cascade,
+  key_hash text not null unique,
+  created_at timestamptz not null default now()
+);
+create table endpoints (
+  id text primary key,
+  account_id text not null references accounts(id) on delete cascade,
+  url text not null,
+  description text not null default '',
+  event_types jsonb not null,
+  enabled boolean not null default true,
+  disabled_reason text,
+  disabled_at timestamptz,
+  secret text not null,
+  previous_secret text,
+  previous_secret_expires_at timestamptz,
+  deleted_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+create index endpoints_account on endpoints (account_id) where deleted_at is null;
+create table events (
+  id text primary key,
+  account_id text not null references accounts(id) on delete cascade,
+  event_type text not null,
+  body text not null,
+  idempotency_key text,
+  request_hash text,
+  is_test boolean not null default false,
+  created_at timestamptz not null default now(),
+  unique (account_id, idempotency_key)
+);
+create table deliveries (
+  id text primary key,
+  account_id text not null references accounts(id) on delete cascade,
+  event_id text not null references events(id) on delete cascade,
+  endpoint_id text not null references endpoints(id) on delete cascade,
+  event_type text not null,
+  status text not null default 'pending' check (status in ('pending', 'delivered', 'undeliverable', 'cancelled')),
+  series int not null default 1,
+  dispatched_series int not null default 0,
+  attempt_count int not null default 0,
+  last_attempt_at timestamptz,
+  next_attempt_at timestamptz,
+  delivered_at timestamptz,
+  finished_at timestamptz,
+  final_reason text,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+create index deliveries_account_id on deliveries (account_id, id desc);
+create index deliveries_endpoint_status on deliveries (endpoint_id, status);
+create index deliveries_undispatched on deliveries (updated_at) where dispatched_series < series;
+create table delivery_attempts (
+  delivery_id text not null references deliveries(id) on delete cascade,
+  attempt int not null,
+  series int not null,
+  started_at timestamptz not null,
+  duration_ms int not null,
+  status_code int,
+  error text,
+  response_body text,
+  primary key (delivery_id, attempt)
+);
+`,
+  },
+];
+
+export async function migrate(db: Database): Promise<void> {
+  await db.query('create table if not exists schema_migrations (id int primary key, name text not null, applied_at timestamptz not null default now())');
+  for (const m of MIGRATIONS) {
+    await db.transaction(async (tx) => {
+      // Serialise concurrent starters (two workers booting at once) on real Postgres.
+      if (db.kind === 'postgres') await tx.query('select pg_advisory_xact_lock(727274)');
+      const done = await tx.query('select 1 from schema_migrations where id = $1', [m.id]);
+      if (done.length > 0) return;
+      // One statement per call: PGlite's extended protocol takes a single statement.
+      for (const statement of m.sql.split(/;\s*\n/).map((x) => x.trim()).filter(Boolean)) await tx.query(statement);
+      await tx.query('insert into schema_migrations (id, name) values ($1, $2)', [m.id, m.name]);
+    });
+  }
+}

@@ -1,0 +1,111 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import { DestinationForbiddenError } from './destinationGuard';
+
+export interface SendResult {
+  statusCode?: number;
+  retryAfter?: string;
+  /** First bytes of the response body, as text. */
+  bodyExcerpt?: string;
+  error?: string;
+  timedOut?: boolean;
+  /** The destination policy refused the address at connect time. */
+  forbidden?: boolean;
+  durationMs: number;
+}
+
+export type WebhookSender = (url: string, headers: Record<string, string>, body: string) => Promise<SendResult>;
+
+export interface SenderOptions {
+  timeoutMs: number;
+  captureBytes: number;
+  lookup?: LookupFunction;
+  /** Connect-time refusal of IP-literal hosts, which bypass `lookup`. */
+  literalProblem?: (hostname: string) => string | undefined;
+}
+
+/**
+ * POSTs one webhook. Never follows redirects (a 3xx is a failure), gives up after
+ * `timeoutMs` for the whole exchange, reads at most `captureBytes` of the response and
+ * reuses connections (keep-alive) across deliveries to the same host.
+ */
+export function createWebhookSender(opts: SenderOptions): { send: WebhookSender; close(): void } {
+  const agentOptions = { keepAlive: true, maxSockets: 50, lookup: opts.lookup };
+  const httpAgent = new http.Agent(agentOptions);
+  const httpsAgent = new https.Agent(agentOptions);
+
+  const send: WebhookSender = (rawUrl, headers, body) =>
+    new Promise((resolve) => {
+      const started = performance.now();
+      const done = (r: Omit<SendResult, 'durationMs'>) => resolve({ ...r, durationMs: Math.round(performance.now() - started) });
+      let url: URL;
+      try {
+        url = new URL(rawUrl);
+      } catch {
+        return done({ error: 'invalid URL' });
+      }
+      const literal = opts.literalProblem?.(url.hostname);
+      if (literal) return done({ error: literal, forbidden: true });
+      const isHttps = url.protocol === 'https:';
+      const payload = Buffer.from(body, 'utf8');
+      const req = (isHttps ? https : http).request(url, {
+        method: 'POST',
+        agent: isHttps ? httpsAgent : httpAgent,
+        headers: { ...headers, 'content-length': String(payload.length) },
+      });
+      let finished = false;
+      const timer = setTimeout(() => {
+        if (finished) return;
+        finished = true;
+        req.destroy();
+        done({ error: `timed out after ${opts.timeoutMs} ms`, timedOut: true });
+      }, opts.timeoutMs);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        const forbidden = err instanceof DestinationForbiddenError;
+        done({ error: forbidden ? err.message : `${err.code ?? 'ERROR'}: ${err.message}`, forbidden });
+      });
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        let kept = 0;
+        const finish = () => {
+          if (finished) return;
+          finished = true;
+          clearTimeout(timer);
+          const retryAfter = res.headers['retry-after'];
+          done({
+            statusCode: res.statusCode,
+            retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+            bodyExcerpt: Buffer.concat(chunks).toString('utf8'),
+          });
+        };
+        res.on('data', (chunk: Buffer) => {
+          if (kept < opts.captureBytes) {
+            const part = chunk.subarray(0, opts.captureBytes - kept);
+            chunks.push(part);
+            kept += part.length;
+          }
+          if (kept >= opts.captureBytes && chunk.length > 0) {
+            // Enough captured: don't download a huge body; the socket is not reused.
+            finish();
+            res.destroy();
+          }
+        });
+        res.on('end', finish);
+        res.on('error', finish);
+        res.on('aborted', finish);
+      });
+      req.end(payload);
+    });
+
+  return {
+    send,
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
+}

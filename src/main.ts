@@ -1,0 +1,129 @@
+/**
+ * All-in-one embedded mode (`npm start`): Temporal dev server with its Web UI (unless
+ * TEMPORAL_ADDRESS is set), the delivery worker and the REST API in one process, with the
+ * embedded PGlite database (unless DATABASE_URL is set). Ctrl-C shuts everything down.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import type { Server } from 'node:http';
+import { resolve } from 'node:path';
+import { createApp } from './api/app';
+import { destinationGuard, openAppDatabase, resolveAdminToken, webhookSender } from './bootstrap';
+import { ConfigError, loadConfig, type Config } from './config';
+import { createLogger } from './logger';
+import { Dispatcher } from './services/dispatcher';
+import { devServerExecutable } from './temporal/binaries';
+import { createDeliveryWorker } from './temporal/worker';
+
+async function main() {
+  let cfg = loadConfig(process.env, { embedded: true });
+  const log = createLogger(cfg.LOG_LEVEL);
+  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] }); // shutdown below owns the signals
+  await assertPortsFree(cfg);
+
+  const db = await openAppDatabase(cfg);
+  const admin = resolveAdminToken(cfg);
+
+  let env: TestWorkflowEnvironment | undefined;
+  let nativeConnection: NativeConnection;
+  let connection: Connection;
+  if (cfg.TEMPORAL_ADDRESS) {
+    nativeConnection = await NativeConnection.connect({ address: cfg.TEMPORAL_ADDRESS });
+    connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS });
+  } else {
+    console.log('Starting the Temporal dev server …');
+    env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: devServerExecutable(cfg.TEMPORAL_CLI_PATH),
+        ip: '127.0.0.1',
+        port: cfg.TEMPORAL_DEV_PORT,
+        ui: true,
+        uiPort: cfg.TEMPORAL_UI_PORT,
+        namespace: cfg.TEMPORAL_NAMESPACE,
+        dbFilename: resolve(cfg.DATA_DIR, 'temporal.db'),
+        log: { format: 'pretty', level: 'warn' },
+        extraArgs: ['--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=NORMAL', '--dynamic-config-value', 'system.enableActivityEagerExecution=true'],
+      },
+    });
+    nativeConnection = env.nativeConnection;
+    connection = env.connection;
+    cfg = Object.freeze({ ...cfg, TEMPORAL_UI_URL: cfg.TEMPORAL_UI_URL ?? `http://127.0.0.1:${cfg.TEMPORAL_UI_PORT}` });
+  }
+  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const dispatcher = new Dispatcher(client, db, cfg, log);
+  const guard = destinationGuard(cfg);
+  const sender = webhookSender(cfg, guard);
+
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log } });
+  const workerRun = worker.run();
+  const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
+
+  const app = createApp({ cfg, db, dispatcher, guard, log, adminToken: admin.token, temporalReady: async () => (await connection.healthService.check({})).status === 1 });
+  const server: Server = app.listen(cfg.PORT, cfg.HOST);
+  await once(server, 'listening');
+  const apiUrl = `http://${cfg.HOST}:${cfg.PORT}`;
+
+  console.log(
+    [
+      '',
+      'Webhook delivery service is running.',
+      `  API:             ${apiUrl}   (OpenAPI: ${apiUrl}/openapi.json)`,
+      `  Temporal:        ${cfg.TEMPORAL_ADDRESS ?? `127.0.0.1:${cfg.TEMPORAL_DEV_PORT}`} (namespace ${cfg.TEMPORAL_NAMESPACE})`,
+      `  Temporal Web UI: ${cfg.TEMPORAL_UI_URL ?? '(not configured)'}`,
+      `  Database:        ${cfg.DATABASE_URL ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${resolve(cfg.DATA_DIR, 'pg')}`}`,
+      admin.generated
+        ? `  Admin token:     ${admin.token}   (generated now and saved in ${resolve(cfg.DATA_DIR, 'admin-token')}; shown only this once)`
+        : `  Admin token:     ${cfg.ADMIN_TOKEN ? 'from ADMIN_TOKEN' : `in ${resolve(cfg.DATA_DIR, 'admin-token')}`}`,
+      '  Press Ctrl-C to stop.',
+      '',
+    ].join('\n'),
+  );
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: shutting down …`);
+    const force = setTimeout(() => process.exit(1), 30_000);
+    force.unref();
+    server.close();
+    await stopReconciler();
+    worker.shutdown();
+    await workerRun.catch(() => undefined);
+    sender.close();
+    await env?.teardown();
+    if (!env) {
+      await nativeConnection.close();
+      await connection.close();
+    }
+    await db.close();
+    console.log('Stopped.');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  workerRun.catch((err: Error) => {
+    log.error('worker.failed', { error: err.message });
+    void shutdown('worker failure');
+  });
+}
+
+/** A clear message instead of a half-started stack when a port is taken. */
+async function assertPortsFree(cfg: Config) {
+  const wanted: [number, string][] = [[cfg.PORT, 'PORT']];
+  if (!cfg.TEMPORAL_ADDRESS) wanted.push([cfg.TEMPORAL_DEV_PORT, 'TEMPORAL_DEV_PORT'], [cfg.TEMPORAL_UI_PORT, 'TEMPORAL_UI_PORT']);
+  for (const [port, name] of wanted) {
+    const free = await new Promise<boolean>((ok) => {
+      const probe = createServer().once('error', () => ok(false)).listen(port, '127.0.0.1', () => probe.close(() => ok(true)));
+    });
+    if (!free) throw new ConfigError(`Port ${port} (${name}) is already in use — is another instance running? Set ${name} to another port${name === 'PORT' ? '' : ', or TEMPORAL_ADDRESS to use a running Temporal server'}.`);
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});

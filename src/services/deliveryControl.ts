@@ -1,0 +1,17 @@
+import type { Queryable } from '../db/database';
+import { cancelPendingOfEndpoint, startNewSeries, type DeliveryRow } from '../db/deliveries';
+import type { Dispatcher } from './dispatcher';
+
+/** Endpoint deleted or disabled: its pending deliveries end `cancelled` now, and their workflows stop. */
+export async function cancelEndpointDeliveries(deps: { db: Queryable; dispatcher: Dispatcher }, endpointId: string, reason: string): Promise<number> {
+  const cancelled = await cancelPendingOfEndpoint(deps.db, endpointId, reason);
+  await Promise.all(cancelled.map((d) => deps.dispatcher.cancel(d)));
+  return cancelled.length;
+}
+
+/** A new attempt series for a finished delivery, starting now; undefined if it is still pending. */
+export async function resendDelivery(deps: { db: Queryable; dispatcher: Dispatcher }, accountId: string, deliveryId: string): Promise<DeliveryRow | undefined> {
+  const row = await startNewSeries(deps.db, accountId, deliveryId);
+  if (row) await deps.dispatcher.dispatchAll([{ id: row.id, series: row.series }]);
+  return row;
+}

@@ -1,0 +1,95 @@
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Config } from '../config';
+import type { Database } from '../db/database';
+import { markDispatched, undispatched } from '../db/deliveries';
+import type { RetrySchedule } from '../domain/retrySchedule';
+import type { Logger } from '../logger';
+import type { DeliverWebhookInput } from '../workflows/deliverWebhook';
+
+/** `delivery-<id>` for the first series (the convention), `delivery-<id>-<n>` for resends. */
+export function workflowIdFor(deliveryId: string, series: number): string {
+  return series === 1 ? `delivery-${deliveryId}` : `delivery-${deliveryId}-${series}`;
+}
+
+export function scheduleFrom(cfg: Config): RetrySchedule {
+  return {
+    initialIntervalMs: cfg.RETRY_INITIAL_INTERVAL,
+    backoffCoefficient: cfg.RETRY_BACKOFF_COEFFICIENT,
+    maximumIntervalMs: cfg.RETRY_MAXIMUM_INTERVAL,
+    jitter: cfg.RETRY_JITTER,
+    windowMs: cfg.DELIVERY_WINDOW,
+  };
+}
+
+export interface DispatchTarget {
+  id: string;
+  series: number;
+}
+
+/**
+ * Starts delivery workflows. The database row is the durable acceptance; the start is
+ * idempotent through the workflow id (REJECT_DUPLICATE), so the request path and the
+ * reconciler may both try without a delivery ever running twice.
+ */
+export class Dispatcher {
+  constructor(
+    private readonly client: Client,
+    private readonly db: Database,
+    private readonly cfg: Config,
+    private readonly log: Logger,
+  ) {}
+
+  async dispatch(target: DispatchTarget): Promise<void> {
+    const input: DeliverWebhookInput = { deliveryId: target.id, series: target.series, schedule: scheduleFrom(this.cfg), attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT };
+    try {
+      await this.client.workflow.start('deliverWebhook', {
+        taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
+        workflowId: workflowIdFor(target.id, target.series),
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        args: [input],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    await markDispatched(this.db, target.id, target.series);
+  }
+
+  /** Best effort for the request path: a failure here is repaired by the reconciler. */
+  async dispatchAll(targets: DispatchTarget[]): Promise<void> {
+    await Promise.all(
+      targets.map((t) => this.dispatch(t).catch((err: Error) => this.log.warn('dispatch.deferred', { deliveryId: t.id, error: err.message }))),
+    );
+  }
+
+  /** Cancels a running delivery workflow; a finished or unknown one is fine. */
+  async cancel(target: DispatchTarget): Promise<void> {
+    try {
+      await this.client.workflow.getHandle(workflowIdFor(target.id, target.series)).cancel();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return;
+      this.log.warn('dispatch.cancel_failed', { deliveryId: target.id, error: (err as Error).message });
+    }
+  }
+
+  /** One pass: start workflows for accepted deliveries that a crash left unstarted. */
+  async reconcileOnce(graceMs = 2_000, batch = 200): Promise<number> {
+    const rows = await undispatched(this.db, graceMs, batch);
+    for (const row of rows) await this.dispatch(row);
+    if (rows.length) this.log.info('dispatch.reconciled', { count: rows.length });
+    return rows.length;
+  }
+
+  startReconciler(intervalMs: number): () => Promise<void> {
+    let stopped = false;
+    let running: Promise<unknown> = Promise.resolve();
+    const timer = setInterval(() => {
+      if (stopped) return;
+      running = this.reconcileOnce().catch((err: Error) => this.log.warn('dispatch.reconcile_failed', { error: err.message }));
+    }, intervalMs);
+    return async () => {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    };
+  }
+}

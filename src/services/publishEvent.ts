@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import type { Database } from '../db/database';
+import { getAccount } from '../db/accounts';
+import { deliveriesOfEvent, insertDelivery } from '../db/deliveries';
+import { getEndpoint, subscribedEndpoints, type EndpointRow } from '../db/endpoints';
+import { eventByIdempotencyKey, insertEvent } from '../db/events';
+import { webhookBody, type EventType } from '../domain/eventCatalog';
+import { newId } from '../domain/ids';
+import type { Dispatcher } from './dispatcher';
+
+export interface PublishInput {
+  accountId: string;
+  eventType: EventType;
+  data: unknown;
+  idempotencyKey?: string;
+}
+
+export interface Published {
+  id: string;
+  deliveries: { id: string; endpointId: string }[];
+  /** True when the idempotency key matched an earlier publish and nothing new was created. */
+  replayed: boolean;
+}
+
+export class PublishError extends Error {
+  constructor(readonly reason: 'account_not_found' | 'idempotency_conflict' | 'payload_too_large', message: string) {
+    super(message);
+  }
+}
+
+function requestHash(eventType: string, data: unknown): string {
+  return createHash('sha256').update(JSON.stringify([eventType, data])).digest('hex');
+}
+
+/**
+ * Stores the event and one delivery per subscribed endpoint in one transaction (the durable
+ * acceptance), then starts their workflows. If the process dies after the commit, the
+ * reconciler starts whatever was not started; if the caller retries with the same
+ * idempotency key, it gets the original answer and nothing new is delivered.
+ */
+export async function publishEvent(
+  deps: { db: Database; dispatcher: Dispatcher; maxPayloadBytes: number },
+  input: PublishInput,
+  opts: { onlyEndpointId?: string; isTest?: boolean } = {},
+): Promise<Published> {
+  const now = new Date();
+  const eventId = newId('evt', now.getTime());
+  const body = webhookBody(input.eventType, input.data, now.getTime());
+  if (Buffer.byteLength(body) > deps.maxPayloadBytes) {
+    throw new PublishError('payload_too_large', `the webhook body would be ${Buffer.byteLength(body)} bytes; the limit is ${deps.maxPayloadBytes}`);
+  }
+  const hash = requestHash(input.eventType, input.data);
+
+  const result = await deps.db.transaction(async (tx) => {
+    if (!(await getAccount(tx, input.accountId))) throw new PublishError('account_not_found', `account ${input.accountId} does not exist`);
+    const event = await insertEvent(tx, { id: eventId, accountId: input.accountId, eventType: input.eventType, body, idempotencyKey: input.idempotencyKey, requestHash: hash, isTest: opts.isTest, createdAt: now });
+    if (!event) return undefined; // idempotency key already used: answered below, outside this transaction
+    let endpoints: EndpointRow[];
+    if (opts.onlyEndpointId) {
+      const ep = await getEndpoint(tx, input.accountId, opts.onlyEndpointId);
+      endpoints = ep ? [ep] : [];
+    } else {
+      endpoints = await subscribedEndpoints(tx, input.accountId, input.eventType);
+    }
+    const deliveries = [];
+    for (const ep of endpoints) {
+      const id = newId('dlv', now.getTime());
+      await insertDelivery(tx, { id, accountId: input.accountId, eventId, endpointId: ep.id, eventType: input.eventType, createdAt: now });
+      deliveries.push({ id, endpointId: ep.id });
+    }
+    return { id: eventId, deliveries, replayed: false };
+  });
+
+  if (!result) return replay(deps.db, input, hash);
+  await deps.dispatcher.dispatchAll(result.deliveries.map((d) => ({ id: d.id, series: 1 })));
+  return result;
+}
+
+async function replay(db: Database, input: PublishInput, hash: string): Promise<Published> {
+  const existing = await eventByIdempotencyKey(db, input.accountId, input.idempotencyKey!);
+  if (!existing) throw new Error('idempotency conflict without an existing event');
+  if (existing.request_hash !== hash) {
+    throw new PublishError('idempotency_conflict', 'this idempotencyKey was already used with a different eventType or data');
+  }
+  const deliveries = await deliveriesOfEvent(db, existing.id);
+  return { id: existing.id, deliveries: deliveries.map((d) => ({ id: d.id, endpointId: d.endpoint_id })), replayed: true };
+}

@@ -1,0 +1,29 @@
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createDeliveryActivities, type DeliveryActivityDeps } from '../activities/delivery';
+import type { Config } from '../config';
+
+export interface DeliveryWorkerOptions {
+  connection: NativeConnection;
+  cfg: Config;
+  activityDeps: DeliveryActivityDeps;
+  /** A pre-built bundle (bundleWorkflowCode) skips webpack at start-up; tests share one. */
+  workflowBundle?: { code: string };
+  taskQueue?: string;
+}
+
+/** The worker serving delivery workflows and their activities on one task queue. */
+export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worker> {
+  const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = opts.workflowBundle
+    ? { workflowBundle: opts.workflowBundle }
+    : { workflowsPath: require.resolve('../workflows') };
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.cfg.TEMPORAL_NAMESPACE,
+    taskQueue: opts.taskQueue ?? opts.cfg.TEMPORAL_TASK_QUEUE,
+    ...workflows,
+    activities: createDeliveryActivities(opts.activityDeps),
+    maxConcurrentActivityTaskExecutions: 200,
+    maxConcurrentWorkflowTaskExecutions: 100,
+    shutdownGraceTime: '20s',
+  });
+}
