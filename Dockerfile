@@ -27,8 +27,8 @@ COPY package.json package-lock.json tsconfig*.json ./
 COPY src ./src
 COPY scripts/docker-entrypoint.sh /usr/local/bin/rr-webhooks
 RUN chmod 0755 /usr/local/bin/rr-webhooks
-# `node` (uid 1000) comes with the official image.
-USER node
+# The official image's `node` user, numerically (lets Kubernetes verify runAsNonRoot).
+USER 1000:1000
 EXPOSE 3000
 ENTRYPOINT ["rr-webhooks"]
 CMD ["api"]

@@ -5,7 +5,8 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
+import { installTemporalRuntime } from './temporal/runtime';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { Server } from 'node:http';
@@ -21,7 +22,7 @@ import { createDeliveryWorker } from './temporal/worker';
 async function main() {
   let cfg = loadConfig(process.env, { embedded: true });
   const log = createLogger(cfg.LOG_LEVEL);
-  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] }); // shutdown below owns the signals
+  installTemporalRuntime({ ownSignals: true }); // shutdown below owns the signals
   await assertPortsFree(cfg);
 
   const db = await openAppDatabase(cfg);

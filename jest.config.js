@@ -1,0 +1,20 @@
+/**
+ * Two projects run the database-backed suites once per storage back-end: embedded PGlite
+ * and a real Postgres server (TEST_DATABASE_URL; started by test/globalSetup when the
+ * Postgres binaries are installed, always in CI).
+ */
+const transform = { '^.+\\.tsx?$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript' } } }] };
+const common = { testEnvironment: 'node', transform, setupFilesAfterEnv: ['<rootDir>/test/helpers/jestSetup.ts'] };
+
+module.exports = {
+  globalSetup: '<rootDir>/test/globalSetup.ts',
+  globalTeardown: '<rootDir>/test/globalTeardown.ts',
+  maxWorkers: 2,
+  testTimeout: 120_000,
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
+    { ...common, displayName: 'workflows', testMatch: ['<rootDir>/test/workflows/**/*.test.ts'] },
+    { ...common, displayName: 'api:pglite', testMatch: ['<rootDir>/test/api/**/*.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
+    { ...common, displayName: 'api:postgres', testMatch: ['<rootDir>/test/api/**/*.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePostgres.ts'] },
+  ],
+};

@@ -1,0 +1,46 @@
+/** API entry point for a multi-process deployment: REST API only; needs DATABASE_URL, ADMIN_TOKEN and a Temporal server. */
+import { Client, Connection } from '@temporalio/client';
+import { once } from 'node:events';
+import { createApp } from './api/app';
+import { destinationGuard, openAppDatabase, resolveAdminToken } from './bootstrap';
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './logger';
+import { Dispatcher } from './services/dispatcher';
+
+async function main() {
+  const cfg = loadConfig(process.env);
+  if (!cfg.DATABASE_URL) throw new ConfigError('DATABASE_URL must be set for the separate api process (embedded PGlite serves one process only; use `npm start` for that).');
+  const log = createLogger(cfg.LOG_LEVEL);
+  const db = await openAppDatabase(cfg);
+  const connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const dispatcher = new Dispatcher(client, db, cfg, log);
+  const app = createApp({
+    cfg,
+    db,
+    dispatcher,
+    guard: destinationGuard(cfg),
+    log,
+    adminToken: resolveAdminToken(cfg).token,
+    temporalReady: async () => (await connection.healthService.check({})).status === 1,
+  });
+  const server = app.listen(cfg.PORT, cfg.HOST);
+  await once(server, 'listening');
+  log.info('api.listening', { host: cfg.HOST, port: cfg.PORT });
+
+  const shutdown = async (signal: string) => {
+    log.info('api.stopping', { signal });
+    setTimeout(() => process.exit(1), 15_000).unref();
+    await new Promise((done) => server.close(done)); // finishes in-flight requests
+    await connection.close();
+    await db.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+main().catch((err: Error) => {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});

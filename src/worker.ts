@@ -1,0 +1,39 @@
+/** Worker entry point for a multi-process deployment: delivery workflows + activities + dispatch reconciler. */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { installTemporalRuntime } from './temporal/runtime';
+import { destinationGuard, openAppDatabase, webhookSender } from './bootstrap';
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './logger';
+import { Dispatcher } from './services/dispatcher';
+import { createDeliveryWorker } from './temporal/worker';
+
+async function main() {
+  const cfg = loadConfig(process.env);
+  if (!cfg.DATABASE_URL) throw new ConfigError('DATABASE_URL must be set for the separate worker process (embedded PGlite serves one process only; use `npm start` for that).');
+  const log = createLogger(cfg.LOG_LEVEL);
+  // The SDK's default handlers drain the worker on SIGINT/SIGTERM: stop polling, let in-flight
+  // attempts finish within shutdownGraceTime, then worker.run() resolves.
+  installTemporalRuntime();
+  const db = await openAppDatabase(cfg);
+  const address = cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+  const nativeConnection = await NativeConnection.connect({ address });
+  const connection = await Connection.connect({ address });
+  const dispatcher = new Dispatcher(new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE }), db, cfg, log);
+  const sender = webhookSender(cfg, destinationGuard(cfg));
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log } });
+  const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
+  log.info('worker.running', { taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE });
+  await worker.run();
+  await stopReconciler();
+  sender.close();
+  await nativeConnection.close();
+  await connection.close();
+  await db.close();
+  log.info('worker.stopped');
+}
+
+main().catch((err: Error) => {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});
