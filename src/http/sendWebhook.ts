@@ -79,7 +79,7 @@ export function createWebhookSender(opts: SenderOptions): { send: WebhookSender;
           done({
             statusCode: res.statusCode,
             retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-            bodyExcerpt: Buffer.concat(chunks).toString('utf8'),
+            bodyExcerpt: kept > 0 ? Buffer.concat(chunks).toString('utf8') : undefined,
           });
         };
         res.on('data', (chunk: Buffer) => {

@@ -1,0 +1,122 @@
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../../src/api/app';
+import { destinationGuard, webhookSender } from '../../src/bootstrap';
+import { loadConfig, type Config } from '../../src/config';
+import type { Database } from '../../src/db/database';
+import { silentLogger } from '../../src/logger';
+import { Dispatcher } from '../../src/services/dispatcher';
+import { installTemporalRuntime } from '../../src/temporal/runtime';
+import { createDeliveryWorker } from '../../src/temporal/worker';
+import { freshDatabase } from './db';
+
+export interface Harness {
+  baseUrl: string;
+  cfg: Config;
+  db: Database;
+  dbUrl?: string;
+  adminToken: string;
+  client: Client;
+  dispatcher: Dispatcher;
+  call(method: string, path: string, opts?: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  close(): Promise<void>;
+}
+
+/**
+ * The API in-process on port 0 against the shared real Temporal dev server (a task queue of
+ * its own) and a fresh real database, with a delivery worker running beside it.
+ */
+export async function startHarness(env: Record<string, string> = {}, opts: { worker?: boolean } = {}): Promise<Harness> {
+  installTemporalRuntime({ level: 'ERROR' });
+  const adminToken = `admin_${randomBytes(16).toString('hex')}`;
+  const cfg = loadConfig({
+    ADMIN_TOKEN: adminToken,
+    TEMPORAL_TASK_QUEUE: `api-test-${randomBytes(6).toString('hex')}`,
+    DESTINATION_ALLOW_CIDRS: '127.0.0.0/8,::1/128',
+    RETRY_INITIAL_INTERVAL: '1s',
+    RETRY_BACKOFF_COEFFICIENT: '2',
+    RETRY_JITTER: '0',
+    ATTEMPT_TIMEOUT: '5s',
+    ...env,
+  });
+  const { db, url: dbUrl, drop } = await freshDatabase();
+  const address = process.env.RR_TEST_TEMPORAL_ADDRESS!;
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const dispatcher = new Dispatcher(client, db, cfg, silentLogger);
+  const guard = destinationGuard(cfg);
+  const sender = webhookSender(cfg, guard);
+
+  let worker: Worker | undefined;
+  let workerRun: Promise<void> | undefined;
+  let nativeConnection: NativeConnection | undefined;
+  if (opts.worker !== false) {
+    nativeConnection = await NativeConnection.connect({ address });
+    worker = await createDeliveryWorker({
+      connection: nativeConnection,
+      cfg,
+      workflowBundle: { code: readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8') },
+      activityDeps: { db, send: sender.send, log: silentLogger },
+    });
+    workerRun = worker.run();
+  }
+
+  const app = createApp({ cfg, db, dispatcher, guard, log: silentLogger, adminToken });
+  const server: Server = await new Promise((ok) => {
+    const s = app.listen(0, '127.0.0.1', () => ok(s));
+  });
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    baseUrl,
+    cfg,
+    db,
+    dbUrl,
+    adminToken,
+    client,
+    dispatcher,
+    async call(method, path, o = {}) {
+      const token = o.token === undefined ? adminToken : o.token;
+      const headers: Record<string, string> = { ...o.headers };
+      if (token) headers.authorization = `Bearer ${token}`;
+      let body: string | undefined = o.rawBody;
+      if (o.body !== undefined) {
+        body = JSON.stringify(o.body);
+        headers['content-type'] = 'application/json';
+      }
+      const res = await fetch(baseUrl + path, { method, headers, body });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        /* not JSON */
+      }
+      return { status: res.status, body: parsed as any, headers: res.headers };
+    },
+    async close() {
+      await new Promise((ok) => server.close(ok));
+      if (worker) {
+        worker.shutdown();
+        await workerRun;
+      }
+      sender.close();
+      await nativeConnection?.close();
+      await connection.close();
+      await drop();
+    },
+  };
+}
+
+/** Creates a paid (or free) account through the API; returns its id and key. */
+export async function newAccount(h: Harness, plan: 'free' | 'paid' = 'paid'): Promise<{ id: string; apiKey: string }> {
+  const res = await h.call('POST', '/v1/accounts', { body: { name: `Account ${randomBytes(3).toString('hex')}`, plan } });
+  if (res.status !== 201) throw new Error(`account creation failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return { id: res.body.id, apiKey: res.body.apiKey };
+}
+
+export const participant = (n = 1) => ({ participantId: n, email: `p${n}@example.com`, code: `code${n}`, campaignId: 'PMf8BDZ1zb', rewardCurrency: 'USD', createdOn: '2025-02-09T03:00:28.002+00:00' });
