@@ -71,17 +71,27 @@ export async function publishEvent(
     return { id: eventId, deliveries, replayed: false };
   });
 
-  if (!result) return replay(deps.db, input, hash);
+  if (!result) {
+    const replayed = await replay(deps.db, input, hash);
+    // A retry after a crash between commit and start: start what the first request could not
+    // (idempotent), rather than waiting for the reconciler.
+    await deps.dispatcher.dispatchAll(replayed.pending);
+    return { id: replayed.id, deliveries: replayed.deliveries, replayed: true };
+  }
   await deps.dispatcher.dispatchAll(result.deliveries.map((d) => ({ id: d.id, series: 1 })));
   return result;
 }
 
-async function replay(db: Database, input: PublishInput, hash: string): Promise<Published> {
+async function replay(db: Database, input: PublishInput, hash: string): Promise<Omit<Published, 'replayed'> & { pending: { id: string; series: number }[] }> {
   const existing = await eventByIdempotencyKey(db, input.accountId, input.idempotencyKey!);
   if (!existing) throw new Error('idempotency conflict without an existing event');
   if (existing.request_hash !== hash) {
     throw new PublishError('idempotency_conflict', 'this idempotencyKey was already used with a different eventType or data');
   }
   const deliveries = await deliveriesOfEvent(db, existing.id);
-  return { id: existing.id, deliveries: deliveries.map((d) => ({ id: d.id, endpointId: d.endpoint_id })), replayed: true };
+  return {
+    id: existing.id,
+    deliveries: deliveries.map((d) => ({ id: d.id, endpointId: d.endpoint_id })),
+    pending: deliveries.filter((d) => d.dispatched_series < d.series).map((d) => ({ id: d.id, series: d.series })),
+  };
 }

@@ -1,0 +1,42 @@
+import { ConfigError, loadConfig } from '../../src/config';
+import { formatDuration, parseDuration } from '../../src/domain/duration';
+
+test('when nothing is set, then production defaults apply; embedded mode opens loopback', () => {
+  const prod = loadConfig({});
+  expect(prod.DELIVERY_WINDOW).toBe(3 * 86_400_000);
+  expect(prod.ATTEMPT_TIMEOUT).toBe(15_000);
+  expect(prod.DESTINATION_ALLOW_CIDRS).toEqual([]);
+  expect(prod.HOST).toBe('0.0.0.0');
+  const embedded = loadConfig({}, { embedded: true });
+  expect(embedded.DESTINATION_ALLOW_CIDRS).toEqual(['127.0.0.0/8', '::1/128']);
+  expect(embedded.HOST).toBe('127.0.0.1');
+  expect(Object.isFrozen(prod)).toBe(true);
+});
+
+test('when values are bad, then one error names every bad variable', () => {
+  expect(() => loadConfig({ PORT: 'eighty', DELIVERY_WINDOW: 'forever', DATABASE_URL: 'mysql://x' })).toThrow(ConfigError);
+  try {
+    loadConfig({ PORT: 'eighty', DELIVERY_WINDOW: 'forever', DATABASE_URL: 'mysql://x' });
+  } catch (err) {
+    expect((err as Error).message).toMatch(/PORT=/);
+    expect((err as Error).message).toMatch(/DELIVERY_WINDOW=.*duration/);
+    expect((err as Error).message).toMatch(/DATABASE_URL=/);
+  }
+});
+
+test.each([
+  ['15s', 15_000],
+  ['5m', 300_000],
+  ['12h', 43_200_000],
+  ['3d', 259_200_000],
+  ['250', 250],
+  ['1.5h', 5_400_000],
+])('when "%s" is parsed, then it is %i ms', (text, ms) => {
+  expect(parseDuration(text)).toBe(ms);
+});
+
+test('when durations are formatted, then they read like the README table', () => {
+  expect(formatDuration(90_000)).toBe('1m30s');
+  expect(formatDuration(43_200_000)).toBe('12h');
+  expect(parseDuration('soon')).toBeUndefined();
+});

@@ -1,0 +1,56 @@
+import { DestinationGuard } from '../../src/http/destinationGuard';
+import { createWebhookSender } from '../../src/http/sendWebhook';
+import { Receiver } from '../helpers/receiver';
+
+let receiver: Receiver;
+const sender = createWebhookSender({ timeoutMs: 500, captureBytes: 64 });
+beforeEach(async () => {
+  receiver = await new Receiver().start();
+});
+afterEach(async () => {
+  await receiver.stop();
+});
+afterAll(() => sender.close());
+
+test('when the receiver redirects, then the redirect is not followed and counts as a failure', async () => {
+  receiver.respond = (req) => (req.path === '/webhooks' ? { status: 302, headers: { location: '/elsewhere' } } : { status: 200 });
+  const r = await sender.send(receiver.url, {}, '{}');
+  expect(r.statusCode).toBe(302);
+  expect(receiver.requests.map((q) => q.path)).toEqual(['/webhooks']);
+});
+
+test('when the receiver is slower than the attempt timeout, then the attempt ends as timed out', async () => {
+  receiver.respond = () => ({ status: 200, delayMs: 1_200 });
+  const r = await sender.send(receiver.url, {}, '{}');
+  expect(r.timedOut).toBe(true);
+  expect(r.statusCode).toBeUndefined();
+  expect(r.durationMs).toBeGreaterThanOrEqual(450);
+  expect(r.durationMs).toBeLessThan(1_500);
+});
+
+test('when the response body is huge, then only the capture cap is kept', async () => {
+  receiver.respond = () => ({ status: 500, body: 'x'.repeat(2_000_000) });
+  const r = await sender.send(receiver.url, {}, '{}');
+  expect(r.statusCode).toBe(500);
+  expect(r.bodyExcerpt).toBe('x'.repeat(64));
+});
+
+test('when nothing listens, then the error names the network failure', async () => {
+  const url = receiver.url;
+  await receiver.stop();
+  const r = await sender.send(url, {}, '{}');
+  expect(r.error).toMatch(/ECONNREFUSED/);
+});
+
+test('when a hostname resolves to a forbidden address at connect time, then no connection is made', async () => {
+  // A name that "resolves" to loopback, with loopback not allow-listed.
+  const guard = new DestinationGuard({ allowCidrs: [], allowHttp: true }, async () => [{ address: '127.0.0.1', family: 4 }]);
+  const guarded = createWebhookSender({ timeoutMs: 1_000, captureBytes: 64, lookup: guard.lookup, literalProblem: (h) => guard.literalProblem(h) });
+  const port = new URL(receiver.url).port;
+  const byName = await guarded.send(`http://receiver.test:${port}/webhooks`, {}, '{}');
+  expect(byName.forbidden).toBe(true);
+  const byLiteral = await guarded.send(receiver.url, {}, '{}');
+  expect(byLiteral.forbidden).toBe(true);
+  expect(receiver.requests).toHaveLength(0);
+  guarded.close();
+});
