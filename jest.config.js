@@ -15,7 +15,7 @@ module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     { ...common, displayName: 'workflows', testMatch: ['<rootDir>/test/workflows/**/*.test.ts'] },
-    { ...common, displayName: 'api:pglite', testMatch: ['<rootDir>/test/api/**/*.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
+    { ...common, displayName: 'api:pglite', testMatch: ['<rootDir>/test/api/**/*.test.ts'], testPathIgnorePatterns: ['\\.pg\\.test\\.ts$'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
     { ...common, displayName: 'api:postgres', testMatch: ['<rootDir>/test/api/**/*.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePostgres.ts'] },
   ],
 };

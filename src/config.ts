@@ -29,7 +29,6 @@ interface Setting {
 export const SETTINGS = {
   PORT: { schema: int(0, 65535), default: '3000', description: 'Port the REST API listens on.' },
   HOST: { schema: z.string().min(1), default: '0.0.0.0', embeddedDefault: '127.0.0.1', description: 'Interface the REST API binds to.' },
-  PUBLIC_URL: { schema: z.string().url().optional(), description: 'Base URL of the API as users reach it (used in portal links). Default: http://HOST:PORT.' },
   DATA_DIR: { schema: z.string().min(1), default: './.data', description: 'Folder for embedded state: PGlite database, Temporal dev-server store, generated admin token.' },
   DATABASE_URL: { schema: z.string().regex(/^postgres(ql)?:\/\//, 'must start with postgres://').optional(), description: 'Real Postgres connection string. Unset: embedded PGlite under DATA_DIR/pg (single process only).' },
   ADMIN_TOKEN: { schema: z.string().min(16, 'must be at least 16 characters').optional(), description: 'Bearer token of the platform (admin). Embedded default: generated once and kept in DATA_DIR/admin-token. Required for the separate api entry point.' },
@@ -39,7 +38,7 @@ export const SETTINGS = {
   TEMPORAL_UI_URL: { schema: z.string().url().optional(), description: 'Base URL of the Temporal Web UI, for links to a delivery\'s workflow. Set automatically when `npm start` runs the dev server.' },
   TEMPORAL_DEV_PORT: { schema: int(1, 65535), default: '7233', description: 'gRPC port of the embedded dev server.' },
   TEMPORAL_UI_PORT: { schema: int(1, 65535), default: '8233', description: 'Web UI port of the embedded dev server.' },
-  TEMPORAL_CLI_PATH: { schema: z.string().min(1).optional(), description: 'Path of the `temporal` CLI used for the dev server. Default: the pinned binary in .tools/temporal, else `temporal` on PATH.' },
+  TEMPORAL_CLI_PATH: { schema: z.string().min(1).optional(), description: 'Path of the `temporal` CLI used for the dev server. Default: the pinned binary that `npm start` provisions into .tools/temporal; without it the SDK downloads one (needs internet).' },
   RETRY_INITIAL_INTERVAL: { schema: duration('RETRY_INITIAL_INTERVAL'), default: '10s', description: 'Delay before the first retry.' },
   RETRY_BACKOFF_COEFFICIENT: { schema: z.coerce.number().min(1).max(10), default: '3', description: 'Each retry delay is the previous one times this.' },
   RETRY_MAXIMUM_INTERVAL: { schema: duration('RETRY_MAXIMUM_INTERVAL'), default: '12h', description: 'Longest delay between two attempts.' },

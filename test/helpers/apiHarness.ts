@@ -120,3 +120,16 @@ export async function newAccount(h: Harness, plan: 'free' | 'paid' = 'paid'): Pr
 }
 
 export const participant = (n = 1) => ({ participantId: n, email: `p${n}@example.com`, code: `code${n}`, campaignId: 'PMf8BDZ1zb', rewardCurrency: 'USD', createdOn: '2025-02-09T03:00:28.002+00:00' });
+
+/** A paid account with one endpoint for `referrer_added` pointing at `url`, made through the API. */
+export async function paidAccountWithEndpoint(h: Harness, url: string): Promise<{ id: string; apiKey: string }> {
+  const account = await newAccount(h);
+  const ep = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url, eventTypes: ['referrer_added'] } });
+  if (ep.status !== 201) throw new Error(`endpoint creation failed: ${ep.status} ${JSON.stringify(ep.body)}`);
+  return account;
+}
+
+/** Id and status of every delivery of an account, oldest first. */
+export function deliveryStatuses(h: Harness, accountId: string): Promise<{ id: string; status: string }[]> {
+  return h.db.query('select id, status from deliveries where account_id = $1 order by id', [accountId]);
+}
