@@ -50,6 +50,7 @@ export const SETTINGS = {
   DESTINATION_ALLOW_CIDRS: { schema: cidrList, default: '', embeddedDefault: '127.0.0.0/8,::1/128', description: 'Comma-separated private subnets that endpoints may target anyway (plain http is allowed for them too). Everything private is refused otherwise.' },
   ALLOW_HTTP: { schema: bool, default: 'false', description: 'Allow plain http:// endpoint URLs for public hosts (development only).' },
   SECRET_ROTATION_OVERLAP: { schema: duration('SECRET_ROTATION_OVERLAP'), default: '24h', description: 'How long the previous signing secret keeps signing after a rotation.' },
+  AUTO_DISABLE_AFTER: { schema: duration('AUTO_DISABLE_AFTER'), default: '5d', description: 'An endpoint whose every attempt has failed for this long is disabled (with a reason); its pending deliveries end cancelled.' },
   DISPATCH_RECONCILE_INTERVAL: { schema: duration('DISPATCH_RECONCILE_INTERVAL'), default: '5s', description: 'How often the worker looks for accepted deliveries whose workflow was never started (crash between commit and start).' },
   LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error']), default: 'info', description: 'Minimum level of the JSON log lines.' },
 } satisfies Record<string, Setting>;

@@ -58,7 +58,7 @@ async function main() {
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
 
-  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log } });
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER } });
   const workerRun = worker.run();
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
 

@@ -21,7 +21,7 @@ async function main() {
   const connection = await Connection.connect({ address });
   const dispatcher = new Dispatcher(new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE }), db, cfg, log);
   const sender = webhookSender(cfg, destinationGuard(cfg));
-  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log } });
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER } });
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
   log.info('worker.running', { taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE });
   await worker.run();

@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
 import { attemptContext, finishDelivery, recordAttempt } from '../db/deliveries';
-import { activeSecrets } from '../db/endpoints';
+import { activeSecrets, recordEndpointHealth } from '../db/endpoints';
 import { FailureType, type DeliveryStatus } from '../domain/errors';
 import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
 import { signatureHeaders } from '../domain/signing';
@@ -31,6 +31,8 @@ export interface DeliveryActivityDeps {
   db: Queryable;
   send: WebhookSender;
   log: Logger;
+  /** Disable an endpoint whose every attempt failed for this long (AUTO_DISABLE_AFTER). */
+  autoDisableAfterMs: number;
   /** Clock for attempt times and webhook-timestamp; tests pass the time-skipping server's clock. */
   now?: () => number | Promise<number>;
 }
@@ -99,7 +101,12 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       error: error ?? null,
       nextAttemptAt: nextAttemptAtMs === undefined ? null : new Date(nextAttemptAtMs).toISOString(),
     });
+    const autoDisabled = await recordEndpointHealth(deps.db, ctx.delivery.endpoint_id, ok, new Date(startedAtMs), deps.autoDisableAfterMs);
     if (ok) return { statusCode: result.statusCode!, attempt };
+    if (autoDisabled) {
+      deps.log.warn('endpoint.auto_disabled', { endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id });
+      throw ApplicationFailure.create({ type: FailureType.Cancelled, message: 'endpoint auto-disabled after failing for too long', nonRetryable: true });
+    }
     throw ApplicationFailure.create({
       type: failureType,
       message: error ?? 'attempt failed',

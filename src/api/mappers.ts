@@ -20,6 +20,7 @@ export function endpointOut(e: EndpointRow): z.infer<typeof EndpointOut> {
     description: e.description,
     enabled: e.enabled,
     disabledReason: e.disabled_reason,
+    disabledAt: iso(e.disabled_at) ?? null,
     createdAt: iso(e.created_at)!,
     updatedAt: iso(e.updated_at)!,
   };

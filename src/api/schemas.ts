@@ -48,6 +48,7 @@ export const EndpointOut = z.object({
   description: z.string(),
   enabled: z.boolean(),
   disabledReason: z.string().nullable(),
+  disabledAt: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });

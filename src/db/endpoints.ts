@@ -16,6 +16,8 @@ export interface EndpointRow {
   previous_secret: string | null;
   previous_secret_expires_at: Date | null;
   deleted_at: Date | null;
+  failing_since: Date | null;
+  last_success_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -57,6 +59,7 @@ export async function updateEndpoint(
        enabled = coalesce($6, enabled),
        disabled_reason = case when $6::boolean is null then disabled_reason when $6 then null else 'disabled by the account' end,
        disabled_at = case when $6::boolean is null then disabled_at when $6 then null else now() end,
+       failing_since = case when $6::boolean then null else failing_since end,
        updated_at = now()
      where id = $1 and account_id = $2 and deleted_at is null returning *`,
     [id, accountId, patch.url ?? null, patch.eventTypes ? JSON.stringify(patch.eventTypes) : null, patch.description ?? null, patch.enabled ?? null],
@@ -95,4 +98,33 @@ export function activeSecrets(row: Pick<EndpointRow, 'secret' | 'previous_secret
   const secrets = [row.secret];
   if (row.previous_secret && row.previous_secret_expires_at && row.previous_secret_expires_at > now) secrets.push(row.previous_secret);
   return secrets;
+}
+
+/**
+ * Tracks an endpoint's health after an attempt. A success clears the failure streak; a failure
+ * starts it, and once it has lasted `disableAfterMs` the endpoint is disabled and its pending
+ * deliveries cancelled. Returns true when this call disabled the endpoint.
+ */
+export async function recordEndpointHealth(db: Queryable, endpointId: string, ok: boolean, at: Date, disableAfterMs: number): Promise<boolean> {
+  if (ok) {
+    await db.query('update endpoints set failing_since = null, last_success_at = $2 where id = $1', [endpointId, at]);
+    return false;
+  }
+  const [row] = await db.query<{ failing_since: Date }>(
+    'update endpoints set failing_since = coalesce(failing_since, $2) where id = $1 returning failing_since',
+    [endpointId, at],
+  );
+  if (!row || at.getTime() - new Date(row.failing_since).getTime() < disableAfterMs) return false;
+  const reason = `auto-disabled: every attempt failed since ${new Date(row.failing_since).toISOString()}`;
+  const disabled = await db.query(
+    `update endpoints set enabled = false, disabled_reason = $2, disabled_at = $3, updated_at = now() where id = $1 and enabled returning id`,
+    [endpointId, reason, at],
+  );
+  if (disabled.length === 0) return false;
+  await db.query(
+    `update deliveries set status = 'cancelled', final_reason = $2, finished_at = $3, next_attempt_at = null, updated_at = now()
+     where endpoint_id = $1 and status = 'pending'`,
+    [endpointId, 'endpoint auto-disabled after failing for too long', at],
+  );
+  return true;
 }

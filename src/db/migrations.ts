@@ -84,6 +84,14 @@ create table delivery_attempts (
 );
 `,
   },
+  {
+    id: 2,
+    name: 'endpoint failure tracking',
+    sql: `
+alter table endpoints add column failing_since timestamptz;
+alter table endpoints add column last_success_at timestamptz
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

@@ -60,7 +60,7 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
       connection: nativeConnection,
       cfg,
       workflowBundle: { code: readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8') },
-      activityDeps: { db, send: sender.send, log: silentLogger },
+      activityDeps: { db, send: sender.send, log: silentLogger, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER },
     });
     workerRun = worker.run();
   }

@@ -1,0 +1,74 @@
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { readFileSync } from 'node:fs';
+import { loadConfig, type Config } from '../../src/config';
+import type { Database } from '../../src/db/database';
+import { createWebhookSender } from '../../src/http/sendWebhook';
+import { silentLogger } from '../../src/logger';
+import { scheduleFrom, workflowIdFor } from '../../src/services/dispatcher';
+import { testServerExecutable } from '../../src/temporal/binaries';
+import { installTemporalRuntime } from '../../src/temporal/runtime';
+import { createDeliveryWorker } from '../../src/temporal/worker';
+import type { DeliverWebhookInput, DeliverWebhookResult } from '../../src/workflows/deliverWebhook';
+import { freshDatabase } from './db';
+import { Receiver } from './receiver';
+
+export interface TimeSkippingSuite {
+  env: TestWorkflowEnvironment;
+  db: Database;
+  cfg: Config;
+  receiver: Receiver;
+  /** Runs one delivery workflow to its end on a fresh worker; `during` runs while it is going. */
+  deliver(deliveryId: string, during?: () => Promise<void>): Promise<DeliverWebhookResult>;
+}
+
+/**
+ * Registers jest hooks for a workflow test file: Temporal's time-skipping server, a fresh
+ * database, a loopback receiver per test and a worker per test on its own task queue, with
+ * activities reading the server's (skipped) clock. `env` overrides configuration.
+ */
+export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippingSuite {
+  const cfg = loadConfig({ RETRY_JITTER: '0', ...env });
+  const sender = createWebhookSender({ timeoutMs: 5_000, captureBytes: 1024 });
+  let drop: () => Promise<void>;
+  let worker: Worker;
+  let taskQueue: string;
+  const suite = { cfg } as TimeSkippingSuite;
+
+  beforeAll(async () => {
+    installTemporalRuntime({ level: 'ERROR' });
+    suite.env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: testServerExecutable() } });
+    const fresh = await freshDatabase();
+    suite.db = fresh.db;
+    drop = fresh.drop;
+  });
+  afterAll(async () => {
+    sender.close();
+    await suite.env?.teardown();
+    await drop?.();
+  });
+  beforeEach(async () => {
+    suite.receiver = await new Receiver().start();
+    taskQueue = `deliveries-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    worker = await createDeliveryWorker({
+      connection: suite.env.nativeConnection,
+      cfg,
+      taskQueue,
+      workflowBundle: { code: readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8') },
+      activityDeps: { db: suite.db, send: sender.send, log: silentLogger, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, now: () => suite.env.currentTimeMs() },
+    });
+  });
+  afterEach(async () => {
+    await suite.receiver.stop();
+  });
+
+  suite.deliver = (deliveryId, during) => {
+    const input: DeliverWebhookInput = { deliveryId, series: 1, schedule: scheduleFrom(cfg), attemptTimeoutMs: 5_000 };
+    return worker.runUntil(async () => {
+      const handle = await suite.env.client.workflow.start('deliverWebhook', { taskQueue, workflowId: workflowIdFor(deliveryId, 1), args: [input] });
+      await during?.();
+      return (await handle.result()) as DeliverWebhookResult;
+    });
+  };
+  return suite;
+}
