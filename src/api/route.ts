@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
+import { requireAdmin } from './auth';
 import { ApiError, fieldErrors } from './errors';
 
 /**
@@ -38,6 +39,7 @@ export function defineRoute<B extends z.ZodType | undefined = undefined, Q exten
 ): void {
   if (!registry.some((r) => r.method === spec.method && r.path === spec.path)) registry.push(spec as RouteSpec<z.ZodType | undefined, z.ZodType | undefined>);
   router[spec.method](spec.path, async (ctx) => {
+    if (spec.auth === 'admin') requireAdmin(ctx); // before validation: an account key learns nothing about admin routes
     const body = (spec.body ? parseWith(spec.body, ctx.state.body ?? {}) : undefined) as Parsed<B>;
     const query = (spec.query ? parseWith(spec.query, ctx.query, 'query') : undefined) as Parsed<Q>;
     const out = await handler(ctx, { body, query });
