@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config';
+import { createAccount, getAccount } from './db/accounts';
 import { openDatabase, type Database } from './db/database';
 import { migrate } from './db/migrations';
 import { DestinationGuard } from './http/destinationGuard';
@@ -37,4 +38,17 @@ export function webhookSender(cfg: Config, guard: DestinationGuard) {
     lookup: guard.lookup,
     literalProblem: (host) => guard.literalProblem(host),
   });
+}
+
+/** Embedded mode: a paid demo account, created on first start, so the printed portal link works at once. */
+export async function ensureDemoAccount(db: Database, cfg: Config): Promise<string> {
+  const file = join(cfg.DATA_DIR, 'demo-account');
+  if (existsSync(file)) {
+    const id = readFileSync(file, 'utf8').trim();
+    if (await getAccount(db, id)) return id;
+  }
+  const { account } = await db.transaction((tx) => createAccount(tx, { name: 'Demo account', plan: 'paid' }));
+  mkdirSync(cfg.DATA_DIR, { recursive: true });
+  writeFileSync(file, account.id + '\n');
+  return account.id;
 }

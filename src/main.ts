@@ -12,7 +12,8 @@ import { createServer } from 'node:net';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { createApp } from './api/app';
-import { destinationGuard, openAppDatabase, resolveAdminToken, webhookSender } from './bootstrap';
+import { portalLink } from './api/routes/accounts';
+import { destinationGuard, ensureDemoAccount, openAppDatabase, resolveAdminToken, webhookSender } from './bootstrap';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
@@ -65,7 +66,8 @@ async function main() {
   const app = createApp({ cfg, db, dispatcher, guard, log, adminToken: admin.token, temporalReady: async () => (await connection.healthService.check({})).status === 1 });
   const server: Server = app.listen(cfg.PORT, cfg.HOST);
   await once(server, 'listening');
-  const apiUrl = `http://${cfg.HOST}:${cfg.PORT}`;
+  const apiUrl = `http://${cfg.HOST === '0.0.0.0' ? '127.0.0.1' : cfg.HOST}:${cfg.PORT}`;
+  const demo = portalLink({ cfg, adminToken: admin.token }, await ensureDemoAccount(db, cfg), 24 * 3600, apiUrl);
 
   console.log(
     [
@@ -78,6 +80,8 @@ async function main() {
       admin.generated
         ? `  Admin token:     ${admin.token}   (generated now and saved in ${resolve(cfg.DATA_DIR, 'admin-token')}; shown only this once)`
         : `  Admin token:     ${cfg.ADMIN_TOKEN ? 'from ADMIN_TOKEN' : `in ${resolve(cfg.DATA_DIR, 'admin-token')}`}`,
+      `  Settings page:   ${demo.url}`,
+      `                   (demo account, link valid until ${demo.expiresAt}; new links: POST /v1/accounts/:id/portal-links)`,
       '  Press Ctrl-C to stop.',
       '',
     ].join('\n'),

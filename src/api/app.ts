@@ -5,6 +5,7 @@ import { authenticate } from './auth';
 import { errorMiddleware } from './errors';
 import { jsonBody } from './jsonBody';
 import { openApiDocument } from './openapi';
+import { portalRouter } from './portalPage';
 import { accountsRouter } from './routes/accounts';
 import { deliveriesRouter } from './routes/deliveries';
 import { endpointsRouter } from './routes/endpoints';
@@ -39,6 +40,7 @@ export function createApp(deps: ApiDeps): Koa {
     ctx.body = openapi;
   });
   app.use(open.routes());
+  app.use(portalRouter().routes());
 
   const v1 = new Router();
   v1.use(authenticate(deps.db, deps.adminToken));

@@ -1,12 +1,14 @@
 import type { Context, Middleware } from 'koa';
 import type { Queryable } from '../db/database';
 import { accountIdForApiKey, getAccount, tokensEqual, type AccountRow } from '../db/accounts';
+import { PORTAL_TOKEN_PREFIX, portalSigningKey, verifyPortalToken } from '../domain/portalToken';
 import { ApiError } from './errors';
 
 export type Principal = { kind: 'admin' } | { kind: 'account'; accountId: string };
 
 /** Resolves the bearer token to a principal, or 401. Routes decide what each principal may do. */
 export function authenticate(db: Queryable, adminToken: string): Middleware {
+  const portalKey = portalSigningKey(adminToken);
   return async (ctx, next) => {
     const header = ctx.get('authorization');
     const match = /^Bearer\s+(\S+)$/i.exec(header);
@@ -14,6 +16,10 @@ export function authenticate(db: Queryable, adminToken: string): Middleware {
     const token = match[1];
     if (tokensEqual(token, adminToken)) {
       ctx.state.principal = { kind: 'admin' } satisfies Principal;
+    } else if (token.startsWith(PORTAL_TOKEN_PREFIX)) {
+      const verdict = verifyPortalToken(portalKey, token);
+      if (!verdict.ok) throw new ApiError(401, 'unauthorized', verdict.reason === 'expired' ? 'The portal link has expired.' : 'The token is not valid.');
+      ctx.state.principal = { kind: 'account', accountId: verdict.accountId } satisfies Principal;
     } else {
       const accountId = await accountIdForApiKey(db, token);
       if (!accountId) throw new ApiError(401, 'unauthorized', 'The token is not valid.');

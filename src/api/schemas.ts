@@ -101,3 +101,6 @@ export const ResendOut = z.object({ deliveryId: z.string() });
 export const TestIn = z.strictObject({ eventType: EventTypeName.optional() });
 export const RecoverIn = z.strictObject({ since: z.string().datetime({ offset: true }) });
 export const RecoverOut = z.object({ deliveryIds: z.array(z.string()) });
+export const PortalLinkIn = z.strictObject({ ttlSeconds: z.number().int().min(60).max(7 * 86_400).optional() });
+export const PortalLinkOut = z.object({ url: z.string().describe('open it to manage this account\'s webhooks; the token is in the fragment'), expiresAt: z.string() });
+export const MyAccountOut = z.object({ id: z.string(), name: z.string(), plan: Plan });

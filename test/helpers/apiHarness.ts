@@ -8,7 +8,7 @@ import { createApp } from '../../src/api/app';
 import { destinationGuard, webhookSender } from '../../src/bootstrap';
 import { loadConfig, type Config } from '../../src/config';
 import type { Database } from '../../src/db/database';
-import { silentLogger } from '../../src/logger';
+import { createLogger, silentLogger } from '../../src/logger';
 import { Dispatcher } from '../../src/services/dispatcher';
 import { installTemporalRuntime } from '../../src/temporal/runtime';
 import { createDeliveryWorker } from '../../src/temporal/worker';
@@ -65,7 +65,7 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
     workerRun = worker.run();
   }
 
-  const app = createApp({ cfg, db, dispatcher, guard, log: silentLogger, adminToken });
+  const app = createApp({ cfg, db, dispatcher, guard, log: process.env.DEBUG_TESTS ? createLogger('debug') : silentLogger, adminToken });
   const server: Server = await new Promise((ok) => {
     const s = app.listen(0, '127.0.0.1', () => ok(s));
   });

@@ -6,7 +6,9 @@ import type { ApiDeps } from '../context';
 import { ApiError } from '../errors';
 import { accountOut } from '../mappers';
 import { defineRoute } from '../route';
-import { AccountCreatedOut, AccountIn, AccountOut, AccountPatchIn } from '../schemas';
+import { portalSigningKey, signPortalToken } from '../../domain/portalToken';
+import { actingAccount } from '../auth';
+import { AccountCreatedOut, AccountIn, AccountOut, AccountPatchIn, MyAccountOut, PortalLinkIn, PortalLinkOut } from '../schemas';
 
 export function accountsRouter(deps: ApiDeps): Router {
   const router = new Router();
@@ -34,5 +36,24 @@ export function accountsRouter(deps: ApiDeps): Router {
     return accountOut(account);
   });
 
+  defineRoute(router, { method: 'post', path: '/v1/accounts/:id/portal-links', summary: 'A short-lived signed link to the webhook settings page of this account only (admin).', tag, auth: 'admin', body: PortalLinkIn, response: { status: 201, schema: PortalLinkOut }, errors: [404] }, async (ctx, { body }) => {
+    const account = await getAccount(deps.db, ctx.params.id);
+    if (!account) throw ApiError.notFound('account');
+    return portalLink(deps, account.id, body.ttlSeconds, `${ctx.protocol}://${ctx.host}`);
+  });
+
+  defineRoute(router, { method: 'get', path: '/v1/account', summary: 'The calling account (account key or portal link).', tag, auth: 'account', response: { status: 200, schema: MyAccountOut }, errors: [404] }, async (ctx) => {
+    const account = await actingAccount(ctx, deps.db);
+    return { id: account.id, name: account.name, plan: account.plan };
+  });
+
   return router;
+}
+
+/** Signs a portal link; the token rides in the URL fragment, which browsers never send to servers. */
+export function portalLink(deps: Pick<ApiDeps, 'cfg' | 'adminToken'>, accountId: string, ttlSeconds: number | undefined, origin: string): { url: string; expiresAt: string } {
+  const expiresAtMs = Date.now() + (ttlSeconds ? ttlSeconds * 1000 : deps.cfg.PORTAL_LINK_TTL);
+  const token = signPortalToken(portalSigningKey(deps.adminToken), accountId, expiresAtMs);
+  const base = (deps.cfg.PUBLIC_URL ?? origin).replace(/\/$/, '');
+  return { url: `${base}/portal#token=${token}`, expiresAt: new Date(expiresAtMs).toISOString() };
 }
