@@ -16,6 +16,7 @@ module.exports = {
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     { ...common, displayName: 'workflows', testMatch: ['<rootDir>/test/workflows/**/*.test.ts'] },
     { ...common, displayName: 'api:pglite', testMatch: ['<rootDir>/test/api/**/*.test.ts'], testPathIgnorePatterns: ['\\.pg\\.test\\.ts$'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
     { ...common, displayName: 'api:postgres', testMatch: ['<rootDir>/test/api/**/*.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePostgres.ts'] },
   ],
 };
