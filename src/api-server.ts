@@ -6,6 +6,7 @@ import { destinationGuard, openAppDatabase, resolveAdminToken } from './bootstra
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
+import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 
 async function main() {
   const cfg = loadConfig(process.env);
@@ -13,6 +14,7 @@ async function main() {
   const log = createLogger(cfg.LOG_LEVEL);
   const db = await openAppDatabase(cfg);
   const connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+  if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
   const dispatcher = new Dispatcher(client, db, cfg, log);
   const app = createApp({

@@ -37,6 +37,7 @@ export const SETTINGS = {
   TEMPORAL_ADDRESS: { schema: z.string().min(1).optional(), description: 'host:port of a Temporal frontend. Unset in `npm start`: a dev server is started. api/worker default: 127.0.0.1:7233.' },
   TEMPORAL_NAMESPACE: { schema: z.string().min(1), default: 'default', description: 'Temporal namespace.' },
   TEMPORAL_TASK_QUEUE: { schema: z.string().min(1), default: 'webhook-deliveries', description: 'Task queue of the delivery workflows and activities.' },
+  TEMPORAL_SEARCH_ATTRIBUTES: { schema: bool, default: 'true', description: 'Tag delivery workflows with the RrAccountId/RrEndpointId/RrEventType/RrDeliveryStatus search attributes (registered at start-up when missing). Set false on a cluster where they cannot be registered.' },
   TEMPORAL_UI_URL: { schema: z.string().url().optional(), description: 'Base URL of the Temporal Web UI, for links to a delivery\'s workflow. Set automatically when `npm start` runs the dev server.' },
   TEMPORAL_DEV_PORT: { schema: int(1, 65535), default: '7233', description: 'gRPC port of the embedded dev server.' },
   TEMPORAL_UI_PORT: { schema: int(1, 65535), default: '8233', description: 'Web UI port of the embedded dev server.' },

@@ -18,7 +18,9 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
 import { devServerExecutable } from './temporal/binaries';
+import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { createDeliveryWorker } from './temporal/worker';
+import { DELIVERY_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 
 async function main() {
   let cfg = loadConfig(process.env, { embedded: true });
@@ -46,6 +48,7 @@ async function main() {
         uiPort: cfg.TEMPORAL_UI_PORT,
         namespace: cfg.TEMPORAL_NAMESPACE,
         dbFilename: resolve(cfg.DATA_DIR, 'temporal.db'),
+        searchAttributes: DELIVERY_SEARCH_ATTRIBUTES,
         log: { format: 'pretty', level: 'warn' },
         extraArgs: ['--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=NORMAL', '--dynamic-config-value', 'system.enableActivityEagerExecution=true'],
       },
@@ -54,6 +57,7 @@ async function main() {
     connection = env.connection;
     cfg = Object.freeze({ ...cfg, TEMPORAL_UI_URL: cfg.TEMPORAL_UI_URL ?? `http://127.0.0.1:${cfg.TEMPORAL_UI_PORT}` });
   }
+  if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
   const dispatcher = new Dispatcher(client, db, cfg, log);
   const guard = destinationGuard(cfg);

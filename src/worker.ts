@@ -6,6 +6,7 @@ import { destinationGuard, openAppDatabase, webhookSender } from './bootstrap';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
+import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { createDeliveryWorker } from './temporal/worker';
 
 async function main() {
@@ -19,6 +20,7 @@ async function main() {
   const address = cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const nativeConnection = await NativeConnection.connect({ address });
   const connection = await Connection.connect({ address });
+  if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const dispatcher = new Dispatcher(new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE }), db, cfg, log);
   const sender = webhookSender(cfg, destinationGuard(cfg));
   const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER } });

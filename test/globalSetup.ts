@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { devServerExecutable } from '../src/temporal/binaries';
+import { DELIVERY_SEARCH_ATTRIBUTES } from '../src/workflows/searchAttributes';
 
 /**
  * Once per `npm test`: one workflow bundle for every worker, one Temporal dev server for the
@@ -20,7 +21,7 @@ export default async function globalSetup(): Promise<void> {
   process.env.RR_TEST_WORKFLOW_BUNDLE = bundlePath;
 
   const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: devServerExecutable(), ip: '127.0.0.1', ui: false, log: { format: 'pretty', level: 'error' } },
+    server: { executable: devServerExecutable(), ip: '127.0.0.1', ui: false, log: { format: 'pretty', level: 'error' }, searchAttributes: DELIVERY_SEARCH_ATTRIBUTES },
   });
   (globalThis as Record<string, unknown>).__RR_TEMPORAL_ENV = env;
   process.env.RR_TEST_TEMPORAL_ADDRESS = env.address;

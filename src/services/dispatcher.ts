@@ -5,6 +5,7 @@ import { markDispatched, undispatched } from '../db/deliveries';
 import type { RetrySchedule } from '../domain/retrySchedule';
 import type { Logger } from '../logger';
 import type { DeliverWebhookInput } from '../workflows/deliverWebhook';
+import { RrAccountId, RrDeliveryStatus, RrEndpointId, RrEventType } from '../workflows/searchAttributes';
 
 /** `delivery-<id>` for the first series (the convention), `delivery-<id>-<n>` for resends. */
 export function workflowIdFor(deliveryId: string, series: number): string {
@@ -26,6 +27,14 @@ export interface DispatchTarget {
   series: number;
 }
 
+/** What a start needs besides the id: shown in the Web UI as search attributes and summary. */
+export interface DispatchMeta {
+  accountId: string;
+  endpointId: string;
+  eventType: string;
+  url: string;
+}
+
 /**
  * Starts delivery workflows. The database row is the durable acceptance; the start is
  * idempotent through the workflow id (REJECT_DUPLICATE), so the request path and the
@@ -40,18 +49,41 @@ export class Dispatcher {
   ) {}
 
   async dispatch(target: DispatchTarget): Promise<void> {
-    const input: DeliverWebhookInput = { deliveryId: target.id, series: target.series, schedule: scheduleFrom(this.cfg), attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT };
+    const useAttributes = this.cfg.TEMPORAL_SEARCH_ATTRIBUTES;
+    const input: DeliverWebhookInput = { deliveryId: target.id, series: target.series, schedule: scheduleFrom(this.cfg), attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT, searchAttributes: useAttributes };
+    const meta = await this.meta(target.id);
     try {
       await this.client.workflow.start('deliverWebhook', {
         taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
         workflowId: workflowIdFor(target.id, target.series),
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         args: [input],
+        staticSummary: `${meta.eventType} → ${meta.url}`,
+        ...(useAttributes
+          ? {
+              typedSearchAttributes: [
+                { key: RrAccountId, value: meta.accountId },
+                { key: RrEndpointId, value: meta.endpointId },
+                { key: RrEventType, value: meta.eventType },
+                { key: RrDeliveryStatus, value: 'pending' },
+              ],
+            }
+          : {}),
       });
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
     await markDispatched(this.db, target.id, target.series);
+  }
+
+  private async meta(deliveryId: string): Promise<DispatchMeta> {
+    const [row] = await this.db.query<DispatchMeta>(
+      `select d.account_id as "accountId", d.endpoint_id as "endpointId", d.event_type as "eventType", e.url
+       from deliveries d join endpoints e on e.id = d.endpoint_id where d.id = $1`,
+      [deliveryId],
+    );
+    if (!row) throw new Error(`delivery ${deliveryId} not found`);
+    return row;
   }
 
   /** Best effort for the request path: a failure here is repaired by the reconciler. */

@@ -1,13 +1,16 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import type { DeliveryActivities, RecordOutcomeInput } from '../activities/delivery';
 import { FailureType, NON_RETRYABLE_FAILURES } from '../domain/errors';
 import type { RetrySchedule } from '../domain/retrySchedule';
+import { RrDeliveryStatus } from './searchAttributes';
 
 export interface DeliverWebhookInput {
   deliveryId: string;
   series: number;
   schedule: RetrySchedule;
   attemptTimeoutMs: number;
+  /** Whether the delivery search attributes were set at start (then the final status is upserted). */
+  searchAttributes?: boolean;
 }
 
 export type DeliverWebhookResult = Pick<RecordOutcomeInput, 'status' | 'reason'>;
@@ -44,6 +47,7 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
   }
   // Runs even when the workflow was cancelled (endpoint deleted or disabled).
   await CancellationScope.nonCancellable(() => recordOutcome(outcome));
+  if (input.searchAttributes) upsertSearchAttributes([{ key: RrDeliveryStatus, value: outcome.status }]);
   return { status: outcome.status, reason: outcome.reason };
 }
 

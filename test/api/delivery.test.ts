@@ -167,3 +167,21 @@ test('when an endpoint is disabled while a delivery is retrying, then the delive
   const wf = await h.client.workflow.getHandle(detail.workflowId).describe();
   expect(wf.status.name).toMatch(/CANCELLED|COMPLETED/);
 });
+
+test('when a delivery finishes, then its workflow carries search attributes and a summary an operator can filter on in the Web UI', async () => {
+  const { account, endpoint } = await setup();
+  const pub = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant() } });
+  const detail = await delivered(account.apiKey, pub.body.deliveries[0].id);
+
+  const handle = h.client.workflow.getHandle(detail.workflowId);
+  await handle.result();
+  const described = await handle.describe();
+  expect(described.searchAttributes).toMatchObject({ RrAccountId: [account.id], RrEndpointId: [endpoint.id], RrEventType: ['referrer_added'], RrDeliveryStatus: ['delivered'] });
+  expect(await described.staticSummary()).toBe(`referrer_added → ${receiver.url}`);
+  const found = await waitFor(async () => {
+    const ids: string[] = [];
+    for await (const wf of h.client.workflow.list({ query: `RrAccountId = "${account.id}" AND RrDeliveryStatus = "delivered"` })) ids.push(wf.workflowId);
+    return ids.length ? ids : undefined;
+  }, 'visibility to index the workflow');
+  expect(found).toEqual([detail.workflowId]);
+});
