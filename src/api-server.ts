@@ -2,7 +2,8 @@
 import { Client, Connection } from '@temporalio/client';
 import { once } from 'node:events';
 import { createApp } from './api/app';
-import { destinationGuard, openAppDatabase, resolveAdminToken } from './bootstrap';
+import { addDatabaseGauges, temporalHealth, destinationGuard, openAppDatabase, resolveAdminToken } from './bootstrap';
+import { Registry } from './metrics';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
@@ -17,14 +18,17 @@ async function main() {
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
   const dispatcher = new Dispatcher(client, db, cfg, log);
+  const metrics = new Registry();
+  addDatabaseGauges(metrics, db);
   const app = createApp({
     cfg,
+    metrics,
     db,
     dispatcher,
     guard: destinationGuard(cfg),
     log,
     adminToken: resolveAdminToken(cfg).token,
-    temporalReady: async () => (await connection.healthService.check({})).status === 1,
+    temporalReady: temporalHealth(connection),
   });
   const server = app.listen(cfg.PORT, cfg.HOST);
   await once(server, 'listening');

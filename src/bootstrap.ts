@@ -7,6 +7,9 @@ import { openDatabase, type Database } from './db/database';
 import { migrate } from './db/migrations';
 import { DestinationGuard } from './http/destinationGuard';
 import { createWebhookSender } from './http/sendWebhook';
+import { Gauge, type Registry } from './metrics';
+import type { Connection } from '@temporalio/client';
+import { deliveriesByStatus, pendingStats } from './db/stats';
 
 /** Shared start-up pieces of the entry points (main, api, worker). */
 export async function openAppDatabase(cfg: Config): Promise<Database> {
@@ -51,4 +54,16 @@ export async function ensureDemoAccount(db: Database, cfg: Config): Promise<stri
   mkdirSync(cfg.DATA_DIR, { recursive: true });
   writeFileSync(file, account.id + '\n');
   return account.id;
+}
+
+/** Scrape-time gauges from the database (served by the API process). */
+export function addDatabaseGauges(registry: Registry, db: Database): void {
+  registry.add(new Gauge('rr_deliveries', 'Deliveries by current status.', async () => (await deliveriesByStatus(db)).map((r) => ({ labels: { status: r.status }, value: r.n }))));
+  registry.add(new Gauge('rr_deliveries_pending', 'Deliveries still being retried.', async () => [{ value: (await pendingStats(db)).pending }]));
+  registry.add(new Gauge('rr_deliveries_oldest_pending_age_seconds', 'Age of the oldest pending delivery (0 when none).', async () => [{ value: (await pendingStats(db)).oldestAgeSeconds }]));
+}
+
+/** /readyz probe: Temporal's frontend answers its gRPC health check with SERVING. */
+export function temporalHealth(connection: Connection): () => Promise<boolean> {
+  return async () => (await connection.healthService.check({})).status === 1;
 }

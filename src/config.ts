@@ -55,6 +55,8 @@ export const SETTINGS = {
   SECRET_ROTATION_OVERLAP: { schema: duration('SECRET_ROTATION_OVERLAP'), default: '24h', description: 'How long the previous signing secret keeps signing after a rotation.' },
   AUTO_DISABLE_AFTER: { schema: duration('AUTO_DISABLE_AFTER'), default: '5d', description: 'An endpoint whose every attempt has failed for this long is disabled (with a reason); its pending deliveries end cancelled.' },
   DISPATCH_RECONCILE_INTERVAL: { schema: duration('DISPATCH_RECONCILE_INTERVAL'), default: '5s', description: 'How often the worker looks for accepted deliveries whose workflow was never started (crash between commit and start).' },
+  METRICS_PUBLIC: { schema: bool, default: 'false', description: 'Serve the API\'s /metrics without the admin token (for a scraper on a private network).' },
+  WORKER_METRICS_PORT: { schema: int(0, 65535), default: '9464', description: 'Port of the separate worker process\'s /metrics and /healthz (0 = off). Binds to HOST.' },
   LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error']), default: 'info', description: 'Minimum level of the JSON log lines.' },
 } satisfies Record<string, Setting>;
 

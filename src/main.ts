@@ -13,7 +13,8 @@ import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { createApp } from './api/app';
 import { portalLink } from './api/routes/accounts';
-import { destinationGuard, ensureDemoAccount, openAppDatabase, resolveAdminToken, webhookSender } from './bootstrap';
+import { addDatabaseGauges, temporalHealth, destinationGuard, ensureDemoAccount, openAppDatabase, resolveAdminToken, webhookSender } from './bootstrap';
+import { deliveryMetrics, Registry } from './metrics';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
@@ -63,11 +64,13 @@ async function main() {
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
 
-  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER } });
+  const metrics = new Registry();
+  addDatabaseGauges(metrics, db);
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER } });
   const workerRun = worker.run();
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
 
-  const app = createApp({ cfg, db, dispatcher, guard, log, adminToken: admin.token, temporalReady: async () => (await connection.healthService.check({})).status === 1 });
+  const app = createApp({ cfg, db, dispatcher, guard, log, metrics, adminToken: admin.token, temporalReady: temporalHealth(connection) });
   const server: Server = app.listen(cfg.PORT, cfg.HOST);
   await once(server, 'listening');
   const apiUrl = `http://${cfg.HOST === '0.0.0.0' ? '127.0.0.1' : cfg.HOST}:${cfg.PORT}`;

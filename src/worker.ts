@@ -5,6 +5,8 @@ import { installTemporalRuntime } from './temporal/runtime';
 import { destinationGuard, openAppDatabase, webhookSender } from './bootstrap';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
+import { deliveryMetrics, Registry } from './metrics';
+import { createServer } from 'node:http';
 import { Dispatcher } from './services/dispatcher';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { createDeliveryWorker } from './temporal/worker';
@@ -23,10 +25,22 @@ async function main() {
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const dispatcher = new Dispatcher(new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE }), db, cfg, log);
   const sender = webhookSender(cfg, destinationGuard(cfg));
-  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER } });
+  const metrics = new Registry();
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER } });
+  // The worker's own attempt metrics, for a scraper on the private network (the API serves the database gauges).
+  const metricsServer = cfg.WORKER_METRICS_PORT
+    ? createServer(async (req, res) => {
+        if (req.url === '/metrics') {
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(await metrics.render());
+        } else if (req.url === '/healthz') {
+          res.writeHead(worker.getState() === 'RUNNING' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ state: worker.getState() }));
+        } else res.writeHead(404).end();
+      }).listen(cfg.WORKER_METRICS_PORT, cfg.HOST)
+    : undefined;
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
   log.info('worker.running', { taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE });
   await worker.run();
+  metricsServer?.close();
   await stopReconciler();
   sender.close();
   await nativeConnection.close();

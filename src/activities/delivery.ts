@@ -7,6 +7,7 @@ import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/ret
 import { signatureHeaders } from '../domain/signing';
 import type { WebhookSender } from '../http/sendWebhook';
 import type { Logger } from '../logger';
+import { statusClass, type DeliveryMetrics } from '../metrics';
 
 export const USER_AGENT = 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)';
 
@@ -31,6 +32,7 @@ export interface DeliveryActivityDeps {
   db: Queryable;
   send: WebhookSender;
   log: Logger;
+  metrics?: DeliveryMetrics;
   /** Disable an endpoint whose every attempt failed for this long (AUTO_DISABLE_AFTER). */
   autoDisableAfterMs: number;
   /** Clock for attempt times and webhook-timestamp; tests pass the time-skipping server's clock. */
@@ -59,6 +61,8 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     };
     const result = await deps.send(ctx.url, headers, ctx.body);
     const ok = result.statusCode !== undefined && result.statusCode >= 200 && result.statusCode < 300;
+    deps.metrics?.attempts.inc({ outcome: statusClass(result) });
+    deps.metrics?.attemptSeconds.observe(result.durationMs / 1000);
 
     let failureType: string = FailureType.AttemptFailed;
     let nonRetryable = false;
@@ -125,6 +129,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
         [input.deliveryId, input.reason ?? 'receiver answered 410 Gone', at],
       );
     }
+    if (changed) deps.metrics?.finished.inc({ status: input.status });
     deps.log.info('delivery.finished', { deliveryId: input.deliveryId, series: input.series, status: input.status, reason: input.reason ?? null, changed });
     return changed;
   }

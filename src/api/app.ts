@@ -1,8 +1,8 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { ApiDeps } from './context';
-import { authenticate } from './auth';
-import { errorMiddleware } from './errors';
+import { authenticate, principal } from './auth';
+import { ApiError, errorMiddleware } from './errors';
 import { jsonBody } from './jsonBody';
 import { openApiDocument } from './openapi';
 import { portalRouter } from './portalPage';
@@ -40,6 +40,15 @@ export function createApp(deps: ApiDeps): Koa {
     ctx.body = openapi;
   });
   app.use(open.routes());
+
+  const metrics = new Router();
+  if (!deps.cfg.METRICS_PUBLIC) metrics.use(authenticate(deps.db, deps.adminToken));
+  metrics.get('/metrics', async (ctx) => {
+    if (!deps.cfg.METRICS_PUBLIC && principal(ctx).kind !== 'admin') throw new ApiError(403, 'forbidden', 'Metrics need the admin token.');
+    ctx.type = 'text/plain; version=0.0.4';
+    ctx.body = deps.metrics ? await deps.metrics.render() : '';
+  });
+  app.use(metrics.routes());
   app.use(portalRouter().routes());
 
   const v1 = new Router();

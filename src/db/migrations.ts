@@ -92,6 +92,11 @@ alter table endpoints add column failing_since timestamptz;
 alter table endpoints add column last_success_at timestamptz
 `,
   },
+  {
+    id: 3,
+    name: 'pending deliveries index',
+    sql: `create index deliveries_pending on deliveries (created_at) where status = 'pending'`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

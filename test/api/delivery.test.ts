@@ -185,3 +185,30 @@ test('when a delivery finishes, then its workflow carries search attributes and 
   }, 'visibility to index the workflow');
   expect(found).toEqual([detail.workflowId]);
 });
+
+test('when deliveries have happened, then /metrics reports attempts, latency, final statuses and pending figures to the admin only', async () => {
+  const { account } = await setup();
+  receiver.respond = (_req, n) => (n === 1 ? { status: 502 } : { status: 200 });
+  const pub = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant() } });
+  await delivered(account.apiKey, pub.body.deliveries[0].id);
+
+  const res = await fetch(`${h.baseUrl}/metrics`, { headers: { authorization: `Bearer ${h.adminToken}` } });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+  const text = await res.text();
+  const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1]);
+  expect(value('rr_delivery_attempts_total{outcome="5xx"}')).toBeGreaterThanOrEqual(1);
+  expect(value('rr_delivery_attempts_total{outcome="2xx"}')).toBeGreaterThanOrEqual(1);
+  expect(value('rr_deliveries_finished_total{status="delivered"}')).toBeGreaterThanOrEqual(1);
+  expect(value('rr_delivery_attempt_duration_seconds_count')).toBeGreaterThanOrEqual(2);
+  expect(value('rr_deliveries{status="delivered"}')).toBeGreaterThanOrEqual(1);
+  expect(text).toMatch(/^rr_deliveries_pending \d+$/m);
+  expect(text).toMatch(/^rr_deliveries_oldest_pending_age_seconds [\d.]+$/m);
+  expect(text).not.toMatch(/whsec_|rrk_/);
+
+  expect((await fetch(`${h.baseUrl}/metrics`)).status).toBe(401);
+  expect((await fetch(`${h.baseUrl}/metrics`, { headers: { authorization: `Bearer ${account.apiKey}` } })).status).toBe(403);
+  const ready = await fetch(`${h.baseUrl}/readyz`);
+  expect(ready.status).toBe(200);
+  expect(await ready.json()).toEqual({ status: 'ready', database: true, temporal: true });
+});

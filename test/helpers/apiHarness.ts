@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../../src/api/app';
-import { destinationGuard, webhookSender } from '../../src/bootstrap';
+import { addDatabaseGauges, destinationGuard, temporalHealth, webhookSender } from '../../src/bootstrap';
+import { deliveryMetrics, Registry } from '../../src/metrics';
 import { loadConfig, type Config } from '../../src/config';
 import type { Database } from '../../src/db/database';
 import { createLogger, silentLogger } from '../../src/logger';
@@ -51,6 +52,8 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
 
+  const metrics = new Registry();
+  addDatabaseGauges(metrics, db);
   let worker: Worker | undefined;
   let workerRun: Promise<void> | undefined;
   let nativeConnection: NativeConnection | undefined;
@@ -60,12 +63,12 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
       connection: nativeConnection,
       cfg,
       workflowBundle: { code: readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8') },
-      activityDeps: { db, send: sender.send, log: silentLogger, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER },
+      activityDeps: { db, send: sender.send, log: silentLogger, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER },
     });
     workerRun = worker.run();
   }
 
-  const app = createApp({ cfg, db, dispatcher, guard, log: process.env.DEBUG_TESTS ? createLogger('debug') : silentLogger, adminToken });
+  const app = createApp({ cfg, db, dispatcher, guard, metrics, temporalReady: temporalHealth(connection), log: process.env.DEBUG_TESTS ? createLogger('debug') : silentLogger, adminToken });
   const server: Server = await new Promise((ok) => {
     const s = app.listen(0, '127.0.0.1', () => ok(s));
   });

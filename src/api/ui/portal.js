@@ -151,15 +151,19 @@ function reportError(err) {
   announce(err && err.detail ? err.detail : 'Something went wrong. Please try again.', true);
 }
 
-/** Disables a button while `work` runs, so a double click does not send twice. */
+/**
+ * Marks a button busy while `work` runs, so a double click does not send twice. It uses
+ * aria-disabled rather than `disabled` because a disabled button loses keyboard focus.
+ */
 async function busy(button, work) {
-  button.disabled = true;
-  button.setAttribute('aria-busy', 'true');
+  if (button.dataset.busy) return undefined;
+  button.dataset.busy = 'true';
+  button.setAttribute('aria-disabled', 'true');
   try {
     return await work();
   } finally {
-    button.disabled = false;
-    button.removeAttribute('aria-busy');
+    delete button.dataset.busy;
+    button.removeAttribute('aria-disabled');
   }
 }
 
@@ -610,7 +614,8 @@ function renderTestResult(box, d) {
   const add = (term, value, className) => facts.append(el('dt', { text: term }), el('dd', { text: value, className }));
   if (last) {
     if (last.statusCode !== undefined) add('Status code', String(last.statusCode));
-    if (last.error) add('Error', last.error);
+    // A bare "HTTP 503" error only repeats the status code.
+    if (last.error && last.error !== `HTTP ${last.statusCode}`) add('Error', last.error);
     add('Latency', `${last.durationMs} ms`);
   }
   if (d.status === 'pending' && d.nextAttemptAt) add('Next retry', `next retry at ${formatTime(d.nextAttemptAt)} (${relativeTime(d.nextAttemptAt)})`);
@@ -663,9 +668,10 @@ function renderEndpointFilter() {
   renderFilterOptions($('filter-endpoint'), state.endpoints.map((ep) => [ep.id, ep.url]));
 }
 
-function endpointLabel(endpointId) {
+function endpointLabel(endpointId, withId = false) {
   const ep = endpointById(endpointId);
-  return ep ? ep.url : `Deleted endpoint (${endpointId})`;
+  if (ep) return ep.url;
+  return withId ? `Deleted endpoint (${endpointId})` : 'Deleted endpoint';
 }
 
 function logQuery() {
@@ -795,7 +801,7 @@ function renderDetails(d) {
   status.textContent = d.status;
   status.className = `badge status-${d.status}`;
   $('details-event-type').textContent = d.eventType;
-  $('details-endpoint').textContent = endpointLabel(d.endpointId);
+  $('details-endpoint').textContent = endpointLabel(d.endpointId, true);
   $('details-created').textContent = formatTime(d.createdAt);
   $('details-id').textContent = d.id;
   setFact('details-delivered', d.deliveredAt ? formatTime(d.deliveredAt) : '');
@@ -849,8 +855,6 @@ async function resendDelivery(button) {
       await loadLog();
     } catch (err) { reportError(err); }
   });
-  // busy() re-enabled the button; keep it disabled while the delivery is still pending.
-  if (state.details.id === id) button.disabled = $('details-status').textContent === 'pending' || !isPaid();
 }
 
 // ---------------------------------------------------------------------------
@@ -888,7 +892,15 @@ function wireEvents() {
   });
 }
 
+/** A new link opened in the same tab changes only the fragment: start over with its token. */
+function onHashChange() {
+  if (!new URLSearchParams(location.hash.replace(/^#/, '')).get('token')) return;
+  readToken();
+  location.reload();
+}
+
 async function start() {
+  window.addEventListener('hashchange', onHashChange);
   state.token = readToken();
   if (!state.token) return showAuthError();
   wireEvents();

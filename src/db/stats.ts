@@ -1,0 +1,12 @@
+import type { Queryable } from './database';
+
+/** Scrape-time figures for /metrics: pending deliveries and the age of the oldest one. */
+export async function pendingStats(db: Queryable): Promise<{ pending: number; oldestAgeSeconds: number }> {
+  const [row] = await db.query<{ n: string; oldest: Date | null }>(`select count(*) as n, min(created_at) as oldest from deliveries where status = 'pending'`);
+  return { pending: Number(row.n), oldestAgeSeconds: row.oldest ? Math.max(0, (Date.now() - new Date(row.oldest).getTime()) / 1000) : 0 };
+}
+
+export async function deliveriesByStatus(db: Queryable): Promise<{ status: string; n: number }[]> {
+  const rows = await db.query<{ status: string; n: string }>('select status, count(*) as n from deliveries group by status');
+  return rows.map((r) => ({ status: r.status, n: Number(r.n) }));
+}
