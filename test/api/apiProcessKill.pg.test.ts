@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { deliveryStatuses, paidAccountWithEndpoint, participant, startHarness, type Harness } from '../helpers/apiHarness';
+import { freePort, spawnService, waitForHttp } from '../helpers/processes';
 import { Receiver, waitFor } from '../helpers/receiver';
 
 // Runs in the api:postgres project only (*.pg.test.ts): a separate API process can share the
@@ -86,33 +85,16 @@ test('when the API process is SIGKILLed in the middle of a publishing burst, the
   expect(new Set([...answers.values()].flat())).toEqual(new Set(rows.map((r) => r.id)));
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((ok) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => ok(port));
-    });
-  });
-}
-
 async function startApi(port: number): Promise<ChildProcess> {
-  const root = resolve(__dirname, '..', '..');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/api-server.ts'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      NODE_OPTIONS: '',
-      DATABASE_URL: h.dbUrl!,
-      ADMIN_TOKEN: h.adminToken,
-      TEMPORAL_ADDRESS: process.env.RR_TEST_TEMPORAL_ADDRESS!,
-      TEMPORAL_TASK_QUEUE: h.cfg.TEMPORAL_TASK_QUEUE,
-      DESTINATION_ALLOW_CIDRS: '127.0.0.0/8',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
+  const api = spawnService('api-server', {
+    DATABASE_URL: h.dbUrl!,
+    ADMIN_TOKEN: h.adminToken,
+    TEMPORAL_ADDRESS: process.env.RR_TEST_TEMPORAL_ADDRESS!,
+    TEMPORAL_TASK_QUEUE: h.cfg.TEMPORAL_TASK_QUEUE,
+    DESTINATION_ALLOW_CIDRS: '127.0.0.0/8',
+    PORT: String(port),
+    LOG_LEVEL: 'warn',
   });
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) || undefined, 'the API process to listen', 30_000, 200);
-  return child;
+  await waitForHttp(`http://127.0.0.1:${port}/healthz`);
+  return api.child;
 }
