@@ -20,6 +20,7 @@ import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
 import { devServerExecutable } from './temporal/binaries';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
+import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker } from './temporal/worker';
 import { DELIVERY_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 
@@ -68,6 +69,7 @@ async function main() {
   addDatabaseGauges(metrics, db);
   const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER } });
   const workerRun = worker.run();
+  await ensureRetentionSchedule(client, cfg);
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
 
   const app = createApp({ cfg, db, dispatcher, guard, log, metrics, adminToken: admin.token, temporalReady: temporalHealth(connection) });

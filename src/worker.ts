@@ -9,6 +9,7 @@ import { deliveryMetrics, Registry } from './metrics';
 import { createServer } from 'node:http';
 import { Dispatcher } from './services/dispatcher';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
+import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker } from './temporal/worker';
 
 async function main() {
@@ -23,7 +24,8 @@ async function main() {
   const nativeConnection = await NativeConnection.connect({ address });
   const connection = await Connection.connect({ address });
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
-  const dispatcher = new Dispatcher(new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE }), db, cfg, log);
+  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const dispatcher = new Dispatcher(client, db, cfg, log);
   const sender = webhookSender(cfg, destinationGuard(cfg));
   const metrics = new Registry();
   const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER } });
@@ -37,6 +39,7 @@ async function main() {
         } else res.writeHead(404).end();
       }).listen(cfg.WORKER_METRICS_PORT, cfg.HOST)
     : undefined;
+  await ensureRetentionSchedule(client, cfg);
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
   log.info('worker.running', { taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE });
   await worker.run();

@@ -52,6 +52,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     if (ctx.endpoint_deleted) throw stop('endpoint deleted');
     if (!ctx.endpoint_enabled) throw stop('endpoint disabled');
     if (ctx.plan !== 'paid') throw stop('account is not on a paid plan');
+    if (ctx.payload_purged) throw stop('payload purged by retention');
 
     const startedAtMs = await now();
     const headers = {

@@ -95,7 +95,7 @@ export const DeliveryOut = z.object({
   workflowId: z.string(),
   workflowUrl: z.string().optional(),
 });
-export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptOut), payload: z.string().describe('the exact body receivers get') });
+export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptOut), payload: z.string().nullable().describe('the exact body receivers get; null once purged by retention') });
 export const DeliveryListOut = z.object({ data: z.array(DeliveryOut), nextCursor: z.string().nullable() });
 export const ResendOut = z.object({ deliveryId: z.string() });
 export const TestIn = z.strictObject({ eventType: EventTypeName.optional() });

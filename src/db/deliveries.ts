@@ -96,12 +96,14 @@ export interface AttemptContext {
   endpoint_enabled: boolean;
   endpoint_deleted: boolean;
   plan: string;
+  payload_purged: boolean;
 }
 
 export async function attemptContext(db: Queryable, deliveryId: string): Promise<AttemptContext | undefined> {
   const [row] = await db.query<Record<string, unknown>>(
     `select row_to_json(d.*) as delivery, ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
-            ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan
+            ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
+            (ev.purged_at is not null) as payload_purged
      from deliveries d join events ev on ev.id = d.event_id join endpoints ep on ep.id = d.endpoint_id
      join accounts a on a.id = d.account_id where d.id = $1`,
     [deliveryId],
@@ -161,7 +163,8 @@ export async function cancelPendingOfEndpoint(db: Queryable, endpointId: string,
 export async function startNewSeries(db: Queryable, accountId: string, id: string): Promise<DeliveryRow | undefined> {
   const [row] = await db.query<DeliveryRow>(
     `update deliveries set series = series + 1, status = 'pending', final_reason = null, finished_at = null, next_attempt_at = now(), updated_at = now()
-     where id = $1 and account_id = $2 and status <> 'pending' returning *`,
+     where id = $1 and account_id = $2 and status <> 'pending'
+       and not exists (select 1 from events e where e.id = deliveries.event_id and e.purged_at is not null) returning *`,
     [id, accountId],
   );
   return row;

@@ -97,6 +97,15 @@ alter table endpoints add column last_success_at timestamptz
     name: 'pending deliveries index',
     sql: `create index deliveries_pending on deliveries (created_at) where status = 'pending'`,
   },
+  {
+    id: 4,
+    name: 'payload retention',
+    sql: `
+alter table events add column purged_at timestamptz;
+create index delivery_attempts_started on delivery_attempts (started_at);
+create index events_created on events (created_at) where purged_at is null
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

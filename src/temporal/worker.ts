@@ -1,5 +1,6 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createDeliveryActivities, type DeliveryActivityDeps } from '../activities/delivery';
+import { createRetentionActivities } from '../activities/retention';
 import type { Config } from '../config';
 
 export interface DeliveryWorkerOptions {
@@ -11,7 +12,7 @@ export interface DeliveryWorkerOptions {
   taskQueue?: string;
 }
 
-/** The worker serving delivery workflows and their activities on one task queue. */
+/** The worker serving the delivery and retention workflows and their activities on one task queue. */
 export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worker> {
   const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
@@ -21,7 +22,7 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
     namespace: opts.cfg.TEMPORAL_NAMESPACE,
     taskQueue: opts.taskQueue ?? opts.cfg.TEMPORAL_TASK_QUEUE,
     ...workflows,
-    activities: createDeliveryActivities(opts.activityDeps),
+    activities: { ...createDeliveryActivities(opts.activityDeps), ...createRetentionActivities(opts.activityDeps) },
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
     shutdownGraceTime: '20s',

@@ -25,8 +25,11 @@ export function deliveriesRouter(deps: ApiDeps): Router {
     const a = await actingAccount(ctx, deps.db);
     const d = await getDelivery(deps.db, a.id, ctx.params.id);
     if (!d) throw ApiError.notFound('delivery');
-    const [attempts, [event]] = await Promise.all([attemptsOf(deps.db, d.id), deps.db.query<{ body: string }>('select body from events where id = $1', [d.event_id])]);
-    return { ...deliveryOut(d, temporal), attempts: attempts.map(attemptOut), payload: event.body };
+    const [attempts, [event]] = await Promise.all([
+      attemptsOf(deps.db, d.id),
+      deps.db.query<{ body: string; purged_at: Date | null }>('select body, purged_at from events where id = $1', [d.event_id]),
+    ]);
+    return { ...deliveryOut(d, temporal), attempts: attempts.map(attemptOut), payload: event.purged_at ? null : event.body };
   });
 
   defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/resend', summary: 'Start a new attempt series now (same webhook-id, so receivers can deduplicate).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx) => {
@@ -38,7 +41,11 @@ export function deliveriesRouter(deps: ApiDeps): Router {
     if (!ep) throw new ApiError(409, 'endpoint_deleted', 'The endpoint of this delivery was deleted.');
     if (!ep.enabled) throw new ApiError(409, 'endpoint_disabled', 'Enable the endpoint before resending.');
     const row = await resendDelivery(deps, a.id, d.id);
-    if (!row) throw new ApiError(409, 'delivery_pending', 'This delivery is still being retried; resend it once it has finished.');
+    if (!row) {
+      const [purged] = await deps.db.query('select 1 from events where id = $1 and purged_at is not null', [d.event_id]);
+      if (purged) throw new ApiError(409, 'payload_purged', 'The payload of this delivery was purged by retention; it cannot be resent.');
+      throw new ApiError(409, 'delivery_pending', 'This delivery is still being retried; resend it once it has finished.');
+    }
     return { deliveryId: row.id };
   });
 

@@ -18,7 +18,7 @@ const state = {
   endpoints: [],
   editingId: null,
   log: { cursor: null, olderStack: [], nextCursor: null, page: 1 },
-  details: { id: null },
+  details: { id: null, attempts: 0 },
   authFailed: false,
 };
 
@@ -138,11 +138,23 @@ function showAuthError() {
   message.hidden = false;
 }
 
+let toastTimer = null;
+
 /** Announces a result in the polite live region (a fresh node so repeats are read again). */
 function announce(message, isError = false) {
   const region = $('status-region');
   region.classList.toggle('is-error', isError);
   region.replaceChildren(el('p', { text: message }));
+  $('toast-close').hidden = false;
+  // Successes fade away by themselves; errors stay until dismissed or replaced.
+  clearTimeout(toastTimer);
+  if (!isError) toastTimer = setTimeout(dismissToast, 8000);
+}
+
+function dismissToast() {
+  clearTimeout(toastTimer);
+  $('status-region').replaceChildren();
+  $('toast-close').hidden = true;
 }
 
 /** Reports a failed call; 401 already replaced the page. */
@@ -362,7 +374,6 @@ function startEdit(endpoint) {
 }
 
 function resetForm() {
-  const wasEditing = state.editingId;
   state.editingId = null;
   $('endpoint-form').reset();
   clearFieldErrors();
@@ -370,7 +381,6 @@ function resetForm() {
   $('save-endpoint').textContent = 'Add endpoint';
   $('cancel-edit').hidden = true;
   $('endpoint-form').classList.remove('is-editing');
-  return wasEditing;
 }
 
 function showSecretNotice(secret) {
@@ -426,7 +436,6 @@ function createCard(endpoint) {
   recoverHelp.id = `recover-help-${n}`;
   inCard(card, 'recover-since').setAttribute('aria-describedby', recoverHelp.id);
   card.querySelector('.card-disabled').id = `disabled-reason-${n}`;
-  inCard(card, 'test-result').id = `test-result-${n}`;
   card.setAttribute('aria-labelledby', (card.querySelector('.card-url').id = `card-url-${n}`));
 
   const select = inCard(card, 'test-event-type');
@@ -473,6 +482,10 @@ function fillCard(card, ep) {
 
   const toggle = inCard(card, 'toggle-enabled'); // absent on free plans
   if (toggle) {
+    // The API refuses tests and recovery for a disabled endpoint; say so instead of failing.
+    inCard(card, 'send-test').disabled = !ep.enabled;
+    inCard(card, 'recover').disabled = !ep.enabled;
+    card.querySelector('.tools-note').hidden = ep.enabled;
     toggle.textContent = ep.enabled ? 'Disable' : 'Enable';
     if (ep.enabled) toggle.removeAttribute('aria-describedby');
     else toggle.setAttribute('aria-describedby', reason.id);
@@ -485,7 +498,7 @@ async function toggleEnabled(button, ep) {
       await api('PATCH', `/v1/endpoints/${enc(ep.id)}`, { enabled: !ep.enabled });
       announce(ep.enabled ? 'Endpoint disabled. Its pending deliveries were cancelled.' : 'Endpoint enabled.');
       await refreshEndpoints();
-      await loadLog();
+      await refreshLogAndDetails();
     } catch (err) { reportError(err); }
   });
 }
@@ -504,7 +517,7 @@ async function deleteEndpoint(button, ep) {
     announce('Endpoint deleted.');
     await refreshEndpoints();
     $('endpoints-title').focus();
-    await loadLog();
+    await refreshLogAndDetails();
   } catch (err) { reportError(err); }
 }
 
@@ -513,7 +526,6 @@ function showSecretInCard(card, secret) {
   code.textContent = secret;
   code.classList.add('is-revealed');
   inCard(card, 'reveal-secret').textContent = 'Hide';
-  inCard(card, 'reveal-secret').setAttribute('aria-pressed', 'true');
 }
 
 function hideSecretInCard(card) {
@@ -521,7 +533,6 @@ function hideSecretInCard(card) {
   code.textContent = MASKED_SECRET;
   code.classList.remove('is-revealed');
   inCard(card, 'reveal-secret').textContent = 'Reveal';
-  inCard(card, 'reveal-secret').setAttribute('aria-pressed', 'false');
 }
 
 async function revealSecret(button, ep, card) {
@@ -585,7 +596,7 @@ async function sendTest(button, ep) {
       const delivery = await pollDelivery(deliveryId, (d) => d.attempts.length > 0 || d.status !== 'pending');
       const summary = renderTestResult(result(), delivery);
       announce(summary);
-      loadLog().catch(reportError);
+      refreshLogAndDetails().catch(reportError);
     } catch (err) {
       renderTestPending(result(), err.detail, true);
       reportError(err);
@@ -618,7 +629,7 @@ function renderTestResult(box, d) {
     if (last.error && last.error !== `HTTP ${last.statusCode}`) add('Error', last.error);
     add('Latency', `${last.durationMs} ms`);
   }
-  if (d.status === 'pending' && d.nextAttemptAt) add('Next retry', `next retry at ${formatTime(d.nextAttemptAt)} (${relativeTime(d.nextAttemptAt)})`);
+  if (d.status === 'pending' && d.nextAttemptAt) add('Next retry at', `${formatTime(d.nextAttemptAt)} (${relativeTime(d.nextAttemptAt)})`);
   if (d.finishedReason && !delivered) add('Reason', d.finishedReason);
 
   const children = [el('p', { className: 'test-headline', text: headline }), facts];
@@ -649,7 +660,7 @@ async function recoverSince(button, ep, card) {
       announce(deliveryIds.length
         ? `Resent ${plural(deliveryIds.length, 'undeliverable delivery', 'undeliverable deliveries')} created since ${since.toLocaleString()}.`
         : `No undeliverable deliveries since ${since.toLocaleString()}; nothing was resent.`);
-      await loadLog();
+      await refreshLogAndDetails();
     } catch (err) { reportError(err); }
   });
 }
@@ -691,14 +702,16 @@ async function loadLog() {
 function renderLog(deliveries) {
   const rows = deliveries.map(deliveryRow);
   $('delivery-rows').replaceChildren(...rows);
+  const filtered = ['filter-status', 'filter-endpoint', 'filter-event-type'].some((id) => $(id).value);
+  $('no-deliveries').textContent = filtered ? 'No deliveries match these filters.' : 'No deliveries yet.';
   $('no-deliveries').hidden = deliveries.length > 0;
   $('newer-page').disabled = state.log.olderStack.length === 0;
   $('older-page').disabled = !state.log.nextCursor;
   $('page-info').textContent = `Page ${state.log.page}`;
 }
 
-function statusBadge(status, attrs = {}) {
-  return el('span', { className: `badge status-${status}`, text: status, ...attrs });
+function statusBadge(status) {
+  return el('span', { className: `badge status-${status}`, text: status });
 }
 
 function deliveryRow(d) {
@@ -746,8 +759,7 @@ async function goNewer() {
 async function refreshLog(button) {
   await busy(button, async () => {
     try {
-      await loadLog();
-      if (state.details.id && !$('delivery-details').hidden) await reloadDetails();
+      await refreshLogAndDetails();
       announce('Delivery log refreshed.');
     } catch (err) { reportError(err); }
   });
@@ -768,8 +780,12 @@ async function openDetails(id, opener) {
   } catch (err) { reportError(err); }
 }
 
-async function reloadDetails() {
-  renderDetails(await api('GET', `/v1/deliveries/${enc(state.details.id)}`));
+/** Reloads the log page and, if a delivery is open, its details (actions change both). */
+async function refreshLogAndDetails() {
+  await loadLog();
+  if (state.details.id && !$('delivery-details').hidden) {
+    renderDetails(await api('GET', `/v1/deliveries/${enc(state.details.id)}`));
+  }
 }
 
 function closeDetails() {
@@ -780,7 +796,6 @@ function closeDetails() {
   // Back to the row that opened it, if it is still on screen.
   const row = [...document.querySelectorAll('.delivery-row')].find((r) => r.dataset.deliveryId === id);
   const target = row ? row.querySelector('.row-button') : (detailsOpener && detailsOpener.isConnected ? detailsOpener : $('log-title'));
-  if (target === $('log-title')) target.setAttribute('tabindex', '-1');
   target.focus();
 }
 
@@ -794,6 +809,7 @@ function setFact(id, value) {
 
 function renderDetails(d) {
   state.details.id = d.id;
+  state.details.attempts = d.attempts.length;
   for (const row of document.querySelectorAll('.delivery-row')) row.classList.toggle('is-selected', row.dataset.deliveryId === d.id);
 
   $('details-title').textContent = `Delivery of ${d.eventType}`;
@@ -840,18 +856,28 @@ function prettyJson(text) {
   try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text || ''; }
 }
 
+function resendSummary(d) {
+  const last = d.attempts[d.attempts.length - 1];
+  if (d.status === 'delivered') return 'Resent: delivered.';
+  if (d.status === 'pending' && last) {
+    const code = last.statusCode !== undefined ? `HTTP ${last.statusCode}` : last.error;
+    return `Resent, but the attempt failed (${code}).${d.nextAttemptAt ? ` Next retry at ${formatTime(d.nextAttemptAt)}.` : ''}`;
+  }
+  return d.status === 'pending' ? 'Resend started; no attempt yet.' : `Resent: ${d.status}.`;
+}
+
 async function resendDelivery(button) {
   const id = state.details.id;
   if (!id) return;
   await busy(button, async () => {
     try {
+      const attemptsBefore = state.details.attempts;
       await api('POST', `/v1/deliveries/${enc(id)}/resend`);
       announce('Resend started.');
-      const before = Date.now();
-      // Wait for the new series' first attempt (or its end) so the panel shows the outcome.
-      const delivery = await pollDelivery(id, (d) => d.status !== 'pending' || d.attempts.some((a) => new Date(a.startedAt).getTime() >= before - 1000));
+      // Wait for the new series' first attempt so the panel shows its outcome.
+      const delivery = await pollDelivery(id, (d) => d.attempts.length > attemptsBefore);
       if (state.details.id === id) renderDetails(delivery);
-      announce(`Resend: ${delivery.status}.`);
+      announce(resendSummary(delivery));
       await loadLog();
     } catch (err) { reportError(err); }
   });
@@ -880,6 +906,7 @@ function wireEvents() {
   });
   $('secret-notice-copy').addEventListener('click', () => copySecret($('secret-notice-value').textContent));
   $('secret-notice-close').addEventListener('click', hideSecretNotice);
+  $('toast-close').addEventListener('click', dismissToast);
   for (const id of ['filter-status', 'filter-endpoint', 'filter-event-type']) $(id).addEventListener('change', onFilterChange);
   $('log-filters').addEventListener('submit', (event) => event.preventDefault());
   $('refresh-log').addEventListener('click', (event) => refreshLog(event.currentTarget));

@@ -1,0 +1,23 @@
+import type { Queryable } from './database';
+
+/**
+ * One bounded purge batch: attempt logs older than the cutoff, and the payloads of events
+ * older than the cutoff that nothing is still delivering. Delivery rows (status history) stay.
+ */
+export async function purgeBatch(db: Queryable, cutoff: Date, batchSize: number): Promise<{ attempts: number; payloads: number }> {
+  const attempts = await db.query(
+    `delete from delivery_attempts where (delivery_id, attempt) in
+       (select delivery_id, attempt from delivery_attempts where started_at < $1 limit $2)
+     returning 1`,
+    [cutoff, batchSize],
+  );
+  const payloads = await db.query(
+    `update events set body = '', purged_at = now() where id in
+       (select e.id from events e where e.created_at < $1 and e.purged_at is null
+          and not exists (select 1 from deliveries d where d.event_id = e.id and d.status = 'pending')
+        limit $2)
+     returning 1`,
+    [cutoff, batchSize],
+  );
+  return { attempts: attempts.length, payloads: payloads.length };
+}
