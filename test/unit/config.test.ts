@@ -40,3 +40,14 @@ test('when durations are formatted, then they read like the README table', () =>
   expect(formatDuration(43_200_000)).toBe('12h');
   expect(parseDuration('soon')).toBeUndefined();
 });
+
+test('when the README configuration table is read, then it documents every setting with its default', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const readme: string = require('node:fs').readFileSync(require('node:path').join(__dirname, '..', '..', 'README.md'), 'utf8');
+  const { SETTINGS } = jest.requireActual('../../src/config') as typeof import('../../src/config');
+  for (const [name, s] of Object.entries(SETTINGS) as [string, { default?: string }][]) {
+    const row = readme.split('\n').find((l) => l.startsWith(`| \`${name}\` |`));
+    expect([name, row !== undefined]).toEqual([name, true]);
+    if (s.default) expect([name, row!.includes(`\`${s.default}\``)]).toEqual([name, true]);
+  }
+});
