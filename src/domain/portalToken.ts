@@ -24,8 +24,9 @@ export function verifyPortalToken(key: Buffer, token: string, nowMs = Date.now()
   if (!token.startsWith(PORTAL_TOKEN_PREFIX)) return { ok: false, reason: 'malformed' };
   const [payload, sig, extra] = token.slice(PORTAL_TOKEN_PREFIX.length).split('.');
   if (!payload || !sig || extra !== undefined) return { ok: false, reason: 'malformed' };
-  const expected = createHmac('sha256', key).update(payload).digest();
-  const given = Buffer.from(sig, 'base64url');
+  // Compare the canonical text, so a signature with altered padding bits does not pass as the same.
+  const expected = Buffer.from(createHmac('sha256', key).update(payload).digest('base64url'));
+  const given = Buffer.from(sig);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad_signature' };
   let parsed: { a?: unknown; e?: unknown };
   try {

@@ -19,4 +19,6 @@ test('when a token is tampered with or signed by another key, then it is refused
   expect(verifyPortalToken(portalSigningKey('another-admin-token-5678'), token).ok).toBe(false);
   expect(verifyPortalToken(key, 'rrp_garbage').ok).toBe(false);
   expect(verifyPortalToken(key, token + '.x').ok).toBe(false);
+  // Every one-character change of the signature is refused, padding bits included.
+  for (const c of 'AQgw') if (!sig.endsWith(c)) expect(verifyPortalToken(key, `rrp_${payload}.${sig.slice(0, -1)}${c}`).ok).toBe(false);
 });
