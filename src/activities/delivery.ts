@@ -43,11 +43,13 @@ export interface DeliveryActivityDeps {
 export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   const now = deps.now ?? Date.now;
 
-  async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number }> {
+  async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number; finished: boolean }> {
     const { attempt: seriesAttempt } = Context.current().info;
     const ctx = await attemptContext(deps.db, input.deliveryId);
     const stop = (reason: string) => ApplicationFailure.create({ type: FailureType.Cancelled, message: reason, nonRetryable: true });
     if (!ctx) throw stop('delivery not found');
+    // Re-run after a crash that followed a successful attempt: it is done, don't send again.
+    if (ctx.delivery.series === input.series && ctx.delivery.status === 'delivered') return { statusCode: 0, attempt: ctx.delivery.attempt_count, finished: true };
     if (ctx.delivery.series !== input.series || ctx.delivery.status !== 'pending') throw stop(`delivery is ${ctx.delivery.status}, not pending`);
     if (ctx.endpoint_deleted) throw stop('endpoint deleted');
     if (!ctx.endpoint_enabled) throw stop('endpoint disabled');
@@ -91,7 +93,9 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       error,
       responseBody: result.bodyExcerpt,
       nextAttemptAt: nextAttemptAtMs === undefined ? undefined : new Date(nextAttemptAtMs),
+      delivered: ok,
     });
+    if (ok) deps.metrics?.finished.inc({ status: 'delivered' });
     deps.log.info('delivery.attempted', {
       deliveryId: input.deliveryId,
       accountId: ctx.delivery.account_id,
@@ -107,7 +111,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       nextAttemptAt: nextAttemptAtMs === undefined ? null : new Date(nextAttemptAtMs).toISOString(),
     });
     const autoDisabled = await recordEndpointHealth(deps.db, ctx.delivery.endpoint_id, ok, new Date(startedAtMs), deps.autoDisableAfterMs);
-    if (ok) return { statusCode: result.statusCode!, attempt };
+    if (ok) return { statusCode: result.statusCode!, attempt, finished: true };
     if (autoDisabled) {
       deps.log.warn('endpoint.auto_disabled', { endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id });
       throw ApplicationFailure.create({ type: FailureType.Cancelled, message: 'endpoint auto-disabled after failing for too long', nonRetryable: true });

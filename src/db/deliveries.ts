@@ -71,8 +71,13 @@ export async function listDeliveries(db: Queryable, accountId: string, f: Delive
   );
 }
 
-export async function markDispatched(db: Queryable, id: string, series: number): Promise<void> {
-  await db.query('update deliveries set dispatched_series = greatest(dispatched_series, $2) where id = $1', [id, series]);
+/** Records that these deliveries' workflows were started (one statement for a whole batch). */
+export async function markDispatched(db: Queryable, started: { id: string; series: number }[]): Promise<void> {
+  await db.query(
+    `update deliveries d set dispatched_series = greatest(d.dispatched_series, t.series)
+     from (select * from unnest($1::text[], $2::int[]) as u(id, series)) t where d.id = t.id`,
+    [started.map((s) => s.id), started.map((s) => s.series)],
+  );
 }
 
 /** Accepted deliveries whose workflow start was not confirmed `olderThanMs` after the last change. */
@@ -118,7 +123,7 @@ export async function attemptContext(db: Queryable, deliveryId: string): Promise
 /** Records one attempt and the delivery's counters; next_attempt_at is null when none follows. */
 export async function recordAttempt(
   db: Queryable,
-  a: { deliveryId: string; series: number; startedAt: Date; durationMs: number; statusCode?: number; error?: string; responseBody?: string; nextAttemptAt?: Date },
+  a: { deliveryId: string; series: number; startedAt: Date; durationMs: number; statusCode?: number; error?: string; responseBody?: string; nextAttemptAt?: Date; delivered?: boolean },
 ): Promise<number> {
   const [row] = await db.query<{ attempt: number }>(
     `with n as (select coalesce(max(attempt), 0) + 1 as attempt from delivery_attempts where delivery_id = $1)
@@ -126,9 +131,14 @@ export async function recordAttempt(
      select $1, n.attempt, $2, $3, $4, $5, $6, $7 from n returning attempt`,
     [a.deliveryId, a.series, a.startedAt, a.durationMs, a.statusCode ?? null, a.error ?? null, a.responseBody ?? null],
   );
+  // A successful attempt also finishes the delivery here, saving the workflow a second activity.
   await db.query(
-    `update deliveries set attempt_count = attempt_count + 1, last_attempt_at = $2, next_attempt_at = $3, updated_at = now() where id = $1`,
-    [a.deliveryId, a.startedAt, a.nextAttemptAt ?? null],
+    `update deliveries set attempt_count = attempt_count + 1, last_attempt_at = $2, next_attempt_at = $3, updated_at = now(),
+       status = case when $4 and status = 'pending' then 'delivered' else status end,
+       delivered_at = case when $4 and status = 'pending' then $2::timestamptz + ($5::int * interval '1 millisecond') else delivered_at end,
+       finished_at = case when $4 and status = 'pending' then $2::timestamptz + ($5::int * interval '1 millisecond') else finished_at end
+     where id = $1`,
+    [a.deliveryId, a.startedAt, a.nextAttemptAt ?? null, a.delivered === true, a.durationMs],
   );
   return row.attempt;
 }

@@ -107,7 +107,12 @@ export function activeSecrets(row: Pick<EndpointRow, 'secret' | 'previous_secret
  */
 export async function recordEndpointHealth(db: Queryable, endpointId: string, ok: boolean, at: Date, disableAfterMs: number): Promise<boolean> {
   if (ok) {
-    await db.query('update endpoints set failing_since = null, last_success_at = $2 where id = $1', [endpointId, at]);
+    // Hot path: write only when a failure streak ends or the last success is a minute old.
+    await db.query(
+      `update endpoints set failing_since = null, last_success_at = $2
+       where id = $1 and (failing_since is not null or last_success_at is null or last_success_at < $2::timestamptz - interval '1 minute')`,
+      [endpointId, at],
+    );
     return false;
   }
   const [row] = await db.query<{ failing_since: Date }>(

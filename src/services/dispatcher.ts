@@ -25,6 +25,8 @@ export function scheduleFrom(cfg: Config): RetrySchedule {
 export interface DispatchTarget {
   id: string;
   series: number;
+  /** Known on the publish path; looked up otherwise. */
+  meta?: DispatchMeta;
 }
 
 /** What a start needs besides the id: shown in the Web UI as search attributes and summary. */
@@ -48,10 +50,16 @@ export class Dispatcher {
     private readonly log: Logger,
   ) {}
 
+  /** Starts one delivery's workflow (idempotent) and records that it was started. */
   async dispatch(target: DispatchTarget): Promise<void> {
+    await this.start(target);
+    await markDispatched(this.db, [target]);
+  }
+
+  private async start(target: DispatchTarget): Promise<void> {
     const useAttributes = this.cfg.TEMPORAL_SEARCH_ATTRIBUTES;
     const input: DeliverWebhookInput = { deliveryId: target.id, series: target.series, schedule: scheduleFrom(this.cfg), attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT, searchAttributes: useAttributes };
-    const meta = await this.meta(target.id);
+    const meta = target.meta ?? (await this.meta(target.id));
     try {
       await this.client.workflow.start('deliverWebhook', {
         taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
@@ -73,7 +81,6 @@ export class Dispatcher {
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    await markDispatched(this.db, target.id, target.series);
   }
 
   private async meta(deliveryId: string): Promise<DispatchMeta> {
@@ -86,11 +93,21 @@ export class Dispatcher {
     return row;
   }
 
-  /** Best effort for the request path: a failure here is repaired by the reconciler. */
+  /**
+   * Best effort for the request path: starts all in parallel and records the started ones in
+   * one write; a failure here is repaired by the reconciler.
+   */
   async dispatchAll(targets: DispatchTarget[]): Promise<void> {
+    const started: DispatchTarget[] = [];
     await Promise.all(
-      targets.map((t) => this.dispatch(t).catch((err: Error) => this.log.warn('dispatch.deferred', { deliveryId: t.id, error: err.message }))),
+      targets.map((t) =>
+        this.start(t).then(
+          () => started.push(t),
+          (err: Error) => this.log.warn('dispatch.deferred', { deliveryId: t.id, error: err.message }),
+        ),
+      ),
     );
+    if (started.length) await markDispatched(this.db, started).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
   }
 
   /** Cancels a running delivery workflow; a finished or unknown one is fine. */

@@ -6,7 +6,7 @@ import { getEndpoint, subscribedEndpoints, type EndpointRow } from '../db/endpoi
 import { eventByIdempotencyKey, insertEvent } from '../db/events';
 import { webhookBody, type EventType } from '../domain/eventCatalog';
 import { newId } from '../domain/ids';
-import type { Dispatcher } from './dispatcher';
+import type { DispatchTarget, Dispatcher } from './dispatcher';
 
 export interface PublishInput {
   accountId: string;
@@ -63,12 +63,14 @@ export async function publishEvent(
       endpoints = await subscribedEndpoints(tx, input.accountId, input.eventType);
     }
     const deliveries = [];
+    const targets: DispatchTarget[] = [];
     for (const ep of endpoints) {
       const id = newId('dlv', now.getTime());
       await insertDelivery(tx, { id, accountId: input.accountId, eventId, endpointId: ep.id, eventType: input.eventType, createdAt: now });
       deliveries.push({ id, endpointId: ep.id });
+      targets.push({ id, series: 1, meta: { accountId: input.accountId, endpointId: ep.id, eventType: input.eventType, url: ep.url } });
     }
-    return { id: eventId, deliveries, replayed: false };
+    return { published: { id: eventId, deliveries, replayed: false }, targets };
   });
 
   if (!result) {
@@ -78,8 +80,8 @@ export async function publishEvent(
     await deps.dispatcher.dispatchAll(replayed.pending);
     return { id: replayed.id, deliveries: replayed.deliveries, replayed: true };
   }
-  await deps.dispatcher.dispatchAll(result.deliveries.map((d) => ({ id: d.id, series: 1 })));
-  return result;
+  await deps.dispatcher.dispatchAll(result.targets);
+  return result.published;
 }
 
 async function replay(db: Database, input: PublishInput, hash: string): Promise<Omit<Published, 'replayed'> & { pending: { id: string; series: number }[] }> {

@@ -39,14 +39,16 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
   });
 
   let outcome: RecordOutcomeInput;
+  let recorded = false;
   try {
-    await postWebhook({ deliveryId: input.deliveryId, series: input.series, windowEndsAtMs: Date.now() + schedule.windowMs, schedule });
+    const sent = await postWebhook({ deliveryId: input.deliveryId, series: input.series, windowEndsAtMs: Date.now() + schedule.windowMs, schedule });
     outcome = { deliveryId: input.deliveryId, series: input.series, status: 'delivered' };
+    recorded = sent.finished; // the successful attempt already marked it delivered
   } catch (err) {
     outcome = { deliveryId: input.deliveryId, series: input.series, ...classify(err) };
   }
   // Runs even when the workflow was cancelled (endpoint deleted or disabled).
-  await CancellationScope.nonCancellable(() => recordOutcome(outcome));
+  if (!recorded) await CancellationScope.nonCancellable(() => recordOutcome(outcome));
   if (input.searchAttributes) upsertSearchAttributes([{ key: RrDeliveryStatus, value: outcome.status }]);
   return { status: outcome.status, reason: outcome.reason };
 }
