@@ -60,8 +60,9 @@ async function main() {
     cfg = Object.freeze({ ...cfg, TEMPORAL_UI_URL: cfg.TEMPORAL_UI_URL ?? `http://127.0.0.1:${cfg.TEMPORAL_UI_PORT}` });
   }
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
-  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
-  const dispatcher = new Dispatcher(client, db, cfg, log);
+  // On the worker's own connection, so workflow starts can be eager (first task handed straight to this worker).
+  const client = new Client({ connection: nativeConnection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const dispatcher = new Dispatcher(client, db, cfg, log, { eagerStart: true });
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
 

@@ -48,6 +48,8 @@ export class Dispatcher {
     private readonly db: Database,
     private readonly cfg: Config,
     private readonly log: Logger,
+    /** The client shares a NativeConnection with a worker on the task queue: let the server hand it the first task directly. */
+    private readonly opts: { eagerStart?: boolean } = {},
   ) {}
 
   /** Starts one delivery's workflow (idempotent) and records that it was started. */
@@ -65,6 +67,7 @@ export class Dispatcher {
         taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
         workflowId: workflowIdFor(target.id, target.series),
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        requestEagerStart: this.opts.eagerStart,
         args: [input],
         staticSummary: `${meta.eventType} → ${meta.url}`,
         ...(useAttributes

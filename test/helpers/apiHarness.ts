@@ -47,8 +47,6 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
   const { db, url: dbUrl, drop } = await freshDatabase();
   const address = process.env.RR_TEST_TEMPORAL_ADDRESS!;
   const connection = await Connection.connect({ address });
-  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
-  const dispatcher = new Dispatcher(client, db, cfg, silentLogger);
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
 
@@ -56,9 +54,11 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
   addDatabaseGauges(metrics, db);
   let worker: Worker | undefined;
   let workerRun: Promise<void> | undefined;
-  let nativeConnection: NativeConnection | undefined;
-  if (opts.worker !== false) {
-    nativeConnection = await NativeConnection.connect({ address });
+  // Like `npm start`: with a worker, the client shares its NativeConnection and starts are eager.
+  const nativeConnection: NativeConnection | undefined = opts.worker !== false ? await NativeConnection.connect({ address }) : undefined;
+  const client = new Client({ connection: nativeConnection ?? connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const dispatcher = new Dispatcher(client, db, cfg, silentLogger, { eagerStart: nativeConnection !== undefined });
+  if (nativeConnection) {
     worker = await createDeliveryWorker({
       connection: nativeConnection,
       cfg,
