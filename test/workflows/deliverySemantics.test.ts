@@ -86,3 +86,17 @@ test('when an endpoint recovers before the period ends, then its failure streak 
   expect(ep?.failing_since).toBeNull();
   expect(ep?.last_success_at).toBeInstanceOf(Date);
 });
+
+test('when the receiver answers other 4xx (misconfigured, then fixed), then retries continue until it accepts', async () => {
+  const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
+  const { deliveryId } = await storedDelivery(suite.db, account.id, endpoint.id);
+  const replies = [400, 401, 404, 422, 200];
+  suite.receiver.respond = (_req, n) => ({ status: replies[n - 1] });
+
+  expect((await suite.deliver(deliveryId)).status).toBe('delivered');
+  expect((await attemptsOf(suite.db, deliveryId)).map((a) => a.status_code)).toEqual(replies);
+  // webhook-timestamp is each attempt's own time (the server's skipped clock here), so late retries stay fresh.
+  const stamps = suite.receiver.requests.map((r) => Number(r.headers['webhook-timestamp']));
+  const started = (await attemptsOf(suite.db, deliveryId)).map((a) => Math.floor(a.started_at.getTime() / 1000));
+  expect(stamps).toEqual(started);
+});
