@@ -15,13 +15,13 @@ export function rssMiB(pid: number): number {
 }
 
 /** Direct children of a process (scans /proc: a child spawned from any thread counts). */
-export function childPids(pid: number): number[] {
+export function childPids(pid: number, nameIncludes?: string): number[] {
   const found: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
-      if (ppid === pid) found.push(Number(entry));
+      if (ppid === pid && (!nameIncludes || readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(nameIncludes))) found.push(Number(entry));
     } catch {
       /* exited meanwhile */
     }
@@ -95,7 +95,9 @@ export async function waitUntil(cond: () => boolean, timeoutMs: number, what: st
 }
 
 export function spawnMain(env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=bench-results/prof", profiles the service.
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return spawn(process.execPath, [...extra, '--import', 'tsx', 'src/main.ts'], {
     cwd: process.cwd(),
     env: { ...process.env, NODE_OPTIONS: '', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

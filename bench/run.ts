@@ -41,7 +41,7 @@ async function startService(extraEnv: Record<string, string> = {}): Promise<Serv
   return {
     api: `http://127.0.0.1:${port}`,
     pid: child.pid!,
-    temporalPid: () => childPids(child.pid!).find((p) => p !== child.pid),
+    temporalPid: () => childPids(child.pid!, 'start-dev')[0],
     async stop() {
       child.kill('SIGINT');
       await new Promise((r) => child.once('exit', r));
