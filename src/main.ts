@@ -52,7 +52,7 @@ async function main() {
         dbFilename: resolve(cfg.DATA_DIR, 'temporal.db'),
         searchAttributes: DELIVERY_SEARCH_ATTRIBUTES,
         log: { format: 'pretty', level: 'warn' },
-        extraArgs: ['--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=NORMAL', '--dynamic-config-value', 'system.enableActivityEagerExecution=true'],
+        extraArgs: ['--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF', '--dynamic-config-value', 'system.enableActivityEagerExecution=true'],
       },
     });
     nativeConnection = env.nativeConnection;

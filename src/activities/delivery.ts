@@ -17,6 +17,8 @@ export interface PostWebhookInput {
   /** Epoch ms after which no attempt may start (workflow start + window). */
   windowEndsAtMs: number;
   schedule: RetrySchedule;
+  /** Attempts made before this activity started (the workflow's first attempt runs as a local activity). */
+  attemptOffset?: number;
 }
 
 export interface RecordOutcomeInput {
@@ -44,7 +46,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   const now = deps.now ?? Date.now;
 
   async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number; finished: boolean }> {
-    const { attempt: seriesAttempt } = Context.current().info;
+    const seriesAttempt = Context.current().info.attempt + (input.attemptOffset ?? 0);
     const ctx = await attemptContext(deps.db, input.deliveryId);
     const stop = (reason: string) => ApplicationFailure.create({ type: FailureType.Cancelled, message: reason, nonRetryable: true });
     if (!ctx) throw stop('delivery not found');
@@ -121,6 +123,8 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       message: error ?? 'attempt failed',
       nonRetryable,
       nextRetryDelay: nonRetryable ? undefined : delayMs,
+      // Also as a detail: local-activity failures reach the workflow without nextRetryDelay.
+      details: nonRetryable ? undefined : [{ nextRetryDelayMs: delayMs }],
     });
   }
 

@@ -1,4 +1,5 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, proxyLocalActivities, sleep, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import { msToNumber } from '@temporalio/common/lib/time';
 import type { DeliveryActivities, RecordOutcomeInput } from '../activities/delivery';
 import { FailureType, NON_RETRYABLE_FAILURES } from '../domain/errors';
 import type { RetrySchedule } from '../domain/retrySchedule';
@@ -16,23 +17,20 @@ export interface DeliverWebhookInput {
 export type DeliverWebhookResult = Pick<RecordOutcomeInput, 'status' | 'reason'>;
 
 /**
- * One delivery (one event to one endpoint). A single activity carries the whole retry
- * schedule: Temporal's server keeps the back-off clock, so nothing waits in worker memory.
- * Its schedule-to-close timeout is the delivery window; when it closes, the delivery is
- * undeliverable and no attempt follows.
+ * One delivery (one event to one endpoint).
+ *
+ * The first attempt runs as a local activity inside the first workflow task: most webhooks
+ * succeed at once, and then the whole delivery costs Temporal one start and one task. If it
+ * fails, the workflow waits the first back-off on a durable timer, and a regular activity
+ * carries the rest of the schedule: Temporal's server keeps that retry clock, so nothing waits
+ * in worker memory. Its schedule-to-close timeout ends with the delivery window; when it
+ * closes, the delivery is undeliverable and no attempt follows.
  */
 export async function deliverWebhook(input: DeliverWebhookInput): Promise<DeliverWebhookResult> {
   const { schedule } = input;
-  const { postWebhook } = proxyActivities<DeliveryActivities>({
-    startToCloseTimeout: input.attemptTimeoutMs + 30_000,
-    scheduleToCloseTimeout: schedule.windowMs,
-    retry: {
-      initialInterval: schedule.initialIntervalMs,
-      backoffCoefficient: schedule.backoffCoefficient,
-      maximumInterval: schedule.maximumIntervalMs, // attempts unlimited: the window bounds them
-      nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
-    },
-  });
+  const startedAt = Date.now();
+  const windowEndsAtMs = startedAt + schedule.windowMs;
+  const attempt = { deliveryId: input.deliveryId, series: input.series, windowEndsAtMs, schedule };
   const { recordOutcome } = proxyActivities<DeliveryActivities>({
     startToCloseTimeout: '30s',
     retry: { initialInterval: '1s', maximumInterval: '1m' }, // retried until the database answers
@@ -41,7 +39,29 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
   let outcome: RecordOutcomeInput;
   let recorded = false;
   try {
-    const sent = await postWebhook({ deliveryId: input.deliveryId, series: input.series, windowEndsAtMs: Date.now() + schedule.windowMs, schedule });
+    let sent: Awaited<ReturnType<DeliveryActivities['postWebhook']>>;
+    try {
+      const { postWebhook: firstAttempt } = proxyLocalActivities<DeliveryActivities>({
+        startToCloseTimeout: input.attemptTimeoutMs + 5_000,
+        retry: { maximumAttempts: 1 },
+      });
+      sent = await firstAttempt({ ...attempt, attemptOffset: 0 });
+    } catch (err) {
+      const delayMs = retryableDelay(err);
+      if (delayMs === undefined || Date.now() + delayMs >= windowEndsAtMs) throw err;
+      await sleep(delayMs);
+      const { postWebhook } = proxyActivities<DeliveryActivities>({
+        startToCloseTimeout: input.attemptTimeoutMs + 30_000,
+        scheduleToCloseTimeout: Math.max(1_000, windowEndsAtMs - Date.now()),
+        retry: {
+          initialInterval: schedule.initialIntervalMs,
+          backoffCoefficient: schedule.backoffCoefficient,
+          maximumInterval: schedule.maximumIntervalMs, // attempts unlimited: the window bounds them
+          nonRetryableErrorTypes: NON_RETRYABLE_FAILURES,
+        },
+      });
+      sent = await postWebhook({ ...attempt, attemptOffset: 1 });
+    }
     outcome = { deliveryId: input.deliveryId, series: input.series, status: 'delivered' };
     recorded = sent.finished; // the successful attempt already marked it delivered
   } catch (err) {
@@ -53,19 +73,34 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
   return { status: outcome.status, reason: outcome.reason };
 }
 
+/** The back-off the first attempt asked for, or undefined when it must not be retried. */
+function retryableDelay(err: unknown): number | undefined {
+  const cause = attemptFailure(err);
+  if (!(cause instanceof ApplicationFailure)) return undefined;
+  if (cause.nonRetryable || NON_RETRYABLE_FAILURES.includes(cause.type ?? '')) return undefined;
+  const fromDetails = (cause.details?.[0] as { nextRetryDelayMs?: unknown } | undefined)?.nextRetryDelayMs;
+  if (typeof fromDetails === 'number') return fromDetails;
+  return cause.nextRetryDelay === undefined || cause.nextRetryDelay === null ? undefined : msToNumber(cause.nextRetryDelay);
+}
+
+/** What an attempt failed with: the cause inside an ActivityFailure, or a local activity's own failure. */
+function attemptFailure(err: unknown): Error | undefined {
+  if (err instanceof ActivityFailure) return err.cause ?? err;
+  if (err instanceof ApplicationFailure) return err;
+  return undefined;
+}
+
 function classify(err: unknown): Omit<RecordOutcomeInput, 'deliveryId' | 'series'> {
   if (isCancellation(err)) return { status: 'cancelled', reason: 'cancelled: endpoint deleted or disabled' };
-  if (err instanceof ActivityFailure) {
-    const cause = err.cause;
-    if (cause instanceof ApplicationFailure) {
-      if (cause.type === FailureType.Cancelled) return { status: 'cancelled', reason: cause.message };
-      if (cause.type === FailureType.EndpointGone) return { status: 'undeliverable', reason: 'receiver answered 410 Gone; endpoint disabled', disableEndpoint: true };
-      if (cause.type === FailureType.DestinationForbidden) return { status: 'undeliverable', reason: `destination forbidden: ${cause.message}` };
-      return { status: 'undeliverable', reason: `retry window exhausted; last error: ${cause.message}` };
-    }
-    if (cause instanceof TimeoutFailure) return { status: 'undeliverable', reason: 'retry window exhausted' };
-    return { status: 'undeliverable', reason: `retry window exhausted; last error: ${cause?.message ?? err.message}` };
+  const cause = attemptFailure(err);
+  if (cause instanceof ApplicationFailure) {
+    if (cause.type === FailureType.Cancelled) return { status: 'cancelled', reason: cause.message };
+    if (cause.type === FailureType.EndpointGone) return { status: 'undeliverable', reason: 'receiver answered 410 Gone; endpoint disabled', disableEndpoint: true };
+    if (cause.type === FailureType.DestinationForbidden) return { status: 'undeliverable', reason: `destination forbidden: ${cause.message}` };
+    return { status: 'undeliverable', reason: `retry window exhausted; last error: ${cause.message}` };
   }
+  if (cause instanceof TimeoutFailure) return { status: 'undeliverable', reason: 'retry window exhausted' };
+  if (cause) return { status: 'undeliverable', reason: `retry window exhausted; last error: ${cause.message}` };
   // Anything else is a bug in this code: fail the workflow task so Temporal retries it after a fix,
   // rather than giving up on the delivery.
   throw err;
