@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
 import { attemptContext, finishDelivery, recordAttempt } from '../db/deliveries';
-import { activeSecrets, recordEndpointHealth } from '../db/endpoints';
+import { activeSecrets, recordEndpointFailure } from '../db/endpoints';
 import { FailureType, type DeliveryStatus } from '../domain/errors';
 import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
 import { signatureHeaders } from '../domain/signing';
@@ -112,8 +112,8 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       error: error ?? null,
       nextAttemptAt: nextAttemptAtMs === undefined ? null : new Date(nextAttemptAtMs).toISOString(),
     });
-    const autoDisabled = await recordEndpointHealth(deps.db, ctx.delivery.endpoint_id, ok, new Date(startedAtMs), deps.autoDisableAfterMs);
     if (ok) return { statusCode: result.statusCode!, attempt, finished: true };
+    const autoDisabled = await recordEndpointFailure(deps.db, ctx.delivery.endpoint_id, new Date(startedAtMs), deps.autoDisableAfterMs);
     if (autoDisabled) {
       deps.log.warn('endpoint.auto_disabled', { endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id });
       throw ApplicationFailure.create({ type: FailureType.Cancelled, message: 'endpoint auto-disabled after failing for too long', nonRetryable: true });

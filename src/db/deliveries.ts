@@ -120,25 +120,36 @@ export async function attemptContext(db: Queryable, deliveryId: string): Promise
   return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow };
 }
 
-/** Records one attempt and the delivery's counters; next_attempt_at is null when none follows. */
+/**
+ * Records one attempt and the delivery's counters in one statement; next_attempt_at is null
+ * when none follows. A successful attempt also finishes the delivery (saving the workflow a
+ * second activity) and ends the endpoint's failure streak.
+ */
 export async function recordAttempt(
   db: Queryable,
   a: { deliveryId: string; series: number; startedAt: Date; durationMs: number; statusCode?: number; error?: string; responseBody?: string; nextAttemptAt?: Date; delivered?: boolean },
 ): Promise<number> {
   const [row] = await db.query<{ attempt: number }>(
-    `with n as (select coalesce(max(attempt), 0) + 1 as attempt from delivery_attempts where delivery_id = $1)
-     insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body)
-     select $1, n.attempt, $2, $3, $4, $5, $6, $7 from n returning attempt`,
-    [a.deliveryId, a.series, a.startedAt, a.durationMs, a.statusCode ?? null, a.error ?? null, a.responseBody ?? null],
-  );
-  // A successful attempt also finishes the delivery here, saving the workflow a second activity.
-  await db.query(
-    `update deliveries set attempt_count = attempt_count + 1, last_attempt_at = $2, next_attempt_at = $3, updated_at = now(),
-       status = case when $4 and status = 'pending' then 'delivered' else status end,
-       delivered_at = case when $4 and status = 'pending' then $2::timestamptz + ($5::int * interval '1 millisecond') else delivered_at end,
-       finished_at = case when $4 and status = 'pending' then $2::timestamptz + ($5::int * interval '1 millisecond') else finished_at end
-     where id = $1`,
-    [a.deliveryId, a.startedAt, a.nextAttemptAt ?? null, a.delivered === true, a.durationMs],
+    `with n as (
+       select coalesce(max(attempt), 0) + 1 as attempt from delivery_attempts where delivery_id = $1
+     ), ins as (
+       insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body)
+       select $1, n.attempt, $2, $3, $4, $5, $6, $7 from n returning attempt
+     ), upd as (
+       update deliveries set attempt_count = attempt_count + 1, last_attempt_at = $3, next_attempt_at = $8, updated_at = now(),
+         status = case when $9 and status = 'pending' then 'delivered' else status end,
+         delivered_at = case when $9 and status = 'pending' then $3::timestamptz + ($4::int * interval '1 millisecond') else delivered_at end,
+         finished_at = case when $9 and status = 'pending' then $3::timestamptz + ($4::int * interval '1 millisecond') else finished_at end
+       where id = $1 returning endpoint_id
+     ), healthy as (
+       -- only when a failure streak ends or the last success is a minute old: this row is hot
+       update endpoints set failing_since = null, last_success_at = $3
+       where $9 and id = (select endpoint_id from upd)
+         and (failing_since is not null or last_success_at is null or last_success_at < $3::timestamptz - interval '1 minute')
+       returning 1
+     )
+     select attempt from ins`,
+    [a.deliveryId, a.series, a.startedAt, a.durationMs, a.statusCode ?? null, a.error ?? null, a.responseBody ?? null, a.nextAttemptAt ?? null, a.delivered === true],
   );
   return row.attempt;
 }

@@ -83,16 +83,6 @@ export async function rotateSecret(db: Queryable, accountId: string, id: string,
   return row;
 }
 
-/** Enabled, live endpoints of a paid account subscribed to `eventType`. */
-export async function subscribedEndpoints(db: Queryable, accountId: string, eventType: EventType): Promise<EndpointRow[]> {
-  return db.query<EndpointRow>(
-    `select e.* from endpoints e join accounts a on a.id = e.account_id
-     where e.account_id = $1 and a.plan = 'paid' and e.enabled and e.deleted_at is null and e.event_types ? $2
-     order by e.id`,
-    [accountId, eventType],
-  );
-}
-
 /** Secrets that sign right now, newest first. */
 export function activeSecrets(row: Pick<EndpointRow, 'secret' | 'previous_secret' | 'previous_secret_expires_at'>, now: Date): string[] {
   const secrets = [row.secret];
@@ -101,20 +91,11 @@ export function activeSecrets(row: Pick<EndpointRow, 'secret' | 'previous_secret
 }
 
 /**
- * Tracks an endpoint's health after an attempt. A success clears the failure streak; a failure
- * starts it, and once it has lasted `disableAfterMs` the endpoint is disabled and its pending
- * deliveries cancelled. Returns true when this call disabled the endpoint.
+ * After a failed attempt: starts the endpoint's failure streak, and once it has lasted
+ * `disableAfterMs` disables the endpoint and cancels its pending deliveries. Returns true when
+ * this call disabled it. (A success ends the streak in recordAttempt.)
  */
-export async function recordEndpointHealth(db: Queryable, endpointId: string, ok: boolean, at: Date, disableAfterMs: number): Promise<boolean> {
-  if (ok) {
-    // Hot path: write only when a failure streak ends or the last success is a minute old.
-    await db.query(
-      `update endpoints set failing_since = null, last_success_at = $2
-       where id = $1 and (failing_since is not null or last_success_at is null or last_success_at < $2::timestamptz - interval '1 minute')`,
-      [endpointId, at],
-    );
-    return false;
-  }
+export async function recordEndpointFailure(db: Queryable, endpointId: string, at: Date, disableAfterMs: number): Promise<boolean> {
   const [row] = await db.query<{ failing_since: Date }>(
     'update endpoints set failing_since = coalesce(failing_since, $2) where id = $1 returning failing_since',
     [endpointId, at],

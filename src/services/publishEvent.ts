@@ -1,11 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Database } from '../db/database';
-import { getAccount } from '../db/accounts';
-import { deliveriesOfEvent, insertDelivery } from '../db/deliveries';
-import { getEndpoint, subscribedEndpoints, type EndpointRow } from '../db/endpoints';
-import { eventByIdempotencyKey, insertEvent } from '../db/events';
+import { deliveriesOfEvent } from '../db/deliveries';
+import { acceptEvent, eventByIdempotencyKey } from '../db/events';
 import { webhookBody, type EventType } from '../domain/eventCatalog';
-import { newId } from '../domain/ids';
+import { idTimePrefix, newId } from '../domain/ids';
 import type { DispatchTarget, Dispatcher } from './dispatcher';
 
 export interface PublishInput {
@@ -51,27 +49,25 @@ export async function publishEvent(
   }
   const hash = requestHash(input.eventType, input.data);
 
-  const result = await deps.db.transaction(async (tx) => {
-    if (!(await getAccount(tx, input.accountId))) throw new PublishError('account_not_found', `account ${input.accountId} does not exist`);
-    const event = await insertEvent(tx, { id: eventId, accountId: input.accountId, eventType: input.eventType, body, idempotencyKey: input.idempotencyKey, requestHash: hash, isTest: opts.isTest, createdAt: now });
-    if (!event) return undefined; // idempotency key already used: answered below, outside this transaction
-    let endpoints: EndpointRow[];
-    if (opts.onlyEndpointId) {
-      const ep = await getEndpoint(tx, input.accountId, opts.onlyEndpointId);
-      endpoints = ep ? [ep] : [];
-    } else {
-      endpoints = await subscribedEndpoints(tx, input.accountId, input.eventType);
-    }
-    const deliveries = [];
-    const targets: DispatchTarget[] = [];
-    for (const ep of endpoints) {
-      const id = newId('dlv', now.getTime());
-      await insertDelivery(tx, { id, accountId: input.accountId, eventId, endpointId: ep.id, eventType: input.eventType, createdAt: now });
-      deliveries.push({ id, endpointId: ep.id });
-      targets.push({ id, series: 1, meta: { accountId: input.accountId, endpointId: ep.id, eventType: input.eventType, url: ep.url } });
-    }
-    return { published: { id: eventId, deliveries, replayed: false }, targets };
+  const accepted = await acceptEvent(deps.db, {
+    id: eventId,
+    accountId: input.accountId,
+    eventType: input.eventType,
+    body,
+    idempotencyKey: input.idempotencyKey,
+    requestHash: hash,
+    isTest: opts.isTest ?? false,
+    createdAt: now,
+    onlyEndpointId: opts.onlyEndpointId,
+    deliveryIdPrefix: idTimePrefix('dlv', now.getTime()),
   });
+  if (!accepted.accountFound) throw new PublishError('account_not_found', `account ${input.accountId} does not exist`);
+  const result = accepted.eventId
+    ? {
+        published: { id: eventId, deliveries: accepted.deliveries.map((d) => ({ id: d.id, endpointId: d.endpointId })), replayed: false },
+        targets: accepted.deliveries.map((d): DispatchTarget => ({ id: d.id, series: 1, meta: { accountId: input.accountId, endpointId: d.endpointId, eventType: input.eventType, url: d.url } })),
+      }
+    : undefined; // idempotency key already used: answered below
 
   if (!result) {
     const replayed = await replay(deps.db, input, hash);
