@@ -21,6 +21,8 @@ const FANOUTS = (process.env.BENCH_FANOUTS ?? '1,5,20').split(',').map(Number);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const OUTAGE = (process.env.BENCH_OUTAGE ?? '1000,10000').split(',').map(Number);
 const ADMIN = `bench_${randomBytes(12).toString('hex')}`;
+/** Events per second to offer (paced publishing, for latency below saturation); unset = as fast as possible. */
+const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : undefined;
 
 interface Service {
   api: string;
@@ -83,6 +85,7 @@ async function throughput(svc: Service, receiver: BenchReceiver, url: string, fa
   const cpu0 = { main: cpuSeconds(svc.pid), temporal: cpuSeconds(svc.temporalPid()!) };
   const started = Date.now();
   await pool([...Array(EVENTS).keys()], CONCURRENCY, async (i) => {
+    if (RATE) await new Promise((r) => setTimeout(r, Math.max(0, started + (i * 1000) / RATE - Date.now())));
     const t = performance.now();
     const res = await post(`${svc.api}/v1/events`, event(accountId, i), ADMIN);
     publishMs.push(performance.now() - t);
@@ -185,7 +188,7 @@ async function main() {
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
   const md = [
     `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memGiB} GiB, Node ${machine.node}; ${machine.date}`,
-    `Command: BENCH_EVENTS=${EVENTS} BENCH_CONCURRENCY=${CONCURRENCY} npm run bench (embedded default: dev server + worker + API + PGlite)`,
+    `Command: BENCH_EVENTS=${EVENTS} BENCH_CONCURRENCY=${CONCURRENCY}${RATE ? ` BENCH_RATE=${RATE}` : ''} npm run bench (embedded default: dev server + worker + API + PGlite)`,
     '',
     '| endpoints/event | deliveries | deliveries/s | publish→receipt p50 / p95 / p99 (ms) | publish API p50 / p99 (ms) | CPU s per 1,000 (API+worker+DB / Temporal) |',
     '|---|---|---|---|---|---|',

@@ -25,6 +25,10 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
     activities: { ...createDeliveryActivities(opts.activityDeps), ...createRetentionActivities(opts.activityDeps) },
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
+    maxConcurrentLocalActivityExecutions: 200,
+    // Autoscaling pollers: measured 65 → 108 deliveries/s on the embedded default (see README, Performance).
+    workflowTaskPollerBehavior: { type: 'autoscaling', maximum: 64 },
+    activityTaskPollerBehavior: { type: 'autoscaling', maximum: 32 },
     shutdownGraceTime: '20s',
   });
 }
