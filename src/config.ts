@@ -59,6 +59,7 @@ export const SETTINGS = {
   DISPATCH_RECONCILE_INTERVAL: { schema: duration('DISPATCH_RECONCILE_INTERVAL'), default: '5s', description: 'How often the worker looks for accepted deliveries whose workflow was never started (crash between commit and start).' },
   METRICS_PUBLIC: { schema: bool, default: 'false', description: 'Serve the API\'s /metrics without the admin token (for a scraper on a private network).' },
   WORKER_METRICS_PORT: { schema: int(0, 65535), default: '9464', description: 'Port of the separate worker process\'s /metrics and /healthz (0 = off). Binds to HOST.' },
+  WORKER_MAX_CACHED_WORKFLOWS: { schema: int(0, 100_000), default: '500', description: 'Workflows a worker keeps in memory between tasks; more are replayed from history when needed. Bounds worker memory during long outages.' },
   LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error']), default: 'info', description: 'Minimum level of the JSON log lines.' },
 } satisfies Record<string, Setting>;
 

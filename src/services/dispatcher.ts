@@ -7,6 +7,8 @@ import type { Logger } from '../logger';
 import type { DeliverWebhookInput } from '../workflows/deliverWebhook';
 import { RrAccountId, RrDeliveryStatus, RrEndpointId, RrEventType } from '../workflows/searchAttributes';
 
+const START_DEADLINE_MS = 5_000;
+
 /** `delivery-<id>` for the first series (the convention), `delivery-<id>-<n>` for resends. */
 export function workflowIdFor(deliveryId: string, series: number): string {
   return series === 1 ? `delivery-${deliveryId}` : `delivery-${deliveryId}-${series}`;
@@ -63,7 +65,8 @@ export class Dispatcher {
     const input: DeliverWebhookInput = { deliveryId: target.id, series: target.series, schedule: scheduleFrom(this.cfg), attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT, searchAttributes: useAttributes };
     const meta = target.meta ?? (await this.meta(target.id));
     try {
-      await this.client.workflow.start('deliverWebhook', {
+      // Bounded: with Temporal unreachable the request path answers anyway and the reconciler starts it later.
+      await this.client.withDeadline(Date.now() + START_DEADLINE_MS, () => this.client.workflow.start('deliverWebhook', {
         taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
         workflowId: workflowIdFor(target.id, target.series),
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
@@ -80,7 +83,7 @@ export class Dispatcher {
               ],
             }
           : {}),
-      });
+      }));
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }

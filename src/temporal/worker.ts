@@ -29,6 +29,9 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
     // Autoscaling pollers: measured 65 → 108 deliveries/s on the embedded default (see README, Performance).
     workflowTaskPollerBehavior: { type: 'autoscaling', maximum: 64 },
     activityTaskPollerBehavior: { type: 'autoscaling', maximum: 32 },
+    // Short-lived workflows: a small cache keeps memory flat however many deliveries wait in
+    // back-off; an evicted one is replayed from its (short) history when its timer fires.
+    maxCachedWorkflows: opts.cfg.WORKER_MAX_CACHED_WORKFLOWS,
     shutdownGraceTime: '20s',
   });
 }
