@@ -47,7 +47,7 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
       });
       sent = await firstAttempt({ ...attempt, attemptOffset: 0 });
     } catch (err) {
-      const delayMs = retryableDelay(err);
+      const delayMs = retryableDelay(err, schedule);
       if (delayMs === undefined || Date.now() + delayMs >= windowEndsAtMs) throw err;
       await sleep(delayMs);
       const { postWebhook } = proxyActivities<DeliveryActivities>({
@@ -73,20 +73,28 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
   return { status: outcome.status, reason: outcome.reason };
 }
 
-/** The back-off the first attempt asked for, or undefined when it must not be retried. */
-function retryableDelay(err: unknown): number | undefined {
+/**
+ * The back-off the first attempt asked for, or undefined when it must not be retried. A failure
+ * that carries no delay (the database or the worker failed, not the receiver) is retried on the
+ * normal schedule: an infrastructure hiccup must never end a delivery.
+ */
+function retryableDelay(err: unknown, schedule: RetrySchedule): number | undefined {
   const cause = attemptFailure(err);
-  if (!(cause instanceof ApplicationFailure)) return undefined;
-  if (cause.nonRetryable || NON_RETRYABLE_FAILURES.includes(cause.type ?? '')) return undefined;
-  const fromDetails = (cause.details?.[0] as { nextRetryDelayMs?: unknown } | undefined)?.nextRetryDelayMs;
-  if (typeof fromDetails === 'number') return fromDetails;
-  return cause.nextRetryDelay === undefined || cause.nextRetryDelay === null ? undefined : msToNumber(cause.nextRetryDelay);
+  if (!cause) return undefined; // cancelled
+  if (cause instanceof ApplicationFailure) {
+    if (cause.nonRetryable || NON_RETRYABLE_FAILURES.includes(cause.type ?? '')) return undefined;
+    const fromDetails = (cause.details?.[0] as { nextRetryDelayMs?: unknown } | undefined)?.nextRetryDelayMs;
+    if (typeof fromDetails === 'number') return fromDetails;
+    if (cause.nextRetryDelay !== undefined && cause.nextRetryDelay !== null) return msToNumber(cause.nextRetryDelay);
+  }
+  return schedule.initialIntervalMs;
 }
 
 /** What an attempt failed with: the cause inside an ActivityFailure, or a local activity's own failure. */
 function attemptFailure(err: unknown): Error | undefined {
+  if (isCancellation(err)) return undefined;
   if (err instanceof ActivityFailure) return err.cause ?? err;
-  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof ApplicationFailure || err instanceof TimeoutFailure) return err;
   return undefined;
 }
 

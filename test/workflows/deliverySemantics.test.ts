@@ -100,3 +100,27 @@ test('when the receiver answers other 4xx (misconfigured, then fixed), then retr
   const started = (await attemptsOf(suite.db, deliveryId)).map((a) => Math.floor(a.started_at.getTime() / 1000));
   expect(stamps).toEqual(started);
 });
+
+test('when the database fails during the first attempt, then the delivery is retried on schedule, not given up', async () => {
+  const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
+  const { deliveryId } = await storedDelivery(suite.db, account.id, endpoint.id);
+  // Recording the first attempt fails (the table is briefly gone), as if the database restarted.
+  await suite.db.query('alter table delivery_attempts rename to delivery_attempts_away');
+  suite.receiver.respond = (_req, n) => ({ status: 200, delayMs: n === 2 ? 300 : 0 });
+  let restored: Promise<unknown> | undefined;
+  suite.receiver.onRequest = (_req, n) => {
+    if (n === 2) restored = suite.db.query('alter table delivery_attempts_away rename to delivery_attempts');
+  };
+
+  const result = await suite.deliver(deliveryId);
+  await restored;
+
+  expect(result.status).toBe('delivered');
+  expect(suite.receiver.requests).toHaveLength(2); // at-least-once: the first POST went out before the failure
+  expect(new Set(suite.receiver.requests.map((r) => r.headers['webhook-id']))).toEqual(new Set([deliveryId]));
+  // The retry waited the schedule's first delay (10 s), read from each attempt's webhook-timestamp.
+  const [t1, t2] = suite.receiver.requests.map((r) => Number(r.headers['webhook-timestamp']));
+  expect(t2 - t1).toBeGreaterThanOrEqual(9);
+  expect(t2 - t1).toBeLessThanOrEqual(12);
+  expect((await getDelivery(suite.db, account.id, deliveryId))?.status).toBe('delivered');
+});
