@@ -41,6 +41,18 @@ export interface DeliveryActivityDeps {
   now?: () => number | Promise<number>;
 }
 
+/** Retries a database write for up to ~15 s (server restart, failover) before giving up. */
+async function persistently<T>(write: () => Promise<T>): Promise<T> {
+  for (let delay = 100; ; delay *= 2) {
+    try {
+      return await write();
+    } catch (err) {
+      if (delay > 8_000) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 /** Activities of the delivery workflow; the worker injects the database, HTTP sender and clock. */
 export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   const now = deps.now ?? Date.now;
@@ -86,7 +98,9 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const nextAttemptAtMs = !ok && !nonRetryable && startedAtMs + delayMs < input.windowEndsAtMs ? startedAtMs + delayMs : undefined;
     const error = ok ? undefined : result.error ?? `HTTP ${result.statusCode}`;
 
-    const attempt = await recordAttempt(deps.db, {
+    // The request is out: a database blip now must not turn into a second POST, so the write is
+    // retried here for a while before the attempt as a whole is failed (and later repeated).
+    const attempt = await persistently(() => recordAttempt(deps.db, {
       deliveryId: input.deliveryId,
       series: input.series,
       startedAt: new Date(startedAtMs),
@@ -96,7 +110,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       responseBody: result.bodyExcerpt,
       nextAttemptAt: nextAttemptAtMs === undefined ? undefined : new Date(nextAttemptAtMs),
       delivered: ok,
-    });
+    }));
     if (ok) deps.metrics?.finished.inc({ status: 'delivered' });
     deps.log.info('delivery.attempted', {
       deliveryId: input.deliveryId,

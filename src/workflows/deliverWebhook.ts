@@ -42,7 +42,7 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
     let sent: Awaited<ReturnType<DeliveryActivities['postWebhook']>>;
     try {
       const { postWebhook: firstAttempt } = proxyLocalActivities<DeliveryActivities>({
-        startToCloseTimeout: input.attemptTimeoutMs + 5_000,
+        startToCloseTimeout: input.attemptTimeoutMs + 20_000, // room for the activity's own database retries
         retry: { maximumAttempts: 1 },
       });
       sent = await firstAttempt({ ...attempt, attemptOffset: 0 });

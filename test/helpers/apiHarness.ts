@@ -31,7 +31,7 @@ export interface Harness {
  * The API in-process on port 0 against the shared real Temporal dev server (a task queue of
  * its own) and a fresh real database, with a delivery worker running beside it.
  */
-export async function startHarness(env: Record<string, string> = {}, opts: { worker?: boolean; temporalAddress?: string } = {}): Promise<Harness> {
+export async function startHarness(env: Record<string, string> = {}, opts: { worker?: boolean; temporalAddress?: string; postgresServerUrl?: string } = {}): Promise<Harness> {
   installTemporalRuntime({ level: 'ERROR' });
   const adminToken = `admin_${randomBytes(16).toString('hex')}`;
   const cfg = loadConfig({
@@ -44,7 +44,7 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
     ATTEMPT_TIMEOUT: '5s',
     ...env,
   });
-  const { db, url: dbUrl, drop } = await freshDatabase();
+  const { db, url: dbUrl, drop } = await freshDatabase(opts.postgresServerUrl);
   const address = opts.temporalAddress ?? process.env.RR_TEST_TEMPORAL_ADDRESS!;
   const connection = await Connection.connect({ address });
   const guard = destinationGuard(cfg);

@@ -8,13 +8,13 @@ import { migrate } from '../../src/db/migrations';
  * in-memory PGlite, or a new database on the real Postgres server (TEST_DATABASE_URL).
  * `url` is set for Postgres so child processes can share it.
  */
-export async function freshDatabase(): Promise<{ db: Database; url?: string; drop(): Promise<void> }> {
-  if (process.env.TEST_DB_BACKEND !== 'postgres') {
+export async function freshDatabase(serverUrl?: string): Promise<{ db: Database; url?: string; drop(): Promise<void> }> {
+  if (!serverUrl && process.env.TEST_DB_BACKEND !== 'postgres') {
     const db = await openPglite(undefined);
     await migrate(db);
     return { db, drop: () => db.close() };
   }
-  const base = process.env.TEST_DATABASE_URL;
+  const base = serverUrl ?? process.env.TEST_DATABASE_URL;
   if (!base) throw new Error('TEST_DATABASE_URL is not set: the api:postgres project needs a real Postgres (see README "Tests").');
   const name = `rr_test_${randomBytes(6).toString('hex')}`;
   const admin = new PgClient({ connectionString: base });
