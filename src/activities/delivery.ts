@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
 import { attemptContext, finishDelivery, recordAttempt } from '../db/deliveries';
-import { activeSecrets, recordEndpointFailure } from '../db/endpoints';
+import { activeSecrets, disableEndpoint, recordEndpointFailure } from '../db/endpoints';
 import { FailureType, type DeliveryStatus } from '../domain/errors';
 import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
 import { signatureHeaders } from '../domain/signing';
@@ -146,11 +146,8 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const at = new Date(await now());
     const changed = await finishDelivery(deps.db, { deliveryId: input.deliveryId, series: input.series, status: input.status, reason: input.reason, at });
     if (input.disableEndpoint) {
-      await deps.db.query(
-        `update endpoints set enabled = false, disabled_reason = $2, disabled_at = $3, updated_at = now()
-         where id = (select endpoint_id from deliveries where id = $1) and enabled`,
-        [input.deliveryId, input.reason ?? 'receiver answered 410 Gone', at],
-      );
+      const [d] = await deps.db.query<{ endpoint_id: string }>('select endpoint_id from deliveries where id = $1', [input.deliveryId]);
+      if (d) await disableEndpoint(deps.db, d.endpoint_id, input.reason ?? 'receiver answered 410 Gone', at);
     }
     if (changed) deps.metrics?.finished.inc({ status: input.status });
     deps.log.info('delivery.finished', { deliveryId: input.deliveryId, series: input.series, status: input.status, reason: input.reason ?? null, changed });

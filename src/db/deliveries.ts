@@ -31,13 +31,6 @@ export interface AttemptRow {
   response_body: string | null;
 }
 
-export async function insertDelivery(tx: Queryable, row: { id: string; accountId: string; eventId: string; endpointId: string; eventType: string; createdAt: Date }): Promise<void> {
-  await tx.query(
-    `insert into deliveries (id, account_id, event_id, endpoint_id, event_type, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $6)`,
-    [row.id, row.accountId, row.eventId, row.endpointId, row.eventType, row.createdAt],
-  );
-}
-
 export async function deliveriesOfEvent(db: Queryable, eventId: string): Promise<DeliveryRow[]> {
   return db.query<DeliveryRow>('select * from deliveries where event_id = $1 order by id', [eventId]);
 }
@@ -80,14 +73,15 @@ export async function markDispatched(db: Queryable, started: { id: string; serie
   );
 }
 
-/** Accepted deliveries whose workflow start was not confirmed `olderThanMs` after the last change. */
-export async function undispatched(db: Queryable, olderThanMs: number, limit: number): Promise<Pick<DeliveryRow, 'id' | 'series' | 'account_id' | 'endpoint_id' | 'event_type'>[]> {
-  return db.query(
-    `select id, series, account_id, endpoint_id, event_type from deliveries
-     where dispatched_series < series and updated_at < now() - ($1::bigint * interval '1 millisecond')
-     order by updated_at limit $2`,
+/** Accepted deliveries whose workflow start was not confirmed `olderThanMs` after the last change, with what a start needs. */
+export async function undispatched(db: Queryable, olderThanMs: number, limit: number): Promise<{ id: string; series: number; meta: { accountId: string; endpointId: string; eventType: string; url: string } }[]> {
+  const rows = await db.query<{ id: string; series: number; account_id: string; endpoint_id: string; event_type: string; url: string }>(
+    `select d.id, d.series, d.account_id, d.endpoint_id, d.event_type, e.url from deliveries d join endpoints e on e.id = d.endpoint_id
+     where d.dispatched_series < d.series and d.updated_at < now() - ($1::bigint * interval '1 millisecond')
+     order by d.updated_at limit $2`,
     [olderThanMs, limit],
   );
+  return rows.map((r) => ({ id: r.id, series: r.series, meta: { accountId: r.account_id, endpointId: r.endpoint_id, eventType: r.event_type, url: r.url } }));
 }
 
 /** Everything the delivery activity needs for one attempt, in one round trip. */

@@ -2,6 +2,7 @@ import type { EventType } from '../domain/eventCatalog';
 import { newId } from '../domain/ids';
 import { newSigningSecret } from '../domain/signing';
 import type { Queryable } from './database';
+import { cancelPendingOfEndpoint } from './deliveries';
 
 export interface EndpointRow {
   id: string;
@@ -102,15 +103,16 @@ export async function recordEndpointFailure(db: Queryable, endpointId: string, a
   );
   if (!row || at.getTime() - new Date(row.failing_since).getTime() < disableAfterMs) return false;
   const reason = `auto-disabled: every attempt failed since ${new Date(row.failing_since).toISOString()}`;
-  const disabled = await db.query(
+  if (!(await disableEndpoint(db, endpointId, reason, at))) return false;
+  await cancelPendingOfEndpoint(db, endpointId, 'endpoint auto-disabled after failing for too long');
+  return true;
+}
+
+/** Disables an enabled endpoint with a reason (410 Gone, auto-disable); false if it already was. */
+export async function disableEndpoint(db: Queryable, endpointId: string, reason: string, at: Date): Promise<boolean> {
+  const rows = await db.query(
     `update endpoints set enabled = false, disabled_reason = $2, disabled_at = $3, updated_at = now() where id = $1 and enabled returning id`,
     [endpointId, reason, at],
   );
-  if (disabled.length === 0) return false;
-  await db.query(
-    `update deliveries set status = 'cancelled', final_reason = $2, finished_at = $3, next_attempt_at = null, updated_at = now()
-     where endpoint_id = $1 and status = 'pending'`,
-    [endpointId, 'endpoint auto-disabled after failing for too long', at],
-  );
-  return true;
+  return rows.length > 0;
 }
