@@ -56,6 +56,8 @@ export const SETTINGS = {
   AUTO_DISABLE_AFTER: { schema: duration('AUTO_DISABLE_AFTER'), default: '5d', description: 'An endpoint whose every attempt has failed for this long is disabled (with a reason); its pending deliveries end cancelled.' },
   RETENTION: { schema: duration('RETENTION'), default: '30d', description: 'Attempt logs and payloads older than this are purged (delivery rows and statuses stay).' },
   RETENTION_PURGE_INTERVAL: { schema: duration('RETENTION_PURGE_INTERVAL'), default: '1h', description: 'How often the retention Schedule runs the purge (in batches of 1,000 rows).' },
+  DISPATCH_BATCH_WINDOW: { schema: duration('DISPATCH_BATCH_WINDOW'), default: '25ms', description: 'How long newly published deliveries of one account are gathered into one first-attempt batch workflow (0 = one workflow per delivery).' },
+  DISPATCH_BATCH_MAX: { schema: int(1, 1000), default: '100', description: 'Most deliveries in one first-attempt batch; a full batch starts at once.' },
   DISPATCH_RECONCILE_INTERVAL: { schema: duration('DISPATCH_RECONCILE_INTERVAL'), default: '5s', description: 'How often the worker looks for accepted deliveries whose workflow was never started (crash between commit and start).' },
   METRICS_PUBLIC: { schema: bool, default: 'false', description: 'Serve the API\'s /metrics without the admin token (for a scraper on a private network).' },
   WORKER_METRICS_PORT: { schema: int(0, 65535), default: '9464', description: 'Port of the separate worker process\'s /metrics and /healthz (0 = off). Binds to HOST.' },

@@ -1,11 +1,12 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
-import { attemptContext, finishDelivery, recordAttempt } from '../db/deliveries';
+import { claimForAttempt, finishDelivery, recordAttempts, type AttemptContext, type AttemptRecord } from '../db/deliveries';
 import { activeSecrets, disableEndpoint, recordEndpointFailure } from '../db/endpoints';
-import { FailureType, type DeliveryStatus } from '../domain/errors';
+import { FailureType, finalOutcome, type DeliveryStatus } from '../domain/errors';
+import { workflowIdFor } from '../domain/workflowIds';
 import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
 import { signatureHeaders } from '../domain/signing';
-import type { WebhookSender } from '../http/sendWebhook';
+import type { SendResult, WebhookSender } from '../http/sendWebhook';
 import type { Logger } from '../logger';
 import { statusClass, type DeliveryMetrics } from '../metrics';
 
@@ -14,11 +15,38 @@ export const USER_AGENT = 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)';
 export interface PostWebhookInput {
   deliveryId: string;
   series: number;
-  /** Epoch ms after which no attempt may start (workflow start + window). */
+  /** Epoch ms after which no attempt may start (acceptance + window). */
   windowEndsAtMs: number;
   schedule: RetrySchedule;
-  /** Attempts made before this activity started (the workflow's first attempt runs as a local activity). */
+  /** Attempts made before this activity started (the first attempt runs as a local activity or in a batch). */
   attemptOffset?: number;
+  /** The first-attempt batch that handed this delivery over: its claim may be taken over. */
+  takeOverFrom?: string;
+}
+
+export interface PostBatchInput {
+  deliveries: { deliveryId: string; series: number }[];
+  windowEndsAtMs: number;
+  schedule: RetrySchedule;
+}
+
+/** A delivery whose first attempt failed and that continues in its own retry workflow. */
+export interface HandOff {
+  deliveryId: string;
+  series: number;
+  /** Wait before the next attempt. */
+  delayMs: number;
+  /** For the retry workflow's search attributes and summary (unknown when the batch itself failed). */
+  meta?: { endpointId: string; eventType: string; url: string };
+}
+
+export interface PostBatchResult {
+  delivered: number;
+  /** Ended without delivery (410, forbidden destination, endpoint gone or disabled). */
+  finished: number;
+  /** Already done, or owned by another workflow: not sent by this batch. */
+  skipped: number;
+  retrying: HandOff[];
 }
 
 export interface RecordOutcomeInput {
@@ -41,6 +69,21 @@ export interface DeliveryActivityDeps {
   now?: () => number | Promise<number>;
 }
 
+/** One attempt's facts: what was sent, what came back, and what follows. */
+interface Attempted {
+  ctx: AttemptContext;
+  seriesAttempt: number;
+  startedAtMs: number;
+  result: SendResult;
+  ok: boolean;
+  failureType: string;
+  nonRetryable: boolean;
+  delayMs: number;
+  /** Undefined when no attempt follows (success, permanent failure, or past the window). */
+  nextAttemptAtMs?: number;
+  error?: string;
+}
+
 /** Retries a database write for up to ~15 s (server restart, failover) before giving up. */
 async function persistently<T>(write: () => Promise<T>): Promise<T> {
   for (let delay = 100; ; delay *= 2) {
@@ -53,28 +96,33 @@ async function persistently<T>(write: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Activities of the delivery workflow; the worker injects the database, HTTP sender and clock. */
+/** The workflow this activity runs for: it claims the deliveries it attempts. */
+function callerWorkflowId(): string {
+  const id = Context.current().info.workflowExecution?.workflowId;
+  if (!id) throw new Error('delivery activities run inside a workflow');
+  return id;
+}
+
+/** Why a pending delivery must not be attempted any more, if it must not. */
+function stopReason(ctx: AttemptContext): string | undefined {
+  if (ctx.endpoint_deleted) return 'endpoint deleted';
+  if (!ctx.endpoint_enabled) return 'endpoint disabled';
+  if (ctx.plan !== 'paid') return 'account is not on a paid plan';
+  if (ctx.payload_purged) return 'payload purged by retention';
+  return undefined;
+}
+
+/** Activities of the delivery workflows; the worker injects the database, HTTP sender and clock. */
 export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   const now = deps.now ?? Date.now;
 
-  async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number; finished: boolean }> {
-    const seriesAttempt = Context.current().info.attempt + (input.attemptOffset ?? 0);
-    const ctx = await attemptContext(deps.db, input.deliveryId);
-    const stop = (reason: string) => ApplicationFailure.create({ type: FailureType.Cancelled, message: reason, nonRetryable: true });
-    if (!ctx) throw stop('delivery not found');
-    // Re-run after a crash that followed a successful attempt: it is done, don't send again.
-    if (ctx.delivery.series === input.series && ctx.delivery.status === 'delivered') return { statusCode: 0, attempt: ctx.delivery.attempt_count, finished: true };
-    if (ctx.delivery.series !== input.series || ctx.delivery.status !== 'pending') throw stop(`delivery is ${ctx.delivery.status}, not pending`);
-    if (ctx.endpoint_deleted) throw stop('endpoint deleted');
-    if (!ctx.endpoint_enabled) throw stop('endpoint disabled');
-    if (ctx.plan !== 'paid') throw stop('account is not on a paid plan');
-    if (ctx.payload_purged) throw stop('payload purged by retention');
-
+  /** Signs and sends one attempt (the endpoint's current URL and secrets) and classifies the answer. */
+  async function attempt(ctx: AttemptContext, seriesAttempt: number, input: { schedule: RetrySchedule; windowEndsAtMs: number }): Promise<Attempted> {
     const startedAtMs = await now();
     const headers = {
       'content-type': 'application/json',
       'user-agent': USER_AGENT,
-      ...signatureHeaders(activeSecrets(ctx, new Date(startedAtMs)), input.deliveryId, Math.floor(startedAtMs / 1000), ctx.body),
+      ...signatureHeaders(activeSecrets(ctx, new Date(startedAtMs)), ctx.delivery.id, Math.floor(startedAtMs / 1000), ctx.body),
     };
     const result = await deps.send(ctx.url, headers, ctx.body);
     const ok = result.statusCode !== undefined && result.statusCode >= 200 && result.statusCode < 300;
@@ -97,49 +145,142 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     });
     const nextAttemptAtMs = !ok && !nonRetryable && startedAtMs + delayMs < input.windowEndsAtMs ? startedAtMs + delayMs : undefined;
     const error = ok ? undefined : result.error ?? `HTTP ${result.statusCode}`;
+    return { ctx, seriesAttempt, startedAtMs, result, ok, failureType, nonRetryable, delayMs, nextAttemptAtMs, error };
+  }
 
+  function attemptRecord(a: Attempted, handOverTo?: string): AttemptRecord {
+    return {
+      deliveryId: a.ctx.delivery.id,
+      series: a.ctx.delivery.series,
+      startedAt: new Date(a.startedAtMs),
+      durationMs: a.result.durationMs,
+      statusCode: a.result.statusCode,
+      error: a.error,
+      responseBody: a.result.bodyExcerpt,
+      nextAttemptAt: a.nextAttemptAtMs === undefined ? undefined : new Date(a.nextAttemptAtMs),
+      delivered: a.ok,
+      handOverTo,
+    };
+  }
+
+  function logAttempt(a: Attempted, attemptNumber: number): void {
+    if (a.ok) deps.metrics?.finished.inc({ status: 'delivered' });
+    const d = a.ctx.delivery;
+    deps.log.info('delivery.attempted', {
+      deliveryId: d.id,
+      accountId: d.account_id,
+      endpointId: d.endpoint_id,
+      eventType: d.event_type,
+      attempt: attemptNumber,
+      series: d.series,
+      seriesAttempt: a.seriesAttempt,
+      ok: a.ok,
+      statusCode: a.result.statusCode ?? null,
+      durationMs: a.result.durationMs,
+      error: a.error ?? null,
+      nextAttemptAt: a.nextAttemptAtMs === undefined ? null : new Date(a.nextAttemptAtMs).toISOString(),
+    });
+  }
+
+  /** After a failed attempt: true when the endpoint's failure streak just disabled it (its pending deliveries are cancelled). */
+  async function autoDisabled(a: Attempted): Promise<boolean> {
+    const disabled = await recordEndpointFailure(deps.db, a.ctx.delivery.endpoint_id, new Date(a.startedAtMs), deps.autoDisableAfterMs);
+    if (disabled) deps.log.warn('endpoint.auto_disabled', { endpointId: a.ctx.delivery.endpoint_id, accountId: a.ctx.delivery.account_id });
+    return disabled;
+  }
+
+  /**
+   * One attempt of one delivery, by the workflow that owns it. Throws an ApplicationFailure
+   * carrying the back-off when the attempt failed and another may follow.
+   */
+  async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number; finished: boolean }> {
+    const info = Context.current().info;
+    const seriesAttempt = info.attempt + (input.attemptOffset ?? 0);
+    const [ctx] = await claimForAttempt(deps.db, [input.deliveryId], { workflowId: callerWorkflowId(), takeOverFrom: input.takeOverFrom });
+    const stop = (reason: string) => ApplicationFailure.create({ type: FailureType.Cancelled, message: reason, nonRetryable: true });
+    if (!ctx) throw stop('delivery not found');
+    // Re-run after a crash that followed a successful attempt: it is done, don't send again.
+    if (ctx.delivery.series === input.series && ctx.delivery.status === 'delivered') return { statusCode: 0, attempt: ctx.delivery.attempt_count, finished: true };
+    if (ctx.delivery.series !== input.series || ctx.delivery.status !== 'pending') throw stop(`delivery is ${ctx.delivery.status}, not pending`);
+    if (!ctx.claimed) {
+      throw ApplicationFailure.create({ type: FailureType.Superseded, message: `delivery is owned by workflow ${ctx.delivery.workflow_id}`, nonRetryable: true });
+    }
+    const why = stopReason(ctx);
+    if (why) throw stop(why);
+
+    const a = await attempt(ctx, seriesAttempt, input);
     // The request is out: a database blip now must not turn into a second POST, so the write is
     // retried here for a while before the attempt as a whole is failed (and later repeated).
-    const attempt = await persistently(() => recordAttempt(deps.db, {
-      deliveryId: input.deliveryId,
-      series: input.series,
-      startedAt: new Date(startedAtMs),
-      durationMs: result.durationMs,
-      statusCode: result.statusCode,
-      error,
-      responseBody: result.bodyExcerpt,
-      nextAttemptAt: nextAttemptAtMs === undefined ? undefined : new Date(nextAttemptAtMs),
-      delivered: ok,
-    }));
-    if (ok) deps.metrics?.finished.inc({ status: 'delivered' });
-    deps.log.info('delivery.attempted', {
-      deliveryId: input.deliveryId,
-      accountId: ctx.delivery.account_id,
-      endpointId: ctx.delivery.endpoint_id,
-      eventType: ctx.delivery.event_type,
-      attempt,
-      series: input.series,
-      seriesAttempt,
-      ok,
-      statusCode: result.statusCode ?? null,
-      durationMs: result.durationMs,
-      error: error ?? null,
-      nextAttemptAt: nextAttemptAtMs === undefined ? null : new Date(nextAttemptAtMs).toISOString(),
-    });
-    if (ok) return { statusCode: result.statusCode!, attempt, finished: true };
-    const autoDisabled = await recordEndpointFailure(deps.db, ctx.delivery.endpoint_id, new Date(startedAtMs), deps.autoDisableAfterMs);
-    if (autoDisabled) {
-      deps.log.warn('endpoint.auto_disabled', { endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id });
-      throw ApplicationFailure.create({ type: FailureType.Cancelled, message: 'endpoint auto-disabled after failing for too long', nonRetryable: true });
-    }
+    const [attemptNumber] = await persistently(() => recordAttempts(deps.db, [attemptRecord(a)]));
+    logAttempt(a, attemptNumber);
+    if (a.ok) return { statusCode: a.result.statusCode!, attempt: attemptNumber, finished: true };
+    if (await autoDisabled(a)) throw stop('endpoint auto-disabled after failing for too long');
     throw ApplicationFailure.create({
-      type: failureType,
-      message: error ?? 'attempt failed',
-      nonRetryable,
-      nextRetryDelay: nonRetryable ? undefined : delayMs,
+      type: a.failureType,
+      message: a.error ?? 'attempt failed',
+      nonRetryable: a.nonRetryable,
+      nextRetryDelay: a.nonRetryable ? undefined : a.delayMs,
       // Also as a detail: local-activity failures reach the workflow without nextRetryDelay.
-      details: nonRetryable ? undefined : [{ nextRetryDelayMs: delayMs }],
+      details: a.nonRetryable ? undefined : [{ nextRetryDelayMs: a.delayMs }],
     });
+  }
+
+  /**
+   * The first attempt of a batch of deliveries (one account), sent concurrently and recorded in
+   * one write. Deliveries that must be retried are handed over to their own retry workflow (the
+   * owner is switched in the same write) and returned for the batch workflow to start.
+   */
+  async function postBatch(input: PostBatchInput): Promise<PostBatchResult> {
+    const batchId = callerWorkflowId();
+    const series = new Map(input.deliveries.map((d) => [d.deliveryId, d.series]));
+    const contexts = await claimForAttempt(deps.db, [...series.keys()], { workflowId: batchId });
+    const out: PostBatchResult = { delivered: 0, finished: 0, skipped: 0, retrying: [] };
+    const handOff = (ctx: AttemptContext, delayMs: number): HandOff => ({
+      deliveryId: ctx.delivery.id,
+      series: ctx.delivery.series,
+      delayMs,
+      meta: { endpointId: ctx.delivery.endpoint_id, eventType: ctx.delivery.event_type, url: ctx.url },
+    });
+    const toSend: AttemptContext[] = [];
+    const nowMs = await now();
+    for (const ctx of contexts) {
+      const d = ctx.delivery;
+      if (d.series !== series.get(d.id) || d.status !== 'pending') {
+        out.skipped++; // done already (a re-run of this batch) or resent since
+      } else if (!ctx.claimed) {
+        // Handed over by an earlier run of this batch whose result was lost: start its workflow
+        // again (idempotent). Owned by anyone else: that workflow sends it.
+        if (d.workflow_id === workflowIdFor(d.id, d.series)) out.retrying.push(handOff(ctx, Math.max(0, (d.next_attempt_at?.getTime() ?? nowMs) - nowMs)));
+        else out.skipped++;
+      } else {
+        const why = stopReason(ctx);
+        if (why) {
+          await recordOutcome({ deliveryId: d.id, series: d.series, status: 'cancelled', reason: why });
+          out.finished++;
+        } else toSend.push(ctx);
+      }
+    }
+
+    const attempted = await Promise.all(toSend.map((ctx) => attempt(ctx, 1, input)));
+    const records = attempted.map((a) => attemptRecord(a, a.nextAttemptAtMs === undefined ? undefined : workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)));
+    const numbers = await persistently(() => recordAttempts(deps.db, records));
+    attempted.forEach((a, i) => logAttempt(a, numbers[i]));
+
+    for (const a of attempted) {
+      const d = a.ctx.delivery;
+      if (a.ok) {
+        out.delivered++;
+      } else if (await autoDisabled(a)) {
+        out.finished++; // cancelled with the rest of the endpoint's pending deliveries
+      } else if (a.nextAttemptAtMs === undefined) {
+        const final = a.nonRetryable ? finalOutcome(a.failureType, a.error ?? 'attempt failed') : finalOutcome(undefined, a.error ?? 'attempt failed');
+        await recordOutcome({ deliveryId: d.id, series: d.series, ...final });
+        out.finished++;
+      } else {
+        out.retrying.push(handOff(a.ctx, a.delayMs));
+      }
+    }
+    return out;
   }
 
   async function recordOutcome(input: RecordOutcomeInput): Promise<boolean> {
@@ -154,7 +295,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     return changed;
   }
 
-  return { postWebhook, recordOutcome };
+  return { postWebhook, postBatch, recordOutcome };
 }
 
 export type DeliveryActivities = ReturnType<typeof createDeliveryActivities>;

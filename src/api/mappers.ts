@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { AccountRow } from '../db/accounts';
 import type { AttemptRow, DeliveryRow } from '../db/deliveries';
 import type { EndpointRow } from '../db/endpoints';
-import { workflowIdFor } from '../services/dispatcher';
+import { workflowIdFor } from '../domain/workflowIds';
 import type { AccountOut, AttemptOut, DeliveryOut, EndpointOut } from './schemas';
 
 const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : undefined);
@@ -27,7 +27,8 @@ export function endpointOut(e: EndpointRow): z.infer<typeof EndpointOut> {
 }
 
 export function deliveryOut(d: DeliveryRow, temporal: { uiUrl?: string; namespace: string }): z.infer<typeof DeliveryOut> {
-  const workflowId = workflowIdFor(d.id, d.series);
+  // The workflow that owns it now: its first-attempt batch, or its own retry workflow.
+  const workflowId = d.workflow_id ?? workflowIdFor(d.id, d.series);
   return {
     id: d.id,
     eventId: d.event_id,

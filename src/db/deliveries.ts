@@ -16,6 +16,8 @@ export interface DeliveryRow {
   delivered_at: Date | null;
   finished_at: Date | null;
   final_reason: string | null;
+  /** The workflow that owns the current series' attempts (null until one claims it). */
+  workflow_id: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -87,6 +89,8 @@ export async function undispatched(db: Queryable, olderThanMs: number, limit: nu
 /** Everything the delivery activity needs for one attempt, in one round trip. */
 export interface AttemptContext {
   delivery: DeliveryRow;
+  /** This workflow owns the attempt: it claimed the pending delivery, or already held it. */
+  claimed: boolean;
   body: string;
   url: string;
   secret: string;
@@ -98,54 +102,94 @@ export interface AttemptContext {
   payload_purged: boolean;
 }
 
-export async function attemptContext(db: Queryable, deliveryId: string): Promise<AttemptContext | undefined> {
-  const [row] = await db.query<Record<string, unknown>>(
-    `select row_to_json(d.*) as delivery, ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
+/**
+ * Loads the attempt context of each delivery and claims the pending ones for `workflowId` (when
+ * unowned, already its own, or owned by `takeOverFrom`), in one statement. A delivery owned by
+ * another workflow comes back with claimed = false: that one sends it, this one must not.
+ */
+export async function claimForAttempt(
+  db: Queryable,
+  deliveryIds: string[],
+  claim: { workflowId: string; takeOverFrom?: string },
+): Promise<AttemptContext[]> {
+  const rows = await db.query<Record<string, unknown>>(
+    `with claimed as (
+       update deliveries set workflow_id = $2::text
+       where id = any($1::text[]) and status = 'pending'
+         and (workflow_id is null or workflow_id = $2::text or workflow_id = $3::text)
+       returning *
+     )
+     select case when c.id is null then row_to_json(d.*) else row_to_json(c.*) end as delivery, (c.id is not null) as claimed,
+            ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged
-     from deliveries d join events ev on ev.id = d.event_id join endpoints ep on ep.id = d.endpoint_id
-     join accounts a on a.id = d.account_id where d.id = $1`,
-    [deliveryId],
+     from deliveries d left join claimed c on c.id = d.id
+     join events ev on ev.id = d.event_id join endpoints ep on ep.id = d.endpoint_id
+     join accounts a on a.id = d.account_id where d.id = any($1::text[])`,
+    [deliveryIds, claim.workflowId, claim.takeOverFrom ?? null],
   );
-  if (!row) return undefined;
-  const d = row.delivery as Record<string, unknown>;
   const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at'];
-  for (const k of dates) if (typeof d[k] === 'string') d[k] = new Date(d[k] as string);
-  return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow };
+  return rows.map((row) => {
+    const d = row.delivery as Record<string, unknown>;
+    for (const k of dates) if (typeof d[k] === 'string') d[k] = new Date(d[k] as string);
+    return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow };
+  });
+}
+
+export interface AttemptRecord {
+  deliveryId: string;
+  series: number;
+  startedAt: Date;
+  durationMs: number;
+  statusCode?: number;
+  error?: string;
+  responseBody?: string;
+  /** Null when no attempt follows. */
+  nextAttemptAt?: Date;
+  delivered?: boolean;
+  /** Hands the delivery to this workflow (its own retry workflow) for the attempts that follow. */
+  handOverTo?: string;
 }
 
 /**
- * Records one attempt and the delivery's counters in one statement; next_attempt_at is null
- * when none follows. A successful attempt also finishes the delivery (saving the workflow a
- * second activity) and ends the endpoint's failure streak.
+ * Records attempts and their deliveries' counters in one statement, numbered per delivery; a
+ * successful attempt also finishes its delivery (saving the workflow a second activity) and
+ * ends the endpoint's failure streak. Returns each attempt's number, in input order.
  */
-export async function recordAttempt(
-  db: Queryable,
-  a: { deliveryId: string; series: number; startedAt: Date; durationMs: number; statusCode?: number; error?: string; responseBody?: string; nextAttemptAt?: Date; delivered?: boolean },
-): Promise<number> {
-  const [row] = await db.query<{ attempt: number }>(
-    `with n as (
-       select coalesce(max(attempt), 0) + 1 as attempt from delivery_attempts where delivery_id = $1
+export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): Promise<number[]> {
+  if (attempts.length === 0) return [];
+  const col = <T>(f: (a: AttemptRecord) => T) => attempts.map(f);
+  const rows = await db.query<{ id: string; attempt: number }>(
+    `with t as (
+       select * from unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::text[])
+         as t(delivery_id, series, started_at, duration_ms, status_code, error, response_body, next_attempt_at, delivered, hand_over_to)
+     ), upd as (
+       update deliveries d set attempt_count = d.attempt_count + 1, last_attempt_at = t.started_at, next_attempt_at = t.next_attempt_at, updated_at = now(),
+         workflow_id = coalesce(t.hand_over_to, d.workflow_id),
+         status = case when t.delivered and d.status = 'pending' then 'delivered' else d.status end,
+         delivered_at = case when t.delivered and d.status = 'pending' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.delivered_at end,
+         finished_at = case when t.delivered and d.status = 'pending' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.finished_at end
+       from t where d.id = t.delivery_id
+       returning d.id, d.attempt_count as attempt, d.endpoint_id, t.series, t.started_at, t.duration_ms, t.status_code, t.error, t.response_body, t.delivered
      ), ins as (
        insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body)
-       select $1, n.attempt, $2, $3, $4, $5, $6, $7 from n returning attempt
-     ), upd as (
-       update deliveries set attempt_count = attempt_count + 1, last_attempt_at = $3, next_attempt_at = $8, updated_at = now(),
-         status = case when $9 and status = 'pending' then 'delivered' else status end,
-         delivered_at = case when $9 and status = 'pending' then $3::timestamptz + ($4::int * interval '1 millisecond') else delivered_at end,
-         finished_at = case when $9 and status = 'pending' then $3::timestamptz + ($4::int * interval '1 millisecond') else finished_at end
-       where id = $1 returning endpoint_id
+       select id, attempt, series, started_at, duration_ms, status_code, error, response_body from upd returning 1
      ), healthy as (
-       -- only when a failure streak ends or the last success is a minute old: this row is hot
-       update endpoints set failing_since = null, last_success_at = $3
-       where $9 and id = (select endpoint_id from upd)
-         and (failing_since is not null or last_success_at is null or last_success_at < $3::timestamptz - interval '1 minute')
+       -- only when a failure streak ends or the last success is a minute old: these rows are hot
+       update endpoints e set failing_since = null, last_success_at = ok.at
+       from (select endpoint_id, max(started_at) as at from upd where delivered group by endpoint_id) ok
+       where e.id = ok.endpoint_id
+         and (e.failing_since is not null or e.last_success_at is null or e.last_success_at < ok.at - interval '1 minute')
        returning 1
      )
-     select attempt from ins`,
-    [a.deliveryId, a.series, a.startedAt, a.durationMs, a.statusCode ?? null, a.error ?? null, a.responseBody ?? null, a.nextAttemptAt ?? null, a.delivered === true],
+     select id, attempt from upd`,
+    [
+      col((a) => a.deliveryId), col((a) => a.series), col((a) => a.startedAt), col((a) => a.durationMs), col((a) => a.statusCode ?? null),
+      col((a) => a.error ?? null), col((a) => a.responseBody ?? null), col((a) => a.nextAttemptAt ?? null), col((a) => a.delivered === true), col((a) => a.handOverTo ?? null),
+    ],
   );
-  return row.attempt;
+  const byId = new Map(rows.map((r) => [r.id, r.attempt]));
+  return attempts.map((a) => byId.get(a.deliveryId) ?? 0);
 }
 
 /**
@@ -177,7 +221,7 @@ export async function cancelPendingOfEndpoint(db: Queryable, endpointId: string,
 /** Starts a new attempt series for a finished delivery; undefined if it is still pending. */
 export async function startNewSeries(db: Queryable, accountId: string, id: string): Promise<DeliveryRow | undefined> {
   const [row] = await db.query<DeliveryRow>(
-    `update deliveries set series = series + 1, status = 'pending', final_reason = null, finished_at = null, next_attempt_at = now(), updated_at = now()
+    `update deliveries set series = series + 1, status = 'pending', final_reason = null, finished_at = null, next_attempt_at = now(), workflow_id = null, updated_at = now()
      where id = $1 and account_id = $2 and status <> 'pending'
        and not exists (select 1 from events e where e.id = deliveries.event_id and e.purged_at is not null) returning *`,
     [id, accountId],

@@ -106,6 +106,13 @@ create index delivery_attempts_started on delivery_attempts (started_at);
 create index events_created on events (created_at) where purged_at is null
 `,
   },
+  {
+    id: 5,
+    name: 'delivery owner workflow',
+    // Which workflow may attempt the delivery now (a first-attempt batch, then its own retry
+    // workflow): a claim, so two dispatch paths can never both send it.
+    sql: `alter table deliveries add column workflow_id text`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

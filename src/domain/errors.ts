@@ -8,9 +8,26 @@ export const FailureType = {
   DestinationForbidden: 'DestinationForbidden',
   /** Any HTTP or network failure worth another try. */
   AttemptFailed: 'AttemptFailed',
+  /** Another workflow owns the delivery (claimed it first): this one stops and records nothing. */
+  Superseded: 'DeliverySuperseded',
 } as const;
 
-export const NON_RETRYABLE_FAILURES: string[] = [FailureType.Cancelled, FailureType.EndpointGone, FailureType.DestinationForbidden];
+export const NON_RETRYABLE_FAILURES: string[] = [FailureType.Cancelled, FailureType.EndpointGone, FailureType.DestinationForbidden, FailureType.Superseded];
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'undeliverable' | 'cancelled';
 export const DELIVERY_STATUSES: DeliveryStatus[] = ['pending', 'delivered', 'undeliverable', 'cancelled'];
+
+export interface FinalOutcome {
+  status: Exclude<DeliveryStatus, 'pending'>;
+  reason: string;
+  /** The endpoint answered 410 Gone: disable it too. */
+  disableEndpoint?: boolean;
+}
+
+/** The final status and reason of a delivery whose last attempt failed with this type (pure: the workflows use it too). */
+export function finalOutcome(type: string | undefined, message: string): FinalOutcome {
+  if (type === FailureType.Cancelled) return { status: 'cancelled', reason: message };
+  if (type === FailureType.EndpointGone) return { status: 'undeliverable', reason: 'receiver answered 410 Gone; endpoint disabled', disableEndpoint: true };
+  if (type === FailureType.DestinationForbidden) return { status: 'undeliverable', reason: `destination forbidden: ${message}` };
+  return { status: 'undeliverable', reason: `retry window exhausted; last error: ${message}` };
+}

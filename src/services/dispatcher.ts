@@ -3,16 +3,13 @@ import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { markDispatched, undispatched } from '../db/deliveries';
 import type { RetrySchedule } from '../domain/retrySchedule';
+import { batchWorkflowId, workflowIdFor } from '../domain/workflowIds';
 import type { Logger } from '../logger';
+import type { DeliverBatchInput } from '../workflows/deliverBatch';
 import type { DeliverWebhookInput } from '../workflows/deliverWebhook';
 import { RrAccountId, RrDeliveryStatus, RrEndpointId, RrEventType } from '../workflows/searchAttributes';
 
 const START_DEADLINE_MS = 5_000;
-
-/** `delivery-<id>` for the first series (the convention), `delivery-<id>-<n>` for resends. */
-export function workflowIdFor(deliveryId: string, series: number): string {
-  return series === 1 ? `delivery-${deliveryId}` : `delivery-${deliveryId}-${series}`;
-}
 
 export function scheduleFrom(cfg: Config): RetrySchedule {
   return {
@@ -39,12 +36,24 @@ export interface DispatchMeta {
   url: string;
 }
 
+/** Deliveries of one account waiting for their batch to start, and the requests waiting on it. */
+interface OpenBatch {
+  targets: DispatchTarget[];
+  waiters: (() => void)[];
+  timer?: NodeJS.Timeout;
+}
+
 /**
- * Starts delivery workflows. The database row is the durable acceptance; the start is
- * idempotent through the workflow id (REJECT_DUPLICATE), so the request path and the
- * reconciler may both try without a delivery ever running twice.
+ * Starts delivery workflows. The database row is the durable acceptance. Newly published
+ * deliveries are gathered per account for DISPATCH_BATCH_WINDOW into one first-attempt batch
+ * workflow; everything else (resends, the reconciler) starts the delivery's own workflow, which
+ * is idempotent through its workflow id. Whichever workflow claims a delivery in the database
+ * first is the only one that sends it, so the request path and the reconciler may both try
+ * without a delivery ever being sent twice by two workflows.
  */
 export class Dispatcher {
+  private readonly open = new Map<string, OpenBatch>();
+
   constructor(
     private readonly client: Client,
     private readonly db: Database,
@@ -100,20 +109,74 @@ export class Dispatcher {
   }
 
   /**
-   * Best effort for the request path: starts all in parallel and records the started ones in
-   * one write; a failure here is repaired by the reconciler.
+   * Best effort for the request path: starts all (new deliveries in their account's next batch)
+   * and records the started ones; a failure here is repaired by the reconciler. Resolves once
+   * they were started or deferred.
    */
   async dispatchAll(targets: DispatchTarget[]): Promise<void> {
+    const batchable = this.cfg.DISPATCH_BATCH_WINDOW > 0 ? targets.filter((t) => t.meta && t.series === 1) : [];
+    const single = targets.filter((t) => !batchable.includes(t));
     const started: DispatchTarget[] = [];
-    await Promise.all(
-      targets.map((t) =>
+    await Promise.all([
+      ...single.map((t) =>
         this.start(t).then(
           () => started.push(t),
           (err: Error) => this.log.warn('dispatch.deferred', { deliveryId: t.id, error: err.message }),
         ),
       ),
-    );
+      ...batchable.map((t) => this.joinBatch(t)),
+    ]);
     if (started.length) await markDispatched(this.db, started).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
+  }
+
+  /** Adds a new delivery to its account's open batch; resolves when that batch was started (or deferred). */
+  private joinBatch(target: DispatchTarget): Promise<void> {
+    const accountId = target.meta!.accountId;
+    let batch = this.open.get(accountId);
+    if (!batch) {
+      const opened: OpenBatch = { targets: [], waiters: [] };
+      opened.timer = setTimeout(() => this.flush(accountId, opened), this.cfg.DISPATCH_BATCH_WINDOW);
+      this.open.set(accountId, opened);
+      batch = opened;
+    }
+    const joined = batch;
+    joined.targets.push(target);
+    const done = new Promise<void>((resolve) => joined.waiters.push(resolve));
+    if (joined.targets.length >= this.cfg.DISPATCH_BATCH_MAX) this.flush(accountId, joined);
+    return done;
+  }
+
+  private flush(accountId: string, batch: OpenBatch): void {
+    clearTimeout(batch.timer);
+    if (this.open.get(accountId) === batch) this.open.delete(accountId);
+    void this.startBatch(accountId, batch.targets).finally(() => batch.waiters.forEach((w) => w()));
+  }
+
+  private async startBatch(accountId: string, targets: DispatchTarget[]): Promise<void> {
+    const input: DeliverBatchInput = {
+      accountId,
+      deliveries: targets.map((t) => ({ deliveryId: t.id, series: t.series })),
+      schedule: scheduleFrom(this.cfg),
+      attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT,
+      searchAttributes: this.cfg.TEMPORAL_SEARCH_ATTRIBUTES,
+    };
+    try {
+      await this.client.withDeadline(Date.now() + START_DEADLINE_MS, () => this.client.workflow.start('deliverBatch', {
+        taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
+        workflowId: batchWorkflowId(targets[0].id),
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        requestEagerStart: this.opts.eagerStart,
+        args: [input],
+        staticSummary: `first attempt of ${targets.length} ${targets.length === 1 ? 'delivery' : 'deliveries'}`,
+        ...(input.searchAttributes ? { typedSearchAttributes: [{ key: RrAccountId, value: accountId }] } : {}),
+      }));
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) {
+        this.log.warn('dispatch.deferred', { batch: targets.length, firstDeliveryId: targets[0].id, error: (err as Error).message });
+        return;
+      }
+    }
+    await markDispatched(this.db, targets).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
   }
 
   /** Cancels a running delivery workflow; a finished or unknown one is fine. */

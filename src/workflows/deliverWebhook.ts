@@ -1,7 +1,7 @@
 import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, proxyLocalActivities, sleep, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { DeliveryActivities, RecordOutcomeInput } from '../activities/delivery';
-import { FailureType, NON_RETRYABLE_FAILURES } from '../domain/errors';
+import { FailureType, finalOutcome, NON_RETRYABLE_FAILURES } from '../domain/errors';
 import type { RetrySchedule } from '../domain/retrySchedule';
 import { RrDeliveryStatus } from './searchAttributes';
 
@@ -12,25 +12,30 @@ export interface DeliverWebhookInput {
   attemptTimeoutMs: number;
   /** Whether the delivery search attributes were set at start (then the final status is upserted). */
   searchAttributes?: boolean;
+  /** Started by a first-attempt batch after that attempt failed: wait, then retry. */
+  after?: { batchId: string; delayMs: number; windowEndsAtMs: number };
 }
 
-export type DeliverWebhookResult = Pick<RecordOutcomeInput, 'status' | 'reason'>;
+export interface DeliverWebhookResult {
+  /** `superseded`: another workflow owns the delivery; this one recorded nothing. */
+  status: RecordOutcomeInput['status'] | 'superseded';
+  reason?: string;
+}
 
 /**
  * One delivery (one event to one endpoint).
  *
- * The first attempt runs as a local activity inside the first workflow task: most webhooks
- * succeed at once, and then the whole delivery costs Temporal one start and one task. If it
+ * The first attempt runs as a local activity inside the first workflow task (or, on the publish
+ * path, in a first-attempt batch that starts this workflow only when that attempt failed). If it
  * fails, the workflow waits the first back-off on a durable timer, and a regular activity
  * carries the rest of the schedule: Temporal's server keeps that retry clock, so nothing waits
  * in worker memory. Its schedule-to-close timeout ends with the delivery window; when it
  * closes, the delivery is undeliverable and no attempt follows.
  */
 export async function deliverWebhook(input: DeliverWebhookInput): Promise<DeliverWebhookResult> {
-  const { schedule } = input;
-  const startedAt = Date.now();
-  const windowEndsAtMs = startedAt + schedule.windowMs;
-  const attempt = { deliveryId: input.deliveryId, series: input.series, windowEndsAtMs, schedule };
+  const { schedule, after } = input;
+  const windowEndsAtMs = after?.windowEndsAtMs ?? Date.now() + schedule.windowMs;
+  const attempt = { deliveryId: input.deliveryId, series: input.series, windowEndsAtMs, schedule, takeOverFrom: after?.batchId };
   const { recordOutcome } = proxyActivities<DeliveryActivities>({
     startToCloseTimeout: '30s',
     retry: { initialInterval: '1s', maximumInterval: '1m' }, // retried until the database answers
@@ -39,17 +44,25 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
   let outcome: RecordOutcomeInput;
   let recorded = false;
   try {
-    let sent: Awaited<ReturnType<DeliveryActivities['postWebhook']>>;
-    try {
-      const { postWebhook: firstAttempt } = proxyLocalActivities<DeliveryActivities>({
-        startToCloseTimeout: input.attemptTimeoutMs + 20_000, // room for the activity's own database retries
-        retry: { maximumAttempts: 1 },
-      });
-      sent = await firstAttempt({ ...attempt, attemptOffset: 0 });
-    } catch (err) {
-      const delayMs = retryableDelay(err, schedule);
-      if (delayMs === undefined || Date.now() + delayMs >= windowEndsAtMs) throw err;
-      await sleep(delayMs);
+    let sent: Awaited<ReturnType<DeliveryActivities['postWebhook']>> | undefined;
+    let delayMs = after?.delayMs;
+    if (!after) {
+      try {
+        const { postWebhook: firstAttempt } = proxyLocalActivities<DeliveryActivities>({
+          startToCloseTimeout: input.attemptTimeoutMs + 20_000, // room for the activity's own database retries
+          retry: { maximumAttempts: 1 },
+        });
+        sent = await firstAttempt({ ...attempt, attemptOffset: 0 });
+      } catch (err) {
+        delayMs = retryableDelay(err, schedule);
+        if (delayMs === undefined || Date.now() + delayMs >= windowEndsAtMs) throw err;
+      }
+    }
+    if (!sent) {
+      if (Date.now() + delayMs! >= windowEndsAtMs) {
+        throw ApplicationFailure.create({ type: FailureType.AttemptFailed, message: 'the next attempt would fall after the delivery window' });
+      }
+      await sleep(delayMs!);
       const { postWebhook } = proxyActivities<DeliveryActivities>({
         startToCloseTimeout: input.attemptTimeoutMs + 30_000,
         scheduleToCloseTimeout: Math.max(1_000, windowEndsAtMs - Date.now()),
@@ -65,6 +78,12 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
     outcome = { deliveryId: input.deliveryId, series: input.series, status: 'delivered' };
     recorded = sent.finished; // the successful attempt already marked it delivered
   } catch (err) {
+    const cause = attemptFailure(err);
+    if (cause instanceof ApplicationFailure && cause.type === FailureType.Superseded) {
+      // Another workflow claimed the delivery first (two dispatch paths raced): it sends it.
+      if (input.searchAttributes) upsertSearchAttributes([{ key: RrDeliveryStatus, value: 'superseded' }]);
+      return { status: 'superseded', reason: cause.message };
+    }
     outcome = { deliveryId: input.deliveryId, series: input.series, ...classify(err) };
   }
   // Runs even when the workflow was cancelled (endpoint deleted or disabled).
@@ -101,12 +120,7 @@ function attemptFailure(err: unknown): Error | undefined {
 function classify(err: unknown): Omit<RecordOutcomeInput, 'deliveryId' | 'series'> {
   if (isCancellation(err)) return { status: 'cancelled', reason: 'cancelled: endpoint deleted or disabled' };
   const cause = attemptFailure(err);
-  if (cause instanceof ApplicationFailure) {
-    if (cause.type === FailureType.Cancelled) return { status: 'cancelled', reason: cause.message };
-    if (cause.type === FailureType.EndpointGone) return { status: 'undeliverable', reason: 'receiver answered 410 Gone; endpoint disabled', disableEndpoint: true };
-    if (cause.type === FailureType.DestinationForbidden) return { status: 'undeliverable', reason: `destination forbidden: ${cause.message}` };
-    return { status: 'undeliverable', reason: `retry window exhausted; last error: ${cause.message}` };
-  }
+  if (cause instanceof ApplicationFailure) return finalOutcome(cause.type ?? undefined, cause.message);
   if (cause instanceof TimeoutFailure) return { status: 'undeliverable', reason: 'retry window exhausted' };
   if (cause) return { status: 'undeliverable', reason: `retry window exhausted; last error: ${cause.message}` };
   // Anything else is a bug in this code: fail the workflow task so Temporal retries it after a fix,

@@ -168,16 +168,42 @@ test('when an endpoint is disabled while a delivery is retrying, then the delive
   expect(wf.status.name).toMatch(/CANCELLED|COMPLETED/);
 });
 
-test('when a delivery finishes, then its workflow carries search attributes and a summary an operator can filter on in the Web UI', async () => {
-  const { account, endpoint } = await setup();
+test('when a delivery succeeds at once, then its workflow is the account\'s first-attempt batch, filterable by account in the Web UI', async () => {
+  const { account } = await setup();
   const pub = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant() } });
   const detail = await delivered(account.apiKey, pub.body.deliveries[0].id);
+  expect(detail.workflowId).toBe(`batch-${pub.body.deliveries[0].id}`);
 
   const handle = h.client.workflow.getHandle(detail.workflowId);
-  await handle.result();
+  expect(await handle.result()).toEqual({ delivered: 1, finished: 0, skipped: 0, retrying: 0 });
+  const described = await handle.describe();
+  expect(described.searchAttributes).toMatchObject({ RrAccountId: [account.id] });
+  expect(await described.staticSummary()).toBe('first attempt of 1 delivery');
+  const found = await waitFor(async () => {
+    const ids: string[] = [];
+    for await (const wf of h.client.workflow.list({ query: `RrAccountId = "${account.id}"` })) ids.push(wf.workflowId);
+    return ids.length ? ids : undefined;
+  }, 'visibility to index the workflow');
+  expect(found).toEqual([detail.workflowId]);
+});
+
+test('when a delivery is retried, then its own workflow carries search attributes and a summary an operator can filter on in the Web UI', async () => {
+  const { account, endpoint } = await setup();
+  receiver.respond = (_req, n) => (n === 1 ? { status: 503 } : { status: 200 });
+  const pub = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant() } });
+  const deliveryId = pub.body.deliveries[0].id;
+  const detail = await delivered(account.apiKey, deliveryId);
+  expect(detail.status).toBe('delivered');
+  expect(detail.attemptCount).toBe(2);
+  expect(detail.workflowId).toBe(`delivery-${deliveryId}`);
+
+  const handle = h.client.workflow.getHandle(detail.workflowId);
+  expect((await handle.result()).status).toBe('delivered');
   const described = await handle.describe();
   expect(described.searchAttributes).toMatchObject({ RrAccountId: [account.id], RrEndpointId: [endpoint.id], RrEventType: ['referrer_added'], RrDeliveryStatus: ['delivered'] });
   expect(await described.staticSummary()).toBe(`referrer_added → ${receiver.url}`);
+  // The batch that made the first attempt handed it over and says so.
+  expect(await h.client.workflow.getHandle(`batch-${deliveryId}`).result()).toEqual({ delivered: 0, finished: 0, skipped: 0, retrying: 1 });
   const found = await waitFor(async () => {
     const ids: string[] = [];
     for await (const wf of h.client.workflow.list({ query: `RrAccountId = "${account.id}" AND RrDeliveryStatus = "delivered"` })) ids.push(wf.workflowId);

@@ -1,4 +1,4 @@
-import { attemptsOf, getDelivery, recordAttempt } from '../../src/db/deliveries';
+import { attemptsOf, getDelivery, recordAttempts } from '../../src/db/deliveries';
 import { ensureRetentionSchedule, RETENTION_SCHEDULE_ID } from '../../src/temporal/retentionSchedule';
 import type { PurgeOldDataInput } from '../../src/workflows/purgeOldData';
 import { startHarness, type Harness } from '../helpers/apiHarness';
@@ -22,8 +22,8 @@ test('when the purge runs, then attempt logs and finished payloads older than th
   const oldPending = await storedDelivery(h.db, account.id, endpoint.id, 'referrer_added', old);
   const fresh = await storedDelivery(h.db, account.id, endpoint.id, 'referrer_added', new Date());
   await h.db.query(`update deliveries set status = 'delivered' where id = any($1)`, [[oldDone.deliveryId, fresh.deliveryId]]);
-  for (let i = 0; i < 5; i++) await recordAttempt(h.db, { deliveryId: oldDone.deliveryId, series: 1, startedAt: new Date(old.getTime() + i * 1000), durationMs: 5, statusCode: 500 });
-  await recordAttempt(h.db, { deliveryId: fresh.deliveryId, series: 1, startedAt: new Date(), durationMs: 5, statusCode: 200 });
+  for (let i = 0; i < 5; i++) await recordAttempts(h.db, [{ deliveryId: oldDone.deliveryId, series: 1, startedAt: new Date(old.getTime() + i * 1000), durationMs: 5, statusCode: 500 }]);
+  await recordAttempts(h.db, [{ deliveryId: fresh.deliveryId, series: 1, startedAt: new Date(), durationMs: 5, statusCode: 200 }]);
 
   const input: PurgeOldDataInput = { retentionMs: 30 * DAY, batchSize: 2 }; // tiny batches: several rounds
   const purged = await h.client.workflow.execute('purgeOldData', { taskQueue: h.cfg.TEMPORAL_TASK_QUEUE, workflowId: `purge-test-${Date.now()}`, args: [input] });

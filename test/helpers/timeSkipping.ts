@@ -5,10 +5,12 @@ import { loadConfig, type Config } from '../../src/config';
 import type { Database } from '../../src/db/database';
 import { createWebhookSender } from '../../src/http/sendWebhook';
 import { silentLogger } from '../../src/logger';
-import { scheduleFrom, workflowIdFor } from '../../src/services/dispatcher';
+import { workflowIdFor } from '../../src/domain/workflowIds';
+import { scheduleFrom } from '../../src/services/dispatcher';
 import { testServerExecutable } from '../../src/temporal/binaries';
 import { installTemporalRuntime } from '../../src/temporal/runtime';
 import { createDeliveryWorker } from '../../src/temporal/worker';
+import type { DeliverBatchInput, DeliverBatchResult } from '../../src/workflows/deliverBatch';
 import type { DeliverWebhookInput, DeliverWebhookResult } from '../../src/workflows/deliverWebhook';
 import { freshDatabase } from './db';
 import { Receiver } from './receiver';
@@ -20,6 +22,8 @@ export interface TimeSkippingSuite {
   receiver: Receiver;
   /** Runs one delivery workflow to its end on a fresh worker; `during` runs while it is going. */
   deliver(deliveryId: string, during?: () => Promise<void>): Promise<DeliverWebhookResult>;
+  /** Runs one first-attempt batch and every retry workflow it started to their ends. */
+  deliverBatch(accountId: string, deliveryIds: string[]): Promise<{ batch: DeliverBatchResult; retries: Map<string, DeliverWebhookResult> }>;
 }
 
 /**
@@ -68,6 +72,19 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
       const handle = await suite.env.client.workflow.start('deliverWebhook', { taskQueue, workflowId: workflowIdFor(deliveryId, 1), args: [input] });
       await during?.();
       return (await handle.result()) as DeliverWebhookResult;
+    });
+  };
+  suite.deliverBatch = (accountId, deliveryIds) => {
+    const input: DeliverBatchInput = { accountId, deliveries: deliveryIds.map((deliveryId) => ({ deliveryId, series: 1 })), schedule: scheduleFrom(cfg), attemptTimeoutMs: 5_000 };
+    return worker.runUntil(async () => {
+      const batch = (await suite.env.client.workflow.execute('deliverBatch', { taskQueue, workflowId: `batch-${deliveryIds[0]}`, args: [input] })) as DeliverBatchResult;
+      const retries = new Map<string, DeliverWebhookResult>();
+      for (const id of deliveryIds) {
+        const handle = suite.env.client.workflow.getHandle(workflowIdFor(id, 1));
+        const started = await handle.describe().then(() => true, () => false);
+        if (started) retries.set(id, (await handle.result()) as DeliverWebhookResult);
+      }
+      return { batch, retries };
     });
   };
   return suite;

@@ -1,0 +1,85 @@
+import { attemptsOf, claimForAttempt, getDelivery } from '../../src/db/deliveries';
+import { createEndpoint, getEndpoint } from '../../src/db/endpoints';
+import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
+import { timeSkippingSuite } from '../helpers/timeSkipping';
+
+const suite = timeSkippingSuite();
+
+/** One account with three endpoints on the loopback receiver (told apart by path), one delivery each. */
+async function threeDeliveries() {
+  const { account, endpoint } = await accountWithEndpoint(suite.db, `${suite.receiver.url}/ok`);
+  const flaky = await createEndpoint(suite.db, account.id, { url: `${suite.receiver.url}/flaky`, eventTypes: ['referrer_added'] });
+  const gone = await createEndpoint(suite.db, account.id, { url: `${suite.receiver.url}/gone`, eventTypes: ['referrer_added'] });
+  const ids = [];
+  for (const ep of [endpoint, flaky, gone]) ids.push((await storedDelivery(suite.db, account.id, ep.id)).deliveryId);
+  return { account, endpoints: { ok: endpoint, flaky, gone }, ids };
+}
+
+test('when a batch meets 200, 503 and 410, then one is delivered at once, one continues in its own workflow until delivered, and one ends undeliverable', async () => {
+  const { account, endpoints, ids } = await threeDeliveries();
+  const [okId, flakyId, goneId] = ids;
+  let flakyCalls = 0;
+  suite.receiver.respond = (req) => {
+    if (req.path.endsWith('/gone')) return { status: 410 };
+    if (req.path.endsWith('/flaky')) return { status: ++flakyCalls <= 2 ? 503 : 200 };
+    return { status: 200 };
+  };
+
+  const { batch, retries } = await suite.deliverBatch(account.id, ids);
+
+  expect(batch).toEqual({ delivered: 1, finished: 1, skipped: 0, retrying: 1 });
+  expect([...retries.keys()]).toEqual([flakyId]); // only the failed one got a workflow of its own
+  expect(retries.get(flakyId)?.status).toBe('delivered');
+  const ok = await getDelivery(suite.db, account.id, okId);
+  expect(ok).toMatchObject({ status: 'delivered', attempt_count: 1, workflow_id: `batch-${okId}` });
+  const flaky = await getDelivery(suite.db, account.id, flakyId);
+  expect(flaky).toMatchObject({ status: 'delivered', attempt_count: 3, workflow_id: `delivery-${flakyId}` });
+  // The retry workflow kept the schedule: 10 s after the batch's attempt, then 30 s.
+  const [a1, a2, a3] = (await attemptsOf(suite.db, flakyId)).map((a) => a.started_at.getTime());
+  expect(a2 - a1).toBeGreaterThanOrEqual(10_000);
+  expect(a2 - a1).toBeLessThan(12_000);
+  expect(a3 - a2).toBeGreaterThanOrEqual(30_000);
+  expect(a3 - a2).toBeLessThan(32_000);
+  const gone = await getDelivery(suite.db, account.id, goneId);
+  expect(gone).toMatchObject({ status: 'undeliverable', attempt_count: 1 });
+  expect(gone?.final_reason).toMatch(/410/);
+  expect((await getEndpoint(suite.db, account.id, endpoints.gone.id))?.enabled).toBe(false);
+  // Every POST carries its delivery's id: 1 + 3 + 1.
+  expect(suite.receiver.requests.map((r) => r.headers['webhook-id']).sort()).toEqual([okId, flakyId, flakyId, flakyId, goneId].sort());
+});
+
+test('when another workflow already owns a delivery, then the batch does not send it', async () => {
+  const { account, ids } = await threeDeliveries();
+  const [ownedId, ...rest] = ids;
+  await claimForAttempt(suite.db, [ownedId], { workflowId: 'delivery-elsewhere' });
+
+  const { batch } = await suite.deliverBatch(account.id, ids);
+
+  expect(batch).toMatchObject({ skipped: 1 });
+  expect(suite.receiver.requests.map((r) => r.headers['webhook-id'])).not.toContain(ownedId);
+  expect((await getDelivery(suite.db, account.id, ownedId))?.status).toBe('pending'); // left to its owner
+  for (const id of rest) expect(suite.receiver.requests.map((r) => r.headers['webhook-id'])).toContain(id);
+});
+
+test('when the database fails during a batch, then every delivery continues in its own workflow and is delivered', async () => {
+  const { account, ids } = await threeDeliveries();
+  suite.receiver.respond = () => ({ status: 200 });
+  // Recording the batch's attempts fails for longer than the activity's own write retries
+  // (both runs of the local activity), as if the database were down for a while.
+  await suite.db.query('alter table delivery_attempts rename to delivery_attempts_away');
+  let restored: Promise<unknown> | undefined;
+  suite.receiver.onRequest = (_req, n) => {
+    if (n === 7) restored = suite.db.query('alter table delivery_attempts_away rename to delivery_attempts');
+  };
+
+  const { batch, retries } = await suite.deliverBatch(account.id, ids);
+  await restored;
+
+  expect(batch.retrying).toBe(3);
+  for (const id of ids) {
+    expect(retries.get(id)?.status).toBe('delivered');
+    expect((await getDelivery(suite.db, account.id, id))?.status).toBe('delivered');
+  }
+  // At least once: each was sent by both runs of the batch (unrecorded), then once by its own workflow.
+  for (const id of ids) expect(suite.receiver.requests.filter((r) => r.headers['webhook-id'] === id)).toHaveLength(3);
+});
