@@ -1,56 +1,33 @@
 /**
- * `npm run bench`: end-to-end throughput and latency of the embedded default (`npm start`:
- * dev server + worker + API + PGlite, one process plus the Temporal server), the physical
- * baseline of this machine, and the cost of an outage. Prints a Markdown table and writes
- * results.json, results.md and latency.svg to bench-results/<timestamp>/.
+ * `npm run bench`: end-to-end throughput and latency of the embedded default (`npm start`: dev
+ * server + one process with worker, API and PGlite) and of the Postgres-backed stack (Temporal
+ * server on Postgres, separate API and worker processes), the physical baseline of this
+ * machine, and the cost of an outage. Prints Markdown tables and writes results.json,
+ * results.md and latency.svg to bench-results/<timestamp>/.
  *
- * BENCH_EVENTS (default 1000) events per fan-out; BENCH_FANOUTS (default "1,5,20") endpoints per
- * account; BENCH_CONCURRENCY (default 32) publishers in flight; BENCH_OUTAGE (default "1000,10000")
- * deliveries held in back-off; BENCH_SKIP_OUTAGE=1 to skip that part.
+ * BENCH_STACKS (default "embedded,postgres"); BENCH_EVENTS (default 1000) events per fan-out at
+ * full speed; BENCH_FANOUTS (default "1,5,20") endpoints per account; BENCH_CONCURRENCY (default
+ * 32) publishers in flight; BENCH_TARGET (default 300) deliveries/s offered for
+ * BENCH_TARGET_SECONDS (default 30) at each fan-out, for latency at a sustained rate ("0" skips);
+ * BENCH_OUTAGE (default "1000,10000") deliveries held in back-off; BENCH_SKIP_OUTAGE=1 skips it.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { signatureHeaders } from '../src/domain/signing';
-import { BenchReceiver, childPids, cpuSeconds, latencySvg, percentile, pool, rssMiB, spawnMain, waitUntil } from './lib';
+import { BenchReceiver, latencySvg, percentile, pool, waitUntil } from './lib';
+import { startEmbedded, startPostgresStack, type Stack } from './stacks';
 
+const STACKS = (process.env.BENCH_STACKS ?? 'embedded,postgres').split(',').map((s) => s.trim()).filter(Boolean);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1000);
 const FANOUTS = process.env.BENCH_FANOUTS === 'none' ? [] : (process.env.BENCH_FANOUTS ?? '1,5,20').split(',').map(Number);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const TARGET = Number(process.env.BENCH_TARGET ?? 300);
+const TARGET_SECONDS = Number(process.env.BENCH_TARGET_SECONDS ?? 30);
 const OUTAGE = (process.env.BENCH_OUTAGE ?? '1000,10000').split(',').map(Number);
 const ADMIN = `bench_${randomBytes(12).toString('hex')}`;
-/** Events per second to offer (paced publishing, for latency below saturation); unset = as fast as possible. */
-const RATE = process.env.BENCH_RATE ? Number(process.env.BENCH_RATE) : undefined;
-
-interface Service {
-  api: string;
-  pid: number;
-  temporalPid: () => number | undefined;
-  stop(): Promise<void>;
-}
-
-let portBase = 41000 + Math.floor(Math.random() * 2000) * 3;
-async function startService(extraEnv: Record<string, string> = {}): Promise<Service> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'rr-bench-'));
-  const [port, tport, uport] = [portBase, portBase + 1, portBase + 2];
-  portBase += 3;
-  const child = spawnMain({ DATA_DIR: dataDir, PORT: String(port), TEMPORAL_DEV_PORT: String(tport), TEMPORAL_UI_PORT: String(uport), ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn', ...extraEnv });
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c));
-  await waitUntil(() => out.includes('Webhook delivery service is running'), 120_000, 'the service to start');
-  return {
-    api: `http://127.0.0.1:${port}`,
-    pid: child.pid!,
-    temporalPid: () => childPids(child.pid!, 'start-dev')[0],
-    async stop() {
-      child.kill('SIGINT');
-      await new Promise((r) => child.once('exit', r));
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 function post(url: string, body: unknown, token: string): Promise<{ status: number; json: any }> {
@@ -66,7 +43,7 @@ function post(url: string, body: unknown, token: string): Promise<{ status: numb
   });
 }
 
-async function accountWithEndpoints(svc: Service, url: string, n: number): Promise<string> {
+async function accountWithEndpoints(svc: Stack, url: string, n: number): Promise<string> {
   const acc = await post(`${svc.api}/v1/accounts`, { name: `bench ${n}`, plan: 'paid' }, ADMIN);
   for (let i = 0; i < n; i++) {
     const ep = await post(`${svc.api}/v1/endpoints`, { url: `${url}?ep=${i}`, eventTypes: ['referrer_added'] }, acc.json.apiKey);
@@ -77,15 +54,24 @@ async function accountWithEndpoints(svc: Service, url: string, n: number): Promi
 
 const event = (accountId: string, i: number) => ({ accountId, eventType: 'referrer_added', data: { participantId: i, email: `p${i}@example.com`, code: `c${i}`, campaignId: 'bench' } });
 
-async function throughput(svc: Service, receiver: BenchReceiver, url: string, fanout: number) {
+/** CPU seconds per component between two readings, per 1,000 deliveries. */
+function cpuPer1000(before: Record<string, number>, after: Record<string, number>, deliveries: number): Record<string, number> {
+  return Object.fromEntries(Object.keys(after).map((k) => [k, ((after[k] - before[k]) / deliveries) * 1000]));
+}
+
+/**
+ * Publishes `events` events (each to `fanout` endpoints) with CONCURRENCY publishers, as fast as
+ * possible or paced at `eventsPerSecond`, and waits for every delivery at the receiver.
+ */
+async function throughput(svc: Stack, receiver: BenchReceiver, url: string, fanout: number, events: number, eventsPerSecond?: number) {
   const accountId = await accountWithEndpoints(svc, url, fanout);
   receiver.reset();
-  const expected = EVENTS * fanout;
+  const expected = events * fanout;
   const publishMs: number[] = [];
-  const cpu0 = { main: cpuSeconds(svc.pid), temporal: cpuSeconds(svc.temporalPid()!) };
+  const cpu0 = svc.cpu();
   const started = Date.now();
-  await pool([...Array(EVENTS).keys()], CONCURRENCY, async (i) => {
-    if (RATE) await new Promise((r) => setTimeout(r, Math.max(0, started + (i * 1000) / RATE - Date.now())));
+  await pool([...Array(events).keys()], eventsPerSecond ? Math.max(CONCURRENCY, 64) : CONCURRENCY, async (i) => {
+    if (eventsPerSecond) await new Promise((r) => setTimeout(r, Math.max(0, started + (i * 1000) / eventsPerSecond - Date.now())));
     const t = performance.now();
     const res = await post(`${svc.api}/v1/events`, event(accountId, i), ADMIN);
     publishMs.push(performance.now() - t);
@@ -94,23 +80,26 @@ async function throughput(svc: Service, receiver: BenchReceiver, url: string, fa
   const publishedAt = Date.now();
   await waitUntil(() => receiver.firstSeen.size >= expected, 30 * 60_000, `${expected} deliveries`);
   const seconds = (Math.max(...[...receiver.firstSeen.values()].map((v) => v.at)) - started) / 1000;
-  const cpu = { main: cpuSeconds(svc.pid) - cpu0.main, temporal: cpuSeconds(svc.temporalPid()!) - cpu0.temporal };
+  const cpu = cpuPer1000(cpu0, svc.cpu(), expected);
   const latencies = [...receiver.firstSeen.values()].map((v) => v.latencyMs).sort((a, b) => a - b);
   publishMs.sort((a, b) => a - b);
   return {
+    stack: svc.name,
     fanout,
-    events: EVENTS,
+    events,
+    offeredPerSecond: eventsPerSecond ? eventsPerSecond * fanout : undefined,
     deliveries: expected,
     seconds,
     deliveriesPerSecond: expected / seconds,
     publishSeconds: (publishedAt - started) / 1000,
     latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies[latencies.length - 1] },
     publishLatencyMs: { p50: percentile(publishMs, 50), p95: percentile(publishMs, 95), p99: percentile(publishMs, 99) },
-    cpuSecondsPer1000: { apiWorkerDb: (cpu.main / expected) * 1000, temporal: (cpu.temporal / expected) * 1000 },
+    cpuSecondsPer1000: cpu,
     duplicates: receiver.requests - expected,
     sortedLatencies: latencies,
   };
 }
+type Run = Awaited<ReturnType<typeof throughput>>;
 
 /** The physical limit: the same signed POSTs straight from one Node process to the receiver. */
 async function baseline(receiver: BenchReceiver, url: string, count: number) {
@@ -137,7 +126,7 @@ async function baseline(receiver: BenchReceiver, url: string, count: number) {
 
 /** Deliveries held in back-off while the receiver is down: memory, then time to drain. */
 async function outage(receiver: BenchReceiver, url: string) {
-  const svc = await startService({ RETRY_INITIAL_INTERVAL: '20s', RETRY_BACKOFF_COEFFICIENT: '1', RETRY_JITTER: '0' });
+  const svc = await startEmbedded(ADMIN, { RETRY_INITIAL_INTERVAL: '20s', RETRY_BACKOFF_COEFFICIENT: '1', RETRY_JITTER: '0' });
   const rows = [];
   try {
     const accountId = await accountWithEndpoints(svc, url, 10);
@@ -152,7 +141,7 @@ async function outage(receiver: BenchReceiver, url: string) {
       published += events;
       await waitUntil(() => receiver.requests >= published * 10, 10 * 60_000, 'every delivery to fail once');
       await new Promise((r) => setTimeout(r, 3_000));
-      rows.push({ waiting: published * 10, rssMiB: { apiWorkerDb: rssMiB(svc.pid), temporal: rssMiB(svc.temporalPid()!) } });
+      rows.push({ waiting: published * 10, rssMiB: svc.rssMiB() });
     }
     receiver.status = 200;
     receiver.reset();
@@ -165,46 +154,95 @@ async function outage(receiver: BenchReceiver, url: string) {
   }
 }
 
-async function main() {
-  const receiver = new BenchReceiver();
-  const url = await receiver.start();
-  const svc = await startService();
-  const runs = [];
+async function start(name: string): Promise<Stack> {
+  if (name === 'embedded') return startEmbedded(ADMIN);
+  if (name === 'postgres') return startPostgresStack(ADMIN);
+  throw new Error(`unknown stack ${name} (BENCH_STACKS: embedded, postgres)`);
+}
+
+/** Every scenario on one stack: full speed per fan-out, then the target rate per fan-out. */
+async function runStack(name: string, receiver: BenchReceiver, url: string): Promise<{ full: Run[]; paced: Run[] }> {
+  const svc = await start(name);
+  const full: Run[] = [];
+  const paced: Run[] = [];
+  const line = (r: Run) =>
+    console.log(`[${name}] fan-out ${r.fanout}${r.offeredPerSecond ? ` at ${r.offeredPerSecond}/s offered` : ''}: ${r.deliveries} deliveries in ${r.seconds.toFixed(1)} s = ${r.deliveriesPerSecond.toFixed(0)}/s; p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms`);
   try {
-    if (FANOUTS.length) await throughput(svc, receiver, url, 1).catch(() => undefined); // warm-up: bundle, JIT, connections
+    if (FANOUTS.length) await throughput(svc, receiver, url, 1, Math.min(EVENTS, 500)); // warm-up: bundle, JIT, connections
     for (const f of FANOUTS) {
-      const r = await throughput(svc, receiver, url, f);
-      runs.push(r);
-      console.log(`fan-out ${f}: ${r.deliveries} deliveries in ${r.seconds.toFixed(1)} s = ${r.deliveriesPerSecond.toFixed(0)}/s; p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms`);
+      full.push(await throughput(svc, receiver, url, f, EVENTS));
+      line(full[full.length - 1]);
+    }
+    if (TARGET > 0) {
+      for (const f of FANOUTS) {
+        const eventsPerSecond = TARGET / f;
+        paced.push(await throughput(svc, receiver, url, f, Math.round(eventsPerSecond * TARGET_SECONDS), eventsPerSecond));
+        line(paced[paced.length - 1]);
+      }
     }
   } finally {
     await svc.stop();
   }
-  const base = await baseline(receiver, url, Math.max(1000, ...runs.map((r) => r.deliveries)));
+  return { full, paced };
+}
+
+const fmtCpu = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' · ');
+const row = (r: Run) =>
+  `| ${r.fanout} | ${r.offeredPerSecond ? `${r.offeredPerSecond}/s` : 'all at once'} | ${r.deliveries} | ${r.deliveriesPerSecond.toFixed(0)} | ${r.latencyMs.p50} / ${r.latencyMs.p95} / ${r.latencyMs.p99} | ${r.publishLatencyMs.p50.toFixed(1)} / ${r.publishLatencyMs.p99.toFixed(1)} | ${fmtCpu(r.cpuSecondsPer1000)} | ${r.duplicates} |`;
+
+async function main() {
+  const receiver = new BenchReceiver();
+  const url = await receiver.start();
+  const results: { stack: string; description: string; full: Run[]; paced: Run[] }[] = [];
+  const skipped: string[] = [];
+  for (const name of STACKS) {
+    try {
+      const description = name === 'embedded' ? 'embedded default (`npm start`): Temporal dev server (SQLite) + one process with worker, API and PGlite' : 'Postgres-backed stack: Temporal server 1.32 on Postgres + separate API and worker processes + application data on the same Postgres';
+      results.push({ stack: name, description, ...(await runStack(name, receiver, url)) });
+    } catch (err) {
+      if (name === 'embedded') throw err;
+      skipped.push(`${name}: ${(err as Error).message.split('\n')[0]}`);
+      console.warn(`[${name}] skipped: ${(err as Error).message}`);
+    }
+  }
+  const all = results.flatMap((r) => [...r.full, ...r.paced]);
+  const base = await baseline(receiver, url, Math.max(1000, ...all.map((r) => r.deliveries)));
   console.log(`baseline: ${base.deliveriesPerSecond.toFixed(0)}/s`);
   const out = process.env.BENCH_SKIP_OUTAGE ? undefined : await outage(receiver, url);
   await receiver.stop();
 
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
+  const best = Math.max(0, ...all.filter((r) => !r.offeredPerSecond).map((r) => r.deliveriesPerSecond));
   const md = [
     `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memGiB} GiB, Node ${machine.node}; ${machine.date}`,
-    `Command: BENCH_EVENTS=${EVENTS} BENCH_CONCURRENCY=${CONCURRENCY}${RATE ? ` BENCH_RATE=${RATE}` : ''} npm run bench (embedded default: dev server + worker + API + PGlite)`,
+    `Command: BENCH_STACKS=${STACKS.join(',')} BENCH_EVENTS=${EVENTS} BENCH_CONCURRENCY=${CONCURRENCY} BENCH_TARGET=${TARGET} BENCH_TARGET_SECONDS=${TARGET_SECONDS} npm run bench`,
+    ...results.flatMap((r) => [
+      '',
+      `**${r.description}**`,
+      '',
+      '| endpoints/event | offered | deliveries | deliveries/s | publish→receipt p50 / p95 / p99 (ms) | publish API p50 / p99 (ms) | CPU s per 1,000 deliveries | duplicates |',
+      '|---|---|---|---|---|---|---|---|',
+      ...[...r.full, ...r.paced].map(row),
+    ]),
+    ...skipped.map((s) => `\nSkipped: ${s}`),
     '',
-    '| endpoints/event | deliveries | deliveries/s | publish→receipt p50 / p95 / p99 (ms) | publish API p50 / p99 (ms) | CPU s per 1,000 (API+worker+DB / Temporal) |',
-    '|---|---|---|---|---|---|',
-    ...runs.map((r) => `| ${r.fanout} | ${r.deliveries} | ${r.deliveriesPerSecond.toFixed(0)} | ${r.latencyMs.p50} / ${r.latencyMs.p95} / ${r.latencyMs.p99} | ${r.publishLatencyMs.p50.toFixed(1)} / ${r.publishLatencyMs.p99.toFixed(1)} | ${r.cpuSecondsPer1000.apiWorkerDb.toFixed(2)} / ${r.cpuSecondsPer1000.temporal.toFixed(2)} |`),
-    `| baseline (direct signed POSTs, one process) | ${base.deliveries} | ${base.deliveriesPerSecond.toFixed(0)} | – | – | ${base.cpuSecondsPer1000.toFixed(2)} |`,
-    '',
-    ...(runs.length ? [`Service / baseline ratio (best fan-out): ${(Math.max(...runs.map((r) => r.deliveriesPerSecond)) / base.deliveriesPerSecond).toFixed(3)}. Duplicate requests: ${runs.map((r) => r.duplicates).join(', ')}.`] : []),
+    `Baseline (the same signed POSTs straight from one Node process, ${CONCURRENCY} in flight): ${base.deliveriesPerSecond.toFixed(0)}/s, CPU ${base.cpuSecondsPer1000.toFixed(2)} s per 1,000. Best service figure / baseline: ${(best / base.deliveriesPerSecond).toFixed(3)}.`,
     ...(out
-      ? ['', '| deliveries waiting in back-off | RSS API+worker+DB (MiB) | RSS Temporal (MiB) |', '|---|---|---|', ...out.rows.map((r) => `| ${r.waiting} | ${r.rssMiB.apiWorkerDb.toFixed(0)} | ${r.rssMiB.temporal.toFixed(0)} |`), '', `Drain of ${out.drained} after the receiver came back: ${out.drainSeconds.toFixed(1)} s (retry interval ${out.retryIntervalSeconds} s).`]
+      ? [
+          '',
+          '| deliveries waiting in back-off (embedded) | RSS (MiB) |',
+          '|---|---|',
+          ...out.rows.map((r) => `| ${r.waiting} | ${Object.entries(r.rssMiB).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(' · ')} |`),
+          '',
+          `Drain of ${out.drained} after the receiver came back: ${out.drainSeconds.toFixed(1)} s (retry interval ${out.retryIntervalSeconds} s).`,
+        ]
       : []),
   ].join('\n');
   const dir = join('bench-results', new Date().toISOString().replace(/[:.]/g, '-'));
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'results.md'), md + '\n');
-  writeFileSync(join(dir, 'results.json'), JSON.stringify({ machine, runs: runs.map(({ sortedLatencies, ...r }) => r), baseline: base, outage: out }, null, 2));
-  writeFileSync(join(dir, 'latency.svg'), latencySvg(runs.map((r) => ({ name: `${r.fanout} endpoint(s)/event`, sortedMs: r.sortedLatencies }))));
+  writeFileSync(join(dir, 'results.json'), JSON.stringify({ machine, stacks: results.map((r) => ({ ...r, full: r.full.map(({ sortedLatencies, ...x }) => x), paced: r.paced.map(({ sortedLatencies, ...x }) => x) })), skipped, baseline: base, outage: out }, null, 2));
+  writeFileSync(join(dir, 'latency.svg'), latencySvg((all.some((r) => r.offeredPerSecond) ? all.filter((r) => r.offeredPerSecond) : all).map((r) => ({ name: `${r.stack}, ${r.fanout} endpoint(s)/event, ${r.offeredPerSecond ? `${r.offeredPerSecond}/s` : 'all at once'}`, sortedMs: r.sortedLatencies }))));
   console.log('\n' + md + `\n\nWritten to ${dir}/`);
   agent.destroy();
 }

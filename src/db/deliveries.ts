@@ -112,14 +112,15 @@ export async function claimForAttempt(
   deliveryIds: string[],
   claim: { workflowId: string; takeOverFrom?: string },
 ): Promise<AttemptContext[]> {
+  // Writes only when the owner changes (retry attempts of an owned delivery are plain reads).
   const rows = await db.query<Record<string, unknown>>(
     `with claimed as (
        update deliveries set workflow_id = $2::text
-       where id = any($1::text[]) and status = 'pending'
-         and (workflow_id is null or workflow_id = $2::text or workflow_id = $3::text)
-       returning *
+       where id = any($1::text[]) and status = 'pending' and (workflow_id is null or workflow_id = $3::text)
+       returning id
      )
-     select case when c.id is null then row_to_json(d.*) else row_to_json(c.*) end as delivery, (c.id is not null) as claimed,
+     select row_to_json(d.*) as delivery,
+            (c.id is not null or (d.status = 'pending' and d.workflow_id = $2::text)) as claimed,
             ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged
@@ -132,6 +133,7 @@ export async function claimForAttempt(
   return rows.map((row) => {
     const d = row.delivery as Record<string, unknown>;
     for (const k of dates) if (typeof d[k] === 'string') d[k] = new Date(d[k] as string);
+    if (row.claimed) d.workflow_id = claim.workflowId; // the row was read before the claim
     return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow };
   });
 }

@@ -22,6 +22,8 @@ export interface TemporalCluster {
   namespace: string;
   /** The server's log (JSON lines), for diagnosing a failure. */
   logFile: string;
+  /** The server process (for the benchmark's CPU and memory figures). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -124,7 +126,7 @@ export async function startTemporalCluster(opts: { namespace?: string; startTime
         /already exists/i,
       ),
     ]);
-    return { address, namespace, logFile, stop };
+    return { address, namespace, logFile, pid: server.pid!, stop };
   } catch (err) {
     const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n') : '';
     await stop();

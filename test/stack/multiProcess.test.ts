@@ -299,21 +299,33 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
       expect(survivorOk.has(id)).toBe(true);
     }
 
-    // The victim's in-flight work, as Temporal saw it: postWebhook attempts that started on the
-    // victim and timed out (the next attempt's lastFailure is a timeout), and workflow tasks that
-    // timed out on it. Each of those workflows was finished by the survivor.
-    const histories = await workflowHistories(cluster!, deliveryIds);
-    // The Postgres visibility store serves the custom search attributes (the Web UI's filters).
+    // The victim's in-flight work, as Temporal saw it: workflow tasks that timed out on it (a
+    // first-attempt batch runs its local activity inside one) and postWebhook attempts that
+    // started on it and timed out (the next attempt's lastFailure is a timeout). Each of those
+    // workflows was finished by the survivor. A delivery's workflows are the one that owns it
+    // now (its batch, or its own retry workflow) and, for a retried one, the batch that started it.
+    const owners = new Map((await app!.db.query<{ id: string; workflow_id: string }>('select id, workflow_id from deliveries')).map((r) => [r.id, r.workflow_id]));
+    expect([...owners.values()].every((w) => /^(batch|delivery)-dlv_/.test(w))).toBe(true);
+    const histories = await workflowHistories(cluster!, [...new Set(owners.values())]);
+    const parentOf = (workflowId: string) => histories.get(workflowId)?.[0]?.workflowExecutionStartedEventAttributes?.parentWorkflowExecution?.workflowId ?? undefined;
+    const parents = [...new Set([...owners.values()].map(parentOf).filter((w): w is string => !!w && !histories.has(w)))];
+    for (const [id, events] of await workflowHistories(cluster!, parents)) histories.set(id, events);
+    const workflowsOf = (deliveryId: string) => [owners.get(deliveryId)!, parentOf(owners.get(deliveryId)!)].filter((w): w is string => !!w);
+    const retryWorkflows = [...new Set(owners.values())].filter((w) => w.startsWith('delivery-'));
+    expect(retryWorkflows.every((w) => parentOf(w)?.startsWith('batch-'))).toBe(true);
+    // The Postgres visibility store serves the custom search attributes (the Web UI's filters):
+    // every retry workflow ended delivered, and each account's batches are found by account.
     const visibleDelivered = await waitFor(
       async () => {
         const n = await countWorkflows(cluster!, `TaskQueue = "${taskQueue}" AND RrDeliveryStatus = "delivered"`);
-        return n === expected ? n : undefined;
+        return n === retryWorkflows.length ? n : undefined;
       },
-      'visibility to list every delivery workflow as delivered',
+      'visibility to list every retry workflow as delivered',
       30_000,
       500,
     );
-    expect(visibleDelivered).toBe(expected);
+    expect(visibleDelivered).toBe(retryWorkflows.length);
+    expect(await countWorkflows(cluster!, `TaskQueue = "${taskQueue}" AND WorkflowType = "deliverBatch" AND RrAccountId = "${accounts[0].id}"`)).toBeGreaterThan(0);
     const victimIdentity = `${victim.child.pid}@`;
     const survivorIdentity = `${survivor.child.pid}@`;
     const orphanedActivities = new Set<string>();
@@ -333,7 +345,7 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     }
     // A first attempt runs as a local activity inside a workflow task, a retry as a regular
     // activity: the victim's in-flight work shows up as a timed-out workflow task or activity.
-    const orphaned = (id: string) => orphanedActivities.has(id) || orphanedWorkflowTasks.has(id);
+    const orphaned = (deliveryId: string) => workflowsOf(deliveryId).some((w) => orphanedActivities.has(w) || orphanedWorkflowTasks.has(w));
     expect(orphanedActivities.size + orphanedWorkflowTasks.size).toBeGreaterThan(0);
     for (const id of duplicates) expect(orphaned(id)).toBe(true);
     const victimCompleted = [...histories.values()].filter((events) => events.some((e) => e.workflowTaskCompletedEventAttributes?.identity?.startsWith(victimIdentity))).length;
@@ -391,17 +403,17 @@ async function countWorkflows(cluster: TemporalCluster, query: string): Promise<
   }
 }
 
-/** The history events of every delivery workflow (`delivery-<id>`), fetched 16 at a time. */
-async function workflowHistories(cluster: TemporalCluster, deliveryIds: string[]): Promise<Map<string, temporal.api.history.v1.IHistoryEvent[]>> {
+/** The history events of these workflows, fetched 16 at a time. */
+async function workflowHistories(cluster: TemporalCluster, workflowIds: string[]): Promise<Map<string, temporal.api.history.v1.IHistoryEvent[]>> {
   const connection = await Connection.connect({ address: cluster.address });
   try {
     const client = new Client({ connection, namespace: cluster.namespace });
     const out = new Map<string, temporal.api.history.v1.IHistoryEvent[]>();
     let next = 0;
     const fetcher = async () => {
-      while (next < deliveryIds.length) {
-        const id = deliveryIds[next++];
-        const history = await client.workflow.getHandle(`delivery-${id}`).fetchHistory();
+      while (next < workflowIds.length) {
+        const id = workflowIds[next++];
+        const history = await client.workflow.getHandle(id).fetchHistory();
         out.set(id, history.events ?? []);
       }
     };

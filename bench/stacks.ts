@@ -1,0 +1,102 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnApp } from '../test/helpers/appProcess';
+import { freshDatabase } from '../test/helpers/db';
+import { freePort, waitForHttp } from '../test/helpers/processes';
+import { startTemporalCluster, temporalServerDir } from '../test/helpers/temporalCluster';
+import { childPids, cpuSeconds, rssMiB, spawnMain, waitUntil } from './lib';
+
+/** A running service under test: its API, and CPU seconds / resident memory per component. */
+export interface Stack {
+  name: string;
+  description: string;
+  api: string;
+  cpu(): Record<string, number>;
+  rssMiB(): Record<string, number>;
+  stop(): Promise<void>;
+}
+
+/** `npm start` as a user runs it: dev server + worker + API + PGlite (one process plus the Temporal dev server). */
+export async function startEmbedded(admin: string, extraEnv: Record<string, string> = {}): Promise<Stack> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rr-bench-'));
+  const [port, tport, uport] = [await freePort(), await freePort(), await freePort()];
+  const child = spawnMain({ DATA_DIR: dataDir, PORT: String(port), TEMPORAL_DEV_PORT: String(tport), TEMPORAL_UI_PORT: String(uport), ADMIN_TOKEN: admin, LOG_LEVEL: 'warn', ...extraEnv });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c));
+  await waitUntil(() => out.includes('Webhook delivery service is running'), 120_000, 'the service to start');
+  const temporalPid = () => childPids(child.pid!, 'start-dev')[0];
+  return {
+    name: 'embedded',
+    description: 'embedded default: dev server (SQLite) + one process with worker, API and PGlite',
+    api: `http://127.0.0.1:${port}`,
+    cpu: () => ({ 'API+worker+PGlite': cpuSeconds(child.pid!), 'Temporal dev server': cpuSeconds(temporalPid()) }),
+    rssMiB: () => ({ 'API+worker+PGlite': rssMiB(child.pid!), 'Temporal dev server': rssMiB(temporalPid()) }),
+    async stop() {
+      child.kill('SIGINT');
+      await new Promise((r) => child.once('exit', r));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every `postgres` process on this machine: the server and its backends (exited backends count through the postmaster). */
+function postgresCpuSeconds(): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const f = stat.split(') ')[1].split(' ');
+      total += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100; // utime stime cutime cstime
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return total;
+}
+
+/**
+ * The production shape (as in docker-compose.yml): the official Temporal server on Postgres,
+ * a separate API process and worker process, the application database on the same Postgres
+ * server. Needs Debian's postgresql and the Temporal server built by
+ * scripts/provision-temporal-server.sh (`npm run bench` provisions both when it can).
+ */
+export async function startPostgresStack(admin: string): Promise<Stack> {
+  if (!temporalServerDir()) throw new Error('the Temporal server is not built (scripts/provision-temporal-server.sh needs Go)');
+  let stopPostgres = async () => {};
+  if (!process.env.TEST_DATABASE_URL) {
+    const env = { ...process.env, PG_TEST_DIR: join(tmpdir(), 'rr-bench-pg'), PG_TEST_PORT: String(await freePort()) };
+    const out = execFileSync('bash', ['scripts/test-postgres.sh', 'start'], { env, encoding: 'utf8' }).trim().split('\n');
+    process.env.TEST_DATABASE_URL = out[out.length - 1].replace(/^TEST_DATABASE_URL=/, '');
+    stopPostgres = async () => {
+      execFileSync('bash', ['scripts/test-postgres.sh', 'stop'], { env, stdio: 'ignore' });
+      delete process.env.TEST_DATABASE_URL;
+    };
+  }
+  const cluster = await startTemporalCluster();
+  const app = await freshDatabase(process.env.TEST_DATABASE_URL);
+  await app.db.close();
+  const logDir = mkdtempSync(join(tmpdir(), 'rr-bench-stack-'));
+  const port = await freePort();
+  const common = { DATABASE_URL: app.url!, TEMPORAL_ADDRESS: cluster.address, ADMIN_TOKEN: admin, LOG_LEVEL: 'warn', DESTINATION_ALLOW_CIDRS: '127.0.0.0/8', WORKER_METRICS_PORT: '0' };
+  const worker = spawnApp('worker', 'src/worker.ts', common, logDir);
+  const api = spawnApp('api', 'src/api-server.ts', { ...common, PORT: String(port), HOST: '127.0.0.1' }, logDir);
+  await waitForHttp(`http://127.0.0.1:${port}/readyz`, 60_000);
+  return {
+    name: 'postgres',
+    description: 'Postgres-backed stack: Temporal server 1.32 on Postgres, separate API and worker processes, application data on Postgres',
+    api: `http://127.0.0.1:${port}`,
+    cpu: () => ({ API: cpuSeconds(api.child.pid!), worker: cpuSeconds(worker.child.pid!), 'Temporal server': cpuSeconds(cluster.pid), Postgres: postgresCpuSeconds() }),
+    rssMiB: () => ({ API: rssMiB(api.child.pid!), worker: rssMiB(worker.child.pid!), 'Temporal server': rssMiB(cluster.pid) }),
+    async stop() {
+      await Promise.all([api.stop(), worker.stop()]);
+      await cluster.stop();
+      await app.drop();
+      await stopPostgres();
+      rmSync(logDir, { recursive: true, force: true });
+    },
+  };
+}
