@@ -103,6 +103,39 @@ function callerWorkflowId(): string {
   return id;
 }
 
+/**
+ * Records attempts as they finish, many per statement: whatever finished while the previous
+ * write ran goes in the next one. So a slow receiver in a batch never holds back the record of
+ * the fast ones (a crash then re-sends only what was really in flight). After a write fails for
+ * good, every later record fails too: the batch as a whole is retried or handed over.
+ */
+function attemptRecorder(db: Queryable): (record: AttemptRecord) => Promise<number> {
+  let queue: { record: AttemptRecord; resolve(n: number): void; reject(err: unknown): void }[] = [];
+  let writing = false;
+  let failed: unknown;
+  const drain = async () => {
+    writing = true;
+    while (queue.length) {
+      const taken = queue;
+      queue = [];
+      try {
+        if (failed) throw failed;
+        const numbers = await persistently(() => recordAttempts(db, taken.map((t) => t.record)));
+        taken.forEach((t, i) => t.resolve(numbers[i]));
+      } catch (err) {
+        failed = err;
+        taken.forEach((t) => t.reject(err));
+      }
+    }
+    writing = false;
+  };
+  return (record) =>
+    new Promise<number>((resolve, reject) => {
+      queue.push({ record, resolve, reject });
+      if (!writing) void drain();
+    });
+}
+
 /** Why a pending delivery must not be attempted any more, if it must not. */
 function stopReason(ctx: AttemptContext): string | undefined {
   if (ctx.endpoint_deleted) return 'endpoint deleted';
@@ -227,7 +260,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
 
   /**
    * The first attempt of a batch of deliveries (one account), sent concurrently and recorded in
-   * one write. Deliveries that must be retried are handed over to their own retry workflow (the
+   * as few writes as their finishing times allow. Deliveries that must be retried are handed over to their own retry workflow (the
    * owner is switched in the same write) and returned for the batch workflow to start.
    */
   async function postBatch(input: PostBatchInput): Promise<PostBatchResult> {
@@ -261,10 +294,16 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       }
     }
 
-    const attempted = await Promise.all(toSend.map((ctx) => attempt(ctx, 1, input)));
-    const records = attempted.map((a) => attemptRecord(a, a.nextAttemptAtMs === undefined ? undefined : workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)));
-    const numbers = await persistently(() => recordAttempts(deps.db, records));
-    attempted.forEach((a, i) => logAttempt(a, numbers[i]));
+    const record = attemptRecorder(deps.db);
+    const attempted = await Promise.all(
+      toSend.map(async (ctx) => {
+        const a = await attempt(ctx, 1, input);
+        // A failed one is handed to its own retry workflow in the same write.
+        const n = await record(attemptRecord(a, a.nextAttemptAtMs === undefined ? undefined : workflowIdFor(ctx.delivery.id, ctx.delivery.series)));
+        logAttempt(a, n);
+        return a;
+      }),
+    );
 
     for (const a of attempted) {
       const d = a.ctx.delivery;

@@ -23,7 +23,7 @@ export interface TimeSkippingSuite {
   /** Runs one delivery workflow to its end on a fresh worker; `during` runs while it is going. */
   deliver(deliveryId: string, during?: () => Promise<void>): Promise<DeliverWebhookResult>;
   /** Runs one first-attempt batch and every retry workflow it started to their ends. */
-  deliverBatch(accountId: string, deliveryIds: string[]): Promise<{ batch: DeliverBatchResult; retries: Map<string, DeliverWebhookResult> }>;
+  deliverBatch(accountId: string, deliveryIds: string[], during?: () => Promise<void>): Promise<{ batch: DeliverBatchResult; retries: Map<string, DeliverWebhookResult> }>;
 }
 
 /**
@@ -74,10 +74,12 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
       return (await handle.result()) as DeliverWebhookResult;
     });
   };
-  suite.deliverBatch = (accountId, deliveryIds) => {
+  suite.deliverBatch = (accountId, deliveryIds, during) => {
     const input: DeliverBatchInput = { accountId, deliveries: deliveryIds.map((deliveryId) => ({ deliveryId, series: 1 })), schedule: scheduleFrom(cfg), attemptTimeoutMs: 5_000 };
     return worker.runUntil(async () => {
-      const batch = (await suite.env.client.workflow.execute('deliverBatch', { taskQueue, workflowId: `batch-${deliveryIds[0]}`, args: [input] })) as DeliverBatchResult;
+      const handle = await suite.env.client.workflow.start('deliverBatch', { taskQueue, workflowId: `batch-${deliveryIds[0]}`, args: [input] });
+      await during?.();
+      const batch = (await handle.result()) as DeliverBatchResult;
       const retries = new Map<string, DeliverWebhookResult>();
       for (const id of deliveryIds) {
         const handle = suite.env.client.workflow.getHandle(workflowIdFor(id, 1));

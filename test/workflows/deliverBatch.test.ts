@@ -1,6 +1,7 @@
 import { attemptsOf, claimForAttempt, getDelivery } from '../../src/db/deliveries';
 import { createEndpoint, getEndpoint } from '../../src/db/endpoints';
 import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
+import { waitFor } from '../helpers/receiver';
 import { timeSkippingSuite } from '../helpers/timeSkipping';
 
 const suite = timeSkippingSuite();
@@ -46,6 +47,23 @@ test('when a batch meets 200, 503 and 410, then one is delivered at once, one co
   expect((await getEndpoint(suite.db, account.id, endpoints.gone.id))?.enabled).toBe(false);
   // Every POST carries its delivery's id: 1 + 3 + 1.
   expect(suite.receiver.requests.map((r) => r.headers['webhook-id']).sort()).toEqual([okId, flakyId, flakyId, flakyId, goneId].sort());
+});
+
+test('when one receiver of a batch is slow, then the fast deliveries are recorded delivered without waiting for it', async () => {
+  const { account, ids } = await threeDeliveries();
+  const [fastId, , slowId] = ids;
+  suite.receiver.respond = (req) => ({ status: 200, delayMs: req.path.endsWith('/gone') ? 3_000 : 0 });
+  let fastWhileSlowPending: string | undefined;
+
+  const { batch } = await suite.deliverBatch(account.id, ids, async () => {
+    await waitFor(() => suite.receiver.requests.length === 3 || undefined, 'all three requests');
+    await new Promise((r) => setTimeout(r, 500));
+    fastWhileSlowPending = (await getDelivery(suite.db, account.id, fastId))?.status;
+    expect((await getDelivery(suite.db, account.id, slowId))?.status).toBe('pending');
+  });
+
+  expect(fastWhileSlowPending).toBe('delivered');
+  expect(batch).toEqual({ delivered: 3, finished: 0, skipped: 0, retrying: 0 });
 });
 
 test('when another workflow already owns a delivery, then the batch does not send it', async () => {
