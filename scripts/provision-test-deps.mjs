@@ -8,9 +8,11 @@ import { existsSync, readdirSync } from 'node:fs';
 
 const hasPostgres = () => existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/pg_ctl`));
 const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// `--no-browser`: for `npm run bench`, which needs Postgres and the Temporal server but no browser.
+const browser = !process.argv.includes('--no-browser');
 const missing = [];
 if (!process.env.TEST_DATABASE_URL && !hasPostgres()) missing.push('postgresql');
-if (!existsSync(chromium)) missing.push('chromium', 'fonts-liberation');
+if (browser && !existsSync(chromium)) missing.push('chromium', 'fonts-liberation');
 
 if (missing.length) {
   const canApt = process.platform === 'linux' && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');

@@ -104,35 +104,46 @@ function callerWorkflowId(): string {
 }
 
 /**
- * Records attempts as they finish, many per statement: whatever finished while the previous
- * write ran goes in the next one. So a slow receiver in a batch never holds back the record of
- * the fast ones (a crash then re-sends only what was really in flight). After a write fails for
- * good, every later record fails too: the batch as a whole is retried or handed over.
+ * Records a batch's attempts in as few statements as their finishing times allow: a write goes
+ * out once every outstanding attempt has finished, or when the oldest unwritten one has waited
+ * `lingerMs`. So a fast batch costs one write, and a slow receiver never holds back the record of
+ * the fast ones for long (a crash then re-sends only what was really in flight). After a write
+ * fails for good, every later record fails too: the batch as a whole is retried or handed over.
  */
-function attemptRecorder(db: Queryable): (record: AttemptRecord) => Promise<number> {
+function attemptRecorder(db: Queryable, expected: number, lingerMs = 100): (record: AttemptRecord) => Promise<number> {
   let queue: { record: AttemptRecord; resolve(n: number): void; reject(err: unknown): void }[] = [];
+  let outstanding = expected;
   let writing = false;
+  let timer: NodeJS.Timeout | undefined;
   let failed: unknown;
-  const drain = async () => {
+  const write = async () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (writing || queue.length === 0) return;
     writing = true;
-    while (queue.length) {
-      const taken = queue;
-      queue = [];
-      try {
-        if (failed) throw failed;
-        const numbers = await persistently(() => recordAttempts(db, taken.map((t) => t.record)));
-        taken.forEach((t, i) => t.resolve(numbers[i]));
-      } catch (err) {
-        failed = err;
-        taken.forEach((t) => t.reject(err));
-      }
+    const taken = queue;
+    queue = [];
+    outstanding -= taken.length;
+    try {
+      if (failed) throw failed;
+      const numbers = await persistently(() => recordAttempts(db, taken.map((t) => t.record)));
+      taken.forEach((t, i) => t.resolve(numbers[i]));
+    } catch (err) {
+      failed = err;
+      taken.forEach((t) => t.reject(err));
     }
     writing = false;
+    schedule();
+  };
+  const schedule = () => {
+    if (writing || queue.length === 0) return;
+    if (queue.length >= outstanding || failed) void write();
+    else timer ??= setTimeout(() => void write(), lingerMs);
   };
   return (record) =>
     new Promise<number>((resolve, reject) => {
       queue.push({ record, resolve, reject });
-      if (!writing) void drain();
+      schedule();
     });
 }
 
@@ -294,7 +305,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       }
     }
 
-    const record = attemptRecorder(deps.db);
+    const record = attemptRecorder(deps.db, toSend.length);
     const attempted = await Promise.all(
       toSend.map(async (ctx) => {
         const a = await attempt(ctx, 1, input);
