@@ -181,7 +181,7 @@ async function runStack(name: string, receiver: BenchReceiver, url: string): Pro
       }
     }
   } finally {
-    await svc.stop();
+    await svc.stop().catch((err: Error) => console.warn(`[${name}] stopping: ${err.message}`));
   }
   return { full, paced };
 }

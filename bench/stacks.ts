@@ -77,8 +77,7 @@ export async function startPostgresStack(admin: string): Promise<Stack> {
     };
   }
   const cluster = await startTemporalCluster();
-  const app = await freshDatabase(process.env.TEST_DATABASE_URL);
-  await app.db.close();
+  const app = await freshDatabase(process.env.TEST_DATABASE_URL); // its pool closes in drop()
   const logDir = mkdtempSync(join(tmpdir(), 'rr-bench-stack-'));
   const port = await freePort();
   const common = { DATABASE_URL: app.url!, TEMPORAL_ADDRESS: cluster.address, ADMIN_TOKEN: admin, LOG_LEVEL: 'warn', DESTINATION_ALLOW_CIDRS: '127.0.0.0/8', WORKER_METRICS_PORT: '0' };

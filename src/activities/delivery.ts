@@ -40,6 +40,17 @@ export interface HandOff {
   meta?: { endpointId: string; eventType: string; url: string };
 }
 
+/** What starting the retry workflows of a batch needs (the batch workflow's own input and clock). */
+export interface RetryStartRequest {
+  batchId: string;
+  accountId: string;
+  retrying: HandOff[];
+  windowEndsAtMs: number;
+  schedule: RetrySchedule;
+  attemptTimeoutMs: number;
+  searchAttributes?: boolean;
+}
+
 export interface PostBatchResult {
   delivered: number;
   /** Ended without delivery (410, forbidden destination, endpoint gone or disabled). */
@@ -67,6 +78,8 @@ export interface DeliveryActivityDeps {
   autoDisableAfterMs: number;
   /** Clock for attempt times and webhook-timestamp; tests pass the time-skipping server's clock. */
   now?: () => number | Promise<number>;
+  /** Starts `delivery-<id>` retry workflows (idempotent): the worker's Dispatcher. */
+  startRetryWorkflows?: (request: RetryStartRequest) => Promise<void>;
 }
 
 /** One attempt's facts: what was sent, what came back, and what follows. */
@@ -345,7 +358,17 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     return changed;
   }
 
-  return { postWebhook, postBatch, recordOutcome };
+  /**
+   * Starts the retry workflow of each delivery a batch handed over, straight from the worker's
+   * client (idempotent by workflow id): cheaper for the Temporal server than child workflows,
+   * which cost the parent a command, an event pair and a workflow task each.
+   */
+  async function startRetries(request: RetryStartRequest): Promise<void> {
+    if (!deps.startRetryWorkflows) throw new Error('this worker cannot start retry workflows (no startRetryWorkflows dependency)');
+    await deps.startRetryWorkflows(request);
+  }
+
+  return { postWebhook, postBatch, startRetries, recordOutcome };
 }
 
 export type DeliveryActivities = ReturnType<typeof createDeliveryActivities>;

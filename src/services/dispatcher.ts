@@ -1,4 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { RetryStartRequest } from '../activities/delivery';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { markDispatched, undispatched } from '../db/deliveries';
@@ -177,6 +178,43 @@ export class Dispatcher {
       }
     }
     await markDispatched(this.db, targets).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
+  }
+
+  /** Starts the retry workflow of each delivery a first-attempt batch handed over (idempotent). */
+  async startRetryWorkflows(req: RetryStartRequest): Promise<void> {
+    await Promise.all(
+      req.retrying.map(async (r) => {
+        const input: DeliverWebhookInput = {
+          deliveryId: r.deliveryId,
+          series: r.series,
+          schedule: req.schedule,
+          attemptTimeoutMs: req.attemptTimeoutMs,
+          searchAttributes: req.searchAttributes,
+          after: { batchId: req.batchId, delayMs: r.delayMs, windowEndsAtMs: req.windowEndsAtMs },
+        };
+        try {
+          await this.client.workflow.start('deliverWebhook', {
+            taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
+            workflowId: workflowIdFor(r.deliveryId, r.series),
+            workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            args: [input],
+            staticSummary: r.meta ? `${r.meta.eventType} → ${r.meta.url}` : `delivery ${r.deliveryId}`,
+            ...(req.searchAttributes
+              ? {
+                  typedSearchAttributes: [
+                    { key: RrAccountId, value: req.accountId },
+                    ...(r.meta ? [{ key: RrEndpointId, value: r.meta.endpointId }, { key: RrEventType, value: r.meta.eventType }] : []),
+                    { key: RrDeliveryStatus, value: 'pending' },
+                  ],
+                }
+              : {}),
+          });
+        } catch (err) {
+          // Already running (the reconciler started it, or an earlier run of this batch did): it carries on.
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        }
+      }),
+    );
   }
 
   /** Cancels a running delivery workflow; a finished or unknown one is fine. */

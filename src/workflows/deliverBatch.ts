@@ -1,10 +1,6 @@
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { isCancellation, ParentClosePolicy, proxyLocalActivities, startChild, workflowInfo } from '@temporalio/workflow';
-import type { DeliveryActivities, HandOff, PostBatchResult } from '../activities/delivery';
+import { isCancellation, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import type { DeliveryActivities, PostBatchResult } from '../activities/delivery';
 import type { RetrySchedule } from '../domain/retrySchedule';
-import { workflowIdFor } from '../domain/workflowIds';
-import { deliverWebhook } from './deliverWebhook';
-import { RrAccountId, RrDeliveryStatus, RrEndpointId, RrEventType } from './searchAttributes';
 
 export interface DeliverBatchInput {
   /** Every delivery of a batch belongs to this account. */
@@ -25,11 +21,11 @@ export interface DeliverBatchResult {
 
 /**
  * The first attempt of many deliveries of one account, in one workflow: sent concurrently from
- * one local activity and recorded in one write. Most webhooks succeed at once, and then a
- * whole batch costs Temporal one start and one task instead of one each per delivery (the
- * difference between ~100 and 300+ deliveries/s on two cores). Each delivery that must be
- * retried continues in its own `deliverWebhook` workflow (`delivery-<id>`), started here and
- * left running when the batch completes: the retry clock is on the Temporal server from then on.
+ * one local activity and recorded in as few writes as possible. Most webhooks succeed at once,
+ * and then a whole batch costs Temporal one start and one task instead of one each per delivery
+ * (the difference between ~100 and 600+ deliveries/s on two cores). Each delivery that must be
+ * retried continues in its own `deliverWebhook` workflow (`delivery-<id>`), started by a second
+ * local activity: the retry clock is on the Temporal server from then on.
  */
 export async function deliverBatch(input: DeliverBatchInput): Promise<DeliverBatchResult> {
   const { schedule } = input;
@@ -37,6 +33,10 @@ export async function deliverBatch(input: DeliverBatchInput): Promise<DeliverBat
   const { postBatch } = proxyLocalActivities<DeliveryActivities>({
     startToCloseTimeout: input.attemptTimeoutMs + 20_000, // room for the activity's own database retries
     retry: { maximumAttempts: 2, initialInterval: '1s' }, // a re-run skips what the first run finished
+  });
+  const { startRetries } = proxyLocalActivities<DeliveryActivities>({
+    startToCloseTimeout: '30s',
+    retry: { initialInterval: '1s', maximumInterval: '1m' }, // until Temporal takes them: nothing may be lost
   });
 
   let result: PostBatchResult;
@@ -55,37 +55,16 @@ export async function deliverBatch(input: DeliverBatchInput): Promise<DeliverBat
     };
   }
 
-  await Promise.all(result.retrying.map((r) => startRetry(input, r, windowEndsAtMs)));
-  return { delivered: result.delivered, finished: result.finished, skipped: result.skipped, retrying: result.retrying.length };
-}
-
-async function startRetry(input: DeliverBatchInput, r: HandOff, windowEndsAtMs: number): Promise<void> {
-  const { meta } = r;
-  try {
-    await startChild(deliverWebhook, {
-      workflowId: workflowIdFor(r.deliveryId, r.series),
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      args: [{
-        deliveryId: r.deliveryId,
-        series: r.series,
-        schedule: input.schedule,
-        attemptTimeoutMs: input.attemptTimeoutMs,
-        searchAttributes: input.searchAttributes,
-        after: { batchId: workflowInfo().workflowId, delayMs: r.delayMs, windowEndsAtMs },
-      }],
-      staticSummary: meta ? `${meta.eventType} → ${meta.url}` : `delivery ${r.deliveryId}`,
-      ...(input.searchAttributes
-        ? {
-            typedSearchAttributes: [
-              { key: RrAccountId, value: input.accountId },
-              ...(meta ? [{ key: RrEndpointId, value: meta.endpointId }, { key: RrEventType, value: meta.eventType }] : []),
-              { key: RrDeliveryStatus, value: 'pending' },
-            ],
-          }
-        : {}),
+  if (result.retrying.length) {
+    await startRetries({
+      batchId: workflowInfo().workflowId,
+      accountId: input.accountId,
+      retrying: result.retrying,
+      windowEndsAtMs,
+      schedule,
+      attemptTimeoutMs: input.attemptTimeoutMs,
+      searchAttributes: input.searchAttributes,
     });
-  } catch (err) {
-    // Already running (the reconciler started it, or a replay of this batch did): it carries on.
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
+  return { delivered: result.delivered, finished: result.finished, skipped: result.skipped, retrying: result.retrying.length };
 }

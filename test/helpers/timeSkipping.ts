@@ -6,7 +6,7 @@ import type { Database } from '../../src/db/database';
 import { createWebhookSender } from '../../src/http/sendWebhook';
 import { silentLogger } from '../../src/logger';
 import { workflowIdFor } from '../../src/domain/workflowIds';
-import { scheduleFrom } from '../../src/services/dispatcher';
+import { Dispatcher, scheduleFrom } from '../../src/services/dispatcher';
 import { testServerExecutable } from '../../src/temporal/binaries';
 import { installTemporalRuntime } from '../../src/temporal/runtime';
 import { createDeliveryWorker } from '../../src/temporal/worker';
@@ -59,7 +59,14 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
       cfg,
       taskQueue,
       workflowBundle: { code: readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8') },
-      activityDeps: { db: suite.db, send: sender.send, log: silentLogger, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, now: () => suite.env.currentTimeMs() },
+      activityDeps: {
+        db: suite.db,
+        send: sender.send,
+        log: silentLogger,
+        autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
+        now: () => suite.env.currentTimeMs(),
+        startRetryWorkflows: (r) => new Dispatcher(suite.env.client, suite.db, { ...cfg, TEMPORAL_TASK_QUEUE: taskQueue }, silentLogger).startRetryWorkflows(r),
+      },
     });
   });
   afterEach(async () => {

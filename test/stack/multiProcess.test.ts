@@ -303,11 +303,15 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     // first-attempt batch runs its local activity inside one) and postWebhook attempts that
     // started on it and timed out (the next attempt's lastFailure is a timeout). Each of those
     // workflows was finished by the survivor. A delivery's workflows are the one that owns it
-    // now (its batch, or its own retry workflow) and, for a retried one, the batch that started it.
+    // now (its batch, or its own retry workflow) and, for a retried one, the batch that handed it over.
     const owners = new Map((await app!.db.query<{ id: string; workflow_id: string }>('select id, workflow_id from deliveries')).map((r) => [r.id, r.workflow_id]));
     expect([...owners.values()].every((w) => /^(batch|delivery)-dlv_/.test(w))).toBe(true);
     const histories = await workflowHistories(cluster!, [...new Set(owners.values())]);
-    const parentOf = (workflowId: string) => histories.get(workflowId)?.[0]?.workflowExecutionStartedEventAttributes?.parentWorkflowExecution?.workflowId ?? undefined;
+    // A retry workflow names the batch that handed it over in its input (`after.batchId`).
+    const parentOf = (workflowId: string): string | undefined => {
+      const payload = histories.get(workflowId)?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      return payload?.data ? (JSON.parse(Buffer.from(payload.data).toString('utf8')) as { after?: { batchId?: string } }).after?.batchId : undefined;
+    };
     const parents = [...new Set([...owners.values()].map(parentOf).filter((w): w is string => !!w && !histories.has(w)))];
     for (const [id, events] of await workflowHistories(cluster!, parents)) histories.set(id, events);
     const workflowsOf = (deliveryId: string) => [owners.get(deliveryId)!, parentOf(owners.get(deliveryId)!)].filter((w): w is string => !!w);
