@@ -92,8 +92,8 @@ export const DeliveryOut = z.object({
   deliveredAt: z.string().optional(),
   finishedReason: z.string().optional(),
   createdAt: z.string(),
-  workflowId: z.string(),
-  workflowUrl: z.string().optional(),
+  workflowId: z.string().describe('the Temporal workflow that owns the delivery: its first-attempt batch (`batch-…`), or `delivery-<id>` once it retries'),
+  workflowUrl: z.string().optional().describe('that workflow in the Temporal Web UI, when its address is known'),
 });
 export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptOut), payload: z.string().nullable().describe('the exact body receivers get; null once purged by retention') });
 export const DeliveryListOut = z.object({ data: z.array(DeliveryOut), nextCursor: z.string().nullable() });
