@@ -196,7 +196,9 @@ export class Dispatcher {
           await this.client.workflow.start('deliverWebhook', {
             taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
             workflowId: workflowIdFor(r.deliveryId, r.series),
-            workflowIdReusePolicy: 'REJECT_DUPLICATE',
+            // A closed run of this id (the reconciler's, superseded by the batch's claim) must not
+            // block the retries; a running one is the same delivery's and carries on.
+            workflowIdReusePolicy: 'ALLOW_DUPLICATE',
             args: [input],
             staticSummary: r.meta ? `${r.meta.eventType} → ${r.meta.url}` : `delivery ${r.deliveryId}`,
             ...(req.searchAttributes

@@ -101,3 +101,18 @@ test('when the database fails during a batch, then every delivery continues in i
   // At least once: each was sent by both runs of the batch (unrecorded), then once by its own workflow.
   for (const id of ids) expect(suite.receiver.requests.filter((r) => r.headers['webhook-id'] === id)).toHaveLength(3);
 });
+
+test('when a closed workflow of a delivery\'s retry id exists (the reconciler\'s, superseded), then the batch\'s hand-over still starts the retries', async () => {
+  const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
+  const { deliveryId } = await storedDelivery(suite.db, account.id, endpoint.id);
+  // A run of `delivery-<id>` that ended before the batch handed the delivery over.
+  const earlier = await suite.env.client.workflow.start('deliverWebhook', { taskQueue: 'nobody-polls-this', workflowId: `delivery-${deliveryId}`, args: [{}] });
+  await earlier.terminate('superseded by the batch');
+  suite.receiver.respond = (_req, n) => ({ status: n === 1 ? 503 : 200 });
+
+  const { batch, retries } = await suite.deliverBatch(account.id, [deliveryId]);
+
+  expect(batch).toMatchObject({ retrying: 1 });
+  expect(retries.get(deliveryId)?.status).toBe('delivered');
+  expect(suite.receiver.requests).toHaveLength(2);
+});
