@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
-import { claimForAttempt, finishDelivery, recordAttempts, type AttemptContext, type AttemptRecord } from '../db/deliveries';
+import { claimForAttempt, finishDelivery, handOver, recordAttempts, type AttemptContext, type AttemptRecord } from '../db/deliveries';
 import { activeSecrets, disableEndpoint, recordEndpointFailure } from '../db/endpoints';
 import { FailureType, finalOutcome, type DeliveryStatus } from '../domain/errors';
 import { workflowIdFor } from '../domain/workflowIds';
@@ -20,8 +20,6 @@ export interface PostWebhookInput {
   schedule: RetrySchedule;
   /** Attempts made before this activity started (the first attempt runs as a local activity or in a batch). */
   attemptOffset?: number;
-  /** The first-attempt batch that handed this delivery over: its claim may be taken over. */
-  takeOverFrom?: string;
 }
 
 export interface PostBatchInput {
@@ -253,7 +251,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number; finished: boolean }> {
     const info = Context.current().info;
     const seriesAttempt = info.attempt + (input.attemptOffset ?? 0);
-    const [ctx] = await claimForAttempt(deps.db, [input.deliveryId], { workflowId: callerWorkflowId(), takeOverFrom: input.takeOverFrom });
+    const [ctx] = await claimForAttempt(deps.db, [{ id: input.deliveryId, series: input.series }], callerWorkflowId());
     const stop = (reason: string) => ApplicationFailure.create({ type: FailureType.Cancelled, message: reason, nonRetryable: true });
     if (!ctx) throw stop('delivery not found');
     // Re-run after a crash that followed a successful attempt: it is done, don't send again.
@@ -290,7 +288,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   async function postBatch(input: PostBatchInput): Promise<PostBatchResult> {
     const batchId = callerWorkflowId();
     const series = new Map(input.deliveries.map((d) => [d.deliveryId, d.series]));
-    const contexts = await claimForAttempt(deps.db, [...series.keys()], { workflowId: batchId });
+    const contexts = await claimForAttempt(deps.db, input.deliveries.map((d) => ({ id: d.deliveryId, series: d.series })), batchId);
     const out: PostBatchResult = { delivered: 0, finished: 0, skipped: 0, retrying: [] };
     const handOff = (ctx: AttemptContext, delayMs: number): HandOff => ({
       deliveryId: ctx.delivery.id,
@@ -312,14 +310,16 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       } else {
         const why = stopReason(ctx);
         if (why) {
-          await recordOutcome({ deliveryId: d.id, series: d.series, status: 'cancelled', reason: why });
+          await persistently(() => recordOutcome({ deliveryId: d.id, series: d.series, status: 'cancelled', reason: why }));
           out.finished++;
         } else toSend.push(ctx);
       }
     }
 
     const record = attemptRecorder(deps.db, toSend.length);
-    const attempted = await Promise.all(
+    // Settled, not all: when a write fails, no request of this run may still be in flight once
+    // the batch hands everything over to retry workflows.
+    const settled = await Promise.allSettled(
       toSend.map(async (ctx) => {
         const a = await attempt(ctx, 1, input);
         // A failed one is handed to its own retry workflow in the same write.
@@ -328,16 +328,19 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
         return a;
       }),
     );
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const attempted = settled.map((r) => (r as PromiseFulfilledResult<Attempted>).value);
 
     for (const a of attempted) {
       const d = a.ctx.delivery;
       if (a.ok) {
         out.delivered++;
-      } else if (await autoDisabled(a)) {
+      } else if (await persistently(() => autoDisabled(a))) {
         out.finished++; // cancelled with the rest of the endpoint's pending deliveries
       } else if (a.nextAttemptAtMs === undefined) {
         const final = a.nonRetryable ? finalOutcome(a.failureType, a.error ?? 'attempt failed') : finalOutcome(undefined, a.error ?? 'attempt failed');
-        await recordOutcome({ deliveryId: d.id, series: d.series, ...final });
+        await persistently(() => recordOutcome({ deliveryId: d.id, series: d.series, ...final }));
         out.finished++;
       } else {
         out.retrying.push(handOff(a.ctx, a.delayMs));
@@ -365,7 +368,14 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    */
   async function startRetries(request: RetryStartRequest): Promise<void> {
     if (!deps.startRetryWorkflows) throw new Error('this worker cannot start retry workflows (no startRetryWorkflows dependency)');
-    await deps.startRetryWorkflows(request);
+    // Ownership first (a no-op for those the attempt record already handed over): a retry
+    // workflow only sends what it owns, and one the batch no longer owns (finished, resent)
+    // needs no retry workflow.
+    const owned = new Set(
+      await persistently(() => handOver(deps.db, request.batchId, request.retrying.map((r) => ({ id: r.deliveryId, series: r.series, workflowId: workflowIdFor(r.deliveryId, r.series) })))),
+    );
+    const retrying = request.retrying.filter((r) => owned.has(r.deliveryId));
+    if (retrying.length) await deps.startRetryWorkflows({ ...request, retrying });
   }
 
   return { postWebhook, postBatch, startRetries, recordOutcome };

@@ -103,39 +103,53 @@ export interface AttemptContext {
 }
 
 /**
- * Loads the attempt context of each delivery and claims the pending ones for `workflowId` (when
- * unowned, already its own, or owned by `takeOverFrom`), in one statement. A delivery owned by
- * another workflow comes back with claimed = false: that one sends it, this one must not.
+ * Loads the attempt context of each delivery and claims the pending ones of the given series for
+ * `workflowId` when nobody owns them yet, in one statement. A delivery owned by another workflow,
+ * or of another series (resent since), comes back with claimed = false: this workflow must not
+ * send it.
  */
-export async function claimForAttempt(
-  db: Queryable,
-  deliveryIds: string[],
-  claim: { workflowId: string; takeOverFrom?: string },
-): Promise<AttemptContext[]> {
+export async function claimForAttempt(db: Queryable, targets: { id: string; series: number }[], workflowId: string): Promise<AttemptContext[]> {
   // Writes only when the owner changes (retry attempts of an owned delivery are plain reads).
   const rows = await db.query<Record<string, unknown>>(
-    `with claimed as (
-       update deliveries set workflow_id = $2::text
-       where id = any($1::text[]) and status = 'pending' and (workflow_id is null or workflow_id = $3::text)
-       returning id
+    `with t as (
+       select * from unnest($1::text[], $2::int[]) as t(id, series)
+     ), claimed as (
+       update deliveries d set workflow_id = $3::text from t
+       where d.id = t.id and d.series = t.series and d.status = 'pending' and d.workflow_id is null
+       returning d.id
      )
      select row_to_json(d.*) as delivery,
-            (c.id is not null or (d.status = 'pending' and d.workflow_id = $2::text)) as claimed,
+            (c.id is not null or (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text)) as claimed,
             ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged
-     from deliveries d left join claimed c on c.id = d.id
+     from t join deliveries d on d.id = t.id left join claimed c on c.id = d.id
      join events ev on ev.id = d.event_id join endpoints ep on ep.id = d.endpoint_id
-     join accounts a on a.id = d.account_id where d.id = any($1::text[])`,
-    [deliveryIds, claim.workflowId, claim.takeOverFrom ?? null],
+     join accounts a on a.id = d.account_id`,
+    [targets.map((t) => t.id), targets.map((t) => t.series), workflowId],
   );
   const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at'];
   return rows.map((row) => {
     const d = row.delivery as Record<string, unknown>;
     for (const k of dates) if (typeof d[k] === 'string') d[k] = new Date(d[k] as string);
-    if (row.claimed) d.workflow_id = claim.workflowId; // the row was read before the claim
+    if (row.claimed) d.workflow_id = workflowId; // the row was read before the claim
     return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow };
   });
+}
+
+/**
+ * A first-attempt batch hands deliveries it still owns (pending, same series) to their own retry
+ * workflows; returns the ids now owned by their retry workflow (handed over now or before).
+ */
+export async function handOver(db: Queryable, batchId: string, targets: { id: string; series: number; workflowId: string }[]): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    `update deliveries d set workflow_id = t.workflow_id
+     from unnest($1::text[], $2::int[], $3::text[]) as t(id, series, workflow_id)
+     where d.id = t.id and d.series = t.series and d.status = 'pending' and (d.workflow_id = $4::text or d.workflow_id = t.workflow_id)
+     returning d.id`,
+    [targets.map((t) => t.id), targets.map((t) => t.series), targets.map((t) => t.workflowId), batchId],
+  );
+  return rows.map((r) => r.id);
 }
 
 export interface AttemptRecord {
@@ -149,14 +163,15 @@ export interface AttemptRecord {
   /** Null when no attempt follows. */
   nextAttemptAt?: Date;
   delivered?: boolean;
-  /** Hands the delivery to this workflow (its own retry workflow) for the attempts that follow. */
+  /** Hands the (still pending) delivery to this workflow, its own retry workflow, for the attempts that follow. */
   handOverTo?: string;
 }
 
 /**
  * Records attempts and their deliveries' counters in one statement, numbered per delivery; a
  * successful attempt also finishes its delivery (saving the workflow a second activity) and
- * ends the endpoint's failure streak. Returns each attempt's number, in input order.
+ * ends the endpoint's failure streak. Returns each attempt's number, in input order (0 for an
+ * attempt of a series that was resent meanwhile: the resent delivery is left alone).
  */
 export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): Promise<number[]> {
   if (attempts.length === 0) return [];
@@ -167,11 +182,11 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
          as t(delivery_id, series, started_at, duration_ms, status_code, error, response_body, next_attempt_at, delivered, hand_over_to)
      ), upd as (
        update deliveries d set attempt_count = d.attempt_count + 1, last_attempt_at = t.started_at, next_attempt_at = t.next_attempt_at, updated_at = now(),
-         workflow_id = coalesce(t.hand_over_to, d.workflow_id),
+         workflow_id = case when t.hand_over_to is not null and d.status = 'pending' then t.hand_over_to else d.workflow_id end,
          status = case when t.delivered and d.status = 'pending' then 'delivered' else d.status end,
          delivered_at = case when t.delivered and d.status = 'pending' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.delivered_at end,
          finished_at = case when t.delivered and d.status = 'pending' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.finished_at end
-       from t where d.id = t.delivery_id
+       from t where d.id = t.delivery_id and d.series = t.series -- an attempt of an older series never touches a resent one
        returning d.id, d.attempt_count as attempt, d.endpoint_id, t.series, t.started_at, t.duration_ms, t.status_code, t.error, t.response_body, t.delivered
      ), ins as (
        insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body)

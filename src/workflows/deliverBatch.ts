@@ -31,8 +31,8 @@ export async function deliverBatch(input: DeliverBatchInput): Promise<DeliverBat
   const { schedule } = input;
   const windowEndsAtMs = Date.now() + schedule.windowMs;
   const { postBatch } = proxyLocalActivities<DeliveryActivities>({
-    startToCloseTimeout: input.attemptTimeoutMs + 20_000, // room for the activity's own database retries
-    retry: { maximumAttempts: 2, initialInterval: '1s' }, // a re-run skips what the first run finished
+    startToCloseTimeout: input.attemptTimeoutMs + 60_000, // room for the activity's own database retries
+    retry: { maximumAttempts: 1 }, // on failure everything is handed over below: a second run could overlap the first
   });
   const { startRetries } = proxyLocalActivities<DeliveryActivities>({
     startToCloseTimeout: '30s',

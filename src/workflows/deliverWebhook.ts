@@ -12,7 +12,7 @@ export interface DeliverWebhookInput {
   attemptTimeoutMs: number;
   /** Whether the delivery search attributes were set at start (then the final status is upserted). */
   searchAttributes?: boolean;
-  /** Started by a first-attempt batch after that attempt failed: wait, then retry. */
+  /** Started by a first-attempt batch (which handed the delivery over) after that attempt failed: wait, then retry. */
   after?: { batchId: string; delayMs: number; windowEndsAtMs: number };
 }
 
@@ -35,7 +35,7 @@ export interface DeliverWebhookResult {
 export async function deliverWebhook(input: DeliverWebhookInput): Promise<DeliverWebhookResult> {
   const { schedule, after } = input;
   const windowEndsAtMs = after?.windowEndsAtMs ?? Date.now() + schedule.windowMs;
-  const attempt = { deliveryId: input.deliveryId, series: input.series, windowEndsAtMs, schedule, takeOverFrom: after?.batchId };
+  const attempt = { deliveryId: input.deliveryId, series: input.series, windowEndsAtMs, schedule };
   const { recordOutcome } = proxyActivities<DeliveryActivities>({
     startToCloseTimeout: '30s',
     retry: { initialInterval: '1s', maximumInterval: '1m' }, // retried until the database answers

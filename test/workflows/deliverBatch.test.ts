@@ -1,4 +1,4 @@
-import { attemptsOf, claimForAttempt, getDelivery } from '../../src/db/deliveries';
+import { attemptsOf, claimForAttempt, finishDelivery, getDelivery, recordAttempts, startNewSeries } from '../../src/db/deliveries';
 import { createEndpoint, getEndpoint } from '../../src/db/endpoints';
 import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
 import { waitFor } from '../helpers/receiver';
@@ -69,7 +69,7 @@ test('when one receiver of a batch is slow, then the fast deliveries are recorde
 test('when another workflow already owns a delivery, then the batch does not send it', async () => {
   const { account, ids } = await threeDeliveries();
   const [ownedId, ...rest] = ids;
-  await claimForAttempt(suite.db, [ownedId], { workflowId: 'delivery-elsewhere' });
+  await claimForAttempt(suite.db, [{ id: ownedId, series: 1 }], 'delivery-elsewhere');
 
   const { batch } = await suite.deliverBatch(account.id, ids);
 
@@ -82,12 +82,12 @@ test('when another workflow already owns a delivery, then the batch does not sen
 test('when the database fails during a batch, then every delivery continues in its own workflow and is delivered', async () => {
   const { account, ids } = await threeDeliveries();
   suite.receiver.respond = () => ({ status: 200 });
-  // Recording the batch's attempts fails for longer than the activity's own write retries
-  // (both runs of the local activity), as if the database were down for a while.
+  // Recording the batch's attempts fails for longer than the activity's own write retries, as if
+  // the database were down for a while; it is back when the retry workflows send.
   await suite.db.query('alter table delivery_attempts rename to delivery_attempts_away');
   let restored: Promise<unknown> | undefined;
   suite.receiver.onRequest = (_req, n) => {
-    if (n === 7) restored = suite.db.query('alter table delivery_attempts_away rename to delivery_attempts');
+    if (n === 4) restored = suite.db.query('alter table delivery_attempts_away rename to delivery_attempts');
   };
 
   const { batch, retries } = await suite.deliverBatch(account.id, ids);
@@ -98,8 +98,8 @@ test('when the database fails during a batch, then every delivery continues in i
     expect(retries.get(id)?.status).toBe('delivered');
     expect((await getDelivery(suite.db, account.id, id))?.status).toBe('delivered');
   }
-  // At least once: each was sent by both runs of the batch (unrecorded), then once by its own workflow.
-  for (const id of ids) expect(suite.receiver.requests.filter((r) => r.headers['webhook-id'] === id)).toHaveLength(3);
+  // At least once: each was sent by the batch (unrecorded), then once by its own workflow.
+  for (const id of ids) expect(suite.receiver.requests.filter((r) => r.headers['webhook-id'] === id)).toHaveLength(2);
 });
 
 test('when a closed workflow of a delivery\'s retry id exists (the reconciler\'s, superseded), then the batch\'s hand-over still starts the retries', async () => {
@@ -115,4 +115,22 @@ test('when a closed workflow of a delivery\'s retry id exists (the reconciler\'s
   expect(batch).toMatchObject({ retrying: 1 });
   expect(retries.get(deliveryId)?.status).toBe('delivered');
   expect(suite.receiver.requests).toHaveLength(2);
+});
+
+test('when a delivery was resent while an attempt of its old series was in flight, then that attempt neither records onto nor claims the new series', async () => {
+  const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
+  const { deliveryId } = await storedDelivery(suite.db, account.id, endpoint.id);
+  await claimForAttempt(suite.db, [{ id: deliveryId, series: 1 }], `batch-${deliveryId}`);
+  await finishDelivery(suite.db, { deliveryId, series: 1, status: 'cancelled', reason: 'endpoint disabled', at: new Date() });
+  await startNewSeries(suite.db, account.id, deliveryId); // series 2, pending, unowned
+
+  // The series-1 attempt finishes late (a success even) and would hand over to delivery-<id>.
+  const [n] = await recordAttempts(suite.db, [{ deliveryId, series: 1, startedAt: new Date(), durationMs: 5, statusCode: 200, delivered: true, handOverTo: `delivery-${deliveryId}` }]);
+  expect(n).toBe(0);
+  expect(await getDelivery(suite.db, account.id, deliveryId)).toMatchObject({ series: 2, status: 'pending', workflow_id: null, attempt_count: 0 });
+  // A series-1 workflow cannot claim it either; the series-2 one can.
+  const [stale] = await claimForAttempt(suite.db, [{ id: deliveryId, series: 1 }], `delivery-${deliveryId}`);
+  expect(stale.claimed).toBe(false);
+  const [fresh] = await claimForAttempt(suite.db, [{ id: deliveryId, series: 2 }], `delivery-${deliveryId}-2`);
+  expect(fresh.claimed).toBe(true);
 });
