@@ -70,7 +70,7 @@ export async function listDeliveries(db: Queryable, accountId: string, f: Delive
 export async function markDispatched(db: Queryable, started: { id: string; series: number }[]): Promise<void> {
   await db.query(
     `update deliveries d set dispatched_series = greatest(d.dispatched_series, t.series)
-     from (select * from unnest($1::text[], $2::int[]) as u(id, series)) t where d.id = t.id`,
+     from (select * from unnest($1::text[], $2::int[]) as u(id, series)) t where d.id = any($1::text[]) and d.id = t.id`,
     [started.map((s) => s.id), started.map((s) => s.series)],
   );
 }
@@ -115,7 +115,7 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
        select * from unnest($1::text[], $2::int[]) as t(id, series)
      ), claimed as (
        update deliveries d set workflow_id = $3::text from t
-       where d.id = t.id and d.series = t.series and d.status = 'pending' and d.workflow_id is null
+       where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending' and d.workflow_id is null
        returning d.id
      )
      select row_to_json(d.*) as delivery,
@@ -123,7 +123,7 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
             ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged
-     from t join deliveries d on d.id = t.id left join claimed c on c.id = d.id
+     from t join deliveries d on d.id = t.id and d.id = any($1::text[]) left join claimed c on c.id = d.id
      join events ev on ev.id = d.event_id join endpoints ep on ep.id = d.endpoint_id
      join accounts a on a.id = d.account_id`,
     [targets.map((t) => t.id), targets.map((t) => t.series), workflowId],
@@ -145,7 +145,7 @@ export async function handOver(db: Queryable, batchId: string, targets: { id: st
   const rows = await db.query<{ id: string }>(
     `update deliveries d set workflow_id = t.workflow_id
      from unnest($1::text[], $2::int[], $3::text[]) as t(id, series, workflow_id)
-     where d.id = t.id and d.series = t.series and d.status = 'pending' and (d.workflow_id = $4::text or d.workflow_id = t.workflow_id)
+     where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending' and (d.workflow_id = $4::text or d.workflow_id = t.workflow_id)
      returning d.id`,
     [targets.map((t) => t.id), targets.map((t) => t.series), targets.map((t) => t.workflowId), batchId],
   );
@@ -186,7 +186,8 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
          status = case when t.delivered and d.status = 'pending' then 'delivered' else d.status end,
          delivered_at = case when t.delivered and d.status = 'pending' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.delivered_at end,
          finished_at = case when t.delivered and d.status = 'pending' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.finished_at end
-       from t where d.id = t.delivery_id and d.series = t.series -- an attempt of an older series never touches a resent one
+       from t where d.id = any($1::text[]) and d.id = t.delivery_id -- any(): the primary key index, not a scan
+         and d.series = t.series -- an attempt of an older series never touches a resent one
        returning d.id, d.attempt_count as attempt, d.endpoint_id, t.series, t.started_at, t.duration_ms, t.status_code, t.error, t.response_body, t.delivered
      ), ins as (
        insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body)
