@@ -1,4 +1,4 @@
-import { isCancellation, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import type { DeliveryActivities, PostBatchResult } from '../activities/delivery';
 import type { RetrySchedule } from '../domain/retrySchedule';
 
@@ -28,6 +28,12 @@ export interface DeliverBatchResult {
  * local activity: the retry clock is on the Temporal server from then on.
  */
 export async function deliverBatch(input: DeliverBatchInput): Promise<DeliverBatchResult> {
+  // A batch lives seconds and owns its deliveries until it hands them over: a cancellation (an
+  // operator in the Web UI) must not strand them, so it is not honoured; the batch finishes.
+  return CancellationScope.nonCancellable(() => firstAttempts(input));
+}
+
+async function firstAttempts(input: DeliverBatchInput): Promise<DeliverBatchResult> {
   const { schedule } = input;
   const windowEndsAtMs = Date.now() + schedule.windowMs;
   const { postBatch } = proxyLocalActivities<DeliveryActivities>({
@@ -43,7 +49,6 @@ export async function deliverBatch(input: DeliverBatchInput): Promise<DeliverBat
   try {
     result = await postBatch({ deliveries: input.deliveries, windowEndsAtMs, schedule });
   } catch (err) {
-    if (isCancellation(err)) throw err;
     // The database or this worker failed, not a receiver. Nothing may be lost: every delivery
     // continues in its own workflow after the first back-off (a delivery that was in fact
     // finished is then found finished, and one sent but not recorded is sent again).

@@ -66,6 +66,25 @@ test('when one receiver of a batch is slow, then the fast deliveries are recorde
   expect(batch).toEqual({ delivered: 3, finished: 0, skipped: 0, retrying: 0 });
 });
 
+test('when a batch is cancelled mid-flight (an operator in the Web UI), then it still finishes and hands over, and nothing is stranded', async () => {
+  const { account, ids } = await threeDeliveries();
+  suite.receiver.respond = (req) => ({ status: req.path.endsWith('/ok') ? 200 : 503, delayMs: 1_500 });
+
+  const { batch, retries } = await suite.deliverBatch(account.id, ids, async () => {
+    await waitFor(() => suite.receiver.requests.length === 3 || undefined, 'all three requests');
+    await suite.env.client.workflow.getHandle(`batch-${ids[0]}`).cancel();
+    suite.receiver.respond = () => ({ status: 200 });
+  });
+
+  // (The local activity may run again when the cancellation replays the task: a re-run sends
+  // nothing twice, it finds one delivery done and two handed over.)
+  expect(batch.retrying).toBe(2);
+  for (const id of ids.slice(1)) expect(retries.get(id)?.status).toBe('delivered');
+  for (const id of ids) expect((await getDelivery(suite.db, account.id, id))?.status).toBe('delivered');
+  const sent = (id: string) => suite.receiver.requests.filter((r) => r.headers['webhook-id'] === id).length;
+  expect(ids.map(sent)).toEqual([1, 2, 2]); // once, or a 503 then a 200: no duplicate
+});
+
 test('when another workflow already owns a delivery, then the batch does not send it', async () => {
   const { account, ids } = await threeDeliveries();
   const [ownedId, ...rest] = ids;
