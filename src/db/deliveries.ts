@@ -138,14 +138,17 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
 }
 
 /**
- * A first-attempt batch hands deliveries it still owns (pending, same series) to their own retry
- * workflows; returns the ids now owned by their retry workflow (handed over now or before).
+ * A first-attempt batch hands its deliveries (pending, same series, owned by it or not claimed at
+ * all, e.g. when the database failed before its claim) to their own retry workflows; returns the
+ * ids now owned by their retry workflow (handed over now or before). Only a delivery another
+ * workflow owns is left to that workflow.
  */
 export async function handOver(db: Queryable, batchId: string, targets: { id: string; series: number; workflowId: string }[]): Promise<string[]> {
   const rows = await db.query<{ id: string }>(
     `update deliveries d set workflow_id = t.workflow_id
      from unnest($1::text[], $2::int[], $3::text[]) as t(id, series, workflow_id)
-     where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending' and (d.workflow_id = $4::text or d.workflow_id = t.workflow_id)
+     where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending'
+       and (d.workflow_id is null or d.workflow_id = $4::text or d.workflow_id = t.workflow_id)
      returning d.id`,
     [targets.map((t) => t.id), targets.map((t) => t.series), targets.map((t) => t.workflowId), batchId],
   );

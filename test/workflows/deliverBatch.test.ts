@@ -136,6 +136,22 @@ test('when a closed workflow of a delivery\'s retry id exists (the reconciler\'s
   expect(suite.receiver.requests).toHaveLength(2);
 });
 
+test('when the database is down as a batch starts (before it could claim anything), then every delivery is still handed over and delivered', async () => {
+  const { account, ids } = await threeDeliveries();
+  suite.receiver.respond = () => ({ status: 200 });
+  await suite.db.query('alter table deliveries rename to deliveries_away');
+  const back = setTimeout(() => void suite.db.query('alter table deliveries_away rename to deliveries'), 2_000);
+
+  const { batch, retries } = await suite.deliverBatch(account.id, ids);
+  clearTimeout(back);
+
+  expect(batch.retrying).toBe(3);
+  for (const id of ids) {
+    expect(retries.get(id)?.status).toBe('delivered');
+    expect((await getDelivery(suite.db, account.id, id))?.status).toBe('delivered');
+  }
+});
+
 test('when a delivery was resent while an attempt of its old series was in flight, then that attempt neither records onto nor claims the new series', async () => {
   const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
   const { deliveryId } = await storedDelivery(suite.db, account.id, endpoint.id);
