@@ -161,7 +161,7 @@ async function start(name: string): Promise<Stack> {
 }
 
 /** Every scenario on one stack: full speed per fan-out, then the target rate per fan-out. */
-async function runStack(name: string, receiver: BenchReceiver, url: string): Promise<{ full: Run[]; paced: Run[] }> {
+async function runStack(name: string, receiver: BenchReceiver, url: string): Promise<{ description: string; full: Run[]; paced: Run[] }> {
   const svc = await start(name);
   const full: Run[] = [];
   const paced: Run[] = [];
@@ -183,7 +183,7 @@ async function runStack(name: string, receiver: BenchReceiver, url: string): Pro
   } finally {
     await svc.stop().catch((err: Error) => console.warn(`[${name}] stopping: ${err.message}`));
   }
-  return { full, paced };
+  return { description: svc.description, full, paced };
 }
 
 const fmtCpu = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' · ');
@@ -197,8 +197,7 @@ async function main() {
   const skipped: string[] = [];
   for (const name of STACKS) {
     try {
-      const description = name === 'embedded' ? 'embedded default (`npm start`): Temporal dev server (SQLite) + one process with worker, API and PGlite' : 'Postgres-backed stack: Temporal server 1.32 on Postgres + separate API and worker processes + application data on the same Postgres';
-      results.push({ stack: name, description, ...(await runStack(name, receiver, url)) });
+      results.push({ stack: name, ...(await runStack(name, receiver, url)) });
     } catch (err) {
       if (name === 'embedded') throw err;
       skipped.push(`${name}: ${(err as Error).message.split('\n')[0]}`);

@@ -29,7 +29,7 @@ export async function startEmbedded(admin: string, extraEnv: Record<string, stri
   const temporalPid = () => childPids(child.pid!, 'start-dev')[0];
   return {
     name: 'embedded',
-    description: 'embedded default: dev server (SQLite) + one process with worker, API and PGlite',
+    description: 'embedded default (`npm start`): Temporal dev server (SQLite) + one process with worker, API and PGlite',
     api: `http://127.0.0.1:${port}`,
     cpu: () => ({ 'API+worker+PGlite': cpuSeconds(child.pid!), 'Temporal dev server': cpuSeconds(temporalPid()) }),
     rssMiB: () => ({ 'API+worker+PGlite': rssMiB(child.pid!), 'Temporal dev server': rssMiB(temporalPid()) }),
@@ -86,7 +86,7 @@ export async function startPostgresStack(admin: string): Promise<Stack> {
   await waitForHttp(`http://127.0.0.1:${port}/readyz`, 60_000);
   return {
     name: 'postgres',
-    description: 'Postgres-backed stack: Temporal server 1.32 on Postgres, separate API and worker processes, application data on Postgres',
+    description: 'Postgres-backed stack: Temporal server 1.32 on Postgres + separate API and worker processes + application data on the same Postgres',
     api: `http://127.0.0.1:${port}`,
     cpu: () => ({ API: cpuSeconds(api.child.pid!), worker: cpuSeconds(worker.child.pid!), 'Temporal server': cpuSeconds(cluster.pid), Postgres: postgresCpuSeconds() }),
     rssMiB: () => ({ API: rssMiB(api.child.pid!), worker: rssMiB(worker.child.pid!), 'Temporal server': rssMiB(cluster.pid) }),

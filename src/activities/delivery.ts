@@ -282,8 +282,9 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
 
   /**
    * The first attempt of a batch of deliveries (one account), sent concurrently and recorded in
-   * as few writes as their finishing times allow. Deliveries that must be retried are handed over to their own retry workflow (the
-   * owner is switched in the same write) and returned for the batch workflow to start.
+   * as few writes as their finishing times allow. Deliveries that must be retried are handed over
+   * to their own retry workflow (the owner is switched in the same write) and returned for the
+   * batch workflow to start.
    */
   async function postBatch(input: PostBatchInput): Promise<PostBatchResult> {
     const batchId = callerWorkflowId();
@@ -339,7 +340,8 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       } else if (await persistently(() => autoDisabled(a))) {
         out.finished++; // cancelled with the rest of the endpoint's pending deliveries
       } else if (a.nextAttemptAtMs === undefined) {
-        const final = a.nonRetryable ? finalOutcome(a.failureType, a.error ?? 'attempt failed') : finalOutcome(undefined, a.error ?? 'attempt failed');
+        // A permanent failure (410, forbidden destination), or the next attempt would fall after the window.
+        const final = finalOutcome(a.failureType, a.error ?? 'attempt failed');
         await persistently(() => recordOutcome({ deliveryId: d.id, series: d.series, ...final }));
         out.finished++;
       } else {

@@ -71,29 +71,42 @@ export class Dispatcher {
   }
 
   private async start(target: DispatchTarget): Promise<void> {
-    const useAttributes = this.cfg.TEMPORAL_SEARCH_ATTRIBUTES;
-    const input: DeliverWebhookInput = { deliveryId: target.id, series: target.series, schedule: scheduleFrom(this.cfg), attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT, searchAttributes: useAttributes };
+    const input: DeliverWebhookInput = { deliveryId: target.id, series: target.series, schedule: scheduleFrom(this.cfg), attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT, searchAttributes: this.cfg.TEMPORAL_SEARCH_ATTRIBUTES };
     const meta = target.meta ?? (await this.meta(target.id));
+    // Bounded: with Temporal unreachable the request path answers anyway and the reconciler starts it later.
+    await this.client.withDeadline(Date.now() + START_DEADLINE_MS, () =>
+      this.startDeliveryWorkflow(input, meta.accountId, meta, { reusePolicy: 'REJECT_DUPLICATE', eager: this.opts.eagerStart }),
+    );
+  }
+
+  /**
+   * Starts a delivery's own workflow with its Web UI summary and search attributes; one already
+   * running with that id carries on.
+   */
+  private async startDeliveryWorkflow(
+    input: DeliverWebhookInput,
+    accountId: string,
+    meta: Omit<DispatchMeta, 'accountId'> | undefined,
+    opts: { reusePolicy: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE'; eager?: boolean },
+  ): Promise<void> {
     try {
-      // Bounded: with Temporal unreachable the request path answers anyway and the reconciler starts it later.
-      await this.client.withDeadline(Date.now() + START_DEADLINE_MS, () => this.client.workflow.start('deliverWebhook', {
+      await this.client.workflow.start('deliverWebhook', {
         taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
-        workflowId: workflowIdFor(target.id, target.series),
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        requestEagerStart: this.opts.eagerStart,
+        workflowId: workflowIdFor(input.deliveryId, input.series),
+        workflowIdReusePolicy: opts.reusePolicy,
+        requestEagerStart: opts.eager,
         args: [input],
-        staticSummary: `${meta.eventType} → ${meta.url}`,
-        ...(useAttributes
+        staticSummary: meta ? `${meta.eventType} → ${meta.url}` : `delivery ${input.deliveryId}`,
+        ...(input.searchAttributes
           ? {
               typedSearchAttributes: [
-                { key: RrAccountId, value: meta.accountId },
-                { key: RrEndpointId, value: meta.endpointId },
-                { key: RrEventType, value: meta.eventType },
+                { key: RrAccountId, value: accountId },
+                ...(meta ? [{ key: RrEndpointId, value: meta.endpointId }, { key: RrEventType, value: meta.eventType }] : []),
                 { key: RrDeliveryStatus, value: 'pending' },
               ],
             }
           : {}),
-      }));
+      });
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
@@ -183,39 +196,23 @@ export class Dispatcher {
   /** Starts the retry workflow of each delivery a first-attempt batch handed over (idempotent). */
   async startRetryWorkflows(req: RetryStartRequest): Promise<void> {
     await Promise.all(
-      req.retrying.map(async (r) => {
-        const input: DeliverWebhookInput = {
-          deliveryId: r.deliveryId,
-          series: r.series,
-          schedule: req.schedule,
-          attemptTimeoutMs: req.attemptTimeoutMs,
-          searchAttributes: req.searchAttributes,
-          after: { batchId: req.batchId, delayMs: r.delayMs, windowEndsAtMs: req.windowEndsAtMs },
-        };
-        try {
-          await this.client.workflow.start('deliverWebhook', {
-            taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
-            workflowId: workflowIdFor(r.deliveryId, r.series),
-            // A closed run of this id (the reconciler's, superseded by the batch's claim) must not
-            // block the retries; a running one is the same delivery's and carries on.
-            workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-            args: [input],
-            staticSummary: r.meta ? `${r.meta.eventType} → ${r.meta.url}` : `delivery ${r.deliveryId}`,
-            ...(req.searchAttributes
-              ? {
-                  typedSearchAttributes: [
-                    { key: RrAccountId, value: req.accountId },
-                    ...(r.meta ? [{ key: RrEndpointId, value: r.meta.endpointId }, { key: RrEventType, value: r.meta.eventType }] : []),
-                    { key: RrDeliveryStatus, value: 'pending' },
-                  ],
-                }
-              : {}),
-          });
-        } catch (err) {
-          // Already running (the reconciler started it, or an earlier run of this batch did): it carries on.
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        }
-      }),
+      req.retrying.map((r) =>
+        this.startDeliveryWorkflow(
+          {
+            deliveryId: r.deliveryId,
+            series: r.series,
+            schedule: req.schedule,
+            attemptTimeoutMs: req.attemptTimeoutMs,
+            searchAttributes: req.searchAttributes,
+            after: { batchId: req.batchId, delayMs: r.delayMs, windowEndsAtMs: req.windowEndsAtMs },
+          },
+          req.accountId,
+          r.meta,
+          // A closed run of this id (the reconciler's, superseded by the batch's claim) must not
+          // block the retries; a running one (an earlier run of this batch started it) carries on.
+          { reusePolicy: 'ALLOW_DUPLICATE' },
+        ),
+      ),
     );
   }
 

@@ -54,6 +54,7 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
   beforeEach(async () => {
     suite.receiver = await new Receiver().start();
     taskQueue = `deliveries-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    const dispatcher = new Dispatcher(suite.env.client, suite.db, { ...cfg, TEMPORAL_TASK_QUEUE: taskQueue }, silentLogger);
     worker = await createDeliveryWorker({
       connection: suite.env.nativeConnection,
       cfg,
@@ -65,7 +66,7 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
         log: silentLogger,
         autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
         now: () => suite.env.currentTimeMs(),
-        startRetryWorkflows: (r) => new Dispatcher(suite.env.client, suite.db, { ...cfg, TEMPORAL_TASK_QUEUE: taskQueue }, silentLogger).startRetryWorkflows(r),
+        startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),
       },
     });
   });
