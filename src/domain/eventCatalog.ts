@@ -1,11 +1,17 @@
 import { z } from 'zod';
 
 /**
- * The platform's documented events and the shape of their `data`. Documented participant
- * fields are typed; fields the platform adds later pass through unchanged (loose objects),
- * so a new platform release never breaks publishing.
+ * The platform's documented events and the shape of their `data`.
+ *
+ * Rule: the catalog validates what receivers rely on (ids, email, codes) and never rejects a
+ * field the platform documents. Every documented field is typed exactly as the platform's own
+ * published sample shows it (`approval` a boolean, `score` a string such as "Low", empty strings
+ * and nulls normal), and fields the platform adds later pass through unchanged (loose objects).
+ * Validation only decides accept or refuse: what receivers get is the `data` exactly as
+ * published (same keys, same order), never a re-built copy.
  */
 const money = z.number().finite();
+const count = z.number().int().nonnegative();
 const isoTime = z.string().datetime({ offset: true });
 
 export const Participant = z.looseObject({
@@ -25,52 +31,67 @@ export const Participant = z.looseObject({
   refereeActionCompleted: z.boolean().nullish(),
   refereeActionCompletedLabel: z.string().nullish(),
   rewardType: z.string().nullish(),
-  rewardCurrency: z.string().length(3).nullish(),
+  rewardCurrency: z.string().nullish(),
   createdOn: isoTime.nullish(),
   updatedOn: isoTime.nullish(),
-  approval: z.string().nullish(),
-  totalReferred: z.number().int().nonnegative().nullish(),
-  totalCompletedReferred: z.number().int().nonnegative().nullish(),
+  approval: z.boolean().nullish(),
+  totalReferred: count.nullish(),
+  totalCompletedReferred: count.nullish(),
   amountPaid: money.nullish(),
-  paymentCount: z.number().int().nonnegative().nullish(),
+  paymentCount: count.nullish(),
   revenueGenerated: money.nullish(),
   rewardDue: money.nullish(),
   rewardPaid: money.nullish(),
-  score: z.number().nullish(),
-  impressionCount: z.number().int().nonnegative().nullish(),
+  score: z.string().nullish().describe('the participant\'s score label, such as "Low"'),
+  impressionCount: count.nullish(),
 });
 
-export const UnlockedReward = z.object({
-  id: z.union([z.string().min(1), z.number().int()]),
-  amount: money,
-  currency: z.string().length(3),
-  type: z.string().min(1),
-  side: z.enum(['referrer', 'referee']),
-});
+/**
+ * The reward a `reward_unlocked` event is about. Its side is said either as `side`
+ * (`referrer` | `referee`) or, as many senders in this market do, as `isReferrer`; at least
+ * one of them, and they must agree when both are there.
+ */
+export const UnlockedReward = z
+  .looseObject({
+    id: z.union([z.string().min(1), z.number().int()]),
+    amount: money,
+    currency: z.string().min(1),
+    type: z.string().min(1),
+    side: z.enum(['referrer', 'referee']).optional(),
+    isReferrer: z.boolean().optional().describe('true: the referrer\'s reward; false: the referee\'s (same as `side`)'),
+  })
+  .superRefine((r, ctx) => {
+    if (r.side === undefined && r.isReferrer === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['side'], message: 'say whose reward it is: side ("referrer" | "referee") or isReferrer (true | false)' });
+    } else if (r.side !== undefined && r.isReferrer !== undefined && (r.side === 'referrer') !== r.isReferrer) {
+      ctx.addIssue({ code: 'custom', path: ['isReferrer'], message: `isReferrer=${r.isReferrer} contradicts side="${r.side}"` });
+    }
+  });
 
 export const RewardUnlockedData = Participant.extend({ reward: UnlockedReward });
 
-const sampleParticipant = {
+/** The platform's own published `referrer_added` sample (PRODUCT.md), value for value. */
+export const PLATFORM_SAMPLE_PARTICIPANT = {
   participantId: 384,
-  firstName: 'Ada',
-  lastName: 'Lovelace',
-  email: 'ada@example.com',
+  firstName: '',
+  lastName: '',
+  email: 'karan.r.shahss92@gmail.com',
   code: 'scG3q9Ez',
   campaignId: 'PMf8BDZ1zb',
   referredByCode: null,
-  referralReward: 10,
+  referralReward: 0,
   referralRewardBalance: 0,
   referralRewardRedeemed: 0,
-  refereeReward: 5,
+  refereeReward: 0,
   refereeRewardBalance: 0,
   refereeRewardRedeemed: 0,
   refereeActionCompleted: false,
   refereeActionCompletedLabel: null,
-  rewardType: 'cash',
+  rewardType: null,
   rewardCurrency: 'USD',
   createdOn: '2025-02-09T03:00:28.002+00:00',
   updatedOn: '2025-02-09T03:00:28.002+00:00',
-  approval: 'approved',
+  approval: true,
   totalReferred: 0,
   totalCompletedReferred: 0,
   amountPaid: 0,
@@ -78,7 +99,7 @@ const sampleParticipant = {
   revenueGenerated: 0,
   rewardDue: 0,
   rewardPaid: 0,
-  score: 0,
+  score: 'Low',
   impressionCount: 0,
 };
 
@@ -86,17 +107,23 @@ export const EVENT_CATALOG = {
   referrer_added: {
     description: 'A new referrer/affiliate joined a campaign (signup, API/SDK, or imported by an admin).',
     schema: Participant,
-    example: sampleParticipant,
+    example: PLATFORM_SAMPLE_PARTICIPANT,
   },
   referee_added: {
     description: 'A new referee (invited friend) joined a campaign.',
     schema: Participant,
-    example: { ...sampleParticipant, participantId: 385, firstName: 'Grace', lastName: 'Hopper', email: 'grace@example.com', code: 'Hq7Lm2Xa', referredByCode: 'scG3q9Ez' },
+    example: { ...PLATFORM_SAMPLE_PARTICIPANT, participantId: 385, email: 'grace@example.com', code: 'Hq7Lm2Xa', referredByCode: 'scG3q9Ez' },
   },
   reward_unlocked: {
-    description: 'A participant became eligible for a reward; `reward` says which one and for which side.',
+    description: 'A participant became eligible for a reward; `reward` says which one and whose it is (`side`, or `isReferrer`).',
     schema: RewardUnlockedData,
-    example: { ...sampleParticipant, totalReferred: 1, totalCompletedReferred: 1, rewardDue: 10, reward: { id: 'rw_9d2Kq', amount: 10, currency: 'USD', type: 'cash', side: 'referrer' } },
+    example: {
+      ...PLATFORM_SAMPLE_PARTICIPANT,
+      totalReferred: 1,
+      totalCompletedReferred: 1,
+      rewardDue: 10,
+      reward: { id: 'rw_9d2Kq', amount: 10, currency: 'USD', type: 'cash', isReferrer: true },
+    },
   },
 } as const;
 

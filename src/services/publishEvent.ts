@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Database } from '../db/database';
 import { deliveriesOfEvent } from '../db/deliveries';
 import { acceptEvent, eventByIdempotencyKey } from '../db/events';
-import { webhookBody, type EventType } from '../domain/eventCatalog';
+import { EVENT_CATALOG, webhookBody, type EventType } from '../domain/eventCatalog';
 import { idTimePrefix, newId } from '../domain/ids';
 import type { DispatchTarget, Dispatcher } from './dispatcher';
 
@@ -26,8 +26,28 @@ export class PublishError extends Error {
   }
 }
 
-function requestHash(eventType: string, data: unknown): string {
-  return createHash('sha256').update(JSON.stringify([eventType, data])).digest('hex');
+/**
+ * Identifies a publish's content for idempotency: the same data with its keys in another order
+ * is the same request. Prefixed, so hashes stored before keys were sorted are told apart.
+ */
+export function requestHash(eventType: string, data: unknown): string {
+  return `c1:${createHash('sha256').update(canonicalJson([eventType, data])).digest('hex')}`;
+}
+
+/** JSON with every object's keys sorted, so equal values serialise alike whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = Object.create(null);
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
+}
+
+/** The hash stored before `requestHash` sorted keys: the validated copy's key order, unprefixed. */
+function legacyRequestHash(eventType: EventType, data: unknown): string | undefined {
+  const parsed = EVENT_CATALOG[eventType].schema.safeParse(data);
+  return parsed.success ? createHash('sha256').update(JSON.stringify([eventType, parsed.data])).digest('hex') : undefined;
 }
 
 /**
@@ -83,7 +103,7 @@ export async function publishEvent(
 async function replay(db: Database, input: PublishInput, hash: string): Promise<Omit<Published, 'replayed'> & { pending: { id: string; series: number }[] }> {
   const existing = await eventByIdempotencyKey(db, input.accountId, input.idempotencyKey!);
   if (!existing) throw new Error('idempotency conflict without an existing event');
-  if (existing.request_hash !== hash) {
+  if (existing.request_hash !== hash && existing.request_hash !== legacyRequestHash(input.eventType, input.data)) {
     throw new PublishError('idempotency_conflict', 'this idempotencyKey was already used with a different eventType or data');
   }
   const deliveries = await deliveriesOfEvent(db, existing.id);

@@ -21,10 +21,13 @@ export function eventsRouter(deps: ApiDeps): Router {
       errors: [404, 409, 413],
     },
     async (ctx, { body }) => {
-        if (!isEventType(body.eventType)) {
+      if (!isEventType(body.eventType)) {
         throw ApiError.validation([{ path: 'eventType', message: `unknown event type "${body.eventType}"; known: ${EVENT_TYPES.join(', ')}` }]);
       }
-      const data = parseWith(EVENT_CATALOG[body.eventType].schema, body.data, 'data');
+      // The catalog decides accept or refuse; receivers get `data` exactly as published (same
+      // keys in the same order, `__proto__` included), not the validator's re-built copy.
+      const data: unknown = (ctx.state.body as { data: unknown }).data;
+      parseWith(EVENT_CATALOG[body.eventType].schema, data, 'data');
       try {
         const published = await publishEvent(
           { db: deps.db, dispatcher: deps.dispatcher, maxPayloadBytes: deps.cfg.MAX_PAYLOAD_BYTES },
