@@ -40,6 +40,7 @@ export function createApp(deps: ApiDeps): Koa {
     ctx.body = openapi;
   });
   app.use(open.routes());
+  app.use(open.allowedMethods());
 
   const metrics = new Router();
   if (!deps.cfg.METRICS_PUBLIC) metrics.use(authenticate(deps.db, deps.adminToken));
@@ -49,7 +50,10 @@ export function createApp(deps: ApiDeps): Koa {
     ctx.body = deps.metrics ? await deps.metrics.render() : '';
   });
   app.use(metrics.routes());
-  app.use(portalRouter().routes());
+  app.use(metrics.allowedMethods());
+  const portal = portalRouter();
+  app.use(portal.routes());
+  app.use(portal.allowedMethods());
 
   const v1 = new Router();
   v1.use(authenticate(deps.db, deps.adminToken));

@@ -47,7 +47,8 @@ export async function actingAccount(ctx: Context, db: Queryable): Promise<Accoun
   if (p.kind === 'account') accountId = p.accountId;
   else {
     const q = ctx.query.accountId;
-    if (typeof q !== 'string' || !q) throw ApiError.validation([{ path: 'accountId', message: 'the admin token must name the account with ?accountId=' }]);
+    if (typeof q !== 'string' || !q) throw ApiError.validation([{ path: 'query.accountId', message: 'the admin token must name the account with ?accountId=' }]);
+    if (q.includes('\u0000') || q.length > 64) throw ApiError.validation([{ path: 'query.accountId', message: 'must be an account id (at most 64 characters, no NUL)' }]);
     accountId = q;
   }
   const account = await getAccount(db, accountId);

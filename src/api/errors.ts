@@ -43,6 +43,13 @@ export function errorMiddleware(log: Logger): Middleware {
   return async (ctx, next) => {
     try {
       await next();
+      if ((ctx.status === 405 || ctx.status === 501) && !ctx.body) {
+        // The routers' allowedMethods() found the path but not the method (501 for methods no
+        // route implements, such as TRACE): one JSON answer for both, with its Allow header.
+        const allow = ctx.response.get('Allow');
+        if (!allow) throw new ApiError(404, 'not_found', `No route for ${ctx.method} ${ctx.path}`);
+        throw new ApiError(405, 'method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${allow}.`);
+      }
       if (ctx.status === 404 && ctx.body === undefined) throw new ApiError(404, 'not_found', `No route for ${ctx.method} ${ctx.path}`);
     } catch (err) {
       if (err instanceof ApiError) {

@@ -1,6 +1,31 @@
 import { z } from 'zod';
 import { EVENT_TYPES, EventTypeName } from '../domain/eventCatalog';
+import { normaliseEndpointUrl } from '../domain/endpointUrl';
 import { DELIVERY_STATUSES } from '../domain/errors';
+
+/** Text that can be stored: Postgres refuses NUL (U+0000) in text, so it is a 400, not a 500. */
+export const text = () => z.string().refine((s) => !s.includes('\u0000'), 'must not contain NUL (U+0000) characters');
+
+/** An endpoint URL, stored as its normalised href; look-alike forms are refused (see normaliseEndpointUrl). */
+const endpointUrl = text()
+  .min(1)
+  .max(2048)
+  .transform((typed, ctx) => {
+    const n = normaliseEndpointUrl(typed);
+    if ('href' in n) return n.href;
+    ctx.addIssue({ code: 'custom', message: n.problem });
+    return z.NEVER;
+  });
+
+/** Oldest and newest times the API takes: Postgres and JavaScript agree on every time in between. */
+const MIN_TIME_MS = Date.UTC(1970, 0, 1);
+const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59);
+const apiTime = text()
+  .datetime({ offset: true })
+  .refine((t) => {
+    const ms = Date.parse(t);
+    return ms >= MIN_TIME_MS && ms <= MAX_TIME_MS;
+  }, 'must be a time between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z');
 
 /** Request (`XIn`) and response (`XOut`) schemas of the REST API; OpenAPI is generated from them. */
 export const ErrorOut = z.object({
@@ -10,8 +35,8 @@ export const ErrorOut = z.object({
 });
 
 export const Plan = z.enum(['free', 'paid']);
-export const AccountIn = z.strictObject({ name: z.string().trim().min(1).max(200), plan: Plan });
-export const AccountPatchIn = z.strictObject({ name: z.string().trim().min(1).max(200).optional(), plan: Plan.optional() });
+export const AccountIn = z.strictObject({ name: text().trim().min(1).max(200), plan: Plan });
+export const AccountPatchIn = z.strictObject({ name: text().trim().min(1).max(200).optional(), plan: Plan.optional() });
 export const AccountOut = z.object({ id: z.string(), name: z.string(), plan: Plan, createdAt: z.string(), updatedAt: z.string() });
 export const AccountCreatedOut = AccountOut.extend({ apiKey: z.string().describe('shown once; stored only as a hash') });
 
@@ -20,7 +45,7 @@ export const EventTypesOut = z.object({
 });
 
 const eventTypeList = z
-  .array(z.string())
+  .array(text())
   .min(1, 'select at least one event type')
   .superRefine((types, ctx) => {
     types.forEach((t, i) => {
@@ -30,15 +55,15 @@ const eventTypeList = z
   .transform((types) => [...new Set(types)] as z.output<typeof EventTypeName>[]);
 
 export const EndpointIn = z.strictObject({
-  url: z.string().min(1).max(2048),
+  url: endpointUrl,
   eventTypes: eventTypeList,
-  description: z.string().max(500).optional(),
+  description: text().max(500).optional(),
   enabled: z.boolean().optional(),
 });
 export const EndpointPatchIn = z.strictObject({
-  url: z.string().min(1).max(2048).optional(),
+  url: endpointUrl.optional(),
   eventTypes: eventTypeList.optional(),
-  description: z.string().max(500).optional(),
+  description: text().max(500).optional(),
   enabled: z.boolean().optional(),
 });
 export const EndpointOut = z.object({
@@ -57,21 +82,21 @@ export const EndpointListOut = z.object({ data: z.array(EndpointOut) });
 export const SecretOut = z.object({ secret: z.string() });
 
 export const EventIn = z.strictObject({
-  accountId: z.string().min(1),
-  eventType: z.string().min(1),
+  accountId: text().min(1).max(64),
+  eventType: text().min(1),
   data: z.record(z.string(), z.unknown()),
-  idempotencyKey: z.string().min(1).max(255).optional(),
+  idempotencyKey: text().min(1).max(255).optional(),
 });
 export const EventAcceptedOut = z.object({ id: z.string(), deliveries: z.array(z.object({ id: z.string(), endpointId: z.string() })) });
 
 export const DeliveryStatus = z.enum(DELIVERY_STATUSES as [string, ...string[]]);
 export const DeliveryListQuery = z.object({
   status: DeliveryStatus.optional(),
-  endpointId: z.string().optional(),
-  eventType: z.string().optional(),
+  endpointId: text().max(64).optional(),
+  eventType: text().optional(),
   limit: z.coerce.number().int().min(1).max(250).default(50),
-  cursor: z.string().optional(),
-  accountId: z.string().optional(),
+  cursor: text().max(64).optional(),
+  accountId: text().max(64).optional(),
 });
 export const AttemptOut = z.object({
   attempt: z.number().int(),
@@ -99,7 +124,7 @@ export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptO
 export const DeliveryListOut = z.object({ data: z.array(DeliveryOut), nextCursor: z.string().nullable() });
 export const ResendOut = z.object({ deliveryId: z.string() });
 export const TestIn = z.strictObject({ eventType: EventTypeName.optional() });
-export const RecoverIn = z.strictObject({ since: z.string().datetime({ offset: true }) });
+export const RecoverIn = z.strictObject({ since: apiTime });
 export const RecoverOut = z.object({ deliveryIds: z.array(z.string()) });
 export const PortalLinkIn = z.strictObject({ ttlSeconds: z.number().int().min(60).max(7 * 86_400).optional() });
 export const PortalLinkOut = z.object({ url: z.string().describe('open it to manage this account\'s webhooks; the token is in the fragment'), expiresAt: z.string() });
