@@ -23,6 +23,8 @@ interface Setting {
   schema: z.ZodType;
   default?: string;
   embeddedDefault?: string;
+  /** An explicitly set empty value is that value, not "unset" (the default does not apply). */
+  emptyIsValue?: boolean;
   description: string;
 }
 
@@ -50,7 +52,7 @@ export const SETTINGS = {
   ATTEMPT_TIMEOUT: { schema: duration('ATTEMPT_TIMEOUT'), default: '15s', description: 'Per-attempt HTTP timeout (connect + response).' },
   MAX_PAYLOAD_BYTES: { schema: int(1024, 10 * 1024 * 1024), default: '262144', description: 'Largest accepted request body / webhook payload, in bytes (larger → 413).' },
   RESPONSE_BODY_CAPTURE_BYTES: { schema: int(0, 65536), default: '4096', description: 'How much of each receiver response body is kept in the delivery log.' },
-  DESTINATION_ALLOW_CIDRS: { schema: cidrList, default: '', embeddedDefault: '127.0.0.0/8,::1/128', description: 'Comma-separated private subnets that endpoints may target anyway (plain http is allowed for them too). Everything private is refused otherwise.' },
+  DESTINATION_ALLOW_CIDRS: { schema: cidrList, default: '', embeddedDefault: '127.0.0.0/8,::1/128', emptyIsValue: true, description: 'Comma-separated private subnets that endpoints may target anyway (plain http is allowed for them too). Everything private is refused otherwise. Set but empty (`DESTINATION_ALLOW_CIDRS=`) = an empty list, also under `npm start`.' },
   ALLOW_HTTP: { schema: bool, default: 'false', description: 'Allow plain http:// endpoint URLs for public hosts (development only).' },
   SECRET_ROTATION_OVERLAP: { schema: duration('SECRET_ROTATION_OVERLAP'), default: '24h', description: 'How long the previous signing secret keeps signing after a rotation.' },
   AUTO_DISABLE_AFTER: { schema: duration('AUTO_DISABLE_AFTER'), default: '5d', description: 'An endpoint whose every attempt has failed for this long is disabled (with a reason); its pending deliveries end cancelled.' },
@@ -75,7 +77,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: { embedde
   const out: Record<string, unknown> = { embedded };
   const problems: string[] = [];
   for (const [name, s] of Object.entries(SETTINGS) as [string, Setting][]) {
-    const raw = env[name] !== undefined && env[name] !== '' ? env[name] : embedded && s.embeddedDefault !== undefined ? s.embeddedDefault : s.default;
+    const set = env[name] !== undefined && (env[name] !== '' || s.emptyIsValue === true);
+    const raw = set ? env[name] : embedded && s.embeddedDefault !== undefined ? s.embeddedDefault : s.default;
     const parsed = s.schema.safeParse(raw);
     if (parsed.success) out[name] = parsed.data;
     else problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
