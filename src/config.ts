@@ -31,7 +31,7 @@ interface Setting {
 export const SETTINGS = {
   PORT: { schema: int(0, 65535), default: '3000', description: 'Port the REST API listens on.' },
   HOST: { schema: z.string().min(1), default: '0.0.0.0', embeddedDefault: '127.0.0.1', description: 'Interface the REST API binds to.' },
-  PUBLIC_URL: { schema: z.string().url().optional(), description: 'Base URL of the API as users reach it, used in portal links. Default: the origin the platform called the API on.' },
+  PUBLIC_URL: { schema: z.string().url().optional(), description: 'Base URL of the API as users reach it, used in portal links. Unset: http:// and the address and port the API listens on (with a wildcard HOST such as 0.0.0.0 or ::, the machine\'s own address the request arrived on); never the request\'s Host or X-Forwarded-* headers. Set it behind a proxy or TLS terminator.' },
   PORTAL_LINK_TTL: { schema: duration('PORTAL_LINK_TTL'), default: '1h', description: 'Default lifetime of a portal link (ttlSeconds overrides it per link).' },
   DATA_DIR: { schema: z.string().min(1), default: './.data', description: 'Folder for embedded state: PGlite database, Temporal dev-server store, generated admin token.' },
   DATABASE_URL: { schema: z.string().regex(/^postgres(ql)?:\/\//, 'must start with postgres://').optional(), description: 'Real Postgres connection string. Unset: embedded PGlite under DATA_DIR/pg (single process only).' },
