@@ -90,6 +90,9 @@ async function main() {
       `  Temporal:        ${cfg.TEMPORAL_ADDRESS ?? `127.0.0.1:${cfg.TEMPORAL_DEV_PORT}`} (namespace ${cfg.TEMPORAL_NAMESPACE})`,
       `  Temporal Web UI: ${cfg.TEMPORAL_UI_URL ?? '(not configured)'}`,
       `  Database:        ${cfg.DATABASE_URL ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${resolve(cfg.DATA_DIR, 'pg')}`}`,
+      cfg.DESTINATION_ALLOW_CIDRS.length
+        ? `  Destinations:    public, and ${cfg.DESTINATION_ALLOW_CIDRS.join(', ')} for EVERY account, plain http included (DESTINATION_ALLOW_CIDRS; not for untrusted accounts)`
+        : '  Destinations:    public addresses only (DESTINATION_ALLOW_CIDRS is empty)',
       admin.generated
         ? `  Admin token:     ${admin.token}   (generated now and saved in ${resolve(cfg.DATA_DIR, 'admin-token')}; shown only this once)`
         : `  Admin token:     ${cfg.ADMIN_TOKEN ? 'from ADMIN_TOKEN' : `in ${resolve(cfg.DATA_DIR, 'admin-token')}`}`,
