@@ -23,13 +23,15 @@ interface Setting {
   schema: z.ZodType;
   default?: string;
   embeddedDefault?: string;
+  /** An explicitly set empty value is that value, not "unset" (the default does not apply). */
+  emptyIsValue?: boolean;
   description: string;
 }
 
 export const SETTINGS = {
   PORT: { schema: int(0, 65535), default: '3000', description: 'Port the REST API listens on.' },
   HOST: { schema: z.string().min(1), default: '0.0.0.0', embeddedDefault: '127.0.0.1', description: 'Interface the REST API binds to.' },
-  PUBLIC_URL: { schema: z.string().url().optional(), description: 'Base URL of the API as users reach it, used in portal links. Default: the origin the platform called the API on.' },
+  PUBLIC_URL: { schema: z.string().url().optional(), description: 'Base URL of the API as users reach it, used in portal links. Unset: http:// and the address and port the API listens on (with a wildcard HOST such as 0.0.0.0 or ::, the machine\'s own address the request arrived on); never the request\'s Host or X-Forwarded-* headers. Set it behind a proxy or TLS terminator.' },
   PORTAL_LINK_TTL: { schema: duration('PORTAL_LINK_TTL'), default: '1h', description: 'Default lifetime of a portal link (ttlSeconds overrides it per link).' },
   DATA_DIR: { schema: z.string().min(1), default: './.data', description: 'Folder for embedded state: PGlite database, Temporal dev-server store, generated admin token.' },
   DATABASE_URL: { schema: z.string().regex(/^postgres(ql)?:\/\//, 'must start with postgres://').optional(), description: 'Real Postgres connection string. Unset: embedded PGlite under DATA_DIR/pg (single process only).' },
@@ -50,7 +52,7 @@ export const SETTINGS = {
   ATTEMPT_TIMEOUT: { schema: duration('ATTEMPT_TIMEOUT'), default: '15s', description: 'Per-attempt HTTP timeout (connect + response).' },
   MAX_PAYLOAD_BYTES: { schema: int(1024, 10 * 1024 * 1024), default: '262144', description: 'Largest accepted request body / webhook payload, in bytes (larger → 413).' },
   RESPONSE_BODY_CAPTURE_BYTES: { schema: int(0, 65536), default: '4096', description: 'How much of each receiver response body is kept in the delivery log.' },
-  DESTINATION_ALLOW_CIDRS: { schema: cidrList, default: '', embeddedDefault: '127.0.0.0/8,::1/128', description: 'Comma-separated private subnets that endpoints may target anyway (plain http is allowed for them too). Everything private is refused otherwise.' },
+  DESTINATION_ALLOW_CIDRS: { schema: cidrList, default: '', embeddedDefault: '127.0.0.0/8,::1/128', emptyIsValue: true, description: 'Comma-separated private subnets that endpoints may target anyway (plain http is allowed for them too). Everything private is refused otherwise. Set but empty (`DESTINATION_ALLOW_CIDRS=`) = an empty list, also under `npm start`.' },
   ALLOW_HTTP: { schema: bool, default: 'false', description: 'Allow plain http:// endpoint URLs for public hosts (development only).' },
   SECRET_ROTATION_OVERLAP: { schema: duration('SECRET_ROTATION_OVERLAP'), default: '24h', description: 'How long the previous signing secret keeps signing after a rotation.' },
   AUTO_DISABLE_AFTER: { schema: duration('AUTO_DISABLE_AFTER'), default: '5d', description: 'An endpoint whose every attempt has failed for this long is disabled (with a reason); its pending deliveries end cancelled.' },
@@ -75,7 +77,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: { embedde
   const out: Record<string, unknown> = { embedded };
   const problems: string[] = [];
   for (const [name, s] of Object.entries(SETTINGS) as [string, Setting][]) {
-    const raw = env[name] !== undefined && env[name] !== '' ? env[name] : embedded && s.embeddedDefault !== undefined ? s.embeddedDefault : s.default;
+    const set = env[name] !== undefined && (env[name] !== '' || s.emptyIsValue === true);
+    const raw = set ? env[name] : embedded && s.embeddedDefault !== undefined ? s.embeddedDefault : s.default;
     const parsed = s.schema.safeParse(raw);
     if (parsed.success) out[name] = parsed.data;
     else problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);

@@ -8,10 +8,11 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { NativeConnection } from '@temporalio/worker';
 import { installTemporalRuntime } from './temporal/runtime';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { createApp } from './api/app';
+import { httpOrigin, isWildcardAddress } from './api/origin';
 import { portalLink } from './api/routes/accounts';
 import { addDatabaseGauges, temporalHealth, destinationGuard, ensureDemoAccount, openAppDatabase, resolveAdminToken, webhookSender } from './bootstrap';
 import { deliveryMetrics, Registry } from './metrics';
@@ -76,7 +77,9 @@ async function main() {
   const app = createApp({ cfg, db, dispatcher, guard, log, metrics, adminToken: admin.token, temporalReady: temporalHealth(connection) });
   const server: Server = app.listen(cfg.PORT, cfg.HOST);
   await once(server, 'listening');
-  const apiUrl = `http://${cfg.HOST === '0.0.0.0' ? '127.0.0.1' : cfg.HOST}:${cfg.PORT}`;
+  const bound = server.address() as AddressInfo;
+  // A wildcard HOST listens on every interface: print the loopback address of the same family.
+  const apiUrl = httpOrigin(isWildcardAddress(bound.address) ? (bound.family === 'IPv6' ? '::1' : '127.0.0.1') : bound.address, bound.port);
   const demo = portalLink({ cfg, adminToken: admin.token }, await ensureDemoAccount(db, cfg), 24 * 3600, apiUrl);
 
   console.log(
@@ -87,6 +90,9 @@ async function main() {
       `  Temporal:        ${cfg.TEMPORAL_ADDRESS ?? `127.0.0.1:${cfg.TEMPORAL_DEV_PORT}`} (namespace ${cfg.TEMPORAL_NAMESPACE})`,
       `  Temporal Web UI: ${cfg.TEMPORAL_UI_URL ?? '(not configured)'}`,
       `  Database:        ${cfg.DATABASE_URL ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${resolve(cfg.DATA_DIR, 'pg')}`}`,
+      cfg.DESTINATION_ALLOW_CIDRS.length
+        ? `  Destinations:    public, and ${cfg.DESTINATION_ALLOW_CIDRS.join(', ')} for EVERY account, plain http included (DESTINATION_ALLOW_CIDRS; not for untrusted accounts)`
+        : '  Destinations:    public addresses only (DESTINATION_ALLOW_CIDRS is empty)',
       admin.generated
         ? `  Admin token:     ${admin.token}   (generated now and saved in ${resolve(cfg.DATA_DIR, 'admin-token')}; shown only this once)`
         : `  Admin token:     ${cfg.ADMIN_TOKEN ? 'from ADMIN_TOKEN' : `in ${resolve(cfg.DATA_DIR, 'admin-token')}`}`,

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { portalSigningKey, signPortalToken } from '../../src/domain/portalToken';
 import { newAccount, startHarness, type Harness } from '../helpers/apiHarness';
 
@@ -48,4 +49,31 @@ test('when a portal link is expired or tampered with, then the API refuses it wi
   expect((await h.call('GET', '/v1/account', { token: tampered })).status).toBe(401);
   expect((await h.call('POST', '/v1/accounts/acc_nope/portal-links', { body: {} })).status).toBe(404);
   expect((await h.call('POST', `/v1/accounts/${a.id}/portal-links`, { body: { ttlSeconds: 5 } })).body.errors[0].path).toBe('ttlSeconds');
+});
+
+/** POST with hand-set headers (fetch would not send a forged Host). */
+function postRaw(url: string, headers: Record<string, string>, body: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((ok, fail) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString('utf8')));
+      res.on('end', () => ok({ status: res.statusCode!, body: JSON.parse(text) }));
+    });
+    req.on('error', fail);
+    req.end(JSON.stringify(body));
+  });
+}
+
+test('when the request carries a forged Host or X-Forwarded-* header and PUBLIC_URL is unset, then the link still points at the API itself', async () => {
+  const a = await newAccount(h);
+  expect(h.cfg.PUBLIC_URL).toBeUndefined();
+  const res = await postRaw(`${h.baseUrl}/v1/accounts/${a.id}/portal-links`, {
+    authorization: `Bearer ${h.adminToken}`,
+    host: 'evil.example',
+    'x-forwarded-host': 'evil.example',
+    'x-forwarded-proto': 'https',
+  }, {});
+  expect(res.status).toBe(201);
+  expect(res.body.url).toMatch(new RegExp(`^${h.baseUrl.replace(/\./g, '\\.')}/portal#token=`));
+  expect(res.body.url).not.toMatch(/evil/);
 });

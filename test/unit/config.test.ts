@@ -13,6 +13,15 @@ test('when nothing is set, then production defaults apply; embedded mode opens l
   expect(Object.isFrozen(prod)).toBe(true);
 });
 
+test('when DESTINATION_ALLOW_CIDRS is set but empty, then the allow-list is empty, in embedded mode too; other empty variables still mean unset', () => {
+  expect(loadConfig({ DESTINATION_ALLOW_CIDRS: '' }, { embedded: true }).DESTINATION_ALLOW_CIDRS).toEqual([]);
+  expect(loadConfig({ DESTINATION_ALLOW_CIDRS: ' , ' }, { embedded: true }).DESTINATION_ALLOW_CIDRS).toEqual([]);
+  expect(loadConfig({ DESTINATION_ALLOW_CIDRS: '' }).DESTINATION_ALLOW_CIDRS).toEqual([]);
+  expect(loadConfig({ DESTINATION_ALLOW_CIDRS: '10.1.0.0/16' }, { embedded: true }).DESTINATION_ALLOW_CIDRS).toEqual(['10.1.0.0/16']);
+  const blanks = loadConfig({ PORT: '', HOST: '', PUBLIC_URL: '', DATABASE_URL: '' }, { embedded: true });
+  expect([blanks.PORT, blanks.HOST, blanks.PUBLIC_URL, blanks.DATABASE_URL]).toEqual([3000, '127.0.0.1', undefined, undefined]);
+});
+
 test('when values are bad, then one error names every bad variable', () => {
   expect(() => loadConfig({ PORT: 'eighty', DELIVERY_WINDOW: 'forever', DATABASE_URL: 'mysql://x' })).toThrow(ConfigError);
   try {

@@ -54,3 +54,18 @@ test('when a hostname resolves to a forbidden address at connect time, then no c
   expect(receiver.requests).toHaveLength(0);
   guarded.close();
 });
+
+test.each([['::127.0.0.1'], ['::ffff:0:127.0.0.1'], ['64:ff9b::7f00:1'], ['2002:7f00:1::1'], ['2001::1']])(
+  'when a URL or a DNS answer uses the IPv6 form %s of a forbidden address, then the sender refuses it without connecting',
+  async (ip) => {
+    const guard = new DestinationGuard({ allowCidrs: [], allowHttp: true }, async () => [{ address: ip, family: 6 }]);
+    const guarded = createWebhookSender({ timeoutMs: 1_000, captureBytes: 64, lookup: guard.lookup, literalProblem: (h) => guard.literalProblem(h) });
+    const port = new URL(receiver.url).port;
+    const byLiteral = await guarded.send(`http://[${ip}]:${port}/webhooks`, {}, '{}');
+    expect(byLiteral).toMatchObject({ forbidden: true, error: expect.stringMatching(/forbidden address/) });
+    const byName = await guarded.send(`http://receiver.test:${port}/webhooks`, {}, '{}');
+    expect(byName).toMatchObject({ forbidden: true, error: expect.stringMatching(/forbidden address/) });
+    expect(receiver.requests).toHaveLength(0);
+    guarded.close();
+  },
+);

@@ -8,6 +8,7 @@ import { accountOut } from '../mappers';
 import { defineRoute } from '../route';
 import { portalSigningKey, signPortalToken } from '../../domain/portalToken';
 import { actingAccount } from '../auth';
+import { listeningOrigin } from '../origin';
 import { AccountCreatedOut, AccountIn, AccountOut, AccountPatchIn, MyAccountOut, PortalLinkIn, PortalLinkOut } from '../schemas';
 
 export function accountsRouter(deps: ApiDeps): Router {
@@ -39,7 +40,7 @@ export function accountsRouter(deps: ApiDeps): Router {
   defineRoute(router, { method: 'post', path: '/v1/accounts/:id/portal-links', summary: 'A short-lived signed link to the webhook settings page of this account only (admin).', tag, auth: 'admin', body: PortalLinkIn, response: { status: 201, schema: PortalLinkOut }, errors: [404] }, async (ctx, { body }) => {
     const account = await getAccount(deps.db, ctx.params.id);
     if (!account) throw ApiError.notFound('account');
-    return portalLink(deps, account.id, body.ttlSeconds, `${ctx.protocol}://${ctx.host}`);
+    return portalLink(deps, account.id, body.ttlSeconds, listeningOrigin(ctx.req.socket));
   });
 
   defineRoute(router, { method: 'get', path: '/v1/account', summary: 'The calling account (account key or portal link).', tag, auth: 'account', response: { status: 200, schema: MyAccountOut }, errors: [404] }, async (ctx) => {
@@ -50,7 +51,11 @@ export function accountsRouter(deps: ApiDeps): Router {
   return router;
 }
 
-/** Signs a portal link; the token rides in the URL fragment, which browsers never send to servers. */
+/**
+ * Signs a portal link; the token rides in the URL fragment, which browsers never send to servers.
+ * The link's origin is PUBLIC_URL, else `origin`: the API's own listening address, never a
+ * client-supplied Host header.
+ */
 export function portalLink(deps: Pick<ApiDeps, 'cfg' | 'adminToken'>, accountId: string, ttlSeconds: number | undefined, origin: string): { url: string; expiresAt: string } {
   const expiresAtMs = Date.now() + (ttlSeconds ? ttlSeconds * 1000 : deps.cfg.PORTAL_LINK_TTL);
   const token = signPortalToken(portalSigningKey(deps.adminToken), accountId, expiresAtMs);
