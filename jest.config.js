@@ -18,6 +18,7 @@ module.exports = {
     { ...common, displayName: 'api:pglite', testMatch: ['<rootDir>/test/api/**/*.test.ts'], testPathIgnorePatterns: ['\\.pg\\.test\\.ts$'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
     { ...common, displayName: 'api:postgres', testMatch: ['<rootDir>/test/api/**/*.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePostgres.ts'] },
+    { ...common, displayName: 'fuzz', testMatch: ['<rootDir>/test/fuzz/**/*.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
     { ...common, displayName: 'stack', testMatch: ['<rootDir>/test/stack/**/*.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePostgres.ts'] },
   ],
 };

@@ -4,7 +4,7 @@
 // there; installs them with apt-get when running as root on Debian; otherwise says what to
 // install (the tests that need them then fail with the same advice).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
 const hasPostgres = () => existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql').some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/pg_ctl`));
 const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -49,5 +49,39 @@ if (!built) {
       if (process.env.CI) throw err;
       console.warn(`[provision] building the Temporal server failed (${err.message}); the stack test will be skipped.`);
     }
+  }
+}
+
+// The API fuzz test (test/fuzz/schemathesis.test.ts) runs schemathesis, pinned, from PyPI into
+// .tools/schemathesis-<version>/ with `pip install --target` (no venv needed, and PEP 668's
+// externally-managed guard does not apply to --target). `python` in the marker file is the
+// interpreter it was installed for; the test runs it with PYTHONPATH set to the folder.
+const SCHEMATHESIS_VERSION = '4.32.5';
+const stDir = `${root}.tools/schemathesis-${SCHEMATHESIS_VERSION}`;
+if (!existsSync(`${stDir}/.installed`)) {
+  const py = ['python3', 'python'].find((p) => {
+    try {
+      execFileSync(p, ['-m', 'pip', '--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!py) {
+    const msg = '[provision] python3 -m pip not found: the schemathesis API fuzz test needs it (apt-get install python3-pip).';
+    if (process.env.CI) throw new Error(msg);
+    console.warn(msg);
+  } else {
+    console.log(`[provision] installing schemathesis ${SCHEMATHESIS_VERSION} from PyPI into ${stDir} …`);
+    const partial = `${stDir}.partial`;
+    rmSync(partial, { recursive: true, force: true });
+    execFileSync(py, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--target', partial, `schemathesis==${SCHEMATHESIS_VERSION}`], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' },
+    });
+    const python = execFileSync(py, ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+    writeFileSync(`${partial}/.installed`, JSON.stringify({ version: SCHEMATHESIS_VERSION, python }) + '\n');
+    rmSync(stDir, { recursive: true, force: true });
+    renameSync(partial, stDir); // atomic: a half-installed copy is never mistaken for a cached one
   }
 }

@@ -1,57 +1,218 @@
 import { z } from 'zod';
-import { registry } from './route';
-import { ErrorOut } from './schemas';
+import { EVENT_CATALOG, EVENT_TYPES, EventTypeName } from '../domain/eventCatalog';
+import { registry, type RouteSpec } from './route';
+import * as schemas from './schemas';
 
-const ERROR_TEXT: Record<number, string> = {
-  400: 'Invalid input; `errors` lists every bad field. Nothing was stored.',
-  401: 'Missing or invalid bearer token.',
-  402: 'Webhooks need a paid plan (code plan_required).',
-  403: 'The route needs the admin token.',
-  404: 'Not found, or belongs to another account.',
-  409: 'Conflicts with the current state.',
-  413: 'Request or webhook body too large.',
+/**
+ * The OpenAPI 3.1 document, generated from the declarations the server runs: every route's
+ * zod schemas (`XIn`, `XOut`, `XQuery` in schemas.ts, named components by their export name),
+ * the event catalog (one `data` schema per event type), and what each route declares it
+ * answers. Everything the server checks outside zod (the event type's own `data` schema, known
+ * event types in `eventTypes`, the admin's `?accountId=`) is added here, next to nothing else.
+ */
+
+type Json = Record<string, unknown>;
+type AnyRoute = RouteSpec<z.ZodType | undefined, z.ZodType | undefined>;
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const pascal = (s: string) => s.replace(/(^|_)([a-z])/g, (_m, _u, c: string) => c.toUpperCase());
+/** `reward_unlocked` → `RewardUnlockedData`: the component of that event type's `data`. */
+export const dataComponent = (type: string) => `${pascal(type)}Data`;
+const eventInComponent = (type: string) => `${pascal(type)}EventIn`;
+
+const ERRORS: Record<number, { name: string; description: string; example: Json }> = {
+  400: { name: 'BadRequest', description: 'Invalid input (body, query or path; the admin token without `?accountId=` on an account route), or a body that is not JSON. `errors` lists every bad field; nothing was stored.', example: { code: 'validation_failed', detail: 'The request has 1 invalid field.', errors: [{ path: 'url', message: 'must use https' }] } },
+  401: { name: 'Unauthorized', description: 'Missing or invalid bearer token.', example: { code: 'unauthorized', detail: 'Send an Authorization: Bearer <token> header.' } },
+  402: { name: 'PlanRequired', description: 'Webhooks need a paid plan (code `plan_required`).', example: { code: 'plan_required', detail: 'Webhooks are a paid-plan feature; upgrade the account to use them.' } },
+  403: { name: 'Forbidden', description: 'The route needs the platform admin token.', example: { code: 'forbidden', detail: 'This route needs the platform admin token.' } },
+  404: { name: 'NotFound', description: 'Not found, or it belongs to another account (including an unknown `?accountId=`).', example: { code: 'not_found', detail: 'endpoint not found' } },
+  409: { name: 'Conflict', description: 'Conflicts with the current state (see `code`).', example: { code: 'endpoint_disabled', detail: 'Enable the endpoint before sending a test event.' } },
+  413: { name: 'PayloadTooLarge', description: 'The request body (or the webhook body it would make) exceeds MAX_PAYLOAD_BYTES.', example: { code: 'payload_too_large', detail: 'The request body exceeds the limit of 262144 bytes.' } },
+  415: { name: 'UnsupportedMediaType', description: 'A request body that is not `application/json`.', example: { code: 'unsupported_media_type', detail: 'Send the request body as application/json.' } },
 };
 
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output') {
-  return z.toJSONSchema(schema, { io, unrepresentable: 'any' });
+/** Characters JavaScript's String.prototype.trim removes (zod's `.trim()`), spelled out so every regex dialect agrees. */
+const JS_SPACE = '\\t\\n\\u000b\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff';
+
+/** Where the server checks more than the zod schema says, or zod cannot say it in JSON Schema. */
+function overrides(): Map<z.ZodType, Json> {
+  const eventTypeList = (description: string): Json => ({ type: 'array', minItems: 1, items: ref('EventType'), description });
+  const subscribed = 'Event types to receive (at least one; duplicates are ignored).';
+  const trimmedName = { type: 'string', minLength: 1, maxLength: 200, pattern: `[^${JS_SPACE}]`, description: 'Leading and trailing white space is removed; it must not be empty.' };
+  return new Map<z.ZodType, Json>([
+    [schemas.EndpointIn.shape.eventTypes, eventTypeList(subscribed)],
+    [schemas.EndpointPatchIn.shape.eventTypes.unwrap(), eventTypeList(subscribed)],
+    [schemas.EventIn.shape.eventType, { ...ref('EventType'), description: 'Selects the schema of `data`.' }],
+    [schemas.EventIn.shape.data, { type: 'object', description: 'The event\'s payload: the schema of its `eventType` (see the `oneOf`).' }],
+    [schemas.AccountIn.shape.name, trimmedName],
+    [schemas.AccountPatchIn.shape.name.unwrap(), trimmedName],
+  ]);
 }
 
-/** The OpenAPI 3.1 document, built from the same zod schemas that validate requests. */
-export function openApiDocument(version: string): Record<string, unknown> {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of registry) {
-    const path = r.path.replace(/:(\w+)/g, '{$1}');
-    const params = [...r.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-    if (r.query) {
-      const q = jsonSchema(r.query, 'input') as { properties?: Record<string, unknown>; required?: string[] };
-      for (const [name, schema] of Object.entries(q.properties ?? {})) params.push({ name, in: 'query', required: (q.required ?? []).includes(name), schema: schema as never });
+const URL_DOC = {
+  description:
+    'The receiver\'s absolute URL, without credentials: `https`, or plain `http` for hosts in DESTINATION_ALLOW_CIDRS (or with ALLOW_HTTP). Every address the host resolves to must be public, or in DESTINATION_ALLOW_CIDRS; anything else is answered 400 naming `url`.',
+  format: 'uri',
+  pattern: '^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\\s]+([/?#][\\s\\S]*)?$',
+};
+
+function componentSchemas(): Json {
+  const named = z.registry<{ id: string }>();
+  const components: [string, z.ZodType][] = [];
+  for (const [name, value] of Object.entries(schemas)) if (value instanceof z.ZodType) components.push([name === 'ErrorOut' ? 'Error' : name, value]);
+  components.push(['EventType', EventTypeName]);
+  for (const type of EVENT_TYPES) components.push([dataComponent(type), EVENT_CATALOG[type].schema.clone()]);
+  for (const [id, schema] of components) named.add(schema, { id });
+
+  const byZod = overrides();
+  const override = (ctx: { zodSchema: unknown; jsonSchema: Json }) => {
+    const o = byZod.get(ctx.zodSchema as z.ZodType);
+    if (!o) return;
+    for (const k of Object.keys(ctx.jsonSchema)) delete ctx.jsonSchema[k];
+    Object.assign(ctx.jsonSchema, o);
+  };
+  const generate = (io: 'input' | 'output') =>
+    z.toJSONSchema(named, { io, uri: (id) => `#/components/schemas/${id}`, unrepresentable: 'any', override: override as never }).schemas as Record<string, Json>;
+  const input = generate('input');
+  const output = generate('output');
+
+  const out: Json = {};
+  for (const [id] of components) {
+    // Requests are described as the server reads them, responses as it writes them.
+    const { $schema: _s, $id: _i, ...schema } = (/(In|Query)$/.test(id) || id.endsWith('Data') ? input : output)[id];
+    out[id] = schema;
+  }
+  for (const id of ['EndpointIn', 'EndpointPatchIn']) Object.assign((out[id] as { properties: Json }).properties.url as Json, URL_DOC);
+
+  // POST /v1/events: `data` must match the schema of `eventType`; one branch per type.
+  for (const type of EVENT_TYPES) {
+    const { description, example } = EVENT_CATALOG[type];
+    Object.assign(out[dataComponent(type)] as Json, { description: `\`data\` of a \`${type}\` event: ${description}`, examples: [example] });
+    out[eventInComponent(type)] = { type: 'object', required: ['eventType', 'data'], properties: { eventType: { const: type }, data: ref(dataComponent(type)) } };
+  }
+  Object.assign(out.EventIn as Json, {
+    oneOf: EVENT_TYPES.map((t) => ref(eventInComponent(t))),
+    discriminator: { propertyName: 'eventType', mapping: Object.fromEntries(EVENT_TYPES.map((t) => [t, `#/components/schemas/${eventInComponent(t)}`])) },
+  });
+  return out;
+}
+
+function componentName(schema: z.ZodType | undefined): string {
+  const found = Object.entries(schemas).find(([, v]) => v === schema);
+  if (!found) throw new Error('every request and response schema of a route must be exported from src/api/schemas.ts');
+  return found[0] === 'ErrorOut' ? 'Error' : found[0];
+}
+
+const ID_EXAMPLES: Record<string, string> = { accounts: 'acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O', endpoints: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', deliveries: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R' };
+
+function errorStatuses(r: AnyRoute): number[] {
+  const statuses = new Set<number>(r.errors ?? []);
+  if (r.auth !== 'none') statuses.add(401);
+  if (r.auth === 'admin') statuses.add(403);
+  if (r.auth === 'account') statuses.add(400).add(404); // the admin's ?accountId=: missing → 400, unknown → 404
+  if (r.query) statuses.add(400);
+  if (r.method === 'post' || r.method === 'patch') statuses.add(400).add(413).add(415); // any body: not JSON → 400, too big → 413, not JSON typed → 415
+  if (r.path.includes(':')) statuses.add(404);
+  return [...statuses].sort((a, b) => a - b);
+}
+
+function operation(r: AnyRoute, componentsOut: Json): Json {
+  const parameters: Json[] = [...r.path.matchAll(/:(\w+)/g)].map((m) => ({
+    name: m[1],
+    in: 'path',
+    required: true,
+    schema: { type: 'string', minLength: 1 },
+    example: r.example.params?.[m[1]] ?? ID_EXAMPLES[r.path.split('/')[2]],
+  }));
+  if (r.query) {
+    const q = componentsOut[componentName(r.query)] as { properties?: Record<string, Json>; required?: string[] };
+    for (const [name, schema] of Object.entries(q.properties ?? {})) {
+      if (name === 'accountId' && r.auth === 'account') continue; // documented below, like on every account route
+      const { description, ...rest } = schema;
+      parameters.push({ name, in: 'query', required: (q.required ?? []).includes(name), schema: rest, ...(description ? { description } : {}) });
     }
-    const responses: Record<string, unknown> = {
-      [r.response.status]: r.response.schema
-        ? { description: r.response.description ?? 'Success', content: { 'application/json': { schema: jsonSchema(r.response.schema, 'output') } } }
-        : { description: r.response.description ?? 'Success, no content' },
-    };
-    const errorStatuses = new Set([...(r.auth === 'none' ? [] : [401]), ...(r.body || r.query ? [400] : []), ...(r.auth === 'admin' ? [403] : []), ...(r.errors ?? [])]);
-    for (const status of [...errorStatuses].sort()) {
-      responses[status] = { description: ERROR_TEXT[status] ?? 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
-    }
-    paths[path] ??= {};
-    paths[path][r.method] = {
-      summary: r.summary,
-      tags: [r.tag],
-      ...(r.auth === 'none' ? { security: [] } : {}),
-      ...(params.length ? { parameters: params } : {}),
-      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(r.body, 'input') } } } } : {}),
-      responses,
-      'x-auth': r.auth,
+  }
+  if (r.auth === 'account') {
+    parameters.push({
+      name: 'accountId',
+      in: 'query',
+      required: false,
+      description: 'Admin token only, and then required: the account to act for (missing → 400, unknown → 404). Ignored for account keys, which always act for their own account.',
+      schema: { type: 'string' },
+      example: ID_EXAMPLES.accounts,
+    });
+  }
+
+  const responses: Json = {};
+  const ok = r.response;
+  responses[ok.status] = ok.schema
+    ? { description: ok.description ?? 'Success', ...(ok.headers ? { headers: ok.headers } : {}), content: { 'application/json': { schema: ref(componentName(ok.schema)), ...(r.example.response !== undefined ? { example: r.example.response } : {}) } } }
+    : { description: ok.description ?? 'Success, no content' };
+  for (const status of errorStatuses(r)) responses[status] = { $ref: `#/components/responses/${ERRORS[status].name}` };
+
+  let requestBody: Json | undefined;
+  if (r.body) {
+    requestBody = {
+      // An empty body reads as `{}`: it is required only when `{}` is not valid.
+      required: !r.body.safeParse({}).success,
+      content: { 'application/json': { schema: ref(componentName(r.body)), ...(r.example.body !== undefined ? { example: r.example.body } : {}) } },
     };
   }
   return {
+    operationId: r.operationId,
+    summary: r.summary,
+    tags: [r.tag],
+    ...(r.auth === 'none' ? { security: [] } : {}),
+    ...(parameters.length ? { parameters } : {}),
+    ...(requestBody ? { requestBody } : {}),
+    responses,
+    'x-auth': r.auth,
+  };
+}
+
+/** Stateful API testing: how one operation's response feeds the next (OpenAPI links). */
+function links(paths: Record<string, Record<string, Json>>): void {
+  const link = (path: string, method: string, status: number, name: string, operationId: string, parameters: Json) => {
+    const res = paths[path]?.[method]?.responses as Record<string, Json> | undefined;
+    if (!res?.[status]) return;
+    res[status].links = { ...(res[status].links as Json | undefined), [name]: { operationId, parameters } };
+  };
+  for (const op of ['getAccount', 'updateAccount', 'createPortalLink']) link('/v1/accounts', 'post', 201, op, op, { id: '$response.body#/id' });
+  for (const op of ['getEndpoint', 'updateEndpoint', 'deleteEndpoint', 'getEndpointSecret', 'rotateEndpointSecret', 'sendTestEvent', 'recoverEndpoint']) {
+    link('/v1/endpoints', 'post', 201, op, op, { id: '$response.body#/id' });
+  }
+  link('/v1/endpoints/{id}/test', 'post', 202, 'getDelivery', 'getDelivery', { id: '$response.body#/deliveryId' });
+  link('/v1/endpoints/{id}/test', 'post', 202, 'resendDelivery', 'resendDelivery', { id: '$response.body#/deliveryId' });
+  link('/v1/deliveries/{id}/resend', 'post', 202, 'getDelivery', 'getDelivery', { id: '$response.body#/deliveryId' });
+}
+
+export function openApiDocument(version: string): Json {
+  const componentsOut = componentSchemas();
+  const paths: Record<string, Record<string, Json>> = {};
+  for (const r of registry) {
+    const path = r.path.replace(/:(\w+)/g, '{$1}');
+    paths[path] ??= {};
+    paths[path][r.method] = operation(r, componentsOut);
+  }
+  links(paths);
+  const usedQueries = new Set(registry.filter((r) => r.query).map((r) => componentName(r.query)));
+  for (const name of usedQueries) delete componentsOut[name]; // described as parameters instead
+  return {
     openapi: '3.1.0',
-    info: { title: 'Referral webhooks API', version, description: 'Manage webhook endpoints, publish events and inspect deliveries. Bearer auth: the platform admin token or an account API key.' },
+    info: {
+      title: 'Referral webhooks API',
+      version,
+      description:
+        'Manage webhook endpoints, publish events and inspect deliveries. Bearer auth: the platform admin token, or an account API key (or a portal-link token). Admin-only routes answer 403 to account keys; an account\'s resources read as 404 to any other account.',
+    },
+    servers: [{ url: '/' }],
+    tags: [...new Set(registry.map((r) => r.tag))].map((name) => ({ name })),
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      schemas: { Error: jsonSchema(ErrorOut, 'output') },
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The admin token (ADMIN_TOKEN) or an account API key.' } },
+      schemas: componentsOut,
+      responses: Object.fromEntries(
+        Object.values(ERRORS).map((e) => [e.name, { description: e.description, content: { 'application/json': { schema: ref('Error'), example: e.example } } }]),
+      ),
     },
     security: [{ bearer: [] }],
     paths,

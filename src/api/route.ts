@@ -11,20 +11,32 @@ import { ApiError, fieldErrors, type FieldError } from './errors';
 export interface RouteSpec<B extends z.ZodType | undefined, Q extends z.ZodType | undefined> {
   method: 'get' | 'post' | 'patch' | 'delete';
   path: string;
+  /** Stable name of the operation in the OpenAPI document (and in generated clients). */
+  operationId: string;
   summary: string;
   tag: string;
+  /**
+   * Who may call it. `account`: an account key (or portal link), or the admin token acting for
+   * an account named with `?accountId=` (documented automatically, with its 400 and 404).
+   */
   auth: 'admin' | 'account' | 'any' | 'none';
   body?: B;
   query?: Q;
   /** Success status and body schema (none for 204). */
-  response: { status: number; schema?: z.ZodType; description?: string };
-  /** Error statuses this route documents besides 401/400. */
+  response: { status: number; schema?: z.ZodType; description?: string; headers?: Record<string, { description: string; schema: Record<string, unknown> }> };
+  /**
+   * Statuses the handler itself answers besides those the document derives from the
+   * declaration (401, 403 for admin routes, 400/413/415 for bodies, 400 for queries and
+   * `?accountId=`, 404 for path ids and acting accounts).
+   */
   errors?: number[];
   /**
    * Checks of the raw body that need I/O (e.g. DNS for a URL), given the schema's field errors
    * so far: their errors are answered together with the schema's, so one 400 names every bad field.
    */
   check?: (raw: unknown, schemaErrors: FieldError[]) => Promise<FieldError[]>;
+  /** A realistic request body and success response for the document (checked against the schemas by a unit test). */
+  example: { body?: z.input<NonNullable<B>>; response?: unknown; params?: Record<string, string> };
 }
 
 type Parsed<T> = T extends z.ZodType ? z.output<T> : undefined;
@@ -61,11 +73,12 @@ export function defineRoute<B extends z.ZodType | undefined = undefined, Q exten
   spec: RouteSpec<B, Q>,
   handler: (ctx: Context, input: { body: Parsed<B>; query: Parsed<Q> }) => Promise<unknown>,
 ): void {
-  if (!registry.some((r) => r.method === spec.method && r.path === spec.path)) registry.push(spec as RouteSpec<z.ZodType | undefined, z.ZodType | undefined>);
+  if (!registry.some((r) => r.method === spec.method && r.path === spec.path)) registry.push(spec as unknown as RouteSpec<z.ZodType | undefined, z.ZodType | undefined>);
   router[spec.method](spec.path, async (ctx) => {
     if (spec.auth === 'admin') requireAdmin(ctx); // before validation: an account key learns nothing about admin routes
     checkParams(ctx.params);
-    const body = (spec.body ? await parseBody(spec as RouteSpec<z.ZodType, z.ZodType | undefined>, ctx.state.body ?? {}) : undefined) as Parsed<B>;
+    // No body at all reads as `{}`; any JSON value that was sent (null, [], "x") is validated as sent.
+    const body = (spec.body ? await parseBody(spec as unknown as RouteSpec<z.ZodType, z.ZodType | undefined>, ctx.state.body === undefined ? {} : ctx.state.body) : undefined) as Parsed<B>;
     const query = (spec.query ? parseWith(spec.query, ctx.query, 'query') : undefined) as Parsed<Q>;
     const out = await handler(ctx, { body, query });
     ctx.status = spec.response.status;

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../../src/api/app';
+import type { DestinationGuard } from '../../src/http/destinationGuard';
 import { addDatabaseGauges, destinationGuard, temporalHealth, webhookSender } from '../../src/bootstrap';
 import { deliveryMetrics, Registry } from '../../src/metrics';
 import { loadConfig, type Config } from '../../src/config';
@@ -31,7 +32,7 @@ export interface Harness {
  * The API in-process on port 0 against the shared real Temporal dev server (a task queue of
  * its own) and a fresh real database, with a delivery worker running beside it.
  */
-export async function startHarness(env: Record<string, string> = {}, opts: { worker?: boolean; temporalAddress?: string; postgresServerUrl?: string } = {}): Promise<Harness> {
+export async function startHarness(env: Record<string, string> = {}, opts: { worker?: boolean; temporalAddress?: string; postgresServerUrl?: string; guard?: (cfg: Config) => DestinationGuard } = {}): Promise<Harness> {
   installTemporalRuntime({ level: 'ERROR' });
   const adminToken = `admin_${randomBytes(16).toString('hex')}`;
   const cfg = loadConfig({
@@ -47,7 +48,7 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
   const { db, url: dbUrl, drop } = await freshDatabase(opts.postgresServerUrl);
   const address = opts.temporalAddress ?? process.env.RR_TEST_TEMPORAL_ADDRESS!;
   const connection = await Connection.connect({ address });
-  const guard = destinationGuard(cfg);
+  const guard = opts.guard ? opts.guard(cfg) : destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
 
   const metrics = new Registry();

@@ -11,22 +11,24 @@ import { actingAccount } from '../auth';
 import { listeningOrigin } from '../origin';
 import { AccountCreatedOut, AccountIn, AccountOut, AccountPatchIn, MyAccountOut, PortalLinkIn, PortalLinkOut } from '../schemas';
 
+const ACCOUNT_EXAMPLE = { id: 'acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O', name: 'Acme', plan: 'paid', createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z' };
+
 export function accountsRouter(deps: ApiDeps): Router {
   const router = new Router();
   const tag = 'Accounts';
 
-  defineRoute(router, { method: 'post', path: '/v1/accounts', summary: 'Create a customer account (admin). The API key is shown once.', tag, auth: 'admin', body: AccountIn, response: { status: 201, schema: AccountCreatedOut } }, async (_ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/accounts', operationId: 'createAccount', example: { body: { name: 'Acme', plan: 'paid' }, response: { ...ACCOUNT_EXAMPLE, apiKey: 'rk_live_5f1c0d9e8b7a6f5e4d3c2b1a09f8e7d6' } }, summary: 'Create a customer account (admin). The API key is shown once.', tag, auth: 'admin', body: AccountIn, response: { status: 201, schema: AccountCreatedOut } }, async (_ctx, { body }) => {
     const { account, apiKey } = await deps.db.transaction((tx) => createAccount(tx, body));
     return { ...accountOut(account), apiKey };
   });
 
-  defineRoute(router, { method: 'get', path: '/v1/accounts/:id', summary: 'Read an account (admin).', tag, auth: 'admin', response: { status: 200, schema: AccountOut }, errors: [404] }, async (ctx) => {
+  defineRoute(router, { method: 'get', path: '/v1/accounts/:id', operationId: 'getAccount', example: { response: ACCOUNT_EXAMPLE }, summary: 'Read an account (admin).', tag, auth: 'admin', response: { status: 200, schema: AccountOut }, errors: [404] }, async (ctx) => {
     const account = await getAccount(deps.db, ctx.params.id);
     if (!account) throw ApiError.notFound('account');
     return accountOut(account);
   });
 
-  defineRoute(router, { method: 'patch', path: '/v1/accounts/:id', summary: 'Change an account\'s name or plan (admin). Moving to free cancels pending deliveries; endpoints and history stay.', tag, auth: 'admin', body: AccountPatchIn, response: { status: 200, schema: AccountOut }, errors: [404] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'patch', path: '/v1/accounts/:id', operationId: 'updateAccount', example: { body: { plan: 'free' }, response: { ...ACCOUNT_EXAMPLE, plan: 'free' } }, summary: 'Change an account\'s name or plan (admin). Moving to free cancels pending deliveries; endpoints and history stay.', tag, auth: 'admin', body: AccountPatchIn, response: { status: 200, schema: AccountOut }, errors: [404] }, async (ctx, { body }) => {
     const before = await getAccount(deps.db, ctx.params.id);
     if (!before) throw ApiError.notFound('account');
     const account = (await updateAccount(deps.db, before.id, body))!;
@@ -37,13 +39,13 @@ export function accountsRouter(deps: ApiDeps): Router {
     return accountOut(account);
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/accounts/:id/portal-links', summary: 'A short-lived signed link to the webhook settings page of this account only (admin).', tag, auth: 'admin', body: PortalLinkIn, response: { status: 201, schema: PortalLinkOut }, errors: [404] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/accounts/:id/portal-links', operationId: 'createPortalLink', example: { body: { ttlSeconds: 3600 }, response: { url: 'https://webhooks.example.com/portal#token=pt_…', expiresAt: '2025-02-09T04:00:28.002Z' } }, summary: 'A short-lived signed link to the webhook settings page of this account only (admin).', tag, auth: 'admin', body: PortalLinkIn, response: { status: 201, schema: PortalLinkOut }, errors: [404] }, async (ctx, { body }) => {
     const account = await getAccount(deps.db, ctx.params.id);
     if (!account) throw ApiError.notFound('account');
     return portalLink(deps, account.id, body.ttlSeconds, listeningOrigin(ctx.req.socket));
   });
 
-  defineRoute(router, { method: 'get', path: '/v1/account', summary: 'The calling account (account key or portal link).', tag, auth: 'account', response: { status: 200, schema: MyAccountOut }, errors: [404] }, async (ctx) => {
+  defineRoute(router, { method: 'get', path: '/v1/account', operationId: 'getMyAccount', example: { response: { id: ACCOUNT_EXAMPLE.id, name: 'Acme', plan: 'paid' } }, summary: 'The calling account (account key or portal link).', tag, auth: 'account', response: { status: 200, schema: MyAccountOut }, errors: [404] }, async (ctx) => {
     const account = await actingAccount(ctx, deps.db);
     return { id: account.id, name: account.name, plan: account.plan };
   });

@@ -9,19 +9,21 @@ import { attemptOut, deliveryOut } from '../mappers';
 import { defineRoute } from '../route';
 import { DeliveryDetailOut, DeliveryListOut, DeliveryListQuery, ResendOut } from '../schemas';
 
+const DELIVERY_EXAMPLE = { id: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R', eventId: 'evt_01JM6Z5B2C4V6B8N0M2Q4W6E8Q', endpointId: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', eventType: 'referrer_added', status: 'delivered', attemptCount: 1, deliveredAt: '2025-02-09T03:00:28.140Z', createdAt: '2025-02-09T03:00:28.002Z', workflowId: 'batch-acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O-01JM6Z5B' };
+
 export function deliveriesRouter(deps: ApiDeps): Router {
   const router = new Router();
   const tag = 'Deliveries';
   const temporal = { uiUrl: deps.cfg.TEMPORAL_UI_URL, namespace: deps.cfg.TEMPORAL_NAMESPACE };
 
-  defineRoute(router, { method: 'get', path: '/v1/deliveries', summary: 'The delivery log, newest first, filtered and paged (pass nextCursor as cursor).', tag, auth: 'account', query: DeliveryListQuery, response: { status: 200, schema: DeliveryListOut } }, async (ctx, { query }) => {
+  defineRoute(router, { method: 'get', path: '/v1/deliveries', operationId: 'listDeliveries', example: { response: { data: [DELIVERY_EXAMPLE], nextCursor: null } }, summary: 'The delivery log, newest first, filtered and paged (pass nextCursor as cursor).', tag, auth: 'account', query: DeliveryListQuery, response: { status: 200, schema: DeliveryListOut } }, async (ctx, { query }) => {
     const a = await actingAccount(ctx, deps.db);
     const rows = await listDeliveries(deps.db, a.id, { status: query.status as never, endpointId: query.endpointId, eventType: query.eventType, before: query.cursor, limit: query.limit + 1 });
     const page = rows.slice(0, query.limit);
     return { data: page.map((d) => deliveryOut(d, temporal)), nextCursor: rows.length > query.limit ? page[page.length - 1].id : null };
   });
 
-  defineRoute(router, { method: 'get', path: '/v1/deliveries/:id', summary: 'One delivery with every attempt and the exact payload.', tag, auth: 'account', response: { status: 200, schema: DeliveryDetailOut }, errors: [404] }, async (ctx) => {
+  defineRoute(router, { method: 'get', path: '/v1/deliveries/:id', operationId: 'getDelivery', example: { response: { ...DELIVERY_EXAMPLE, attempts: [{ attempt: 1, startedAt: '2025-02-09T03:00:28.031Z', durationMs: 109, statusCode: 200, responseBody: 'ok' }], payload: '{"eventType":"referrer_added","data":{"participantId":384},"createdAt":1739070028002,"updatedAt":1739070028002}' } }, summary: 'One delivery with every attempt and the exact payload.', tag, auth: 'account', response: { status: 200, schema: DeliveryDetailOut }, errors: [404] }, async (ctx) => {
     const a = await actingAccount(ctx, deps.db);
     const d = await getDelivery(deps.db, a.id, ctx.params.id);
     if (!d) throw ApiError.notFound('delivery');
@@ -32,7 +34,7 @@ export function deliveriesRouter(deps: ApiDeps): Router {
     return { ...deliveryOut(d, temporal), attempts: attempts.map(attemptOut), payload: event.purged_at ? null : event.body };
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/resend', summary: 'Start a new attempt series now (same webhook-id, so receivers can deduplicate).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx) => {
+  defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/resend', operationId: 'resendDelivery', example: { response: { deliveryId: DELIVERY_EXAMPLE.id } }, summary: 'Start a new attempt series now (same webhook-id, so receivers can deduplicate).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx) => {
     const a = await actingAccount(ctx, deps.db);
     if (a.plan !== 'paid') throw ApiError.planRequired();
     const d = await getDelivery(deps.db, a.id, ctx.params.id);

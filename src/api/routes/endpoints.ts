@@ -15,6 +15,8 @@ import { defineRoute } from '../route';
 import { EndpointIn, EndpointListOut, EndpointOut, EndpointPatchIn, EndpointWithSecretOut, RecoverIn, RecoverOut, ResendOut, SecretOut, TestIn } from '../schemas';
 
 const RECOVER_LIMIT = 1000;
+const ENDPOINT_EXAMPLE = { id: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', url: 'https://hooks.acme.example/referrals', eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', enabled: true, disabledReason: null, disabledAt: null, createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z' };
+const SECRET_EXAMPLE = 'whsec_MfKQ9r8GKYqTqM0L4Y1xZ9b2d3e4f5g6';
 
 export function endpointsRouter(deps: ApiDeps): Router {
   const router = new Router();
@@ -37,23 +39,23 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return problem ? [{ path: 'url', message: problem }] : [];
   };
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints', summary: 'Add a webhook endpoint. The response carries its signing secret.', tag, auth: 'account', body: EndpointIn, check: checkUrl, response: { status: 201, schema: EndpointWithSecretOut }, errors: [402] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints', operationId: 'createEndpoint', example: { body: { url: ENDPOINT_EXAMPLE.url, eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync' }, response: { ...ENDPOINT_EXAMPLE, secret: SECRET_EXAMPLE } }, summary: 'Add a webhook endpoint. The response carries its signing secret.', tag, auth: 'account', body: EndpointIn, check: checkUrl, response: { status: 201, schema: EndpointWithSecretOut }, errors: [402] }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
     const ep = await createEndpoint(deps.db, a.id, body);
     return { ...endpointOut(ep), secret: ep.secret };
   });
 
-  defineRoute(router, { method: 'get', path: '/v1/endpoints', summary: 'List the account\'s endpoints (secrets not included).', tag, auth: 'account', response: { status: 200, schema: EndpointListOut } }, async (ctx) => {
+  defineRoute(router, { method: 'get', path: '/v1/endpoints', operationId: 'listEndpoints', example: { response: { data: [ENDPOINT_EXAMPLE] } }, summary: 'List the account\'s endpoints (secrets not included).', tag, auth: 'account', response: { status: 200, schema: EndpointListOut } }, async (ctx) => {
     const a = await account(ctx);
     return { data: (await listEndpoints(deps.db, a.id)).map(endpointOut) };
   });
 
-  defineRoute(router, { method: 'get', path: '/v1/endpoints/:id', summary: 'Read one endpoint.', tag, auth: 'account', response: { status: 200, schema: EndpointOut }, errors: [404] }, async (ctx) => {
+  defineRoute(router, { method: 'get', path: '/v1/endpoints/:id', operationId: 'getEndpoint', example: { response: ENDPOINT_EXAMPLE }, summary: 'Read one endpoint.', tag, auth: 'account', response: { status: 200, schema: EndpointOut }, errors: [404] }, async (ctx) => {
     return endpointOut(await found(ctx, await account(ctx)));
   });
 
-  defineRoute(router, { method: 'patch', path: '/v1/endpoints/:id', summary: 'Change URL, event types, description or enabled. Disabling cancels pending deliveries.', tag, auth: 'account', body: EndpointPatchIn, check: checkUrl, response: { status: 200, schema: EndpointOut }, errors: [402, 404] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'patch', path: '/v1/endpoints/:id', operationId: 'updateEndpoint', example: { body: { enabled: false }, response: { ...ENDPOINT_EXAMPLE, enabled: false } }, summary: 'Change URL, event types, description or enabled. Disabling cancels pending deliveries.', tag, auth: 'account', body: EndpointPatchIn, check: checkUrl, response: { status: 200, schema: EndpointOut }, errors: [402, 404] }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
     const before = await found(ctx, a);
@@ -63,18 +65,18 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return endpointOut(ep);
   });
 
-  defineRoute(router, { method: 'delete', path: '/v1/endpoints/:id', summary: 'Delete an endpoint; its pending deliveries end cancelled. Its delivery log stays readable.', tag, auth: 'account', response: { status: 204 }, errors: [404] }, async (ctx) => {
+  defineRoute(router, { method: 'delete', path: '/v1/endpoints/:id', operationId: 'deleteEndpoint', example: {}, summary: 'Delete an endpoint; its pending deliveries end cancelled. Its delivery log stays readable.', tag, auth: 'account', response: { status: 204 }, errors: [404] }, async (ctx) => {
     const a = await account(ctx);
     const ep = await found(ctx, a);
     await softDeleteEndpoint(deps.db, a.id, ep.id);
     await cancelEndpointDeliveries(deps, ep.id, 'endpoint deleted');
   });
 
-  defineRoute(router, { method: 'get', path: '/v1/endpoints/:id/secret', summary: 'Reveal the signing secret.', tag, auth: 'account', response: { status: 200, schema: SecretOut }, errors: [404] }, async (ctx) => {
+  defineRoute(router, { method: 'get', path: '/v1/endpoints/:id/secret', operationId: 'getEndpointSecret', example: { response: { secret: SECRET_EXAMPLE } }, summary: 'Reveal the signing secret.', tag, auth: 'account', response: { status: 200, schema: SecretOut }, errors: [404] }, async (ctx) => {
     return { secret: (await found(ctx, await account(ctx))).secret };
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/secret/rotate', summary: 'Issue a new signing secret; the previous one keeps signing for SECRET_ROTATION_OVERLAP (24 h).', tag, auth: 'account', response: { status: 200, schema: SecretOut }, errors: [402, 404] }, async (ctx) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/secret/rotate', operationId: 'rotateEndpointSecret', example: { response: { secret: 'whsec_Q2h4bmdlZF9zZWNyZXRfZXhhbXBsZQ1' } }, summary: 'Issue a new signing secret; the previous one keeps signing for SECRET_ROTATION_OVERLAP (24 h).', tag, auth: 'account', response: { status: 200, schema: SecretOut }, errors: [402, 404] }, async (ctx) => {
     const a = await account(ctx);
     paid(a);
     const ep = await rotateSecret(deps.db, a.id, (await found(ctx, a)).id, deps.cfg.SECRET_ROTATION_OVERLAP);
@@ -82,7 +84,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return { secret: ep.secret };
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/test', summary: 'Send a sample event of a type to this endpoint only, through the normal delivery path.', tag, auth: 'account', body: TestIn, response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/test', operationId: 'sendTestEvent', example: { body: { eventType: 'reward_unlocked' }, response: { deliveryId: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R' } }, summary: 'Send a sample event of a type to this endpoint only, through the normal delivery path.', tag, auth: 'account', body: TestIn, response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
     const ep = await found(ctx, a);
@@ -96,7 +98,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return { deliveryId: published.deliveries[0].id };
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/recover', summary: `Resend every undeliverable delivery of this endpoint created since a time (at most ${RECOVER_LIMIT}).`, tag, auth: 'account', body: RecoverIn, response: { status: 202, schema: RecoverOut }, errors: [402, 404, 409] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/recover', operationId: 'recoverEndpoint', example: { body: { since: '2025-02-08T00:00:00Z' }, response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'] } }, summary: `Resend every undeliverable delivery of this endpoint created since a time (at most ${RECOVER_LIMIT}).`, tag, auth: 'account', body: RecoverIn, response: { status: 202, schema: RecoverOut }, errors: [402, 404, 409] }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
     const ep = await found(ctx, a);

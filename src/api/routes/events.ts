@@ -13,12 +13,17 @@ export function eventsRouter(deps: ApiDeps): Router {
     {
       method: 'post',
       path: '/v1/events',
+      operationId: 'publishEvent',
+      example: {
+        body: { accountId: 'acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O', eventType: 'referrer_added', idempotencyKey: 'signup-384', data: EVENT_CATALOG.referrer_added.example },
+        response: { id: 'evt_01JM6Z5B2C4V6B8N0M2Q4W6E8Q', deliveries: [{ id: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R', endpointId: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z' }] },
+      },
       summary: 'Publish an event for an account (admin). One delivery per enabled endpoint subscribed to its type; idempotent on idempotencyKey.',
       tag: 'Events',
       auth: 'admin',
       body: EventIn,
-      response: { status: 202, schema: EventAcceptedOut },
-      errors: [404, 409, 413],
+      response: { status: 202, schema: EventAcceptedOut, headers: { 'Idempotent-Replayed': { description: '`true` when this is the original answer to an earlier request with the same idempotencyKey (nothing new was delivered).', schema: { type: 'string', enum: ['true'] } } } },
+      errors: [404, 409],
     },
     async (ctx, { body }) => {
       if (!isEventType(body.eventType)) {
