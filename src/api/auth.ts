@@ -3,6 +3,7 @@ import type { Queryable } from '../db/database';
 import { accountIdForApiKey, getAccount, tokensEqual, type AccountRow } from '../db/accounts';
 import { PORTAL_TOKEN_PREFIX, portalSigningKey, verifyPortalToken } from '../domain/portalToken';
 import { ApiError } from './errors';
+import { IdParam } from './schemas';
 
 export type Principal = { kind: 'admin' } | { kind: 'account'; accountId: string };
 
@@ -43,12 +44,15 @@ export function requireAdmin(ctx: Context): void {
  */
 export async function actingAccount(ctx: Context, db: Queryable): Promise<AccountRow> {
   const p = principal(ctx);
+  const q = ctx.query.accountId;
+  // Checked for every caller (an account key's is ignored), as the OpenAPI document says.
+  if (q !== undefined && (typeof q !== 'string' || !IdParam.safeParse(q).success)) {
+    throw ApiError.validation([{ path: 'query.accountId', message: 'must be one account id (1 to 64 characters, no NUL)' }]);
+  }
   let accountId: string;
   if (p.kind === 'account') accountId = p.accountId;
   else {
-    const q = ctx.query.accountId;
-    if (typeof q !== 'string' || !q) throw ApiError.validation([{ path: 'query.accountId', message: 'the admin token must name the account with ?accountId=' }]);
-    if (q.includes('\u0000') || q.length > 64) throw ApiError.validation([{ path: 'query.accountId', message: 'must be an account id (at most 64 characters, no NUL)' }]);
+    if (!q) throw ApiError.validation([{ path: 'query.accountId', message: 'the admin token must name the account with ?accountId=' }]);
     accountId = q;
   }
   const account = await getAccount(db, accountId);

@@ -38,7 +38,7 @@ const JS_SPACE = '\\t\\n\\u000b\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u202
 function overrides(): Map<z.ZodType, Json> {
   const eventTypeList = (description: string): Json => ({ type: 'array', minItems: 1, items: ref('EventType'), description });
   const subscribed = 'Event types to receive (at least one; duplicates are ignored).';
-  const trimmedName = { type: 'string', minLength: 1, maxLength: 200, pattern: `[^${JS_SPACE}]`, description: 'Leading and trailing white space is removed; it must not be empty.' };
+  const trimmedName = { type: 'string', minLength: 1, maxLength: 200, allOf: [{ pattern: `[^${JS_SPACE}]` }, { pattern: '^[^\\u0000]*$' }], description: 'Leading and trailing white space is removed; it must not be empty.' };
   return new Map<z.ZodType, Json>([
     [schemas.EndpointIn.shape.eventTypes, eventTypeList(subscribed)],
     [schemas.EndpointPatchIn.shape.eventTypes.unwrap(), eventTypeList(subscribed)],
@@ -49,11 +49,16 @@ function overrides(): Map<z.ZodType, Json> {
   ]);
 }
 
+/** Path ids and `?accountId=`, as the server checks them (IdParam, actingAccount). */
+const ID_SCHEMA = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[^\\u0000]*$' };
+
 const URL_DOC = {
   description:
     'The receiver\'s absolute URL, without credentials: `https`, or plain `http` for hosts in DESTINATION_ALLOW_CIDRS (or with ALLOW_HTTP). Every address the host resolves to must be public, or in DESTINATION_ALLOW_CIDRS; anything else is answered 400 naming `url`.',
   format: 'uri',
-  pattern: '^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@\\s]+([/?#][\\s\\S]*)?$',
+  // Mirrors normaliseEndpointUrl: white space around is trimmed; inside, no white space, control characters or
+  // backslashes anywhere, and an ASCII host without credentials.
+  pattern: '^[\\t\\n\\f\\r ]*[Hh][Tt][Tt][Pp][Ss]?://[\\x21-\\x22\\x24-\\x2e\\x30-\\x3e\\x41-\\x5b\\x5d-\\x7e]+([/?#][^\\s\\\\\\x00-\\x1f\\x7f]*)?[\\t\\n\\f\\r ]*$',
 };
 
 function componentSchemas(): Json {
@@ -112,7 +117,7 @@ function errorStatuses(r: AnyRoute): number[] {
   if (r.auth === 'account') statuses.add(400).add(404); // the admin's ?accountId=: missing → 400, unknown → 404
   if (r.query) statuses.add(400);
   if (r.method === 'post' || r.method === 'patch') statuses.add(400).add(413).add(415); // any body: not JSON → 400, too big → 413, not JSON typed → 415
-  if (r.path.includes(':')) statuses.add(404);
+  if (r.path.includes(':')) statuses.add(400).add(404); // a path id longer than 64 characters or with a NUL → 400
   return [...statuses].sort((a, b) => a - b);
 }
 
@@ -121,7 +126,7 @@ function operation(r: AnyRoute, componentsOut: Json): Json {
     name: m[1],
     in: 'path',
     required: true,
-    schema: { type: 'string', minLength: 1 },
+    schema: ID_SCHEMA,
     example: r.example.params?.[m[1]] ?? ID_EXAMPLES[r.path.split('/')[2]],
   }));
   if (r.query) {
@@ -138,7 +143,7 @@ function operation(r: AnyRoute, componentsOut: Json): Json {
       in: 'query',
       required: false,
       description: 'Admin token only, and then required: the account to act for (missing → 400, unknown → 404). Ignored for account keys, which always act for their own account.',
-      schema: { type: 'string' },
+      schema: ID_SCHEMA,
       example: ID_EXAMPLES.accounts,
     });
   }

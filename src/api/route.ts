@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { requireAdmin } from './auth';
 import { ApiError, fieldErrors, type FieldError } from './errors';
+import { IdParam } from './schemas';
 
 /**
  * A route declared once: its schemas validate requests at run time and describe the route in
@@ -49,7 +50,6 @@ export function parseWith<T extends z.ZodType>(schema: T, value: unknown, prefix
   return result.data;
 }
 
-export const IdParam = z.string().min(1).max(64).refine((s) => !s.includes('\u0000'), 'must not contain NUL (U+0000) characters');
 
 /** Path parameters (ids): a NUL or an absurd length is a 400 naming the parameter, never a database error. */
 function checkParams(params: Record<string, string> | undefined): void {

@@ -3,7 +3,7 @@ import { urlProblem } from './destinationPolicy';
 /**
  * What an endpoint URL is stored and shown as: the WHATWG-normalised `href` of what the customer
  * typed, with surrounding whitespace trimmed. A URL parser silently drops tabs and newlines,
- * reads `\` as `/` and folds full-width letters into ASCII, so a URL containing those would be
+ * reads `\` as `/` and folds full-width letters into ASCII, so a URL containing those (or any non-ASCII host) would be
  * stored as something other than what it looks like (`http://127.0.0.1\@evil.example/` goes to
  * 127.0.0.1): those are refused instead of being "fixed".
  */
@@ -16,8 +16,9 @@ export function normaliseEndpointUrl(typed: string): { href: string } | { proble
   const problem = urlProblem(raw);
   if (problem) return { problem };
   const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(raw)?.[1] ?? '';
-  if (authority.normalize('NFKC') !== authority) {
-    return { problem: 'the host contains look-alike characters (full-width or compatibility forms); type it in plain letters' };
+  // Full-width and other look-alike letters would be folded into ASCII by the parser.
+  if (/[^\x21-\x7e]/.test(authority)) {
+    return { problem: 'the host must be written in ASCII; write an internationalised domain name in its punycode (xn--…) form' };
   }
   return { href: new URL(raw).href };
 }

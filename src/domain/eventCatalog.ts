@@ -66,6 +66,15 @@ export const UnlockedReward = z
     } else if (r.side !== undefined && r.isReferrer !== undefined && (r.side === 'referrer') !== r.isReferrer) {
       ctx.addIssue({ code: 'custom', path: ['isReferrer'], message: `isReferrer=${r.isReferrer} contradicts side="${r.side}"` });
     }
+  })
+  // The same rule in JSON Schema, for the OpenAPI document: one of them, or both agreeing.
+  .meta({
+    anyOf: [
+      { required: ['side'], not: { required: ['isReferrer'] } },
+      { required: ['isReferrer'], not: { required: ['side'] } },
+      { required: ['side', 'isReferrer'], properties: { side: { const: 'referrer' }, isReferrer: { const: true } } },
+      { required: ['side', 'isReferrer'], properties: { side: { const: 'referee' }, isReferrer: { const: false } } },
+    ],
   });
 
 export const RewardUnlockedData = Participant.extend({ reward: UnlockedReward });

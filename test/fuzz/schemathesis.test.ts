@@ -109,7 +109,8 @@ test.each([
 ] as const)('when schemathesis fuzzes the API with the %s, then every check passes on every operation', async (name, token, extra) => {
   const run = await schemathesis(name, token(), typeof extra === 'function' ? extra() : extra);
   const summary = `schemathesis ${VERSION} (${name}, seed ${SEED}, ${Math.round(run.ms / 1000)} s; report in ${join(reportRoot, name)}):\n${run.output.slice(-20_000)}`;
-  expect({ exitCode: run.code, summary }).toEqual({ exitCode: 0, summary });
+  // The failures themselves, not a collapsed diff, in the test's output.
+  if (run.code !== 0) throw new Error(`schemathesis exited with ${run.code}\n${summary}`);
   // Nothing the fuzzer did made the service POST anywhere but the loopback receiver.
   expect(receiver.requests.every((r) => r.path.startsWith('/webhooks'))).toBe(true);
 }, 600_000);
