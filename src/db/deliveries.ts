@@ -172,9 +172,10 @@ export interface AttemptRecord {
 
 /**
  * Records attempts and their deliveries' counters in one statement, numbered per delivery; a
- * successful attempt also finishes its delivery (saving the workflow a second activity) and
- * ends the endpoint's failure streak. Returns each attempt's number, in input order (0 for an
- * attempt of a series that was resent meanwhile: the resent delivery is left alone).
+ * successful attempt also finishes its delivery (saving the workflow a second activity), even one
+ * cancelled or ended while the request was in flight, and ends the endpoint's failure streak.
+ * Returns each attempt's number, in input order (0 for an attempt of a series that was resent
+ * meanwhile: the resent delivery is left alone).
  */
 export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): Promise<number[]> {
   if (attempts.length === 0) return [];
@@ -186,9 +187,12 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
      ), upd as (
        update deliveries d set attempt_count = d.attempt_count + 1, last_attempt_at = t.started_at, next_attempt_at = t.next_attempt_at, updated_at = now(),
          workflow_id = case when t.hand_over_to is not null and d.status = 'pending' then t.hand_over_to else d.workflow_id end,
-         status = case when t.delivered and d.status = 'pending' then 'delivered' else d.status end,
-         delivered_at = case when t.delivered and d.status = 'pending' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.delivered_at end,
-         finished_at = case when t.delivered and d.status = 'pending' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.finished_at end
+         -- A 2xx is what happened, also for an attempt that was in flight while the endpoint was
+         -- deleted or disabled (the delivery was cancelled meanwhile): delivered, no reason left.
+         status = case when t.delivered and d.status <> 'delivered' then 'delivered' else d.status end,
+         final_reason = case when t.delivered and d.status <> 'delivered' then null else d.final_reason end,
+         delivered_at = case when t.delivered and d.status <> 'delivered' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.delivered_at end,
+         finished_at = case when t.delivered and d.status <> 'delivered' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.finished_at end
        from t where d.id = any($1::text[]) and d.id = t.delivery_id -- any(): the primary key index, not a scan
          and d.series = t.series -- an attempt of an older series never touches a resent one
        returning d.id, d.attempt_count as attempt, d.endpoint_id, t.series, t.started_at, t.duration_ms, t.status_code, t.error, t.response_body, t.delivered
