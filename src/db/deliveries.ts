@@ -137,6 +137,36 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
   });
 }
 
+/** Why a delivery may or may not be sent now: its ownership and its endpoint's and account's state. */
+export interface SendCheck {
+  id: string;
+  /** Still pending in the given series and owned by the asking workflow. */
+  owned: boolean;
+  status: DeliveryStatus;
+  endpoint_enabled: boolean;
+  endpoint_deleted: boolean;
+  plan: string;
+  payload_purged: boolean;
+}
+
+/**
+ * The check right before a wave of requests that the claim statement did not cover (they waited
+ * for a free slot): in one read, whether each delivery is still pending and owned by `workflowId`,
+ * and whether its endpoint and account still allow sending.
+ */
+export async function checkBeforeSend(db: Queryable, targets: { id: string; series: number }[], workflowId: string): Promise<Map<string, SendCheck>> {
+  if (targets.length === 0) return new Map();
+  const rows = await db.query<SendCheck>(
+    `select d.id, d.status, (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text) as owned,
+            ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
+            (ev.purged_at is not null) as payload_purged
+     from unnest($1::text[], $2::int[]) as t(id, series) join deliveries d on d.id = t.id and d.id = any($1::text[])
+     join endpoints ep on ep.id = d.endpoint_id join accounts a on a.id = d.account_id join events ev on ev.id = d.event_id`,
+    [targets.map((t) => t.id), targets.map((t) => t.series), workflowId],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
 /**
  * A first-attempt batch hands its deliveries (pending, same series, owned by it or not claimed at
  * all, e.g. when the database failed before its claim) to their own retry workflows; returns the
