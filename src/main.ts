@@ -17,6 +17,7 @@ import { portalLink } from './api/routes/accounts';
 import { addDatabaseGauges, temporalHealth, destinationGuard, ensureDemoAccount, openAppDatabase, resolveAdminToken, webhookSender } from './bootstrap';
 import { deliveryMetrics, Registry } from './metrics';
 import { ConfigError, loadConfig, type Config } from './config';
+import { SendStops } from './http/sendStops';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
 import { devServerExecutable } from './temporal/binaries';
@@ -69,12 +70,14 @@ async function main() {
 
   const metrics = new Registry();
   addDatabaseGauges(metrics, db);
-  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r) } });
+  // API and worker in one process: a delete, disable or downgrade also aborts requests not yet on the wire.
+  const sendStops = new SendStops();
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), sendStops } });
   const workerRun = worker.run();
   await ensureRetentionSchedule(client, cfg);
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
 
-  const app = createApp({ cfg, db, dispatcher, guard, log, metrics, adminToken: admin.token, temporalReady: temporalHealth(connection) });
+  const app = createApp({ cfg, db, dispatcher, guard, log, metrics, adminToken: admin.token, temporalReady: temporalHealth(connection), sendStops });
   const server: Server = app.listen(cfg.PORT, cfg.HOST);
   await once(server, 'listening');
   const bound = server.address() as AddressInfo;

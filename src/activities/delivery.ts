@@ -1,11 +1,13 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
-import { claimForAttempt, finishDelivery, handOver, recordAttempts, type AttemptContext, type AttemptRecord } from '../db/deliveries';
+import { checkBeforeSend, claimForAttempt, finishDelivery, handOver, recordAttempts, type AttemptContext, type AttemptRecord, type SendCheck } from '../db/deliveries';
 import { activeSecrets, disableEndpoint, recordEndpointFailure } from '../db/endpoints';
 import { FailureType, finalOutcome, type DeliveryStatus } from '../domain/errors';
 import { workflowIdFor } from '../domain/workflowIds';
 import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
 import { signatureHeaders } from '../domain/signing';
+import { SendSlots } from '../http/sendSlots';
+import { SendStops } from '../http/sendStops';
 import type { SendResult, WebhookSender } from '../http/sendWebhook';
 import type { Logger } from '../logger';
 import { statusClass, type DeliveryMetrics } from '../metrics';
@@ -78,6 +80,10 @@ export interface DeliveryActivityDeps {
   now?: () => number | Promise<number>;
   /** Starts `delivery-<id>` retry workflows (idempotent): the worker's Dispatcher. */
   startRetryWorkflows?: (request: RetryStartRequest) => Promise<void>;
+  /** Requests outstanding per origin (default: REQUESTS_PER_ORIGIN for this set of activities). */
+  slots?: SendSlots;
+  /** Shared with the API when both run in one process: its stops abort requests not yet on the wire. */
+  sendStops?: SendStops;
 }
 
 /** One attempt's facts: what was sent, what came back, and what follows. */
@@ -121,7 +127,15 @@ function callerWorkflowId(): string {
  * the fast ones for long (a crash then re-sends only what was really in flight). After a write
  * fails for good, every later record fails too: the batch as a whole is retried or handed over.
  */
-function attemptRecorder(db: Queryable, expected: number, lingerMs = 100): (record: AttemptRecord) => Promise<number> {
+interface AttemptRecorder {
+  record(record: AttemptRecord): Promise<number>;
+  /** One of the expected attempts will not be made (the delivery was cancelled before its wave). */
+  drop(): void;
+  /** A write failed for good: no further request may start (it could not be recorded). */
+  readonly failed: boolean;
+}
+
+function attemptRecorder(db: Queryable, expected: number, lingerMs = 100): AttemptRecorder {
   let queue: { record: AttemptRecord; resolve(n: number): void; reject(err: unknown): void }[] = [];
   let outstanding = expected;
   let writing = false;
@@ -151,15 +165,24 @@ function attemptRecorder(db: Queryable, expected: number, lingerMs = 100): (reco
     if (queue.length >= outstanding || failed) void write();
     else timer ??= setTimeout(() => void write(), lingerMs);
   };
-  return (record) =>
-    new Promise<number>((resolve, reject) => {
-      queue.push({ record, resolve, reject });
+  return {
+    record: (record) =>
+      new Promise<number>((resolve, reject) => {
+        queue.push({ record, resolve, reject });
+        schedule();
+      }),
+    drop() {
+      outstanding--;
       schedule();
-    });
+    },
+    get failed() {
+      return failed !== undefined;
+    },
+  };
 }
 
 /** Why a pending delivery must not be attempted any more, if it must not. */
-function stopReason(ctx: AttemptContext): string | undefined {
+function stopReason(ctx: Pick<AttemptContext, 'endpoint_deleted' | 'endpoint_enabled' | 'plan' | 'payload_purged'>): string | undefined {
   if (ctx.endpoint_deleted) return 'endpoint deleted';
   if (!ctx.endpoint_enabled) return 'endpoint disabled';
   if (ctx.plan !== 'paid') return 'account is not on a paid plan';
@@ -170,16 +193,31 @@ function stopReason(ctx: AttemptContext): string | undefined {
 /** Activities of the delivery workflows; the worker injects the database, HTTP sender and clock. */
 export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   const now = deps.now ?? Date.now;
+  const slots = deps.slots ?? new SendSlots();
+  const stops = deps.sendStops ?? new SendStops();
+  const STOPPED = 'stopped before the request was sent: endpoint deleted or disabled, or account downgraded';
 
-  /** Signs and sends one attempt (the endpoint's current URL and secrets) and classifies the answer. */
-  async function attempt(ctx: AttemptContext, seriesAttempt: number, input: { schedule: RetrySchedule; windowEndsAtMs: number }): Promise<Attempted> {
+  /**
+   * Signs and sends one attempt (the endpoint's current URL and secrets) and classifies the answer.
+   * `mark` was taken before the check that cleared it; undefined when the API stopped the
+   * endpoint since (in this process) and nothing was sent.
+   */
+  async function attempt(ctx: AttemptContext, seriesAttempt: number, input: { schedule: RetrySchedule; windowEndsAtMs: number }, mark: number): Promise<Attempted | undefined> {
     const startedAtMs = await now();
     const headers = {
       'content-type': 'application/json',
       'user-agent': USER_AGENT,
       ...signatureHeaders(activeSecrets(ctx, new Date(startedAtMs)), ctx.delivery.id, Math.floor(startedAtMs / 1000), ctx.body),
     };
-    const result = await deps.send(ctx.url, headers, ctx.body);
+    const ticket = stops.ticket(ctx.delivery.endpoint_id, mark);
+    if (!ticket) return undefined;
+    let result: SendResult;
+    try {
+      result = await deps.send(ctx.url, headers, ctx.body, ticket.signal);
+    } finally {
+      ticket.done();
+    }
+    if (result.aborted) return undefined;
     const ok = result.statusCode !== undefined && result.statusCode >= 200 && result.statusCode < 300;
     deps.metrics?.attempts.inc({ outcome: statusClass(result) });
     deps.metrics?.attemptSeconds.observe(result.durationMs / 1000);
@@ -251,6 +289,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number; finished: boolean }> {
     const info = Context.current().info;
     const seriesAttempt = info.attempt + (input.attemptOffset ?? 0);
+    let mark = stops.mark();
     const [ctx] = await claimForAttempt(deps.db, [{ id: input.deliveryId, series: input.series }], callerWorkflowId());
     const stop = (reason: string) => ApplicationFailure.create({ type: FailureType.Cancelled, message: reason, nonRetryable: true });
     if (!ctx) throw stop('delivery not found');
@@ -263,7 +302,27 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const why = stopReason(ctx);
     if (why) throw stop(why);
 
-    const a = await attempt(ctx, seriesAttempt, input);
+    // The claim was the check when a slot is free now; after waiting for one, check again.
+    let release = slots.tryAcquire(ctx.url);
+    if (!release) {
+      release = await slots.acquire(ctx.url);
+      mark = stops.mark();
+      const check = (await persistently(() => checkBeforeSend(deps.db, [{ id: ctx.delivery.id, series: input.series }], callerWorkflowId()))).get(ctx.delivery.id);
+      const whyNow = check && (check.owned ? stopReason(check) : `delivery is ${check.status}, no longer this workflow's to send`);
+      if (!check || whyNow) {
+        release();
+        if (check?.owned) throw stop(whyNow!);
+        if (check?.status === 'pending') throw ApplicationFailure.create({ type: FailureType.Superseded, message: whyNow!, nonRetryable: true });
+        throw stop(whyNow ?? 'delivery not found');
+      }
+    }
+    let a: Attempted | undefined;
+    try {
+      a = await attempt(ctx, seriesAttempt, input, mark);
+    } finally {
+      release();
+    }
+    if (!a) throw stop(STOPPED);
     // The request is out: a database blip now must not turn into a second POST, so the write is
     // retried here for a while before the attempt as a whole is failed (and later repeated).
     const [attemptNumber] = await persistently(() => recordAttempts(deps.db, [attemptRecord(a)]));
@@ -281,14 +340,52 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   }
 
   /**
+   * Checks deliveries that waited for a send slot right before they are sent, gathering those
+   * whose slots came free together (in the same turn of the event loop, or while the previous
+   * check ran) into one read.
+   */
+  function waveChecker(workflowId: string): (id: string, series: number) => Promise<{ check?: SendCheck; mark: number }> {
+    let wave: { id: string; series: number; resolve(c: { check?: SendCheck; mark: number }): void; reject(err: unknown): void }[] = [];
+    let running = false;
+    let scheduled = false;
+    const run = async () => {
+      scheduled = false;
+      if (running || wave.length === 0) return;
+      running = true;
+      const taken = wave;
+      wave = [];
+      try {
+        const mark = stops.mark();
+        const checks = await persistently(() => checkBeforeSend(deps.db, taken, workflowId));
+        for (const t of taken) t.resolve({ check: checks.get(t.id), mark });
+      } catch (err) {
+        for (const t of taken) t.reject(err);
+      }
+      running = false;
+      if (wave.length) void run();
+    };
+    return (id, series) =>
+      new Promise((resolve, reject) => {
+        wave.push({ id, series, resolve, reject });
+        if (!scheduled && !running) {
+          scheduled = true;
+          setImmediate(() => void run());
+        }
+      });
+  }
+
+  /**
    * The first attempt of a batch of deliveries (one account), sent concurrently and recorded in
-   * as few writes as their finishing times allow. Deliveries that must be retried are handed over
-   * to their own retry workflow (the owner is switched in the same write) and returned for the
-   * batch workflow to start.
+   * as few writes as their finishing times allow. No request waits in a queue after its check:
+   * one that cannot start at once (its origin's slots are taken) is checked again when it can,
+   * so a delete, disable or downgrade answered by the API stops every request not yet started.
+   * Deliveries that must be retried are handed over to their own retry workflow (the owner is
+   * switched in the same write) and returned for the batch workflow to start.
    */
   async function postBatch(input: PostBatchInput): Promise<PostBatchResult> {
     const batchId = callerWorkflowId();
     const series = new Map(input.deliveries.map((d) => [d.deliveryId, d.series]));
+    const claimMark = stops.mark();
     const contexts = await claimForAttempt(deps.db, input.deliveries.map((d) => ({ id: d.deliveryId, series: d.series })), batchId);
     const out: PostBatchResult = { delivered: 0, finished: 0, skipped: 0, retrying: [] };
     const handOff = (ctx: AttemptContext, delayMs: number): HandOff => ({
@@ -297,8 +394,11 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       delayMs,
       meta: { endpointId: ctx.delivery.endpoint_id, eventType: ctx.delivery.event_type, url: ctx.url },
     });
+    // Sorted without awaiting anything: the claim is the check of the requests that start at once,
+    // so nothing may run between it and them (the bookkeeping below waits until they started).
     const toSend: AttemptContext[] = [];
-    const nowMs = await now();
+    const stopped: { ctx: AttemptContext; why: string }[] = [];
+    const resumed: AttemptContext[] = [];
     for (const ctx of contexts) {
       const d = ctx.delivery;
       if (d.series !== series.get(d.id) || d.status !== 'pending') {
@@ -306,32 +406,79 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       } else if (!ctx.claimed) {
         // Handed over by an earlier run of this batch whose result was lost: start its workflow
         // again (idempotent). Owned by anyone else: that workflow sends it.
-        if (d.workflow_id === workflowIdFor(d.id, d.series)) out.retrying.push(handOff(ctx, Math.max(0, (d.next_attempt_at?.getTime() ?? nowMs) - nowMs)));
+        if (d.workflow_id === workflowIdFor(d.id, d.series)) resumed.push(ctx);
         else out.skipped++;
       } else {
         const why = stopReason(ctx);
-        if (why) {
-          await persistently(() => recordOutcome({ deliveryId: d.id, series: d.series, status: 'cancelled', reason: why }));
-          out.finished++;
-        } else toSend.push(ctx);
+        if (why) stopped.push({ ctx, why });
+        else toSend.push(ctx);
       }
     }
 
-    const record = attemptRecorder(deps.db, toSend.length);
+    const recorder = attemptRecorder(deps.db, toSend.length);
+    const send = async (ctx: AttemptContext, release: () => void, mark: number): Promise<Attempted | 'finished'> => {
+      let a: Attempted | undefined;
+      try {
+        a = await attempt(ctx, 1, input, mark);
+      } finally {
+        release();
+      }
+      if (!a) {
+        // Nothing was sent. The API cancels it too; recording it here leaves nothing pending if it could not.
+        recorder.drop();
+        await persistently(() => recordOutcome({ deliveryId: ctx.delivery.id, series: ctx.delivery.series, status: 'cancelled', reason: STOPPED }));
+        return 'finished';
+      }
+      // A failed one is handed to its own retry workflow in the same write.
+      const n = await recorder.record(attemptRecord(a, a.nextAttemptAtMs === undefined ? undefined : workflowIdFor(ctx.delivery.id, ctx.delivery.series)));
+      logAttempt(a, n);
+      return a;
+    };
+    // Requests start only when they can start at once (a free slot of their origin). The claim
+    // above was the check for those that can; the others wait for a slot and are checked again,
+    // in one read per wave, right before they are sent.
+    const checkedWave = waveChecker(batchId);
+    const sending = toSend.map(async (ctx): Promise<Attempted | 'finished' | 'skipped'> => {
+      const free = slots.tryAcquire(ctx.url);
+      if (free) return send(ctx, free, claimMark);
+      const release = await slots.acquire(ctx.url);
+      let checked: { check?: SendCheck; mark: number };
+      try {
+        if (recorder.failed) throw new Error('recording this batch failed: no further request may start');
+        checked = await checkedWave(ctx.delivery.id, ctx.delivery.series);
+      } catch (err) {
+        release();
+        throw err;
+      }
+      const { check, mark } = checked;
+      const why = !check ? 'delivery not found' : check.owned ? stopReason(check) : `delivery is ${check.status}, no longer this batch's to send`;
+      if (!why) return send(ctx, release, mark);
+      release();
+      recorder.drop();
+      if (!check?.owned) return check?.status === 'cancelled' ? 'finished' : 'skipped'; // cancelled by the API, or handed over
+      await persistently(() => recordOutcome({ deliveryId: ctx.delivery.id, series: ctx.delivery.series, status: 'cancelled', reason: why }));
+      return 'finished';
+    });
+    // Bookkeeping that could wait until the first requests started.
+    const bookkeeping = Promise.allSettled([(async () => {
+      for (const { ctx, why } of stopped) {
+        await persistently(() => recordOutcome({ deliveryId: ctx.delivery.id, series: ctx.delivery.series, status: 'cancelled', reason: why }));
+        out.finished++;
+      }
+      const nowMs = await now();
+      for (const ctx of resumed) out.retrying.push(handOff(ctx, Math.max(0, (ctx.delivery.next_attempt_at?.getTime() ?? nowMs) - nowMs)));
+    })()]);
     // Settled, not all: when a write fails, no request of this run may still be in flight once
     // the batch hands everything over to retry workflows.
-    const settled = await Promise.allSettled(
-      toSend.map(async (ctx) => {
-        const a = await attempt(ctx, 1, input);
-        // A failed one is handed to its own retry workflow in the same write.
-        const n = await record(attemptRecord(a, a.nextAttemptAtMs === undefined ? undefined : workflowIdFor(ctx.delivery.id, ctx.delivery.series)));
-        logAttempt(a, n);
-        return a;
-      }),
-    );
-    const failed = settled.find((r) => r.status === 'rejected');
+    const settled = await Promise.allSettled(sending);
+    const failed = [...settled, ...(await bookkeeping)].find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    const attempted = settled.map((r) => (r as PromiseFulfilledResult<Attempted>).value);
+    const attempted: Attempted[] = [];
+    for (const r of settled as PromiseFulfilledResult<Attempted | 'finished' | 'skipped'>[]) {
+      if (r.value === 'finished') out.finished++;
+      else if (r.value === 'skipped') out.skipped++;
+      else attempted.push(r.value);
+    }
 
     for (const a of attempted) {
       const d = a.ctx.delivery;

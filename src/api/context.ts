@@ -1,6 +1,7 @@
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import type { DestinationGuard } from '../http/destinationGuard';
+import type { SendStops } from '../http/sendStops';
 import type { Logger } from '../logger';
 import type { Registry } from '../metrics';
 import type { Dispatcher } from '../services/dispatcher';
@@ -15,6 +16,8 @@ export interface ApiDeps {
   adminToken: string;
   /** Served at /metrics (admin token unless METRICS_PUBLIC). */
   metrics?: Registry;
+  /** The worker's, when it runs in this process: a delete, disable or downgrade aborts its requests not yet sent. */
+  sendStops?: SendStops;
   /** Readiness probe of Temporal, used by /readyz. */
   temporalReady?: () => Promise<boolean>;
 }

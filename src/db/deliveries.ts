@@ -137,6 +137,36 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
   });
 }
 
+/** Why a delivery may or may not be sent now: its ownership and its endpoint's and account's state. */
+export interface SendCheck {
+  id: string;
+  /** Still pending in the given series and owned by the asking workflow. */
+  owned: boolean;
+  status: DeliveryStatus;
+  endpoint_enabled: boolean;
+  endpoint_deleted: boolean;
+  plan: string;
+  payload_purged: boolean;
+}
+
+/**
+ * The check right before a wave of requests that the claim statement did not cover (they waited
+ * for a free slot): in one read, whether each delivery is still pending and owned by `workflowId`,
+ * and whether its endpoint and account still allow sending.
+ */
+export async function checkBeforeSend(db: Queryable, targets: { id: string; series: number }[], workflowId: string): Promise<Map<string, SendCheck>> {
+  if (targets.length === 0) return new Map();
+  const rows = await db.query<SendCheck>(
+    `select d.id, d.status, (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text) as owned,
+            ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
+            (ev.purged_at is not null) as payload_purged
+     from unnest($1::text[], $2::int[]) as t(id, series) join deliveries d on d.id = t.id and d.id = any($1::text[])
+     join endpoints ep on ep.id = d.endpoint_id join accounts a on a.id = d.account_id join events ev on ev.id = d.event_id`,
+    [targets.map((t) => t.id), targets.map((t) => t.series), workflowId],
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
 /**
  * A first-attempt batch hands its deliveries (pending, same series, owned by it or not claimed at
  * all, e.g. when the database failed before its claim) to their own retry workflows; returns the
@@ -172,9 +202,10 @@ export interface AttemptRecord {
 
 /**
  * Records attempts and their deliveries' counters in one statement, numbered per delivery; a
- * successful attempt also finishes its delivery (saving the workflow a second activity) and
- * ends the endpoint's failure streak. Returns each attempt's number, in input order (0 for an
- * attempt of a series that was resent meanwhile: the resent delivery is left alone).
+ * successful attempt also finishes its delivery (saving the workflow a second activity), even one
+ * cancelled or ended while the request was in flight, and ends the endpoint's failure streak.
+ * Returns each attempt's number, in input order (0 for an attempt of a series that was resent
+ * meanwhile: the resent delivery is left alone).
  */
 export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): Promise<number[]> {
   if (attempts.length === 0) return [];
@@ -186,9 +217,12 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
      ), upd as (
        update deliveries d set attempt_count = d.attempt_count + 1, last_attempt_at = t.started_at, next_attempt_at = t.next_attempt_at, updated_at = now(),
          workflow_id = case when t.hand_over_to is not null and d.status = 'pending' then t.hand_over_to else d.workflow_id end,
-         status = case when t.delivered and d.status = 'pending' then 'delivered' else d.status end,
-         delivered_at = case when t.delivered and d.status = 'pending' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.delivered_at end,
-         finished_at = case when t.delivered and d.status = 'pending' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.finished_at end
+         -- A 2xx is what happened, also for an attempt that was in flight while the endpoint was
+         -- deleted or disabled (the delivery was cancelled meanwhile): delivered, no reason left.
+         status = case when t.delivered and d.status <> 'delivered' then 'delivered' else d.status end,
+         final_reason = case when t.delivered and d.status <> 'delivered' then null else d.final_reason end,
+         delivered_at = case when t.delivered and d.status <> 'delivered' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.delivered_at end,
+         finished_at = case when t.delivered and d.status <> 'delivered' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.finished_at end
        from t where d.id = any($1::text[]) and d.id = t.delivery_id -- any(): the primary key index, not a scan
          and d.series = t.series -- an attempt of an older series never touches a resent one
        returning d.id, d.attempt_count as attempt, d.endpoint_id, t.series, t.started_at, t.duration_ms, t.status_code, t.error, t.response_body, t.delivered

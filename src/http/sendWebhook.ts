@@ -12,10 +12,16 @@ export interface SendResult {
   timedOut?: boolean;
   /** The destination policy refused the address at connect time. */
   forbidden?: boolean;
+  /** Stopped by `signal` before any of the request reached the OS: nothing was sent. */
+  aborted?: boolean;
   durationMs: number;
 }
 
-export type WebhookSender = (url: string, headers: Record<string, string>, body: string) => Promise<SendResult>;
+/**
+ * `signal` stops a request that has not been handed to the OS yet (e.g. still connecting); once
+ * its bytes are out, the request runs to its end and its answer counts.
+ */
+export type WebhookSender = (url: string, headers: Record<string, string>, body: string, signal?: AbortSignal) => Promise<SendResult>;
 
 export interface SenderOptions {
   timeoutMs: number;
@@ -31,14 +37,22 @@ export interface SenderOptions {
  * reuses connections (keep-alive) across deliveries to the same host.
  */
 export function createWebhookSender(opts: SenderOptions): { send: WebhookSender; close(): void } {
-  const agentOptions = { keepAlive: true, maxSockets: 50, lookup: opts.lookup };
+  // No per-host socket cap here: a request the agent queued would start long after its sender
+  // checked the endpoint. The delivery activities cap requests per origin (SendSlots) *before*
+  // that check instead.
+  const agentOptions = { keepAlive: true, lookup: opts.lookup };
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent(agentOptions);
 
-  const send: WebhookSender = (rawUrl, headers, body) =>
+  const send: WebhookSender = (rawUrl, headers, body, signal) =>
     new Promise((resolve) => {
       const started = performance.now();
-      const done = (r: Omit<SendResult, 'durationMs'>) => resolve({ ...r, durationMs: Math.round(performance.now() - started) });
+      let onAbort: (() => void) | undefined;
+      const done = (r: Omit<SendResult, 'durationMs'>) => {
+        if (onAbort) signal?.removeEventListener('abort', onAbort);
+        resolve({ ...r, durationMs: Math.round(performance.now() - started) });
+      };
+      if (signal?.aborted) return done({ error: 'stopped before the request was sent', aborted: true });
       let url: URL;
       try {
         url = new URL(rawUrl);
@@ -98,6 +112,17 @@ export function createWebhookSender(opts: SenderOptions): { send: WebhookSender;
         res.on('error', finish);
         res.on('aborted', finish);
       });
+      if (signal) {
+        onAbort = () => {
+          // 'finish': every byte was handed to the OS; from then on the request is in flight.
+          if (finished || req.writableFinished) return;
+          finished = true;
+          clearTimeout(timer);
+          req.destroy();
+          done({ error: 'stopped before the request was sent', aborted: true });
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
       req.end(payload);
     });
 

@@ -11,6 +11,7 @@ import { deliveryMetrics, Registry } from '../../src/metrics';
 import { loadConfig, type Config } from '../../src/config';
 import type { Database } from '../../src/db/database';
 import { createLogger, silentLogger } from '../../src/logger';
+import { SendStops } from '../../src/http/sendStops';
 import { Dispatcher } from '../../src/services/dispatcher';
 import { installTemporalRuntime } from '../../src/temporal/runtime';
 import { createDeliveryWorker } from '../../src/temporal/worker';
@@ -53,6 +54,8 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
 
   const metrics = new Registry();
   addDatabaseGauges(metrics, db);
+  // Like `npm start`: the worker in this process shares the API's stops.
+  const sendStops = new SendStops();
   let worker: Worker | undefined;
   let workerRun: Promise<void> | undefined;
   // Like `npm start`: with a worker, the client shares its NativeConnection and starts are eager.
@@ -64,12 +67,12 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
       connection: nativeConnection,
       cfg,
       workflowBundle: { code: readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8') },
-      activityDeps: { db, send: sender.send, log: silentLogger, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r) },
+      activityDeps: { db, send: sender.send, log: silentLogger, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), sendStops },
     });
     workerRun = worker.run();
   }
 
-  const app = createApp({ cfg, db, dispatcher, guard, metrics, temporalReady: temporalHealth(connection), log: process.env.DEBUG_TESTS ? createLogger('debug') : silentLogger, adminToken });
+  const app = createApp({ cfg, db, dispatcher, guard, metrics, temporalReady: temporalHealth(connection), log: process.env.DEBUG_TESTS ? createLogger('debug') : silentLogger, adminToken, sendStops: nativeConnection ? sendStops : undefined });
   const server: Server = await new Promise((ok) => {
     const s = app.listen(0, '127.0.0.1', () => ok(s));
   });

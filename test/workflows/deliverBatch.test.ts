@@ -1,5 +1,5 @@
-import { attemptsOf, claimForAttempt, finishDelivery, getDelivery, recordAttempts, startNewSeries } from '../../src/db/deliveries';
-import { createEndpoint, getEndpoint } from '../../src/db/endpoints';
+import { attemptsOf, cancelPendingOfEndpoint, claimForAttempt, finishDelivery, getDelivery, recordAttempts, startNewSeries } from '../../src/db/deliveries';
+import { createEndpoint, getEndpoint, updateEndpoint } from '../../src/db/endpoints';
 import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
 import { waitFor } from '../helpers/receiver';
 import { timeSkippingSuite } from '../helpers/timeSkipping';
@@ -168,4 +168,50 @@ test('when a delivery was resent while an attempt of its old series was in fligh
   expect(stale.claimed).toBe(false);
   const [fresh] = await claimForAttempt(suite.db, [{ id: deliveryId, series: 2 }], `delivery-${deliveryId}-2`);
   expect(fresh.claimed).toBe(true);
+});
+
+test('when endpoints are disabled while a batch waits for send slots, then the waiting deliveries are checked again and never sent, and the ones in flight are logged as what happened', async () => {
+  // 60 deliveries to one origin: 50 start at once (the claim was their check), 10 wait for a slot.
+  const { account, endpoint: ok } = await accountWithEndpoint(suite.db, `${suite.receiver.url}/ok`);
+  const failing = await createEndpoint(suite.db, account.id, { url: `${suite.receiver.url}/fail`, eventTypes: ['referrer_added'] });
+  const quiet = await createEndpoint(suite.db, account.id, { url: `${suite.receiver.url}/quiet`, eventTypes: ['referrer_added'] });
+  const endpointOf = new Map<string, string>();
+  for (let i = 0; i < 20; i++) {
+    for (const ep of [ok, failing, quiet]) endpointOf.set((await storedDelivery(suite.db, account.id, ep.id)).deliveryId, ep.id);
+  }
+  const ids = [...endpointOf.keys()];
+  suite.receiver.respond = (req) => ({ status: req.path.endsWith('/fail') ? 503 : 200, delayMs: 1_500 });
+
+  const { batch, retries } = await suite.deliverBatch(account.id, ids, async () => {
+    await waitFor(() => suite.receiver.requests.length === 50 || undefined, 'the first 50 requests');
+    // As the API does: `ok` and `failing` disabled and their pending deliveries cancelled; `quiet`
+    // only disabled (its deliveries still pending: the batch itself must not send them).
+    for (const ep of [ok, failing]) {
+      await updateEndpoint(suite.db, account.id, ep.id, { enabled: false });
+      await cancelPendingOfEndpoint(suite.db, ep.id, 'endpoint disabled');
+    }
+    await updateEndpoint(suite.db, account.id, quiet.id, { enabled: false });
+  });
+
+  expect(suite.receiver.requests).toHaveLength(50); // nothing started after the disable
+  const sent = new Set(suite.receiver.requests.map((r) => String(r.headers['webhook-id'])));
+  let delivered = 0;
+  for (const id of ids) {
+    const d = (await getDelivery(suite.db, account.id, id))!;
+    const ep = endpointOf.get(id);
+    if (!sent.has(id)) {
+      expect([id, d.status, d.attempt_count]).toEqual([id, 'cancelled', 0]);
+      if (ep === quiet.id) expect(d.final_reason).toBe('endpoint disabled');
+    } else if (ep === failing.id) {
+      // In flight when cancelled, then failed: stays cancelled, and no retry workflow.
+      expect([id, d.status, d.attempt_count]).toEqual([id, 'cancelled', 1]);
+    } else {
+      // In flight when cancelled (or disabled), then 2xx: delivered, no reason left.
+      expect([id, d.status, d.final_reason, d.attempt_count]).toEqual([id, 'delivered', null, 1]);
+      delivered++;
+    }
+  }
+  expect(sent.size).toBe(50);
+  expect(retries.size).toBe(0); // (the batch offers the failed ones for hand-over; cancelled, none is taken)
+  expect(batch.delivered).toBe(delivered);
 });
