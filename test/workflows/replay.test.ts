@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { installTemporalRuntime } from '../../src/temporal/runtime';
 import { readableText } from '../helpers/historyJson';
 import { EXPECTED_PATHS, HISTORIES_DIR, loadHistories, replayFailures } from '../helpers/replay';
 
@@ -11,6 +12,7 @@ import { EXPECTED_PATHS, HISTORIES_DIR, loadHistories, replayFailures } from '..
  */
 describe('recorded workflow histories', () => {
   const histories = loadHistories();
+  beforeAll(() => installTemporalRuntime({ level: 'ERROR' }));
 
   test('when the recordings are listed, then every workflow type and path has one', () => {
     const files = histories.map((h) => h.file.replace(/\.json$/, ''));

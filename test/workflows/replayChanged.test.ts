@@ -7,7 +7,7 @@ import { loadHistories, replayFailures } from '../helpers/replay';
 
 /**
  * The replay test catches what it is there for: a copy of the workflow code with one more
- * command in `deliverWebhook` (its outcome written to the memo before it completes) fails on
+ * command in `deliverWebhook` (its delivery written to the memo before anything else) fails on
  * every recorded deliverWebhook history; the same change behind `patched()` replays them all.
  */
 const histories = loadHistories();
@@ -25,7 +25,7 @@ beforeAll(() => installTemporalRuntime({ level: 'ERROR' }));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test('when deliverWebhook gains a command without patched(), then the replay test fails on every deliverWebhook history with a determinism violation', async () => {
-  const failures = await replayFailures(await bundle('outcomeMemoUnpatched'), histories, 'replay-unpatched');
+  const failures = await replayFailures(await bundle('deliveryMemoUnpatched'), histories, 'replay-unpatched');
 
   const deliverWebhookFiles = histories.filter((h) => h.workflowType === 'deliverWebhook').map((h) => h.file);
   expect(deliverWebhookFiles.length).toBeGreaterThanOrEqual(7);
@@ -35,5 +35,5 @@ test('when deliverWebhook gains a command without patched(), then the replay tes
 });
 
 test('when the same change is guarded by patched(), then every recorded history replays', async () => {
-  expect(await replayFailures(await bundle('outcomeMemoPatched'), histories, 'replay-patched')).toEqual([]);
+  expect(await replayFailures(await bundle('deliveryMemoPatched'), histories, 'replay-patched')).toEqual([]);
 });
