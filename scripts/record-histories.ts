@@ -43,6 +43,7 @@ const DAY = 86_400_000;
 const PATHS = {
   'batch-delivered': 'deliverBatch: every first attempt answered 200, nothing handed over (one local activity)',
   'batch-handover': 'deliverBatch: 200, 503 and 410 in one batch; the 503 is handed over to its retry workflow (postBatch + startRetries local activities)',
+  'batch-cancelled': 'deliverBatch cancelled (as from the Web UI) while its first attempts are in flight: it does not honour it, finishes and hands the 503 over',
   'retry-delivered': 'deliverWebhook started by a batch hand-over: first back-off timer, the retry activity fails (503) then succeeds server-side',
   undeliverable: 'deliverWebhook started by a hand-over: every attempt 500 until the delivery window closes (schedule-to-close timeout) → recordOutcome undeliverable',
   cancelled: 'deliverWebhook started by a hand-over: the endpoint is deleted through the API mid-retry → workflow cancelled, activity cancel requested, recordOutcome cancelled',
@@ -63,6 +64,8 @@ const SCRIPTS: Record<string, { status: number; delayMs?: number }[]> = {
   '/down': [{ status: 500 }],
   '/down-then-deleted': [{ status: 500 }],
   '/slow': [{ status: 200, delayMs: 3_000 }],
+  '/slow-ok': [{ status: 200, delayMs: 1_500 }],
+  '/slow-failing': [{ status: 503, delayMs: 1_500 }, { status: 200 }],
   '/resend': [{ status: 200 }],
   '/resend-retried': [{ status: 200 }, { status: 503 }, { status: 200 }],
 };
@@ -194,6 +197,19 @@ async function main() {
       await result(batchId);
       recorded.push({ path: 'batch-handover', workflowId: batchId });
       await expectStatus('retry-delivered', `delivery-${ids['/flaky']}`, 'delivered');
+    })(),
+    (async () => {
+      // A batch cancelled mid-flight (an operator in the Web UI): it finishes and hands over anyway.
+      const acc = await account(['/slow-ok', '/slow-failing']);
+      const ids = await publish(acc);
+      for (let i = 0; i < 100 && !(counts.get('/slow-ok') && counts.get('/slow-failing')); i++) await sleep(50);
+      const batchId = (await row(ids['/slow-ok'])).workflow_id;
+      await client.workflow.getHandle(batchId).cancel();
+      // (The cancellation may make the local activity run again: that run finds one delivered, one handed over.)
+      const r = (await result(batchId)) as { delivered: number; skipped: number; retrying: number };
+      if (r.delivered + r.skipped !== 1 || r.retrying !== 1) throw new Error(`batch-cancelled: ${JSON.stringify(r)}`);
+      recorded.push({ path: 'batch-cancelled', workflowId: batchId });
+      await result(`delivery-${ids['/slow-failing']}`);
     })(),
     (async () => {
       const acc = await account(['/gone-later']);

@@ -13,6 +13,7 @@ export const HISTORIES_DIR = join(__dirname, '..', 'workflows', 'histories');
 export const EXPECTED_PATHS = [
   'batch-delivered',
   'batch-handover',
+  'batch-cancelled',
   'retry-delivered',
   'undeliverable',
   'cancelled',
