@@ -1,6 +1,6 @@
 import { Client, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../src/config';
@@ -147,6 +147,11 @@ test('when worker build N+1 with a patched workflow change replaces build N whil
   // In flight at the deploy: the old command sequence (patched() is false for them); new: the new one.
   expect(await Promise.all(handles.map((h) => h.describe().then((d) => d.memo)))).toEqual(ids.map(() => ({})));
   expect((await freshHandle.describe()).memo).toEqual({ rrDelivery: `${fresh}/1` });
+  // Rolling back to build N: safe for the executions that kept the old path; one that took the new
+  // path (patch marker, memo) cannot replay on N and would wait for N+1 to come back.
+  const replayOnN = (h: WorkflowHandle) => h.fetchHistory().then((history) => Worker.runReplayHistory({ workflowBundle: { code: buildN() }, replayName: 'rollback' }, history));
+  await replayOnN(handles[0]);
+  await expect(replayOnN(freshHandle)).rejects.toThrow(/Nondeterminism/);
   console.log(`patched upgrade: ${ids.length} deliveries in flight at the deploy (${waitingOn.filter((s) => s === 'timer').length} on their first back-off timer, ${waitingOn.filter((s) => s === 'activity').length} in server-side activity retries), all delivered once; ${receiver.requests.length} requests in all`);
 });
 
