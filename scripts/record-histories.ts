@@ -17,7 +17,7 @@ import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -266,6 +266,7 @@ async function main() {
 
   // Export.
   mkdirSync(OUT_DIR, { recursive: true });
+  if (process.argv.includes('--archive')) archivePrevious();
   for (const f of readdirSync(OUT_DIR)) if (f.endsWith('.json')) rmSync(join(OUT_DIR, f));
   const secrets = [adminToken, ...apiKeys, ...(await db.query<{ secret: string }>('select secret from endpoints')).map((s) => s.secret)];
   const manifest: Record<string, { workflowId: string; workflowType: string; what: string }> = {};
@@ -285,7 +286,7 @@ async function main() {
   if (missing.length) throw new Error(`not recorded: ${missing.join(', ')}`);
   writeFileSync(
     join(OUT_DIR, 'manifest.json'),
-    JSON.stringify({ recordedWith: { commit: gitCommit(), temporalCli: TEMPORAL_CLI_VERSION, sdk: require('@temporalio/worker/package.json').version }, histories: manifest }, null, 2) + '\n',
+    JSON.stringify({ recordedWith: { at: new Date().toISOString().slice(0, 10), commit: gitCommit(), temporalCli: TEMPORAL_CLI_VERSION, sdk: require('@temporalio/worker/package.json').version }, histories: manifest }, null, 2) + '\n',
   );
 
   await schedule.delete();
@@ -306,6 +307,22 @@ async function main() {
     }
     throw new Error(`delivery ${deliveryId} was not handed over`);
   }
+}
+
+/**
+ * `--archive`: the recordings being replaced move to histories/archive/<date>-<commit>/, where the
+ * replay test keeps replaying them. Use it when the command sequence changed (behind patched()):
+ * executions of the old build may run for another DELIVERY_WINDOW, so their histories stay until
+ * they are older than that (README, "Changing workflow code").
+ */
+function archivePrevious(): void {
+  const manifestPath = join(OUT_DIR, 'manifest.json');
+  if (!existsSync(manifestPath)) return;
+  const { recordedWith } = JSON.parse(readFileSync(manifestPath, 'utf8')) as { recordedWith: { at?: string; commit: string } };
+  const dest = join(OUT_DIR, 'archive', `${recordedWith.at ?? 'undated'}-${recordedWith.commit}`);
+  mkdirSync(dest, { recursive: true });
+  for (const f of readdirSync(OUT_DIR)) if (f.endsWith('.json')) renameSync(join(OUT_DIR, f), join(dest, f));
+  console.log(`previous recordings kept in ${dest}`);
 }
 
 function gitCommit(): string {

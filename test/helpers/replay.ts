@@ -1,5 +1,5 @@
 import { Worker } from '@temporalio/worker';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { historyFromJson } from './historyJson';
 
@@ -35,16 +35,26 @@ export interface RecordedHistory {
   history: ReturnType<typeof historyFromJson>;
 }
 
-/** Every history file of the folder, with the workflow id it ran under (from the manifest; else the file name). */
+/**
+ * Every history of the folder and of its archive/<date>-<commit>/ folders (recordings of earlier
+ * builds kept while their executions may still run), with the workflow id each ran under (from
+ * the folder's manifest; else the file name). `file` is relative to HISTORIES_DIR.
+ */
 export function loadHistories(dir = HISTORIES_DIR): RecordedHistory[] {
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest;
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.json') && f !== 'manifest.json')
-    .sort()
-    .map((file) => {
-      const entry = manifest.histories[file.replace(/\.json$/, '')];
-      return { file, workflowId: entry?.workflowId ?? file, workflowType: entry?.workflowType, history: historyFromJson(JSON.parse(readFileSync(join(dir, file), 'utf8'))) };
-    });
+  const archive = join(dir, 'archive');
+  const folders = ['', ...(existsSync(archive) ? readdirSync(archive).sort().map((d) => join('archive', d)) : [])];
+  return folders.flatMap((folder) => {
+    const manifestPath = join(dir, folder, 'manifest.json');
+    const manifest: Manifest = existsSync(manifestPath) ? JSON.parse(readFileSync(manifestPath, 'utf8')) : { histories: {} };
+    return readdirSync(join(dir, folder))
+      .filter((f) => f.endsWith('.json') && f !== 'manifest.json')
+      .sort()
+      .map((f) => {
+        const entry = manifest.histories[f.replace(/\.json$/, '')];
+        const file = join(folder, f);
+        return { file, workflowId: entry?.workflowId ?? file, workflowType: entry?.workflowType, history: historyFromJson(JSON.parse(readFileSync(join(dir, file), 'utf8'))) };
+      });
+  });
 }
 
 /** Replays every history against a workflow bundle; one line per history that failed, naming its file. */
