@@ -126,9 +126,10 @@ async function expectDeliveredOnce(ids: string[]) {
 const failedNonDeterministically = async (h: WorkflowHandle) =>
   ((await h.fetchHistory()).events ?? []).some((e) => e.workflowTaskFailedEventAttributes?.cause === NON_DETERMINISTIC);
 
-test('when worker build N+1 with a patched workflow change replaces build N while deliveries wait on retries, then every delivery completes, none is sent twice, and new deliveries take the new path', async () => {
+test('when worker build N+1 with a patched workflow change replaces build N while deliveries wait on retries, then every delivery completes, none is sent twice, and new deliveries take the new path (and the patch\'s later steps replay what they must)', async () => {
   const taskQueue = `upgrade-${randomBytes(4).toString('hex')}`;
   const nextBuild = bundle('deliveryMemoPatched');
+  const deprecatedBuild = nextBuild.then(() => bundle('deliveryMemoDeprecated'));
   const { deploy, n, ids, handles, waitingOn } = await inFlightUnderBuildN(taskQueue);
 
   await n.stop();
@@ -149,9 +150,14 @@ test('when worker build N+1 with a patched workflow change replaces build N whil
   expect((await freshHandle.describe()).memo).toEqual({ rrDelivery: `${fresh}/1` });
   // Rolling back to build N: safe for the executions that kept the old path; one that took the new
   // path (patch marker, memo) cannot replay on N and would wait for N+1 to come back.
-  const replayOnN = (h: WorkflowHandle) => h.fetchHistory().then((history) => Worker.runReplayHistory({ workflowBundle: { code: buildN() }, replayName: 'rollback' }, history));
-  await replayOnN(handles[0]);
-  await expect(replayOnN(freshHandle)).rejects.toThrow(/Nondeterminism/);
+  const replayOn = (code: string, h: WorkflowHandle) => h.fetchHistory().then((history) => Worker.runReplayHistory({ workflowBundle: { code }, replayName: 'replay' }, history));
+  await replayOn(buildN(), handles[0]);
+  await expect(replayOn(buildN(), freshHandle)).rejects.toThrow(/Nondeterminism/);
+  // Step 2 of the patch (deprecatePatch, new branch only) replays what took the new path, and not
+  // an execution recorded before step 1: why it waits until those are older than the window.
+  const deprecated = await deprecatedBuild;
+  await replayOn(deprecated, freshHandle);
+  await expect(replayOn(deprecated, handles[0])).rejects.toThrow(/Nondeterminism/);
   console.log(`patched upgrade: ${ids.length} deliveries in flight at the deploy (${waitingOn.filter((s) => s === 'timer').length} on their first back-off timer, ${waitingOn.filter((s) => s === 'activity').length} in server-side activity retries), all delivered once; ${receiver.requests.length} requests in all`);
 });
 
