@@ -26,7 +26,7 @@ import { Receiver, waitFor } from '../helpers/receiver';
 const PER_ACCOUNT = 8;
 const quiet = { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} };
 const NON_DETERMINISTIC = temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR;
-const cfg = loadConfig({ RETRY_INITIAL_INTERVAL: '2s', RETRY_BACKOFF_COEFFICIENT: '2', RETRY_MAXIMUM_INTERVAL: '4s', RETRY_JITTER: '0', DELIVERY_WINDOW: '5m', ATTEMPT_TIMEOUT: '5s' });
+const cfg = loadConfig({ RETRY_INITIAL_INTERVAL: '3s', RETRY_BACKOFF_COEFFICIENT: '2', RETRY_MAXIMUM_INTERVAL: '4s', RETRY_JITTER: '0', DELIVERY_WINDOW: '5m', ATTEMPT_TIMEOUT: '5s' });
 const buildN = () => readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8');
 const bundle = async (fixture: string) => (await bundleWorkflowCode({ workflowsPath: require.resolve(`./fixtures/${fixture}`), logger: quiet })).code;
 
@@ -97,19 +97,39 @@ async function publish(dispatcher: Dispatcher, url: string, perAccount: number, 
   return ids;
 }
 
-/** Build N with every delivery handed over to its retry workflow and waiting (some have retried already). */
+/**
+ * Build N with every delivery handed over to its retry workflow and waiting: one account's in the
+ * retry activity (its attempts retried by the server), then another's on the first back-off timer.
+ */
 async function inFlightUnderBuildN(taskQueue: string) {
   const deploy = deployment(taskQueue);
   receiver.respond = () => ({ status: 503 });
   const n = await deploy.start(buildN());
-  const ids = await publish(deploy.dispatcher, receiver.url, PER_ACCOUNT);
-  const handles = ids.map((id) => client.workflow.getHandle<() => Promise<DeliverWebhookResult>>(`delivery-${id}`));
-  await waitFor(async () => {
-    const running = await Promise.all(handles.map((h) => h.describe().then((d) => d.status.name === 'RUNNING', () => false)));
-    return running.every(Boolean) && receiver.requests.length > ids.length ? true : undefined;
-  }, 'every delivery waiting on a retry under build N');
-  const waitingOn = await Promise.all(handles.map((h) => h.describe().then((d) => (d.raw.pendingActivities?.length ? 'activity' : 'timer'))));
-  return { deploy, n, ids, handles, waitingOn };
+  const handlesOf = (ids: string[]) => ids.map((id) => client.workflow.getHandle<() => Promise<DeliverWebhookResult>>(`delivery-${id}`));
+  const waiting = (handles: WorkflowHandle[], on: 'activity' | 'timer') =>
+    waitFor(async () => {
+      const states = await Promise.all(handles.map((h) => waitingOn(h).catch(() => 'not started')));
+      return states.every((st) => st === on) ? true : undefined;
+    }, `deliveries waiting on their ${on} under build N`);
+  const retrying = await publish(deploy.dispatcher, receiver.url, PER_ACCOUNT, 1);
+  await waiting(handlesOf(retrying), 'activity');
+  const onTimer = await publish(deploy.dispatcher, receiver.url, PER_ACCOUNT, 1);
+  await waiting(handlesOf(onTimer), 'timer');
+  const ids = [...retrying, ...onTimer];
+  const handles = handlesOf(ids);
+  return { deploy, n, ids, handles, waitingOn: await Promise.all(handles.map(waitingOn)) };
+}
+
+/**
+ * What a running retry workflow waits on: the retry activity, or its back-off timer — started, so
+ * its first workflow task has run (one whose first task had not run yet has no history to keep).
+ */
+async function waitingOn(h: WorkflowHandle): Promise<'activity' | 'timer' | 'other'> {
+  const d = await h.describe();
+  if (d.status.name !== 'RUNNING') return 'other';
+  if (d.raw.pendingActivities?.length) return 'activity';
+  const events = (await h.fetchHistory()).events ?? [];
+  return events.some((e) => e.timerStartedEventAttributes) && !events.some((e) => e.timerFiredEventAttributes) ? 'timer' : 'other';
 }
 
 /** Delivered, one successful request each, and every request an attempt on record (nothing sent twice). */
