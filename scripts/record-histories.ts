@@ -51,6 +51,7 @@ const PATHS = {
   'gone-410': 'deliverWebhook started by a hand-over: the retry answers 410 Gone → non-retryable, recordOutcome undeliverable and the endpoint disabled',
   resend: 'deliverWebhook of a resend (POST /v1/deliveries/:id/resend, series 2): first attempt as a local activity, answered 200',
   'resend-retried': 'deliverWebhook of a resend: the local first attempt fails (503), back-off timer, the retry activity succeeds',
+  'resend-gone': 'deliverWebhook of a resend whose local first attempt answers 410 Gone: no retry; recordOutcome undeliverable, endpoint disabled',
   purge: 'purgeOldData started by the retention Schedule (triggered): purges backdated attempt logs and payloads in one batch',
 } as const;
 export type RecordedPath = keyof typeof PATHS;
@@ -68,6 +69,7 @@ const SCRIPTS: Record<string, { status: number; delayMs?: number }[]> = {
   '/slow-failing': [{ status: 503, delayMs: 1_500 }, { status: 200 }],
   '/resend': [{ status: 200 }],
   '/resend-retried': [{ status: 200 }, { status: 503 }, { status: 200 }],
+  '/resend-gone': [{ status: 200 }, { status: 410 }],
 };
 
 async function main() {
@@ -240,6 +242,14 @@ async function main() {
       await dispatcher.dispatch({ id: ids['/slow'], series: 1 });
       await expectStatus('superseded', `delivery-${ids['/slow']}`, 'superseded');
       await finished(ids['/slow']);
+    })(),
+    (async () => {
+      // resend-gone: delivered at once, resent, the resend's first attempt answers 410.
+      const acc = await account(['/resend-gone']);
+      const ids = await publish(acc);
+      await finished(ids['/resend-gone']);
+      await call('POST', `/v1/deliveries/${ids['/resend-gone']}/resend`, acc.apiKey);
+      await expectStatus('resend-gone', `delivery-${ids['/resend-gone']}-2`, 'undeliverable');
     })(),
     (async () => {
       // resend-retried: delivered at once, resent, the resend's first attempt fails.

@@ -21,6 +21,7 @@ export const EXPECTED_PATHS = [
   'gone-410',
   'resend',
   'resend-retried',
+  'resend-gone',
   'purge',
 ] as const;
 
