@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { installTemporalRuntime } from '../../src/temporal/runtime';
+import { readableText } from '../helpers/historyJson';
+import { EXPECTED_PATHS, HISTORIES_DIR, loadHistories, replayFailures } from '../helpers/replay';
+
+/**
+ * Deploy safety: today's workflow code must replay every recorded history (see README,
+ * "Changing workflow code"). The histories are real ones, exported from the service by
+ * `npm run histories:record`; a history from production can be dropped into the folder too
+ * (the JSON of the Web UI's download or `temporal workflow show --output json`).
+ */
+describe('recorded workflow histories', () => {
+  const histories = loadHistories();
+  beforeAll(() => installTemporalRuntime({ level: 'ERROR' }));
+
+  test('when the recordings are listed, then every workflow type and path has one', () => {
+    const files = histories.map((h) => h.file.replace(/\.json$/, ''));
+    expect(EXPECTED_PATHS.filter((p) => !files.includes(p))).toEqual([]);
+    expect(new Set(histories.map((h) => h.workflowType))).toEqual(new Set(['deliverBatch', 'deliverWebhook', 'purgeOldData']));
+  });
+
+  test('when today\'s workflow code replays every recorded history, then none is non-deterministic', async () => {
+    const failures = await replayFailures(process.env.RR_TEST_WORKFLOW_BUNDLE!, histories);
+    expect(failures).toEqual([]);
+  });
+
+  test('when the recordings are read with their payloads decoded, then they hold no signing secret or API key', () => {
+    for (const { file } of histories) {
+      const text = readableText(readFileSync(join(HISTORIES_DIR, file), 'utf8'));
+      expect({ file, secret: /whsec_|rrk_/.test(text) }).toEqual({ file, secret: false });
+    }
+  });
+});
