@@ -7,6 +7,7 @@ import { jsonBody } from './jsonBody';
 import { openApiDocument } from './openapi';
 import { portalRouter } from './portalPage';
 import { accountsRouter } from './routes/accounts';
+import { apiKeysRouter } from './routes/apiKeys';
 import { deliveriesRouter } from './routes/deliveries';
 import { endpointsRouter } from './routes/endpoints';
 import { eventsRouter } from './routes/events';
@@ -58,7 +59,7 @@ export function createApp(deps: ApiDeps): Koa {
   const v1 = new Router();
   v1.use(authenticate(deps.db, deps.adminToken));
   v1.use(jsonBody(deps.cfg.MAX_PAYLOAD_BYTES));
-  for (const r of [accountsRouter(deps), eventTypesRouter(), endpointsRouter(deps), eventsRouter(deps), deliveriesRouter(deps)]) {
+  for (const r of [accountsRouter(deps), eventTypesRouter(), endpointsRouter(deps), eventsRouter(deps), deliveriesRouter(deps), apiKeysRouter(deps)]) {
     v1.use(r.routes(), r.allowedMethods());
   }
   app.use(v1.routes());

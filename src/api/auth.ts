@@ -1,6 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Queryable } from '../db/database';
-import { accountIdForApiKey, getAccount, tokensEqual, type AccountRow } from '../db/accounts';
+import { getAccount, tokensEqual, type AccountRow } from '../db/accounts';
+import { accountIdForApiKey } from '../db/apiKeys';
 import { PORTAL_TOKEN_PREFIX, portalSigningKey, verifyPortalToken } from '../domain/portalToken';
 import { ApiError } from './errors';
 import { IdParam } from './schemas';

@@ -31,7 +31,8 @@ export function jsonBody(maxBytes: number): Middleware {
     } catch {
       throw new ApiError(400, 'invalid_utf8', 'The request body is not valid UTF-8.');
     }
-    if (text.trim() === '') {
+    if (text === '') {
+      // Only no bytes at all is "no body"; white space alone is not JSON and is answered 400 below.
       ctx.state.body = undefined;
     } else {
       if (!ctx.is('json') && ctx.get('content-type')) throw new ApiError(415, 'unsupported_media_type', 'Send the request body as application/json.');

@@ -46,6 +46,7 @@ function overrides(): Map<z.ZodType, Json> {
     [schemas.EventIn.shape.data, { type: 'object', description: 'The event\'s payload: the schema of its `eventType` (see the `oneOf`).' }],
     [schemas.AccountIn.shape.name, trimmedName],
     [schemas.AccountPatchIn.shape.name.unwrap(), trimmedName],
+    [schemas.ApiKeyIn.shape.name, trimmedName],
   ]);
 }
 
@@ -108,7 +109,7 @@ function componentName(schema: z.ZodType | undefined): string {
   return found[0] === 'ErrorOut' ? 'Error' : found[0];
 }
 
-const ID_EXAMPLES: Record<string, string> = { accounts: 'acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O', endpoints: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', deliveries: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R' };
+const ID_EXAMPLES: Record<string, string> = { accounts: 'acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O', endpoints: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', deliveries: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R', 'api-keys': 'key_01JM6Z6C3D5B7N9M1Q3W5E7R9T' };
 
 function errorStatuses(r: AnyRoute): number[] {
   const statuses = new Set<number>(r.errors ?? []);

@@ -126,4 +126,14 @@ export const RecoverIn = z.strictObject({ since: apiTime });
 export const RecoverOut = z.object({ deliveryIds: z.array(z.string()) });
 export const PortalLinkIn = z.strictObject({ ttlSeconds: z.number().int().min(60).max(7 * 86_400).optional() });
 export const PortalLinkOut = z.object({ url: z.string().describe('open it to manage this account\'s webhooks; the token is in the fragment'), expiresAt: z.string() });
+export const ApiKeyIn = z.strictObject({ name: text().trim().min(1).max(200).describe('what the key is for, e.g. "CRM sync"') });
+export const ApiKeyOut = z.object({
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string().describe('the first characters of the key, to tell keys apart'),
+  createdAt: z.string(),
+  lastUsedAt: z.string().nullable().describe('last successful authentication (to the minute)'),
+});
+export const ApiKeyCreatedOut = ApiKeyOut.extend({ key: z.string().describe('shown once; stored only as a hash') });
+export const ApiKeyListOut = z.object({ data: z.array(ApiKeyOut) });
 export const MyAccountOut = z.object({ id: z.string(), name: z.string(), plan: Plan });

@@ -1,5 +1,6 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { newId } from '../domain/ids';
+import { createApiKey } from './apiKeys';
 import type { Queryable } from './database';
 
 export type Plan = 'free' | 'paid';
@@ -11,20 +12,10 @@ export interface AccountRow {
   updated_at: Date;
 }
 
-/** API keys are high-entropy random strings, so an unsalted SHA-256 is a safe, indexable hash. */
-export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
-}
-
-export function newApiKey(): string {
-  return `rrk_${randomBytes(32).toString('base64url')}`;
-}
-
 export async function createAccount(tx: Queryable, input: { name: string; plan: Plan }): Promise<{ account: AccountRow; apiKey: string }> {
   const id = newId('acc');
-  const apiKey = newApiKey();
   const [account] = await tx.query<AccountRow>('insert into accounts (id, name, plan) values ($1, $2, $3) returning *', [id, input.name, input.plan]);
-  await tx.query('insert into api_keys (id, account_id, key_hash) values ($1, $2, $3)', [newId('key'), id, hashApiKey(apiKey)]);
+  const { key: apiKey } = await createApiKey(tx, id, 'default');
   return { account, apiKey };
 }
 
@@ -39,11 +30,6 @@ export async function updateAccount(db: Queryable, id: string, patch: { name?: s
     [id, patch.name ?? null, patch.plan ?? null],
   );
   return row;
-}
-
-export async function accountIdForApiKey(db: Queryable, key: string): Promise<string | undefined> {
-  const [row] = await db.query<{ account_id: string }>('select account_id from api_keys where key_hash = $1', [hashApiKey(key)]);
-  return row?.account_id;
 }
 
 export function tokensEqual(a: string, b: string): boolean {

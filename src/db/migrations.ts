@@ -113,6 +113,18 @@ create index events_created on events (created_at) where purged_at is null
     // workflow): a claim, so two dispatch paths can never both send it.
     sql: `alter table deliveries add column workflow_id text`,
   },
+  {
+    id: 6,
+    name: 'named api keys',
+    // Several keys per account, each named, listed by prefix, revocable; the key itself stays a hash.
+    sql: `
+alter table api_keys add column name text not null default 'default';
+alter table api_keys add column prefix text not null default '';
+alter table api_keys add column last_used_at timestamptz;
+alter table api_keys add column revoked_at timestamptz;
+create index api_keys_account on api_keys (account_id) where revoked_at is null
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

@@ -130,6 +130,8 @@ test('when the body is not UTF-8 or has lone surrogates, then 400; a UTF-8 byte-
   const inData = await rawCall('POST', '/v1/events', `{"accountId":"${a.id}","eventType":"referrer_added","data":${JSON.stringify(participant()).slice(0, -1)},"note\\udc00":"x"}}`);
   expect([inData.status, inData.body.errors?.[0].path]).toEqual([400, 'data.note\udc00']);
   expect(await counts()).toEqual(before);
+  const blank = await rawCall('POST', '/v1/accounts', '\r\n');
+  expect([blank.status, blank.body.code]).toEqual([400, 'invalid_json']); // only no bytes at all is "no body"
   const bom = await rawCall('POST', '/v1/accounts', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(json('Bom Ltd'))]));
   expect([bom.status, bom.body.name]).toEqual([201, 'Bom Ltd']);
 });
