@@ -5,6 +5,7 @@ import { activeSecrets, disableEndpoint, recordEndpointFailure } from '../db/end
 import { FailureType, finalOutcome, type DeliveryStatus } from '../domain/errors';
 import { workflowIdFor } from '../domain/workflowIds';
 import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
+import { redactUrl } from '../domain/redact';
 import { signatureHeaders } from '../domain/signing';
 import { SendSlots } from '../http/sendSlots';
 import { SendStops } from '../http/sendStops';
@@ -392,7 +393,8 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       deliveryId: ctx.delivery.id,
       series: ctx.delivery.series,
       delayMs,
-      meta: { endpointId: ctx.delivery.endpoint_id, eventType: ctx.delivery.event_type, url: ctx.url },
+      // Into the batch's history (a local activity result): scheme and host only.
+      meta: { endpointId: ctx.delivery.endpoint_id, eventType: ctx.delivery.event_type, url: redactUrl(ctx.url) },
     });
     // Sorted without awaiting anything: the claim is the check of the requests that start at once,
     // so nothing may run between it and them (the bookkeeping below waits until they started).

@@ -116,7 +116,7 @@ export const DeliveryOut = z.object({
   finishedReason: z.string().optional(),
   createdAt: z.string(),
   workflowId: z.string().describe('the Temporal workflow that owns the delivery: its first-attempt batch (`batch-…`), or `delivery-<id>` once it retries'),
-  workflowUrl: z.string().optional().describe('that workflow in the Temporal Web UI, when its address is known'),
+  workflowUrl: z.string().optional().describe('that workflow in the Temporal Web UI, when its address is known; for the admin token only (the Web UI is the operator\'s)'),
 });
 export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptOut), payload: z.string().nullable().describe('the exact body receivers get; null once purged by retention') });
 export const DeliveryListOut = z.object({ data: z.array(DeliveryOut), nextCursor: z.string().nullable() });

@@ -4,6 +4,7 @@ import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { markDispatched, undispatched } from '../db/deliveries';
 import type { RetrySchedule } from '../domain/retrySchedule';
+import { redactUrl } from '../domain/redact';
 import { batchWorkflowId, workflowIdFor } from '../domain/workflowIds';
 import type { Logger } from '../logger';
 import type { DeliverBatchInput } from '../workflows/deliverBatch';
@@ -96,7 +97,7 @@ export class Dispatcher {
         workflowIdReusePolicy: opts.reusePolicy,
         requestEagerStart: opts.eager,
         args: [input],
-        staticSummary: meta ? `${meta.eventType} → ${meta.url}` : `delivery ${input.deliveryId}`,
+        staticSummary: meta ? `${meta.eventType} → ${redactUrl(meta.url)}` : `delivery ${input.deliveryId}`,
         ...(input.searchAttributes
           ? {
               typedSearchAttributes: [

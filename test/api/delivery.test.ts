@@ -187,6 +187,19 @@ test('when a delivery succeeds at once, then its workflow is the account\'s firs
   expect(found).toEqual([detail.workflowId]);
 });
 
+/** Every payload of a workflow history as text (payloads are JSON bytes inside the proto). */
+function payloadText(history: unknown): string {
+  const parts: string[] = [];
+  const walk = (v: unknown): void => {
+    if (v instanceof Uint8Array) parts.push(Buffer.from(v).toString('utf8'));
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+    else if (typeof v === 'string') parts.push(v);
+  };
+  walk(history);
+  return parts.join('\n');
+}
+
 test('when a delivery is retried, then its own workflow carries search attributes and a summary an operator can filter on in the Web UI', async () => {
   const { account, endpoint } = await setup();
   receiver.respond = (_req, n) => (n === 1 ? { status: 503 } : { status: 200 });
@@ -201,7 +214,13 @@ test('when a delivery is retried, then its own workflow carries search attribute
   expect((await handle.result()).status).toBe('delivered');
   const described = await handle.describe();
   expect(described.searchAttributes).toMatchObject({ RrAccountId: [account.id], RrEndpointId: [endpoint.id], RrEventType: ['referrer_added'], RrDeliveryStatus: ['delivered'] });
-  expect(await described.staticSummary()).toBe(`referrer_added → ${receiver.url}`);
+  // Endpoint URLs are often capability URLs: Temporal sees scheme and host only.
+  expect(await described.staticSummary()).toBe(`referrer_added → ${new URL(receiver.url).origin}/…`);
+  for (const id of [detail.workflowId, `batch-${deliveryId}`]) {
+    const history = payloadText(await h.client.workflow.getHandle(id).fetchHistory());
+    expect([id, history]).toEqual([id, expect.stringContaining(new URL(receiver.url).host)]);
+    expect([id, history]).toEqual([id, expect.not.stringContaining('/webhooks')]);
+  }
   // The batch that made the first attempt handed it over and says so.
   expect(await h.client.workflow.getHandle(`batch-${deliveryId}`).result()).toEqual({ delivered: 0, finished: 0, skipped: 0, retrying: 1 });
   const found = await waitFor(async () => {

@@ -3,7 +3,8 @@ import { attemptsOf, getDelivery, listDeliveries } from '../../db/deliveries';
 import { getEndpoint } from '../../db/endpoints';
 import { resendDelivery } from '../../services/deliveryControl';
 import type { ApiDeps } from '../context';
-import { actingAccount } from '../auth';
+import type { Context } from 'koa';
+import { actingAccount, principal } from '../auth';
 import { ApiError } from '../errors';
 import { attemptOut, deliveryOut } from '../mappers';
 import { defineRoute } from '../route';
@@ -15,12 +16,14 @@ export function deliveriesRouter(deps: ApiDeps): Router {
   const router = new Router();
   const tag = 'Deliveries';
   const temporal = { uiUrl: deps.cfg.TEMPORAL_UI_URL, namespace: deps.cfg.TEMPORAL_NAMESPACE };
+  // The Temporal Web UI is the operator's (and unauthenticated): only the admin gets links to it.
+  const temporalFor = (ctx: Context) => (principal(ctx).kind === 'admin' ? temporal : { namespace: temporal.namespace });
 
   defineRoute(router, { method: 'get', path: '/v1/deliveries', operationId: 'listDeliveries', example: { response: { data: [DELIVERY_EXAMPLE], nextCursor: null } }, summary: 'The delivery log, newest first, filtered and paged (pass nextCursor as cursor).', tag, auth: 'account', query: DeliveryListQuery, response: { status: 200, schema: DeliveryListOut } }, async (ctx, { query }) => {
     const a = await actingAccount(ctx, deps.db);
     const rows = await listDeliveries(deps.db, a.id, { status: query.status as never, endpointId: query.endpointId, eventType: query.eventType, before: query.cursor, limit: query.limit + 1 });
     const page = rows.slice(0, query.limit);
-    return { data: page.map((d) => deliveryOut(d, temporal)), nextCursor: rows.length > query.limit ? page[page.length - 1].id : null };
+    return { data: page.map((d) => deliveryOut(d, temporalFor(ctx))), nextCursor: rows.length > query.limit ? page[page.length - 1].id : null };
   });
 
   defineRoute(router, { method: 'get', path: '/v1/deliveries/:id', operationId: 'getDelivery', example: { response: { ...DELIVERY_EXAMPLE, attempts: [{ attempt: 1, startedAt: '2025-02-09T03:00:28.031Z', durationMs: 109, statusCode: 200, responseBody: 'ok' }], payload: '{"eventType":"referrer_added","data":{"participantId":384},"createdAt":1739070028002,"updatedAt":1739070028002}' } }, summary: 'One delivery with every attempt and the exact payload.', tag, auth: 'account', response: { status: 200, schema: DeliveryDetailOut }, errors: [404] }, async (ctx) => {
@@ -31,7 +34,7 @@ export function deliveriesRouter(deps: ApiDeps): Router {
       attemptsOf(deps.db, d.id),
       deps.db.query<{ body: string; purged_at: Date | null }>('select body, purged_at from events where id = $1', [d.event_id]),
     ]);
-    return { ...deliveryOut(d, temporal), attempts: attempts.map(attemptOut), payload: event.purged_at ? null : event.body };
+    return { ...deliveryOut(d, temporalFor(ctx)), attempts: attempts.map(attemptOut), payload: event.purged_at ? null : event.body };
   });
 
   defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/resend', operationId: 'resendDelivery', example: { response: { deliveryId: DELIVERY_EXAMPLE.id } }, summary: 'Start a new attempt series now (same webhook-id, so receivers can deduplicate).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx) => {
