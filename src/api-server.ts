@@ -2,7 +2,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { once } from 'node:events';
 import { createApp } from './api/app';
-import { addDatabaseGauges, temporalHealth, destinationGuard, openAppDatabase, resolveAdminToken } from './bootstrap';
+import { addDatabaseGauges, temporalHealth, destinationGuard, openAppDatabase, resolveAdminToken, resolvePortalKeys } from './bootstrap';
 import { Registry } from './metrics';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
@@ -20,6 +20,7 @@ async function main() {
   const dispatcher = new Dispatcher(client, db, cfg, log);
   const metrics = new Registry();
   addDatabaseGauges(metrics, db);
+  const adminToken = resolveAdminToken(cfg).token;
   const app = createApp({
     cfg,
     metrics,
@@ -27,7 +28,8 @@ async function main() {
     dispatcher,
     guard: destinationGuard(cfg),
     log,
-    adminToken: resolveAdminToken(cfg).token,
+    adminToken,
+    portalKeys: resolvePortalKeys(cfg, adminToken),
     temporalReady: temporalHealth(connection),
   });
   const server = app.listen(cfg.PORT, cfg.HOST);

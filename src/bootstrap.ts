@@ -5,6 +5,7 @@ import type { Config } from './config';
 import { createAccount, getAccount } from './db/accounts';
 import { openDatabase, type Database } from './db/database';
 import { migrate } from './db/migrations';
+import { PortalKeyRing, portalSigningKey } from './domain/portalToken';
 import { DestinationGuard } from './http/destinationGuard';
 import { createWebhookSender } from './http/sendWebhook';
 import { Gauge, type Registry } from './metrics';
@@ -28,6 +29,21 @@ export function resolveAdminToken(cfg: Config): { token: string; generated: bool
   const token = `rra_${randomBytes(24).toString('base64url')}`;
   writeFileSync(file, token + '\n', { mode: 0o600 });
   return { token, generated: true };
+}
+
+/**
+ * The keys that sign portal links: PORTAL_SIGNING_KEYS; in embedded mode one generated on first
+ * start and kept in DATA_DIR; otherwise derived from the admin token (as before these keys existed).
+ */
+export function resolvePortalKeys(cfg: Config, adminToken: string): PortalKeyRing {
+  if (cfg.PORTAL_SIGNING_KEYS.length) return new PortalKeyRing(cfg.PORTAL_SIGNING_KEYS.map((k) => Buffer.from(k, 'utf8')));
+  if (!cfg.embedded) return new PortalKeyRing([portalSigningKey(adminToken)]);
+  const file = join(cfg.DATA_DIR, 'portal-key');
+  if (!existsSync(file)) {
+    mkdirSync(cfg.DATA_DIR, { recursive: true });
+    writeFileSync(file, randomBytes(32).toString('base64url') + '\n', { mode: 0o600 });
+  }
+  return new PortalKeyRing([Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8')]);
 }
 
 export function destinationGuard(cfg: Config): DestinationGuard {

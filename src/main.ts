@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import { createApp } from './api/app';
 import { httpOrigin, isWildcardAddress } from './api/origin';
 import { portalLink } from './api/routes/accounts';
-import { addDatabaseGauges, temporalHealth, destinationGuard, ensureDemoAccount, openAppDatabase, resolveAdminToken, webhookSender } from './bootstrap';
+import { addDatabaseGauges, temporalHealth, destinationGuard, ensureDemoAccount, openAppDatabase, resolveAdminToken, resolvePortalKeys, webhookSender } from './bootstrap';
 import { deliveryMetrics, Registry } from './metrics';
 import { ConfigError, loadConfig, type Config } from './config';
 import { SendStops } from './http/sendStops';
@@ -34,6 +34,7 @@ async function main() {
 
   const db = await openAppDatabase(cfg);
   const admin = resolveAdminToken(cfg);
+  const portalKeys = resolvePortalKeys(cfg, admin.token);
 
   let env: TestWorkflowEnvironment | undefined;
   let nativeConnection: NativeConnection;
@@ -77,13 +78,13 @@ async function main() {
   await ensureRetentionSchedule(client, cfg);
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
 
-  const app = createApp({ cfg, db, dispatcher, guard, log, metrics, adminToken: admin.token, temporalReady: temporalHealth(connection), sendStops });
+  const app = createApp({ cfg, db, dispatcher, guard, log, metrics, adminToken: admin.token, portalKeys, temporalReady: temporalHealth(connection), sendStops });
   const server: Server = app.listen(cfg.PORT, cfg.HOST);
   await once(server, 'listening');
   const bound = server.address() as AddressInfo;
   // A wildcard HOST listens on every interface: print the loopback address of the same family.
   const apiUrl = httpOrigin(isWildcardAddress(bound.address) ? (bound.family === 'IPv6' ? '::1' : '127.0.0.1') : bound.address, bound.port);
-  const demo = portalLink({ cfg, adminToken: admin.token }, await ensureDemoAccount(db, cfg), 24 * 3600, apiUrl);
+  const demo = portalLink({ cfg, adminToken: admin.token, portalKeys }, await ensureDemoAccount(db, cfg), { ttlSeconds: 24 * 3600 }, apiUrl);
 
   console.log(
     [

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { ApiDeps } from './context';
-import { authenticate, principal } from './auth';
+import { authenticate, credentialsOf, principal } from './auth';
 import { ApiError, errorMiddleware } from './errors';
 import { jsonBody } from './jsonBody';
 import { openApiDocument } from './openapi';
@@ -14,6 +14,7 @@ import { eventsRouter } from './routes/events';
 import { eventTypesRouter } from './routes/eventTypes';
 
 export function createApp(deps: ApiDeps): Koa {
+  const creds = credentialsOf(deps);
   const app = new Koa();
   app.proxy = false;
   app.use(errorMiddleware(deps.log));
@@ -44,9 +45,9 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(open.allowedMethods());
 
   const metrics = new Router();
-  if (!deps.cfg.METRICS_PUBLIC) metrics.use(authenticate(deps.db, deps.adminToken));
+  if (!deps.cfg.METRICS_PUBLIC) metrics.use(authenticate(deps.db, creds));
   metrics.get('/metrics', async (ctx) => {
-    if (!deps.cfg.METRICS_PUBLIC && principal(ctx).kind !== 'admin') throw new ApiError(403, 'forbidden', 'Metrics need the admin token.');
+    if (!deps.cfg.METRICS_PUBLIC && !['admin', 'metrics'].includes(principal(ctx).kind)) throw new ApiError(403, 'forbidden', 'Metrics need the metrics token (METRICS_TOKEN) or the admin token.');
     ctx.type = 'text/plain; version=0.0.4';
     ctx.body = deps.metrics ? await deps.metrics.render() : '';
   });
@@ -57,7 +58,7 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(portal.allowedMethods());
 
   const v1 = new Router();
-  v1.use(authenticate(deps.db, deps.adminToken));
+  v1.use(authenticate(deps.db, creds));
   v1.use(jsonBody(deps.cfg.MAX_PAYLOAD_BYTES));
   for (const r of [accountsRouter(deps), eventTypesRouter(), endpointsRouter(deps), eventsRouter(deps), deliveriesRouter(deps), apiKeysRouter(deps)]) {
     v1.use(r.routes(), r.allowedMethods());

@@ -2,26 +2,51 @@ import type { Context, Middleware } from 'koa';
 import type { Queryable } from '../db/database';
 import { getAccount, tokensEqual, type AccountRow } from '../db/accounts';
 import { accountIdForApiKey } from '../db/apiKeys';
-import { PORTAL_TOKEN_PREFIX, portalSigningKey, verifyPortalToken } from '../domain/portalToken';
+import { portalLinkRevoked } from '../db/portalLinks';
+import { PORTAL_TOKEN_PREFIX, PortalKeyRing, portalSigningKey, verifyPortalToken } from '../domain/portalToken';
+import type { ApiDeps } from './context';
 import { ApiError } from './errors';
 import { IdParam } from './schemas';
 
-export type Principal = { kind: 'admin' } | { kind: 'account'; accountId: string };
+/** An account principal from a read-only portal link may look but not change anything. */
+export type Principal = { kind: 'admin' } | { kind: 'metrics' } | { kind: 'account'; accountId: string; readOnly?: boolean };
+
+/** What the API accepts as credentials (see the README's Credentials). */
+export interface Credentials {
+  /** The current admin token first, then earlier ones still accepted during a rotation. */
+  adminTokens: string[];
+  portalKeys: PortalKeyRing;
+  /** May read /metrics and nothing else. */
+  metricsToken?: string;
+}
+
+/** The credentials the API accepts, from its dependencies and configuration. */
+export function credentialsOf(deps: Pick<ApiDeps, 'adminToken' | 'portalKeys' | 'cfg'>): Credentials {
+  return {
+    adminTokens: [deps.adminToken, ...deps.cfg.ADMIN_TOKENS_PREVIOUS],
+    portalKeys: deps.portalKeys ?? new PortalKeyRing([portalSigningKey(deps.adminToken)]),
+    metricsToken: deps.cfg.METRICS_TOKEN,
+  };
+}
 
 /** Resolves the bearer token to a principal, or 401. Routes decide what each principal may do. */
-export function authenticate(db: Queryable, adminToken: string): Middleware {
-  const portalKey = portalSigningKey(adminToken);
+export function authenticate(db: Queryable, creds: Credentials): Middleware {
   return async (ctx, next) => {
     const header = ctx.get('authorization');
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new ApiError(401, 'unauthorized', 'Send an Authorization: Bearer <token> header.');
     const token = match[1];
-    if (tokensEqual(token, adminToken)) {
+    // Every candidate is compared (constant time each), so timing tells nothing about which matched.
+    const admin = creds.adminTokens.map((t) => tokensEqual(token, t)).includes(true);
+    if (admin) {
       ctx.state.principal = { kind: 'admin' } satisfies Principal;
+    } else if (creds.metricsToken && tokensEqual(token, creds.metricsToken)) {
+      ctx.state.principal = { kind: 'metrics' } satisfies Principal;
     } else if (token.startsWith(PORTAL_TOKEN_PREFIX)) {
-      const verdict = verifyPortalToken(portalKey, token);
+      const verdict = verifyPortalToken(creds.portalKeys, token);
       if (!verdict.ok) throw new ApiError(401, 'unauthorized', verdict.reason === 'expired' ? 'The portal link has expired.' : 'The token is not valid.');
-      ctx.state.principal = { kind: 'account', accountId: verdict.accountId } satisfies Principal;
+      if (await portalLinkRevoked(db, verdict.accountId, verdict.linkId, verdict.issuedAtMs)) throw new ApiError(401, 'unauthorized', 'The portal link was revoked.');
+      ctx.state.principal = { kind: 'account', accountId: verdict.accountId, readOnly: verdict.scope === 'read' } satisfies Principal;
     } else {
       const accountId = await accountIdForApiKey(db, token);
       if (!accountId) throw new ApiError(401, 'unauthorized', 'The token is not valid.');
@@ -39,12 +64,20 @@ export function requireAdmin(ctx: Context): void {
   if (principal(ctx).kind !== 'admin') throw new ApiError(403, 'forbidden', 'This route needs the platform admin token.');
 }
 
+/** Account routes: an account's key or portal link, or the admin acting for one; a read-only link only reads. */
+export function requireAccountAccess(ctx: Context, method: string): void {
+  const p = principal(ctx);
+  if (p.kind === 'metrics') throw new ApiError(403, 'forbidden', 'The metrics token may only read /metrics.');
+  if (p.kind === 'account' && p.readOnly && method !== 'get') throw new ApiError(403, 'read_only', 'This portal link is read-only.');
+}
+
 /**
  * The account a request acts for: the key's own account, or for the admin the `accountId`
  * query parameter. An unknown account reads as 404, like any resource of another account.
  */
 export async function actingAccount(ctx: Context, db: Queryable): Promise<AccountRow> {
   const p = principal(ctx);
+  if (p.kind === 'metrics') throw new ApiError(403, 'forbidden', 'The metrics token may only read /metrics.');
   const q = ctx.query.accountId;
   // Checked for every caller (an account key's is ignored), as the OpenAPI document says.
   if (q !== undefined && (typeof q !== 'string' || !IdParam.safeParse(q).success)) {

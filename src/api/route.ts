@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { requireAdmin } from './auth';
+import { requireAccountAccess, requireAdmin } from './auth';
 import { ApiError, fieldErrors, type FieldError } from './errors';
 import { IdParam } from './schemas';
 
@@ -76,6 +76,7 @@ export function defineRoute<B extends z.ZodType | undefined = undefined, Q exten
   if (!registry.some((r) => r.method === spec.method && r.path === spec.path)) registry.push(spec as unknown as RouteSpec<z.ZodType | undefined, z.ZodType | undefined>);
   router[spec.method](spec.path, async (ctx) => {
     if (spec.auth === 'admin') requireAdmin(ctx); // before validation: an account key learns nothing about admin routes
+    else if (spec.auth !== 'none') requireAccountAccess(ctx, spec.method);
     checkParams(ctx.params);
     // No body at all reads as `{}`; any JSON value that was sent (null, [], "x") is validated as sent.
     const body = (spec.body ? await parseBody(spec as unknown as RouteSpec<z.ZodType, z.ZodType | undefined>, ctx.state.body === undefined ? {} : ctx.state.body) : undefined) as Parsed<B>;

@@ -124,8 +124,17 @@ export const ResendOut = z.object({ deliveryId: z.string() });
 export const TestIn = z.strictObject({ eventType: EventTypeName.optional() });
 export const RecoverIn = z.strictObject({ since: apiTime });
 export const RecoverOut = z.object({ deliveryIds: z.array(z.string()) });
-export const PortalLinkIn = z.strictObject({ ttlSeconds: z.number().int().min(60).max(7 * 86_400).optional() });
-export const PortalLinkOut = z.object({ url: z.string().describe('open it to manage this account\'s webhooks; the token is in the fragment'), expiresAt: z.string() });
+export const PortalScope = z.enum(['manage', 'read']);
+export const PortalLinkIn = z.strictObject({
+  ttlSeconds: z.number().int().min(60).max(7 * 86_400).optional().describe('lifetime; PORTAL_LINK_MAX_TTL (default 24 h) shortens a longer one'),
+  scope: PortalScope.optional().describe('`read`: the page shows everything but changes nothing (default `manage`)'),
+});
+export const PortalLinkOut = z.object({
+  id: z.string().describe('revoke this one link with DELETE /v1/accounts/:id/portal-links/:linkId'),
+  url: z.string().describe('open it to manage this account\'s webhooks; the token is in the fragment'),
+  expiresAt: z.string(),
+  scope: PortalScope,
+});
 export const ApiKeyIn = z.strictObject({ name: text().trim().min(1).max(200).describe('what the key is for, e.g. "CRM sync"') });
 export const ApiKeyOut = z.object({
   id: z.string(),
@@ -136,4 +145,4 @@ export const ApiKeyOut = z.object({
 });
 export const ApiKeyCreatedOut = ApiKeyOut.extend({ key: z.string().describe('shown once; stored only as a hash') });
 export const ApiKeyListOut = z.object({ data: z.array(ApiKeyOut) });
-export const MyAccountOut = z.object({ id: z.string(), name: z.string(), plan: Plan });
+export const MyAccountOut = z.object({ id: z.string(), name: z.string(), plan: Plan, access: PortalScope.describe('`read` for a read-only portal link') });

@@ -125,6 +125,20 @@ alter table api_keys add column revoked_at timestamptz;
 create index api_keys_account on api_keys (account_id) where revoked_at is null
 `,
   },
+  {
+    id: 7,
+    name: 'portal link revocation',
+    // Links are stateless tokens: a revocation is remembered until the link would have expired.
+    sql: `
+alter table accounts add column portal_links_revoked_before timestamptz;
+create table portal_link_revocations (
+  link_id text primary key,
+  account_id text not null references accounts(id) on delete cascade,
+  revoked_at timestamptz not null default now(),
+  expires_at timestamptz not null
+)
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

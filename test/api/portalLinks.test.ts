@@ -25,7 +25,7 @@ test('when the platform asks for a portal link, then it opens the settings page 
   expect(url.search).toBe(''); // the token rides in the fragment, never sent to a server or logged
   expect(Date.parse(link.body.expiresAt) - Date.now()).toBeGreaterThan(590_000);
   const token = tokenOf(link.body.url);
-  expect((await h.call('GET', '/v1/account', { token })).body).toEqual({ id: a.id, name: expect.any(String), plan: 'paid' });
+  expect((await h.call('GET', '/v1/account', { token })).body).toEqual({ id: a.id, name: expect.any(String), plan: 'paid', access: 'manage' });
   expect((await h.call('GET', '/v1/endpoints', { token })).body.data).toEqual([]);
   expect((await h.call('GET', `/v1/deliveries?accountId=${b.id}`, { token })).body.data).toEqual([]);
   expect((await h.call('POST', '/v1/events', { token, body: {} })).status).toBe(403);
@@ -40,7 +40,7 @@ test('when the platform asks for a portal link, then it opens the settings page 
 test('when a portal link is expired or tampered with, then the API refuses it with 401', async () => {
   const a = await newAccount(h);
   const key = portalSigningKey(h.adminToken);
-  const expired = signPortalToken(key, a.id, Date.now() - 1_000);
+  const { token: expired } = signPortalToken(key, a.id, Date.now() - 1_000);
   const res = await h.call('GET', '/v1/account', { token: expired });
   expect(res.status).toBe(401);
   expect(res.body.detail).toMatch(/expired/);

@@ -6,8 +6,9 @@ import type { ApiDeps } from '../context';
 import { ApiError } from '../errors';
 import { accountOut } from '../mappers';
 import { defineRoute } from '../route';
-import { portalSigningKey, signPortalToken } from '../../domain/portalToken';
-import { actingAccount } from '../auth';
+import { signPortalToken, type PortalScope } from '../../domain/portalToken';
+import { actingAccount, credentialsOf, principal } from '../auth';
+import { revokeAllPortalLinks, revokePortalLink } from '../../db/portalLinks';
 import { listeningOrigin } from '../origin';
 import { AccountCreatedOut, AccountIn, AccountOut, AccountPatchIn, MyAccountOut, PortalLinkIn, PortalLinkOut } from '../schemas';
 
@@ -39,15 +40,27 @@ export function accountsRouter(deps: ApiDeps): Router {
     return accountOut(account);
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/accounts/:id/portal-links', operationId: 'createPortalLink', example: { body: { ttlSeconds: 3600 }, response: { url: 'https://webhooks.example.com/portal#token=pt_…', expiresAt: '2025-02-09T04:00:28.002Z' } }, summary: 'A short-lived signed link to the webhook settings page of this account only (admin).', tag, auth: 'admin', body: PortalLinkIn, response: { status: 201, schema: PortalLinkOut }, errors: [404] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/accounts/:id/portal-links', operationId: 'createPortalLink', example: { body: { ttlSeconds: 3600, scope: 'manage' }, response: { id: 'pl_Jr4vT8kQ2mXw9LbZ', url: 'https://webhooks.example.com/portal#token=rrp_…', expiresAt: '2025-02-09T04:00:28.002Z', scope: 'manage' } }, summary: 'A short-lived signed link to the webhook settings page of this account only (admin); `scope: read` makes it read-only.', tag, auth: 'admin', body: PortalLinkIn, response: { status: 201, schema: PortalLinkOut }, errors: [404] }, async (ctx, { body }) => {
     const account = await getAccount(deps.db, ctx.params.id);
     if (!account) throw ApiError.notFound('account');
-    return portalLink(deps, account.id, body.ttlSeconds, listeningOrigin(ctx.req.socket));
+    return portalLink(deps, account.id, body, listeningOrigin(ctx.req.socket));
   });
 
-  defineRoute(router, { method: 'get', path: '/v1/account', operationId: 'getMyAccount', example: { response: { id: ACCOUNT_EXAMPLE.id, name: 'Acme', plan: 'paid' } }, summary: 'The calling account (account key or portal link).', tag, auth: 'account', response: { status: 200, schema: MyAccountOut }, errors: [404] }, async (ctx) => {
+  defineRoute(router, { method: 'delete', path: '/v1/accounts/:id/portal-links', operationId: 'revokeAllPortalLinks', example: {}, summary: 'Revoke every portal link of this account issued so far (admin); links made afterwards work.', tag, auth: 'admin', response: { status: 204 }, errors: [404] }, async (ctx) => {
+    if (!(await revokeAllPortalLinks(deps.db, ctx.params.id))) throw ApiError.notFound('account');
+  });
+
+  defineRoute(router, { method: 'delete', path: '/v1/accounts/:id/portal-links/:linkId', operationId: 'revokePortalLink', example: { params: { linkId: 'pl_Jr4vT8kQ2mXw9LbZ' } }, summary: 'Revoke one portal link (admin): its `id` from the answer that created it.', tag, auth: 'admin', response: { status: 204 }, errors: [404] }, async (ctx) => {
+    const account = await getAccount(deps.db, ctx.params.id);
+    if (!account) throw ApiError.notFound('account');
+    // Remembered as long as any link can live (7 days), so the row outlives the link.
+    await revokePortalLink(deps.db, account.id, ctx.params.linkId, new Date(Date.now() + 7 * 86_400_000));
+  });
+
+  defineRoute(router, { method: 'get', path: '/v1/account', operationId: 'getMyAccount', example: { response: { id: ACCOUNT_EXAMPLE.id, name: 'Acme', plan: 'paid', access: 'manage' } }, summary: 'The calling account (account key or portal link).', tag, auth: 'account', response: { status: 200, schema: MyAccountOut }, errors: [404] }, async (ctx) => {
     const account = await actingAccount(ctx, deps.db);
-    return { id: account.id, name: account.name, plan: account.plan };
+    const p = principal(ctx);
+    return { id: account.id, name: account.name, plan: account.plan, access: p.kind === 'account' && p.readOnly ? ('read' as const) : ('manage' as const) };
   });
 
   return router;
@@ -58,9 +71,17 @@ export function accountsRouter(deps: ApiDeps): Router {
  * The link's origin is PUBLIC_URL, else `origin`: the API's own listening address, never a
  * client-supplied Host header.
  */
-export function portalLink(deps: Pick<ApiDeps, 'cfg' | 'adminToken'>, accountId: string, ttlSeconds: number | undefined, origin: string): { url: string; expiresAt: string } {
-  const expiresAtMs = Date.now() + (ttlSeconds ? ttlSeconds * 1000 : deps.cfg.PORTAL_LINK_TTL);
-  const token = signPortalToken(portalSigningKey(deps.adminToken), accountId, expiresAtMs);
+export function portalLink(
+  deps: Pick<ApiDeps, 'cfg' | 'adminToken' | 'portalKeys'>,
+  accountId: string,
+  opts: { ttlSeconds?: number; scope?: PortalScope },
+  origin: string,
+): { id: string; url: string; expiresAt: string; scope: PortalScope } {
+  // The operator's PORTAL_LINK_MAX_TTL bounds every link, whatever was asked for.
+  const ttlMs = Math.min(opts.ttlSeconds ? opts.ttlSeconds * 1000 : deps.cfg.PORTAL_LINK_TTL, deps.cfg.PORTAL_LINK_MAX_TTL);
+  const expiresAtMs = Date.now() + ttlMs;
+  const scope = opts.scope ?? 'manage';
+  const { token, linkId } = signPortalToken(credentialsOf(deps).portalKeys, accountId, expiresAtMs, { scope });
   const base = (deps.cfg.PUBLIC_URL ?? origin).replace(/\/$/, '');
-  return { url: `${base}/portal#token=${token}`, expiresAt: new Date(expiresAtMs).toISOString() };
+  return { id: linkId, url: `${base}/portal#token=${token}`, expiresAt: new Date(expiresAtMs).toISOString(), scope };
 }
