@@ -56,6 +56,7 @@ export const SETTINGS = {
   ALLOW_HTTP: { schema: bool, default: 'false', description: 'Allow plain http:// endpoint URLs for public hosts (development only).' },
   SECRET_ROTATION_OVERLAP: { schema: duration('SECRET_ROTATION_OVERLAP'), default: '24h', description: 'How long the previous signing secret keeps signing after a rotation.' },
   AUTO_DISABLE_AFTER: { schema: duration('AUTO_DISABLE_AFTER'), default: '5d', description: 'An endpoint whose every attempt has failed for this long is disabled (with a reason); its pending deliveries end cancelled.' },
+  CIRCUIT_OPEN_AFTER: { schema: int(1, 100_000), default: '5', description: 'Consecutive failed attempts to an endpoint (429 not counted) after which its circuit opens: its pending deliveries are held, not sent, and one probe at a time on the endpoint\'s own back-off decides when it is back.' },
   RETENTION: { schema: duration('RETENTION'), default: '30d', description: 'Attempt logs and payloads older than this are purged (delivery rows and statuses stay).' },
   RETENTION_PURGE_INTERVAL: { schema: duration('RETENTION_PURGE_INTERVAL'), default: '1h', description: 'How often the retention Schedule runs the purge (in batches of 1,000 rows).' },
   DISPATCH_BATCH_WINDOW: { schema: duration('DISPATCH_BATCH_WINDOW'), default: '25ms', description: 'How long newly published deliveries of one account are gathered into one first-attempt batch workflow (0 = one workflow per delivery).' },

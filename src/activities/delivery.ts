@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
 import { claimForAttempt, finishDelivery, handOver, recordAttempts, type AttemptContext, type AttemptRecord } from '../db/deliveries';
-import { activeSecrets, disableEndpoint, recordEndpointFailure } from '../db/endpoints';
+import { activeSecrets, disableEndpoint } from '../db/endpoints';
 import { FailureType, finalOutcome, type DeliveryStatus } from '../domain/errors';
 import { workflowIdFor } from '../domain/workflowIds';
 import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
@@ -9,6 +9,7 @@ import { signatureHeaders } from '../domain/signing';
 import type { SendResult, WebhookSender } from '../http/sendWebhook';
 import type { Logger } from '../logger';
 import { statusClass, type DeliveryMetrics } from '../metrics';
+import { createCircuit, type CircuitSettings } from './circuit';
 
 export const USER_AGENT = 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)';
 
@@ -78,6 +79,8 @@ export interface DeliveryActivityDeps {
   now?: () => number | Promise<number>;
   /** Starts `delivery-<id>` retry workflows (idempotent): the worker's Dispatcher. */
   startRetryWorkflows?: (request: RetryStartRequest) => Promise<void>;
+  /** Endpoint circuit breaker settings (default: src/activities/circuit.ts DEFAULT_CIRCUIT). */
+  circuit?: CircuitSettings;
 }
 
 /** One attempt's facts: what was sent, what came back, and what follows. */
@@ -237,12 +240,16 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     });
   }
 
-  /** After a failed attempt: true when the endpoint's failure streak just disabled it (its pending deliveries are cancelled). */
-  async function autoDisabled(a: Attempted): Promise<boolean> {
-    const disabled = await recordEndpointFailure(deps.db, a.ctx.delivery.endpoint_id, new Date(a.startedAtMs), deps.autoDisableAfterMs);
-    if (disabled) deps.log.warn('endpoint.auto_disabled', { endpointId: a.ctx.delivery.endpoint_id, accountId: a.ctx.delivery.account_id });
-    return disabled;
-  }
+  const circuit = createCircuit({ db: deps.db, log: deps.log, autoDisableAfterMs: deps.autoDisableAfterMs, settings: deps.circuit });
+  /**
+   * After failed attempts: moves their endpoints' health records (src/activities/circuit.ts);
+   * returns the endpoints whose failure streak just auto-disabled them (pending deliveries cancelled).
+   */
+  const endpointFailures = (failed: Attempted[], schedule: RetrySchedule) =>
+    circuit.failed(
+      failed.map((a) => ({ endpointId: a.ctx.delivery.endpoint_id, accountId: a.ctx.delivery.account_id, startedAtMs: a.startedAtMs, statusCode: a.result.statusCode, error: a.error ?? 'attempt failed' })),
+      schedule,
+    );
 
   /**
    * One attempt of one delivery, by the workflow that owns it. Throws an ApplicationFailure
@@ -269,7 +276,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const [attemptNumber] = await persistently(() => recordAttempts(deps.db, [attemptRecord(a)]));
     logAttempt(a, attemptNumber);
     if (a.ok) return { statusCode: a.result.statusCode!, attempt: attemptNumber, finished: true };
-    if (await autoDisabled(a)) throw stop('endpoint auto-disabled after failing for too long');
+    if ((await endpointFailures([a], input.schedule)).size) throw stop('endpoint auto-disabled after failing for too long');
     throw ApplicationFailure.create({
       type: a.failureType,
       message: a.error ?? 'attempt failed',
@@ -332,12 +339,13 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const attempted = settled.map((r) => (r as PromiseFulfilledResult<Attempted>).value);
+    const autoDisabled = await persistently(() => endpointFailures(attempted.filter((a) => !a.ok), input.schedule));
 
     for (const a of attempted) {
       const d = a.ctx.delivery;
       if (a.ok) {
         out.delivered++;
-      } else if (await persistently(() => autoDisabled(a))) {
+      } else if (autoDisabled.has(d.endpoint_id)) {
         out.finished++; // cancelled with the rest of the endpoint's pending deliveries
       } else if (a.nextAttemptAtMs === undefined) {
         // A permanent failure (410, forbidden destination), or the next attempt would fall after the window.

@@ -64,6 +64,16 @@ export const EndpointPatchIn = z.strictObject({
   description: text().max(500).optional(),
   enabled: z.boolean().optional(),
 });
+export const HealthState = z.enum(['healthy', 'failing', 'open', 'probing']);
+export const EndpointHealthOut = z
+  .object({
+    state: HealthState.describe('`healthy`; `failing` (consecutive failures); `open`: circuit open, deliveries are held, not sent, and one probe at a time decides; `probing`: that probe is out'),
+    since: z.string().describe('when the endpoint entered this state (for `open` and `probing`: when the circuit opened)'),
+    consecutiveFailures: z.number().int(),
+    lastError: z.string().optional(),
+    nextProbeAt: z.string().optional().describe('while the circuit is open: when the next probe may go out'),
+  })
+  .describe('read-only');
 export const EndpointOut = z.object({
   id: z.string(),
   url: z.string(),
@@ -74,6 +84,7 @@ export const EndpointOut = z.object({
   disabledAt: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  health: EndpointHealthOut,
 });
 export const EndpointWithSecretOut = EndpointOut.extend({ secret: z.string() });
 export const EndpointListOut = z.object({ data: z.array(EndpointOut) });

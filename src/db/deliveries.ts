@@ -196,11 +196,15 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
        insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body)
        select id, attempt, series, started_at, duration_ms, status_code, error, response_body from upd returning 1
      ), healthy as (
-       -- only when a failure streak ends or the last success is a minute old: these rows are hot
-       update endpoints e set failing_since = null, last_success_at = ok.at
+       -- any 2xx closes the endpoint's circuit and ends its failure streak (src/db/endpointHealth.ts);
+       -- written only when that changes something or the last success is a minute old: hot rows
+       update endpoint_health h set prev_state = h.state, state = 'healthy',
+         since = case when h.state = 'healthy' then h.since else ok.at end, consecutive_failures = 0, failing_since = null,
+         probe_attempt = 0, next_probe_at = null, probe_owner = null, probe_lease_until = null, last_success_at = ok.at, updated_at = now()
        from (select endpoint_id, max(started_at) as at from upd where delivered group by endpoint_id) ok
-       where e.id = ok.endpoint_id
-         and (e.failing_since is not null or e.last_success_at is null or e.last_success_at < ok.at - interval '1 minute')
+       where h.endpoint_id = ok.endpoint_id
+         and (h.state <> 'healthy' or h.consecutive_failures > 0 or h.failing_since is not null
+              or h.last_success_at is null or h.last_success_at < ok.at - interval '1 minute')
        returning 1
      )
      select id, attempt from upd`,

@@ -113,6 +113,36 @@ create index events_created on events (created_at) where purged_at is null
     // workflow): a claim, so two dispatch paths can never both send it.
     sql: `alter table deliveries add column workflow_id text`,
   },
+  {
+    id: 6,
+    name: 'endpoint health',
+    // One row per endpoint that has ever failed (no row reads as healthy): the circuit state,
+    // its failure streak and probe schedule, and the auto-disable clock (was
+    // endpoints.failing_since, which is no longer written). prev_state is set by every UPDATE so
+    // that RETURNING shows transitions (Postgres 15 has no RETURNING old.*).
+    sql: `
+create table endpoint_health (
+  endpoint_id text primary key references endpoints(id) on delete cascade,
+  state text not null default 'healthy' check (state in ('healthy', 'failing', 'open', 'probing')),
+  prev_state text,
+  since timestamptz not null default now(),
+  consecutive_failures int not null default 0,
+  last_error text,
+  last_failure_at timestamptz,
+  last_success_at timestamptz,
+  failing_since timestamptz,
+  probe_attempt int not null default 0,
+  next_probe_at timestamptz,
+  probe_owner text,
+  probe_lease_until timestamptz,
+  updated_at timestamptz not null default now()
+);
+insert into endpoint_health (endpoint_id, state, since, consecutive_failures, failing_since, last_success_at)
+  select id, case when failing_since is null then 'healthy' else 'failing' end, coalesce(failing_since, now()),
+         case when failing_since is null then 0 else 1 end, failing_since, last_success_at
+  from endpoints where failing_since is not null or last_success_at is not null
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

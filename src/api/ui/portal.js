@@ -472,6 +472,7 @@ function fillCard(card, ep) {
   description.textContent = ep.description || '';
   description.hidden = !ep.description;
   card.querySelector('.card-event-list').textContent = ep.eventTypes.join(', ');
+  fillHealth(card, ep.health);
 
   const reason = card.querySelector('.card-disabled');
   if (!ep.enabled) {
@@ -490,6 +491,25 @@ function fillCard(card, ep) {
     if (ep.enabled) toggle.removeAttribute('aria-describedby');
     else toggle.setAttribute('aria-describedby', reason.id);
   }
+}
+
+const HEALTH_LABELS = { healthy: 'Healthy', failing: 'Failing', open: 'Circuit open', probing: 'Probing' };
+
+/** The endpoint's health badge (its state in words, not only a colour) and what it means. */
+function fillHealth(card, health) {
+  const h = health || { state: 'healthy', consecutiveFailures: 0 };
+  const badge = card.querySelector('.health-badge');
+  badge.textContent = HEALTH_LABELS[h.state] || h.state;
+  badge.className = `badge health-badge health-${h.state}`;
+  const parts = [];
+  if (h.state === 'failing') parts.push(`${h.consecutiveFailures} failed attempt${h.consecutiveFailures === 1 ? '' : 's'} in a row since ${formatTime(h.since)}.`);
+  if (h.state === 'open' || h.state === 'probing') {
+    parts.push(`Deliveries are held since ${formatTime(h.since)} after ${h.consecutiveFailures} failed attempts in a row.`);
+    if (h.state === 'probing') parts.push('A probe request is out now.');
+    else if (h.nextProbeAt) parts.push(`Next probe: ${formatTime(h.nextProbeAt)}.`);
+  }
+  if (h.state !== 'healthy' && h.lastError) parts.push(`Last error: ${h.lastError}`);
+  card.querySelector('.card-health-detail').textContent = parts.join(' ');
 }
 
 async function toggleEnabled(button, ep) {
