@@ -9,7 +9,7 @@ import { signatureHeaders } from '../domain/signing';
 import type { SendResult, WebhookSender } from '../http/sendWebhook';
 import type { Logger } from '../logger';
 import { statusClass, type DeliveryMetrics } from '../metrics';
-import { createCircuit, type CircuitSettings } from './circuit';
+import { createCircuit, type CircuitSettings, type Held, type Probe } from './circuit';
 
 export const USER_AGENT = 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)';
 
@@ -245,11 +245,19 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    * After failed attempts: moves their endpoints' health records (src/activities/circuit.ts);
    * returns the endpoints whose failure streak just auto-disabled them (pending deliveries cancelled).
    */
-  const endpointFailures = (failed: Attempted[], schedule: RetrySchedule) =>
+  const endpointFailures = (failed: Attempted[], schedule: RetrySchedule, probes?: Map<string, Probe>) =>
     circuit.failed(
-      failed.map((a) => ({ endpointId: a.ctx.delivery.endpoint_id, accountId: a.ctx.delivery.account_id, startedAtMs: a.startedAtMs, statusCode: a.result.statusCode, error: a.error ?? 'attempt failed' })),
+      failed.map((a) => ({ deliveryId: a.ctx.delivery.id, endpointId: a.ctx.delivery.endpoint_id, accountId: a.ctx.delivery.account_id, startedAtMs: a.startedAtMs, statusCode: a.result.statusCode, error: a.error ?? 'attempt failed' })),
       schedule,
+      probes,
     );
+
+  /** Records held wake-ups and returns what the activity throws: retried after the hold, no attempt logged. */
+  async function heldFailure(owner: string, nowMs: number, held: Held[]): Promise<ApplicationFailure> {
+    await persistently(() => circuit.hold(owner, nowMs, held));
+    const { delayMs, detail, reason } = held[0];
+    return ApplicationFailure.create({ type: FailureType.Held, message: `held: ${detail}`, nextRetryDelay: delayMs, details: [{ nextRetryDelayMs: delayMs, held: reason }] });
+  }
 
   /**
    * One attempt of one delivery, by the workflow that owns it. Throws an ApplicationFailure
@@ -257,7 +265,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    */
   async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number; finished: boolean }> {
     const info = Context.current().info;
-    const seriesAttempt = info.attempt + (input.attemptOffset ?? 0);
+    const wakeup = info.attempt + (input.attemptOffset ?? 0); // this series' wake-ups so far, this one included
     const [ctx] = await claimForAttempt(deps.db, [{ id: input.deliveryId, series: input.series }], callerWorkflowId());
     const stop = (reason: string) => ApplicationFailure.create({ type: FailureType.Cancelled, message: reason, nonRetryable: true });
     if (!ctx) throw stop('delivery not found');
@@ -270,13 +278,20 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const why = stopReason(ctx);
     if (why) throw stop(why);
 
+    // Circuit breaker (src/activities/circuit.ts): an open endpoint gets no request but its one probe.
+    const nowMs = await now();
+    const gate = await circuit.gate([ctx], callerWorkflowId(), nowMs, input, () => wakeup - 1);
+    if (gate.held.length) throw await heldFailure(callerWorkflowId(), nowMs, gate.held);
+    // Held wake-ups took activity attempts without a request: they don't move the back-off.
+    const seriesAttempt = Math.max(1, wakeup - (ctx.delivery.held_wakeups ?? 0));
+
     const a = await attempt(ctx, seriesAttempt, input);
     // The request is out: a database blip now must not turn into a second POST, so the write is
     // retried here for a while before the attempt as a whole is failed (and later repeated).
     const [attemptNumber] = await persistently(() => recordAttempts(deps.db, [attemptRecord(a)]));
     logAttempt(a, attemptNumber);
     if (a.ok) return { statusCode: a.result.statusCode!, attempt: attemptNumber, finished: true };
-    if ((await endpointFailures([a], input.schedule)).size) throw stop('endpoint auto-disabled after failing for too long');
+    if ((await endpointFailures([a], input.schedule, gate.probes)).size) throw stop('endpoint auto-disabled after failing for too long');
     throw ApplicationFailure.create({
       type: a.failureType,
       message: a.error ?? 'attempt failed',
@@ -304,7 +319,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       delayMs,
       meta: { endpointId: ctx.delivery.endpoint_id, eventType: ctx.delivery.event_type, url: ctx.url },
     });
-    const toSend: AttemptContext[] = [];
+    let toSend: AttemptContext[] = [];
     const nowMs = await now();
     for (const ctx of contexts) {
       const d = ctx.delivery;
@@ -324,6 +339,15 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       }
     }
 
+    // Circuit breaker: an open endpoint's deliveries go to their retry workflows without a request
+    // (held), but for its one probe.
+    const gate = await persistently(() => circuit.gate(toSend, batchId, nowMs, input, () => 0));
+    if (gate.held.length) {
+      await persistently(() => circuit.hold(batchId, nowMs, gate.held, (ctx) => workflowIdFor(ctx.delivery.id, ctx.delivery.series)));
+      for (const x of gate.held) out.retrying.push(handOff(x.ctx, x.delayMs));
+      toSend = gate.send;
+    }
+
     const record = attemptRecorder(deps.db, toSend.length);
     // Settled, not all: when a write fails, no request of this run may still be in flight once
     // the batch hands everything over to retry workflows.
@@ -339,7 +363,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const attempted = settled.map((r) => (r as PromiseFulfilledResult<Attempted>).value);
-    const autoDisabled = await persistently(() => endpointFailures(attempted.filter((a) => !a.ok), input.schedule));
+    const autoDisabled = await persistently(() => endpointFailures(attempted.filter((a) => !a.ok), input.schedule, gate.probes));
 
     for (const a of attempted) {
       const d = a.ctx.delivery;

@@ -57,7 +57,15 @@ export function deliveryOut(d: DeliveryRow, temporal: { uiUrl?: string; namespac
     createdAt: iso(d.created_at)!,
     workflowId,
     workflowUrl: temporal.uiUrl ? `${temporal.uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}` : undefined,
+    held: heldOut(d),
   };
+}
+
+/** Held while pending and its latest wake-up (held_at) came after its last real attempt. */
+function heldOut(d: DeliveryRow): z.infer<typeof DeliveryOut>['held'] {
+  if (d.status !== 'pending' || !d.held_at || !d.held_reason) return undefined;
+  if (d.last_attempt_at && new Date(d.last_attempt_at) > new Date(d.held_at)) return undefined;
+  return { reason: d.held_reason as 'circuit_open' | 'probing', detail: d.held_detail ?? '', since: iso(d.held_since ?? d.held_at)!, until: iso(d.next_attempt_at) };
 }
 
 export function attemptOut(a: AttemptRow): z.infer<typeof AttemptOut> {

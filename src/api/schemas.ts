@@ -128,6 +128,15 @@ export const DeliveryOut = z.object({
   createdAt: z.string(),
   workflowId: z.string().describe('the Temporal workflow that owns the delivery: its first-attempt batch (`batch-…`), or `delivery-<id>` once it retries'),
   workflowUrl: z.string().optional().describe('that workflow in the Temporal Web UI, when its address is known'),
+  held: z
+    .object({
+      reason: z.enum(['circuit_open', 'probing']).describe('`circuit_open`: the endpoint\'s circuit is open; `probing`: one probe request to it is out'),
+      detail: z.string(),
+      since: z.string().describe('first held wake-up since its last real attempt'),
+      until: z.string().optional().describe('when it wakes next (no request is made while the circuit stays open)'),
+    })
+    .optional()
+    .describe('present while a pending delivery is held by its endpoint\'s open circuit: its wake-ups make no request and log no attempt'),
 });
 export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptOut), payload: z.string().nullable().describe('the exact body receivers get; null once purged by retention') });
 export const DeliveryListOut = z.object({ data: z.array(DeliveryOut), nextCursor: z.string().nullable() });

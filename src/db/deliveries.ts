@@ -1,5 +1,6 @@
 import type { DeliveryStatus } from '../domain/errors';
 import type { Queryable } from './database';
+import { healthFromJson, type EndpointHealthRow } from './endpointHealth';
 
 export interface DeliveryRow {
   id: string;
@@ -18,6 +19,14 @@ export interface DeliveryRow {
   final_reason: string | null;
   /** The workflow that owns the current series' attempts (null until one claims it). */
   workflow_id: string | null;
+  /** Circuit breaker: why its last wake-up(s) sent nothing (`circuit_open`, `probing`), see src/db/endpointHealth.ts. */
+  held_reason: string | null;
+  held_detail: string | null;
+  /** First and latest held wake-up since its last real attempt. */
+  held_since: Date | null;
+  held_at: Date | null;
+  /** Held wake-ups in this series (each took one of the activity's retry attempts without a request). */
+  held_wakeups: number;
   created_at: Date;
   updated_at: Date;
 }
@@ -100,6 +109,8 @@ export interface AttemptContext {
   endpoint_deleted: boolean;
   plan: string;
   payload_purged: boolean;
+  /** The endpoint's health record (null: healthy), read in the same statement for the circuit breaker. */
+  health: EndpointHealthRow | null;
 }
 
 /**
@@ -122,18 +133,20 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
             (c.id is not null or (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text)) as claimed,
             ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
-            (ev.purged_at is not null) as payload_purged
+            (ev.purged_at is not null) as payload_purged,
+            row_to_json(h.*) as health
      from t join deliveries d on d.id = t.id and d.id = any($1::text[]) left join claimed c on c.id = d.id
      join events ev on ev.id = d.event_id join endpoints ep on ep.id = d.endpoint_id
-     join accounts a on a.id = d.account_id`,
+     join accounts a on a.id = d.account_id
+     left join endpoint_health h on h.endpoint_id = d.endpoint_id`,
     [targets.map((t) => t.id), targets.map((t) => t.series), workflowId],
   );
-  const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at'];
+  const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at', 'held_since', 'held_at'];
   return rows.map((row) => {
     const d = row.delivery as Record<string, unknown>;
     for (const k of dates) if (typeof d[k] === 'string') d[k] = new Date(d[k] as string);
     if (row.claimed) d.workflow_id = workflowId; // the row was read before the claim
-    return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow };
+    return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow, health: healthFromJson(row.health) ?? null };
   });
 }
 
@@ -246,7 +259,8 @@ export async function cancelPendingOfEndpoint(db: Queryable, endpointId: string,
 /** Starts a new attempt series for a finished delivery; undefined if it is still pending. */
 export async function startNewSeries(db: Queryable, accountId: string, id: string): Promise<DeliveryRow | undefined> {
   const [row] = await db.query<DeliveryRow>(
-    `update deliveries set series = series + 1, status = 'pending', final_reason = null, finished_at = null, next_attempt_at = now(), workflow_id = null, updated_at = now()
+    `update deliveries set series = series + 1, status = 'pending', final_reason = null, finished_at = null, next_attempt_at = now(), workflow_id = null, updated_at = now(),
+       held_reason = null, held_detail = null, held_since = null, held_at = null, held_wakeups = 0
      where id = $1 and account_id = $2 and status <> 'pending'
        and not exists (select 1 from events e where e.id = deliveries.event_id and e.purged_at is not null) returning *`,
     [id, accountId],

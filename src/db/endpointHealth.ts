@@ -111,3 +111,71 @@ export async function autoDisableIfDue(db: Queryable, endpointId: string, failin
   await cancelPendingOfEndpoint(db, endpointId, 'endpoint auto-disabled after failing for too long');
   return true;
 }
+
+/**
+ * Takes the endpoint's probe lease for `owner` (a workflow id) when the circuit is open and the
+ * probe is due (or `forced`), and nobody else holds a live lease; the state becomes `probing`.
+ * Returns the probe's number (1 = first probe after opening), or undefined when not taken.
+ * Concurrent takers serialise on the row: exactly one wins.
+ */
+export async function takeProbeLease(db: Queryable, endpointId: string, owner: string, at: Date, leaseMs: number, forced = false): Promise<number | undefined> {
+  const [row] = await db.query<{ probe_attempt: number }>(
+    `update endpoint_health set prev_state = state, state = 'probing', probe_owner = $2,
+       probe_lease_until = $3::timestamptz + $4 * interval '1 millisecond', updated_at = now()
+     where endpoint_id = $1 and state in ('open', 'probing') and ($5 or next_probe_at is null or next_probe_at <= $3)
+       and (probe_owner is null or probe_lease_until < $3 or probe_owner = $2)
+     returning probe_attempt`,
+    [endpointId, owner, at, leaseMs, forced],
+  );
+  return row?.probe_attempt;
+}
+
+/**
+ * The probe failed: back to `open`, the next probe `nextDelayMs` after `at` (the caller computes it
+ * from the probe's number), the streak and last error updated, the lease released. Only the
+ * lease's owner moves it; returns the auto-disable clock, or undefined when `owner` no longer
+ * held the lease.
+ */
+export async function finishProbe(db: Queryable, endpointId: string, owner: string, at: Date, error: string, nextDelayMs: number): Promise<{ failing_since: Date; next_probe_at: Date } | undefined> {
+  const [row] = await db.query<{ failing_since: Date; next_probe_at: Date }>(
+    `update endpoint_health set prev_state = state, state = 'open', probe_attempt = probe_attempt + 1,
+       next_probe_at = $3::timestamptz + $5 * interval '1 millisecond', probe_owner = null, probe_lease_until = null,
+       consecutive_failures = consecutive_failures + 1, last_error = $4, last_failure_at = $3,
+       failing_since = coalesce(failing_since, $3), updated_at = now()
+     where endpoint_id = $1 and probe_owner = $2 and state = 'probing'
+     returning failing_since, next_probe_at`,
+    [endpointId, owner, at, error, nextDelayMs],
+  );
+  return row;
+}
+
+/** A held wake-up of one delivery: no request, no attempt row. */
+export interface HeldWakeup {
+  deliveryId: string;
+  series: number;
+  reason: string;
+  detail: string;
+  /** When it wakes next. */
+  until: Date;
+  /** Hand the delivery to this workflow in the same write (a first-attempt batch to the retry workflow). */
+  handOverTo?: string;
+}
+
+/**
+ * Records held wake-ups of deliveries that `owner` owns (one statement for a batch). held_since
+ * starts again after a real attempt; next_attempt_at becomes the wake-up time.
+ */
+export async function markHeld(db: Queryable, owner: string, at: Date, held: HeldWakeup[]): Promise<string[]> {
+  if (held.length === 0) return [];
+  const rows = await db.query<{ id: string }>(
+    `update deliveries d set held_reason = t.reason, held_detail = t.detail,
+       held_since = case when d.held_at is null or d.held_since is null or (d.last_attempt_at is not null and d.last_attempt_at > d.held_at) then $3 else d.held_since end,
+       held_at = $3, held_wakeups = d.held_wakeups + 1, next_attempt_at = t.until,
+       workflow_id = coalesce(t.hand_over_to, d.workflow_id), updated_at = now()
+     from unnest($1::text[], $2::int[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) as t(id, series, reason, detail, until, hand_over_to)
+     where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending' and d.workflow_id = $8
+     returning d.id`,
+    [held.map((h) => h.deliveryId), held.map((h) => h.series), at, held.map((h) => h.reason), held.map((h) => h.detail), held.map((h) => h.until), held.map((h) => h.handOverTo ?? null), owner],
+  );
+  return rows.map((r) => r.id);
+}

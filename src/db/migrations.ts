@@ -143,6 +143,20 @@ insert into endpoint_health (endpoint_id, state, since, consecutive_failures, fa
   from endpoints where failing_since is not null or last_success_at is not null
 `,
   },
+  {
+    id: 7,
+    name: 'held deliveries',
+    // A wake-up of a delivery whose endpoint's circuit is open makes no request and no attempt
+    // row: it is recorded here (why, since when, how often). The delivery is shown held while
+    // held_at is later than its last attempt.
+    sql: `
+alter table deliveries add column held_reason text;
+alter table deliveries add column held_detail text;
+alter table deliveries add column held_since timestamptz;
+alter table deliveries add column held_at timestamptz;
+alter table deliveries add column held_wakeups int not null default 0
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

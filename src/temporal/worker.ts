@@ -39,5 +39,5 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
 
 /** The circuit breaker's settings from the configuration. */
 export function circuitSettings(cfg: Config): CircuitSettings {
-  return { openAfter: cfg.CIRCUIT_OPEN_AFTER };
+  return { openAfter: cfg.CIRCUIT_OPEN_AFTER, probeMaxIntervalMs: cfg.CIRCUIT_PROBE_MAX_INTERVAL, probeLeaseMs: cfg.ATTEMPT_TIMEOUT + 30_000 };
 }

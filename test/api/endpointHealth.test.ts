@@ -1,6 +1,6 @@
 import { getDelivery, recordAttempts } from '../../src/db/deliveries';
 import { getEndpoint, updateEndpoint } from '../../src/db/endpoints';
-import { autoDisableIfDue, healthOf, recordEndpointFailures } from '../../src/db/endpointHealth';
+import { autoDisableIfDue, finishProbe, healthOf, recordEndpointFailures, takeProbeLease } from '../../src/db/endpointHealth';
 import { newAccount, participant, startHarness, type Harness } from '../helpers/apiHarness';
 import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
 import { Receiver, waitFor } from '../helpers/receiver';
@@ -108,4 +108,51 @@ test('when an endpoint\'s first attempts fail the configured number of times in 
   expect(Date.parse(ep.health.nextProbeAt)).toBeGreaterThan(Date.parse(ep.health.since));
   const list = await h.call('GET', '/v1/endpoints', { token: account.apiKey });
   expect(list.body.data[0].health).toEqual(ep.health);
+});
+
+test('when 10 takers race for an open circuit\'s due probe lease, then exactly one wins; the lease blocks others until it expires, and only its owner can finish the probe', async () => {
+  const { endpoint } = await accountWithEndpoint(h.db, 'https://127.0.0.1/hook');
+  const at = new Date('2030-01-01T00:00:00Z');
+  await recordEndpointFailures(h.db, [fail(endpoint.id, at, OPEN_AFTER)], OPEN_AFTER, PROBE_DELAY);
+  const due = new Date(at.getTime() + PROBE_DELAY);
+
+  expect(await takeProbeLease(h.db, endpoint.id, 'delivery-early', new Date(due.getTime() - 1), 45_000)).toBeUndefined(); // not due yet
+  const won = await Promise.all(Array.from({ length: 10 }, (_, i) => takeProbeLease(h.db, endpoint.id, `delivery-${i}`, due, 45_000)));
+  expect(won.filter((n) => n !== undefined)).toEqual([1]);
+  const owner = `delivery-${won.findIndex((n) => n !== undefined)}`;
+  expect((await healthOf(h.db, [endpoint.id])).get(endpoint.id)).toMatchObject({ state: 'probing', probe_owner: owner });
+
+  expect(await takeProbeLease(h.db, endpoint.id, 'delivery-other', new Date(due.getTime() + 44_000), 45_000)).toBeUndefined(); // lease live
+  expect(await finishProbe(h.db, endpoint.id, 'delivery-other', due, 'HTTP 503', 30_000)).toBeUndefined(); // not its lease
+  const finished = await finishProbe(h.db, endpoint.id, owner, due, 'HTTP 502', 30_000);
+  expect(new Date(finished!.next_probe_at).getTime()).toBe(due.getTime() + 30_000);
+  expect((await healthOf(h.db, [endpoint.id])).get(endpoint.id)).toMatchObject({ state: 'open', probe_owner: null, probe_attempt: 2, last_error: 'HTTP 502', consecutive_failures: OPEN_AFTER + 1 });
+
+  // A dead owner's lease expires: the next due taker gets it.
+  const next = new Date(due.getTime() + 30_000);
+  expect(await takeProbeLease(h.db, endpoint.id, 'delivery-a', next, 45_000)).toBe(2);
+  expect(await takeProbeLease(h.db, endpoint.id, 'delivery-b', new Date(next.getTime() + 45_001), 45_000)).toBe(2);
+});
+
+test('when the circuit is open, then a published delivery is held without a request: the delivery shows held with the reason and next wake-up, and no attempt', async () => {
+  const account = await newAccount(h);
+  const created = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } });
+  // Opened a minute ago by failures; the next probe is an hour away.
+  await recordEndpointFailures(h.db, [fail(created.body.id, new Date(Date.now() - 60_000), OPEN_AFTER)], OPEN_AFTER, 3_600_000);
+
+  const published = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(1) } });
+  const deliveryId = published.body.deliveries[0].id;
+  const d = await waitFor(async () => {
+    const r = await h.call('GET', `/v1/deliveries/${deliveryId}`, { token: account.apiKey });
+    return r.body.held ? r.body : undefined;
+  }, 'the delivery to be held');
+
+  expect(d).toMatchObject({ status: 'pending', attemptCount: 0, attempts: [] });
+  expect(d.held.reason).toBe('circuit_open');
+  expect(d.held.detail).toMatch(/^endpoint circuit open since .* after 3 failed attempts in a row \(last error: HTTP 503\); next probe at /);
+  expect(Date.parse(d.held.until)).toBeGreaterThan(Date.now() + 3_000_000);
+  expect(d.nextAttemptAt).toBe(d.held.until);
+  expect(receiver.requests).toHaveLength(0);
+  const list = await h.call('GET', `/v1/deliveries?endpointId=${created.body.id}`, { token: account.apiKey });
+  expect(list.body.data[0].held).toEqual(d.held);
 });

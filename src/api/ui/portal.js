@@ -819,6 +819,13 @@ function closeDetails() {
   target.focus();
 }
 
+/** A held delivery (its endpoint's circuit is open): why, since when, and until when no request is made. */
+function heldText(held) {
+  const why = held.reason === 'probing' ? 'a probe request to the endpoint is out' : 'the endpoint\'s circuit is open';
+  const until = held.until ? ` until ${formatTime(held.until)} (${relativeTime(held.until)})` : '';
+  return `Held${until}: ${why}, no request is made while it stays open (held since ${formatTime(held.since)}). ${held.detail}`;
+}
+
 function setFact(id, value) {
   const dd = $(id);
   const dt = $(`${id}-label`);
@@ -843,6 +850,7 @@ function renderDetails(d) {
   setFact('details-delivered', d.deliveredAt ? formatTime(d.deliveredAt) : '');
   setFact('next-retry', d.status === 'pending' && d.nextAttemptAt ? `${formatTime(d.nextAttemptAt)} (${relativeTime(d.nextAttemptAt)})` : '');
   setFact('details-reason', d.finishedReason || '');
+  setFact('details-held', d.held ? heldText(d.held) : '');
 
   const resend = $('resend');
   resend.disabled = d.status === 'pending' || !isPaid();
