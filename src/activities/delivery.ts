@@ -10,6 +10,14 @@ import type { SendResult, WebhookSender } from '../http/sendWebhook';
 import type { Logger } from '../logger';
 import { statusClass, type DeliveryMetrics } from '../metrics';
 import { createCircuit, type CircuitSettings, type Held, type Probe } from './circuit';
+import { claimDrainPage, handBackFromDrain, reclaimFromDrain, releaseProbeLease } from '../db/drain';
+import { healthOf, takeProbeLease } from '../db/endpointHealth';
+
+/** The recovery drain claims this many deliveries per page and sends this many at once. */
+const DRAIN_PAGE_SIZE = 200;
+const DRAIN_CONCURRENCY = 50;
+/** A drain's claim lasts this long (it sends a page in a few rounds of requests of ≤ ATTEMPT_TIMEOUT). */
+const DRAIN_LEASE_MS = 120_000;
 
 export const USER_AGENT = 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)';
 
@@ -59,6 +67,39 @@ export interface PostBatchResult {
   retrying: HandOff[];
 }
 
+export interface DrainPageInput {
+  endpointId: string;
+  accountId: string;
+  schedule: RetrySchedule;
+  deliveryIds?: string[];
+  forceProbe?: boolean;
+  /** Keyset cursor: the last delivery of the previous page. */
+  after?: { createdAt: string; id: string };
+}
+
+export interface DrainPageResult {
+  delivered: number;
+  failed: number;
+  /** Nothing (more) to claim. */
+  done: boolean;
+  /** The circuit is open (not probed, or the probe failed, or this page reopened it). */
+  open?: boolean;
+  /** This page's probe succeeded: the circuit closed. */
+  recovered?: boolean;
+  /** The endpoint was deleted or disabled, or the account left the paid plan. */
+  stopped?: boolean;
+  after?: { createdAt: string; id: string };
+}
+
+/** A request to (start and) wake an endpoint's recovery drain. */
+export interface DrainWakeRequest {
+  endpointId: string;
+  accountId: string;
+  reason: string;
+  deliveryIds?: string[];
+  forceProbe?: boolean;
+}
+
 export interface RecordOutcomeInput {
   deliveryId: string;
   series: number;
@@ -81,6 +122,8 @@ export interface DeliveryActivityDeps {
   startRetryWorkflows?: (request: RetryStartRequest) => Promise<void>;
   /** Endpoint circuit breaker settings (default: src/activities/circuit.ts DEFAULT_CIRCUIT). */
   circuit?: CircuitSettings;
+  /** Starts or signals the endpoint's recovery drain (`drain-<endpointId>`): the Dispatcher. */
+  wakeDrain?: (request: DrainWakeRequest) => Promise<void>;
 }
 
 /** One attempt's facts: what was sent, what came back, and what follows. */
@@ -252,6 +295,81 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       probes,
     );
 
+  /** A probe went through (the circuit is closed): the endpoint's held deliveries are sent now by its drain. */
+  async function probeSucceeded(ctx: AttemptContext): Promise<void> {
+    deps.log.info('endpoint.recovered', { endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id, probeDeliveryId: ctx.delivery.id });
+    await deps.wakeDrain?.({ endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id, reason: 'probe-succeeded' })
+      .catch((err: Error) => deps.log.warn('drain.wake_failed', { endpointId: ctx.delivery.endpoint_id, error: err.message })); // held deliveries still wake on their own
+  }
+
+  /**
+   * The endpoint's drain owns this delivery (sending it now): wait and look again, without a
+   * request. A drain that died leaves an expired lease: the delivery is taken back.
+   */
+  async function drainingHold(ctx: AttemptContext, input: PostWebhookInput): Promise<ApplicationFailure> {
+    const nowMs = await now();
+    const leaseUntil = ctx.delivery.lease_until ? new Date(ctx.delivery.lease_until).getTime() : 0;
+    if (leaseUntil < nowMs) await reclaimFromDrain(deps.db, { id: ctx.delivery.id, series: ctx.delivery.series, owner: callerWorkflowId(), nowMs });
+    const delayMs = Math.min(Math.max(1_000, leaseUntil - nowMs + 1_000 + Math.round(Math.random() * 2_000)), Math.max(1_000, input.windowEndsAtMs - nowMs - 1_000));
+    return ApplicationFailure.create({ type: FailureType.Held, message: `held: being sent by ${ctx.delivery.workflow_id}`, nextRetryDelay: delayMs, details: [{ nextRetryDelayMs: delayMs, held: 'draining' }] });
+  }
+
+  /**
+   * One page of an endpoint's recovery drain (its `drain-<endpointId>` workflow): claims parked
+   * deliveries oldest first (or the given ones), sends them in rounds of DRAIN_CONCURRENCY, and
+   * records each attempt with the delivery handed back to its retry workflow. While the circuit is
+   * open it sends nothing, unless forced: then its first request is the probe.
+   */
+  async function drainPage(input: DrainPageInput): Promise<DrainPageResult> {
+    const owner = callerWorkflowId();
+    const nowMs = await now();
+    const out: DrainPageResult = { delivered: 0, failed: 0, done: false };
+    const health = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId);
+    let probe: Probe | undefined;
+    if (health && (health.state === 'open' || health.state === 'probing')) {
+      const n = input.forceProbe ? await takeProbeLease(deps.db, input.endpointId, owner, new Date(nowMs), circuit.settings.probeLeaseMs, true) : undefined;
+      if (n === undefined) return { ...out, open: true, done: true };
+      probe = { deliveryId: '', owner, probeAttempt: n };
+    }
+    const claimed = await claimDrainPage(deps.db, { endpointId: input.endpointId, owner, nowMs, leaseMs: DRAIN_LEASE_MS, limit: probe ? 1 : DRAIN_PAGE_SIZE, deliveryIds: input.deliveryIds, after: input.after });
+    if (claimed.length === 0) {
+      if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
+      return { ...out, done: true, open: probe ? true : undefined };
+    }
+    const contexts = (await claimForAttempt(deps.db, claimed, owner)).filter((c) => c.claimed && c.delivery.status === 'pending');
+    contexts.sort((a, b) => new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1));
+    const last = contexts[contexts.length - 1]?.delivery;
+    out.after = last ? { createdAt: new Date(last.created_at).toISOString(), id: last.id } : input.after;
+    out.done = claimed.length < (probe ? 1 : DRAIN_PAGE_SIZE) || input.deliveryIds !== undefined;
+    const back = (ctxs: AttemptContext[]) => handBackFromDrain(deps.db, owner, ctxs.map((c) => ({ id: c.delivery.id, workflowId: workflowIdFor(c.delivery.id, c.delivery.series) })));
+    if (contexts.some((c) => stopReason(c))) {
+      await back(contexts); // the retry workflows end them (cancelled) at their next wake-up
+      return { ...out, stopped: true, done: true };
+    }
+    if (probe) probe.deliveryId = contexts[0].delivery.id;
+    const probes = new Map(probe ? [[input.endpointId, probe]] : []);
+    for (let i = 0; i < contexts.length; i += DRAIN_CONCURRENCY) {
+      const round = contexts.slice(i, i + DRAIN_CONCURRENCY);
+      const attempted = await Promise.all(round.map((ctx) => attempt(ctx, ctx.delivery.attempt_count + 1, { schedule: input.schedule, windowEndsAtMs: new Date(ctx.delivery.created_at).getTime() + input.schedule.windowMs })));
+      // Delivered or not, each goes back to its retry workflow in the same write (a failed one is retried on its own schedule).
+      const numbers = await persistently(() => recordAttempts(deps.db, attempted.map((a) => attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)))));
+      attempted.forEach((a, k) => logAttempt(a, numbers[k]));
+      const failed = attempted.filter((a) => !a.ok);
+      out.delivered += attempted.length - failed.length;
+      out.failed += failed.length;
+      if (probe && failed.length === 0) out.recovered = true;
+      if (failed.length) {
+        const disabled = await persistently(() => endpointFailures(failed, input.schedule, probes));
+        const state = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.state;
+        if (disabled.size || state === 'open' || state === 'probing') {
+          await back(contexts.slice(i + DRAIN_CONCURRENCY));
+          return { ...out, open: !disabled.size, stopped: disabled.size > 0, done: true };
+        }
+      }
+    }
+    return out;
+  }
+
   /** Records held wake-ups and returns what the activity throws: retried after the hold, no attempt logged. */
   async function heldFailure(owner: string, nowMs: number, held: Held[]): Promise<ApplicationFailure> {
     await persistently(() => circuit.hold(owner, nowMs, held));
@@ -272,6 +390,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     // Re-run after a crash that followed a successful attempt: it is done, don't send again.
     if (ctx.delivery.series === input.series && ctx.delivery.status === 'delivered') return { statusCode: 0, attempt: ctx.delivery.attempt_count, finished: true };
     if (ctx.delivery.series !== input.series || ctx.delivery.status !== 'pending') throw stop(`delivery is ${ctx.delivery.status}, not pending`);
+    if (!ctx.claimed && ctx.delivery.workflow_id?.startsWith('drain-')) throw await drainingHold(ctx, input);
     if (!ctx.claimed) {
       throw ApplicationFailure.create({ type: FailureType.Superseded, message: `delivery is owned by workflow ${ctx.delivery.workflow_id}`, nonRetryable: true });
     }
@@ -290,6 +409,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     // retried here for a while before the attempt as a whole is failed (and later repeated).
     const [attemptNumber] = await persistently(() => recordAttempts(deps.db, [attemptRecord(a)]));
     logAttempt(a, attemptNumber);
+    if (a.ok && gate.probes.size) await probeSucceeded(ctx);
     if (a.ok) return { statusCode: a.result.statusCode!, attempt: attemptNumber, finished: true };
     if ((await endpointFailures([a], input.schedule, gate.probes)).size) throw stop('endpoint auto-disabled after failing for too long');
     throw ApplicationFailure.create({
@@ -328,7 +448,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       } else if (!ctx.claimed) {
         // Handed over by an earlier run of this batch whose result was lost: start its workflow
         // again (idempotent). Owned by anyone else: that workflow sends it.
-        if (d.workflow_id === workflowIdFor(d.id, d.series)) out.retrying.push(handOff(ctx, Math.max(0, (d.next_attempt_at?.getTime() ?? nowMs) - nowMs)));
+        if (d.workflow_id === workflowIdFor(d.id, d.series) || d.workflow_id?.startsWith('drain-')) out.retrying.push(handOff(ctx, Math.max(0, (d.next_attempt_at?.getTime() ?? nowMs) - nowMs)));
         else out.skipped++;
       } else {
         const why = stopReason(ctx);
@@ -364,6 +484,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const attempted = settled.map((r) => (r as PromiseFulfilledResult<Attempted>).value);
     const autoDisabled = await persistently(() => endpointFailures(attempted.filter((a) => !a.ok), input.schedule, gate.probes));
+    for (const a of attempted) if (a.ok && gate.probes.get(a.ctx.delivery.endpoint_id)?.deliveryId === a.ctx.delivery.id) await probeSucceeded(a.ctx);
 
     for (const a of attempted) {
       const d = a.ctx.delivery;
@@ -412,7 +533,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     if (retrying.length) await deps.startRetryWorkflows({ ...request, retrying });
   }
 
-  return { postWebhook, postBatch, startRetries, recordOutcome };
+  return { postWebhook, postBatch, startRetries, recordOutcome, drainPage };
 }
 
 export type DeliveryActivities = ReturnType<typeof createDeliveryActivities>;

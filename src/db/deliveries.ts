@@ -27,6 +27,8 @@ export interface DeliveryRow {
   held_at: Date | null;
   /** Held wake-ups in this series (each took one of the activity's retry attempts without a request). */
   held_wakeups: number;
+  /** A recovery drain that claimed it sends it until then. */
+  lease_until: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -141,7 +143,7 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
      left join endpoint_health h on h.endpoint_id = d.endpoint_id`,
     [targets.map((t) => t.id), targets.map((t) => t.series), workflowId],
   );
-  const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at', 'held_since', 'held_at'];
+  const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at', 'held_since', 'held_at', 'lease_until'];
   return rows.map((row) => {
     const d = row.delivery as Record<string, unknown>;
     for (const k of dates) if (typeof d[k] === 'string') d[k] = new Date(d[k] as string);
@@ -158,10 +160,11 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
  */
 export async function handOver(db: Queryable, batchId: string, targets: { id: string; series: number; workflowId: string }[]): Promise<string[]> {
   const rows = await db.query<{ id: string }>(
-    `update deliveries d set workflow_id = t.workflow_id
+    `update deliveries d set workflow_id = case when d.workflow_id like 'drain-%' then d.workflow_id else t.workflow_id end
      from unnest($1::text[], $2::int[], $3::text[]) as t(id, series, workflow_id)
      where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending'
-       and (d.workflow_id is null or d.workflow_id = $4::text or d.workflow_id = t.workflow_id)
+       and (d.workflow_id is null or d.workflow_id = $4::text or d.workflow_id = t.workflow_id
+            or d.workflow_id like 'drain-%') -- a recovery drain sending it now hands it to this workflow afterwards: start it
      returning d.id`,
     [targets.map((t) => t.id), targets.map((t) => t.series), targets.map((t) => t.workflowId), batchId],
   );

@@ -157,6 +157,13 @@ alter table deliveries add column held_at timestamptz;
 alter table deliveries add column held_wakeups int not null default 0
 `,
   },
+  {
+    id: 8,
+    name: 'drain lease',
+    // A recovery drain (workflow drain-<endpointId>) that claimed a parked delivery sends it
+    // until then; its retry workflow takes it back only after the lease has expired.
+    sql: `alter table deliveries add column lease_until timestamptz`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

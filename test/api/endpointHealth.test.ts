@@ -156,3 +156,51 @@ test('when the circuit is open, then a published delivery is held without a requ
   const list = await h.call('GET', `/v1/deliveries?endpointId=${created.body.id}`, { token: account.apiKey });
   expect(list.body.data[0].held).toEqual(d.held);
 });
+
+async function heldDeliveries(n: number) {
+  const account = await newAccount(h);
+  const created = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } });
+  await recordEndpointFailures(h.db, [fail(created.body.id, new Date(Date.now() - 60_000), OPEN_AFTER)], OPEN_AFTER, 3_600_000); // next probe in an hour
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) ids.push((await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(i) } })).body.deliveries[0].id);
+  for (const id of ids) await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.held ? true : undefined), `${id} to be held`);
+  return { account, endpointId: created.body.id as string, ids };
+}
+const delivered = (token: string, id: string) => waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
+
+test('when a customer retries a held delivery now (POST /v1/deliveries/:id/retry) and the receiver is back, then it is sent at once as the probe, the circuit closes and the other held deliveries are sent too', async () => {
+  const { account, endpointId, ids } = await heldDeliveries(3);
+  expect(receiver.requests).toHaveLength(0);
+
+  const res = await h.call('POST', `/v1/deliveries/${ids[1]}/retry`, { token: account.apiKey });
+
+  expect(res.status).toBe(202);
+  expect(res.body).toEqual({ deliveryId: ids[1] });
+  for (const id of ids) await delivered(account.apiKey, id);
+  expect(receiver.requests[0].headers['webhook-id']).toBe(ids[1]); // the probe was the one retried
+  expect(receiver.requests.map((r) => r.headers['webhook-id']).sort()).toEqual([...ids].sort()); // each once
+  const ep = await h.call('GET', `/v1/endpoints/${endpointId}`, { token: account.apiKey });
+  expect(ep.body.health.state).toBe('healthy');
+  const again = await h.call('POST', `/v1/deliveries/${ids[1]}/retry`, { token: account.apiKey });
+  expect(again.status).toBe(409);
+  expect(again.body.code).toBe('delivery_not_pending');
+});
+
+test('when a customer retries an endpoint\'s pending deliveries now (POST /v1/endpoints/:id/retry), then the answer lists them and each is delivered once; other accounts get 404 and free plans 402 (the admin 409 once delivered)', async () => {
+  const { account, endpointId, ids } = await heldDeliveries(3);
+  const other = await newAccount(h);
+  expect((await h.call('POST', `/v1/endpoints/${endpointId}/retry`, { token: other.apiKey })).status).toBe(404);
+  expect((await h.call('POST', `/v1/deliveries/${ids[0]}/retry`, { token: other.apiKey })).status).toBe(404);
+
+  const res = await h.call('POST', `/v1/endpoints/${endpointId}/retry`, { token: account.apiKey });
+
+  expect(res.status).toBe(202);
+  expect([...res.body.deliveryIds].sort()).toEqual([...ids].sort());
+  for (const id of ids) await delivered(account.apiKey, id);
+  expect(receiver.requests.map((r) => r.headers['webhook-id']).sort()).toEqual([...ids].sort());
+
+  expect((await h.call('POST', `/v1/deliveries/${ids[0]}/retry?accountId=${account.id}`, {})).status).toBe(409); // admin: delivered now
+  await h.call('PATCH', `/v1/accounts/${account.id}`, { body: { plan: 'free' } });
+  expect((await h.call('POST', `/v1/endpoints/${endpointId}/retry`, { token: account.apiKey })).status).toBe(402);
+  expect((await h.call('POST', `/v1/deliveries/${ids[0]}/retry`, { token: account.apiKey })).status).toBe(402);
+});

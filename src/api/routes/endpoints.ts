@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { AccountRow } from '../../db/accounts';
 import { createEndpoint, getEndpoint, listEndpoints, rotateSecret, softDeleteEndpoint, updateEndpoint } from '../../db/endpoints';
 import { healthOf } from '../../db/endpointHealth';
+import { pendingOfEndpoint } from '../../db/drain';
 import { normaliseEndpointUrl } from '../../domain/endpointUrl';
 import { EVENT_CATALOG } from '../../domain/eventCatalog';
 import { cancelEndpointDeliveries, resendDelivery } from '../../services/deliveryControl';
@@ -113,6 +114,16 @@ export function endpointsRouter(deps: ApiDeps): Router {
     );
     const ids: string[] = [];
     for (const row of rows) if (await resendDelivery(deps, a.id, row.id)) ids.push(row.id);
+    return { deliveryIds: ids } satisfies z.infer<typeof RecoverOut>;
+  });
+
+  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/retry', operationId: 'retryEndpoint', example: { response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'] } }, summary: `Retry pending now: every pending delivery of this endpoint (held ones included) is attempted now instead of at its next back-off slot, oldest first; while its circuit is open the first request is the probe, and only its success sends the rest. Answers the first ${RECOVER_LIMIT} pending ids.`, tag, auth: 'account', response: { status: 202, schema: RecoverOut }, errors: [402, 404, 409] }, async (ctx) => {
+    const a = await account(ctx);
+    paid(a);
+    const ep = await found(ctx, a);
+    if (!ep.enabled) throw new ApiError(409, 'endpoint_disabled', 'Enable the endpoint before retrying its deliveries.');
+    const ids = await pendingOfEndpoint(deps.db, ep.id, RECOVER_LIMIT);
+    if (ids.length) await deps.dispatcher.wakeDrain({ endpointId: ep.id, accountId: a.id, reason: 'retry-endpoint', forceProbe: true });
     return { deliveryIds: ids } satisfies z.infer<typeof RecoverOut>;
   });
 

@@ -451,6 +451,7 @@ function createCard(endpoint) {
   on('rotate-secret', rotateSecret);
   on('send-test', sendTest);
   on('recover', recoverSince);
+  on('retry-pending', retryPending);
   // Free plans may still see and delete endpoints, but every other write answers 402: leave those controls out.
   if (!isPaid()) for (const node of card.querySelectorAll('.writes')) node.remove();
   return card;
@@ -486,6 +487,7 @@ function fillCard(card, ep) {
     // The API refuses tests and recovery for a disabled endpoint; say so instead of failing.
     inCard(card, 'send-test').disabled = !ep.enabled;
     inCard(card, 'recover').disabled = !ep.enabled;
+    inCard(card, 'retry-pending').disabled = !ep.enabled;
     card.querySelector('.tools-note').hidden = ep.enabled;
     toggle.textContent = ep.enabled ? 'Disable' : 'Enable';
     if (ep.enabled) toggle.removeAttribute('aria-describedby');
@@ -663,6 +665,17 @@ function renderTestResult(box, d) {
 
   const code = last ? (last.statusCode !== undefined ? `HTTP ${last.statusCode}` : last.error) : '';
   return `${headline}${code ? ` (${code}` : ''}${last ? `, ${last.durationMs} ms)` : ''}.`;
+}
+
+async function retryPending(button, ep) {
+  await busy(button, async () => {
+    try {
+      const { deliveryIds } = await api('POST', `/v1/endpoints/${enc(ep.id)}/retry`);
+      announce(deliveryIds.length ? `Retrying ${plural(deliveryIds.length, 'pending delivery', 'pending deliveries')} now.` : 'No pending deliveries; nothing to retry.');
+      await refreshEndpoints();
+      await refreshLogAndDetails();
+    } catch (err) { reportError(err); }
+  });
 }
 
 async function recoverSince(button, ep, card) {
@@ -857,6 +870,9 @@ function renderDetails(d) {
   $('resend-help').textContent = !isPaid() ? 'Resending needs a paid plan.' : 'A delivery can be resent once it has finished.';
   $('resend-help').hidden = !resend.disabled;
   resend.setAttribute('aria-describedby', 'resend-help');
+  // Only a pending delivery can be retried now (and only on a paid plan).
+  $('retry-now').hidden = d.status !== 'pending' || !isPaid();
+  $('retry-now-help').hidden = $('retry-now').hidden;
 
   const link = $('temporal-link');
   if (d.workflowUrl) link.setAttribute('href', d.workflowUrl);
@@ -892,6 +908,22 @@ function resendSummary(d) {
     return `Resent, but the attempt failed (${code}).${d.nextAttemptAt ? ` Next retry at ${formatTime(d.nextAttemptAt)}.` : ''}`;
   }
   return d.status === 'pending' ? 'Resend started; no attempt yet.' : `Resent: ${d.status}.`;
+}
+
+async function retryNow(button) {
+  const id = state.details.id;
+  if (!id) return;
+  await busy(button, async () => {
+    try {
+      const attemptsBefore = state.details.attempts;
+      await api('POST', `/v1/deliveries/${enc(id)}/retry`);
+      announce('Retrying now.');
+      const delivery = await pollDelivery(id, (d) => d.status !== 'pending' || d.attempts.length > attemptsBefore);
+      if (state.details.id === id) renderDetails(delivery);
+      announce(delivery.status === 'delivered' ? 'Delivered.' : resendSummary(delivery));
+      await loadLog();
+    } catch (err) { reportError(err); }
+  });
 }
 
 async function resendDelivery(button) {
@@ -942,6 +974,7 @@ function wireEvents() {
   $('newer-page').addEventListener('click', goNewer);
   $('close-details').addEventListener('click', closeDetails);
   $('resend').addEventListener('click', (event) => resendDelivery(event.currentTarget));
+  $('retry-now').addEventListener('click', (event) => retryNow(event.currentTarget));
   $('delivery-details').addEventListener('keydown', (event) => {
     if (event.key === 'Escape') closeDetails();
   });
