@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/database';
 import type { AttemptContext } from '../db/deliveries';
-import { autoDisableIfDue, finishProbe, markHeld, recordEndpointFailures, takeProbeLease, type EndpointFailures, type EndpointHealthRow, type HeldWakeup } from '../db/endpointHealth';
-import { decideGate, holdDelayMs, probeIntervalMs, type HoldReason } from '../domain/endpointGate';
+import { autoDisableIfDue, finishProbe, markHeld, recordEndpointFailures, scheduleProbe, takeProbeLease, type EndpointFailures, type EndpointHealthRow, type HeldWakeup } from '../db/endpointHealth';
+import { decideGate, holdDelayMs, nextProbeDelayMs, probeIntervalMs, type HoldReason } from '../domain/endpointGate';
 import { retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
 import type { Logger } from '../logger';
 
@@ -15,7 +15,7 @@ export interface CircuitSettings {
   probeLeaseMs: number;
 }
 
-export const DEFAULT_CIRCUIT: CircuitSettings = { openAfter: 5, probeMaxIntervalMs: 3_600_000, probeLeaseMs: 45_000 };
+export const DEFAULT_CIRCUIT: CircuitSettings = { openAfter: 5, probeMaxIntervalMs: 12 * 3_600_000, probeLeaseMs: 45_000 };
 
 /** A failed attempt, as the endpoint's health record needs it. */
 export interface EndpointFailure {
@@ -40,6 +40,8 @@ export interface Probe {
   deliveryId: string;
   owner: string;
   probeAttempt: number;
+  /** Start of the endpoint's failure streak (anchors the probe schedule). */
+  failingSinceMs?: number;
 }
 
 export interface GateResult {
@@ -62,7 +64,7 @@ function heldDetail(h: EndpointHealthRow, reason: HoldReason): string {
  * request, no attempt row); after failures, moves each endpoint's health record (one statement per
  * batch) and applies auto-disable from the same record.
  */
-export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAfterMs: number; settings?: CircuitSettings }) {
+export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAfterMs: number; settings?: CircuitSettings; circuitOpened?: (endpointId: string, accountId: string) => Promise<void> | undefined }) {
   const settings = deps.settings ?? DEFAULT_CIRCUIT;
 
   /**
@@ -89,7 +91,7 @@ export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAft
         const probeAttempt = await takeProbeLease(deps.db, endpointId, owner, new Date(nowMs), settings.probeLeaseMs);
         if (probeAttempt !== undefined) {
           out.send.push(group[0]);
-          out.probes.set(endpointId, { deliveryId: group[0].delivery.id, owner, probeAttempt });
+          out.probes.set(endpointId, { deliveryId: group[0].delivery.id, owner, probeAttempt, failingSinceMs: h.failing_since ? new Date(h.failing_since).getTime() : undefined });
           deps.log.info('endpoint.probe', { endpointId, accountId: group[0].delivery.account_id, deliveryId: group[0].delivery.id, probeAttempt });
           rest = group.slice(1);
           reason = 'probing';
@@ -127,7 +129,7 @@ export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAft
     for (const f of failures) {
       const probe = probes?.get(f.endpointId);
       if (probe && probe.deliveryId === f.deliveryId) {
-        const next = probeIntervalMs(schedule, probe.probeAttempt + 1, settings.probeMaxIntervalMs);
+        const next = nextProbeDelayMs(schedule, f.startedAtMs - (probe.failingSinceMs ?? f.startedAtMs), settings.probeMaxIntervalMs);
         const row = await finishProbe(deps.db, f.endpointId, probe.owner, new Date(f.startedAtMs), f.error, next);
         if (row) {
           deps.log.info('endpoint.probe_failed', { endpointId: f.endpointId, accountId: f.accountId, deliveryId: f.deliveryId, error: f.error, nextProbeAt: isoOrNull(row.next_probe_at) });
@@ -153,6 +155,10 @@ export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAft
       const e = byEndpoint.get(t.endpoint_id)!;
       if (t.state === 'open' && t.prev_state !== 'open' && t.prev_state !== 'probing') {
         deps.log.warn('endpoint.circuit_opened', { endpointId: t.endpoint_id, accountId: e.accountId, consecutiveFailures: t.consecutive_failures, lastError: e.error, nextProbeAt: isoOrNull(t.next_probe_at) });
+        // The first probe: the retry schedule anchored at the streak's start.
+        const at = e.at.getTime();
+        await scheduleProbe(deps.db, t.endpoint_id, new Date(at + nextProbeDelayMs(schedule, at - new Date(t.failing_since).getTime(), settings.probeMaxIntervalMs)));
+        await deps.circuitOpened?.(t.endpoint_id, e.accountId);
       }
       if (await autoDisableIfDue(deps.db, t.endpoint_id, t.failing_since, e.at, deps.autoDisableAfterMs)) {
         deps.log.warn('endpoint.auto_disabled', { endpointId: t.endpoint_id, accountId: e.accountId });

@@ -10,7 +10,7 @@ import type { SendResult, WebhookSender } from '../http/sendWebhook';
 import type { Logger } from '../logger';
 import { statusClass, type DeliveryMetrics } from '../metrics';
 import { createCircuit, type CircuitSettings, type Held, type Probe } from './circuit';
-import { claimDrainPage, handBackFromDrain, reclaimFromDrain, releaseProbeLease } from '../db/drain';
+import { claimDrainPage, handBackFromDrain, hasPending, reclaimFromDrain, releaseProbeLease } from '../db/drain';
 import { healthOf, takeProbeLease } from '../db/endpointHealth';
 
 /** The recovery drain claims this many deliveries per page and sends this many at once. */
@@ -88,6 +88,10 @@ export interface DrainPageResult {
   recovered?: boolean;
   /** The endpoint was deleted or disabled, or the account left the paid plan. */
   stopped?: boolean;
+  /** Open circuit with nothing pending: no probing needed. */
+  idle?: boolean;
+  /** Open circuit: when the drain (as the prober) should look again. */
+  nextProbeAtMs?: number;
   after?: { createdAt: string; id: string };
 }
 
@@ -283,7 +287,15 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     });
   }
 
-  const circuit = createCircuit({ db: deps.db, log: deps.log, autoDisableAfterMs: deps.autoDisableAfterMs, settings: deps.circuit });
+  const circuit = createCircuit({
+    db: deps.db,
+    log: deps.log,
+    autoDisableAfterMs: deps.autoDisableAfterMs,
+    settings: deps.circuit,
+    // The circuit just opened: the endpoint's drain workflow becomes its prober (held wake-ups can probe too).
+    circuitOpened: (endpointId, accountId) =>
+      deps.wakeDrain?.({ endpointId, accountId, reason: 'circuit-opened' }).catch((err: Error) => deps.log.warn('drain.wake_failed', { endpointId, error: err.message })),
+  });
   /**
    * After failed attempts: moves their endpoints' health records (src/activities/circuit.ts);
    * returns the endpoints whose failure streak just auto-disabled them (pending deliveries cancelled).
@@ -327,14 +339,22 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const health = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId);
     let probe: Probe | undefined;
     if (health && (health.state === 'open' || health.state === 'probing')) {
-      const n = input.forceProbe ? await takeProbeLease(deps.db, input.endpointId, owner, new Date(nowMs), circuit.settings.probeLeaseMs, true) : undefined;
-      if (n === undefined) return { ...out, open: true, done: true };
-      probe = { deliveryId: '', owner, probeAttempt: n };
+      // The prober: nothing parked for this endpoint any more → its job is over.
+      if (!(await hasPending(deps.db, input.endpointId))) return { ...out, open: true, done: true, idle: true };
+      // Forced (retry-now), or the probe is due: one request, under the lease.
+      const n = await takeProbeLease(deps.db, input.endpointId, owner, new Date(nowMs), circuit.settings.probeLeaseMs, input.forceProbe === true);
+      if (n === undefined) {
+        const lease = health.state === 'probing' && health.probe_lease_until ? new Date(health.probe_lease_until).getTime() : 0;
+        const next = Math.max(health.next_probe_at ? new Date(health.next_probe_at).getTime() : nowMs, lease);
+        return { ...out, open: true, done: true, nextProbeAtMs: next };
+      }
+      probe = { deliveryId: '', owner, probeAttempt: n, failingSinceMs: health.failing_since ? new Date(health.failing_since).getTime() : undefined };
     }
     const claimed = await claimDrainPage(deps.db, { endpointId: input.endpointId, owner, nowMs, leaseMs: DRAIN_LEASE_MS, limit: probe ? 1 : DRAIN_PAGE_SIZE, deliveryIds: input.deliveryIds, after: input.after });
     if (claimed.length === 0) {
       if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
-      return { ...out, done: true, open: probe ? true : undefined };
+      // Probe: nothing parked to send right now (all waking within 5 s, or owned elsewhere): a held wake-up probes; look again soon.
+      return { ...out, done: true, open: probe ? true : undefined, nextProbeAtMs: probe ? nowMs + 10_000 : undefined };
     }
     const contexts = (await claimForAttempt(deps.db, claimed, owner)).filter((c) => c.claimed && c.delivery.status === 'pending');
     contexts.sort((a, b) => new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1));
@@ -351,8 +371,10 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     for (let i = 0; i < contexts.length; i += DRAIN_CONCURRENCY) {
       const round = contexts.slice(i, i + DRAIN_CONCURRENCY);
       const attempted = await Promise.all(round.map((ctx) => attempt(ctx, ctx.delivery.attempt_count + 1, { schedule: input.schedule, windowEndsAtMs: new Date(ctx.delivery.created_at).getTime() + input.schedule.windowMs })));
-      // Delivered or not, each goes back to its retry workflow in the same write (a failed one is retried on its own schedule).
-      const numbers = await persistently(() => recordAttempts(deps.db, attempted.map((a) => attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)))));
+      // Delivered or not, each goes back to its retry workflow in the same write; a failed one is
+      // retried on its own schedule, so its next_attempt_at (its retry workflow's wake-up) stays.
+      const records = attempted.map((a) => ({ ...attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)), nextAttemptAt: a.ok ? undefined : a.ctx.delivery.next_attempt_at ?? undefined }));
+      const numbers = await persistently(() => recordAttempts(deps.db, records));
       attempted.forEach((a, k) => logAttempt(a, numbers[k]));
       const failed = attempted.filter((a) => !a.ok);
       out.delivered += attempted.length - failed.length;
@@ -363,7 +385,8 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
         const state = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.state;
         if (disabled.size || state === 'open' || state === 'probing') {
           await back(contexts.slice(i + DRAIN_CONCURRENCY));
-          return { ...out, open: !disabled.size, stopped: disabled.size > 0, done: true };
+          const next = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.next_probe_at;
+          return { ...out, open: !disabled.size, stopped: disabled.size > 0, done: true, nextProbeAtMs: next ? new Date(next).getTime() : undefined };
         }
       }
     }

@@ -59,3 +59,9 @@ export async function pendingOfEndpoint(db: Queryable, endpointId: string, limit
   const rows = await db.query<{ id: string }>(`select id from deliveries where endpoint_id = $1 and status = 'pending' order by created_at, id limit $2`, [endpointId, limit]);
   return rows.map((r) => r.id);
 }
+
+/** Whether the endpoint has any pending delivery (the prober stops when it has none). */
+export async function hasPending(db: Queryable, endpointId: string): Promise<boolean> {
+  const rows = await db.query(`select 1 from deliveries where endpoint_id = $1 and status = 'pending' limit 1`, [endpointId]);
+  return rows.length > 0;
+}

@@ -179,3 +179,8 @@ export async function markHeld(db: Queryable, owner: string, at: Date, held: Hel
   );
   return rows.map((r) => r.id);
 }
+
+/** Sets when the next probe of an open circuit is due (after it opened: anchored at its failure streak's start). */
+export async function scheduleProbe(db: Queryable, endpointId: string, at: Date): Promise<void> {
+  await db.query(`update endpoint_health set next_probe_at = $2, updated_at = now() where endpoint_id = $1 and state = 'open'`, [endpointId, at]);
+}

@@ -29,6 +29,23 @@ export function decideGate(h: GateHealth | null | undefined, nowMs: number, owne
   return leaseOver || h.probe_owner === owner ? { kind: 'probe' } : { kind: 'hold', reason: 'probing' };
 }
 
+/**
+ * The wait before the next probe after a failure `elapsedMs` into the endpoint's failure streak:
+ * the retry schedule anchored at the streak's start (as if one delivery had failed since then),
+ * so a lone failing delivery is probed exactly on its own schedule; once the schedule's step
+ * reaches `maxIntervalMs`, every `maxIntervalMs`.
+ */
+export function nextProbeDelayMs(schedule: RetrySchedule, elapsedMs: number, maxIntervalMs: number): number {
+  let cumulative = 0;
+  for (let attempt = 1; attempt < 1_000; attempt++) {
+    const step = baseDelayMs(schedule, attempt);
+    if (step >= maxIntervalMs) return maxIntervalMs;
+    cumulative += step;
+    if (cumulative > elapsedMs) return cumulative - elapsedMs;
+  }
+  return maxIntervalMs;
+}
+
 /** The probe interval after `probeAttempt` probes: the endpoint's own back-off (the retry schedule), capped. */
 export function probeIntervalMs(schedule: RetrySchedule, probeAttempt: number, maxIntervalMs: number): number {
   return Math.min(baseDelayMs(schedule, Math.max(1, probeAttempt)), maxIntervalMs);

@@ -1,4 +1,4 @@
-import { continueAsNew, defineSignal, proxyLocalActivities, setHandler } from '@temporalio/workflow';
+import { condition, continueAsNew, defineSignal, proxyLocalActivities, setHandler } from '@temporalio/workflow';
 import type { DeliveryActivities, DrainPageResult } from '../activities/delivery';
 import type { RetrySchedule } from '../domain/retrySchedule';
 
@@ -29,7 +29,9 @@ const MAX_PAGES_PER_RUN = 200; // keeps one run's history small
  * with signalWithStart). It sends the endpoint's parked deliveries oldest first, in pages, through
  * the ownership claims every sender uses, and hands each back to its own retry workflow in the
  * attempt record; a retry workflow that wakes later finds its delivery delivered and completes.
- * It ends when nothing is left to drain and no wake is pending, or when the circuit is open.
+ * While the endpoint's circuit is open and deliveries wait, it is the endpoint's prober: one
+ * probe each time the next one is due. It ends when nothing is left to drain and no wake is
+ * pending, or when the endpoint stops (deleted, disabled, not paid).
  */
 export async function drainEndpoint(input: DrainEndpointInput): Promise<{ pages: number; delivered: number; failed: number }> {
   const wakes: DrainWake[] = [...(input.pending ?? [])];
@@ -51,7 +53,12 @@ export async function drainEndpoint(input: DrainEndpointInput): Promise<{ pages:
     total.pages++;
     total.delivered += r.delivered;
     total.failed += r.failed;
-    if (r.stopped || r.open) current = undefined; // disabled/deleted, or the circuit is (still, again) open
+    if (r.open && !r.stopped && !r.idle && r.nextProbeAtMs !== undefined) {
+      // The circuit is open and deliveries wait: this workflow is the endpoint's prober. One
+      // durable timer until the next probe is due (or a wake), then one probe under the lease.
+      await condition(() => wakes.length > 0, Math.max(1_000, r.nextProbeAtMs - Date.now()));
+      current = wakes.length > 0 ? undefined : { forceProbe: false };
+    } else if (r.stopped || r.open) current = undefined; // disabled/deleted, or open with nothing pending
     else if (r.recovered) current = { forceProbe: false }; // the probe went through: everything parked goes now
     else if (r.done) current = undefined;
     else current = { ...current, forceProbe: false, after: r.after };

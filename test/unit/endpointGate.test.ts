@@ -1,4 +1,4 @@
-import { decideGate, holdDelayMs, probeIntervalMs } from '../../src/domain/endpointGate';
+import { decideGate, holdDelayMs, nextProbeDelayMs, probeIntervalMs } from '../../src/domain/endpointGate';
 import type { RetrySchedule } from '../../src/domain/retrySchedule';
 
 const schedule: RetrySchedule = { initialIntervalMs: 10_000, backoffCoefficient: 3, maximumIntervalMs: 12 * 3_600_000, jitter: 0, windowMs: 3 * 86_400_000 };
@@ -31,4 +31,14 @@ test('when a delivery is held, then it parks until 10–30 % of a probe interval
   expect(holdDelayMs({ ...base, wakeups: 9, windowEndsAtMs: NOW + 100_000, random: () => 0 })).toBe(99_000);
   // Less than 2 s left: it lands past the window, which ends the delivery undeliverable.
   expect(holdDelayMs({ ...base, wakeups: 9, windowEndsAtMs: NOW + 1_500, random: () => 0 })).toBeGreaterThan(1_500);
+});
+
+test('when a probe fails some time into the failure streak, then the next is due at the next point of the retry schedule anchored at the streak\'s start, or after the cap once the schedule\'s step reaches it', () => {
+  // Points of the schedule: 10 s, 40 s, 2m10s, 6m40s, 20m10s, 1h40s, 3h2m10s, …
+  expect(nextProbeDelayMs(schedule, 0, 12 * 3_600_000)).toBe(10_000);
+  expect(nextProbeDelayMs(schedule, 10_000, 12 * 3_600_000)).toBe(30_000); // a lone delivery's attempt 2 → its attempt 3
+  expect(nextProbeDelayMs(schedule, 130_050, 12 * 3_600_000)).toBe(270_000 - 50); // 50 ms of drift: still its next attempt
+  expect(nextProbeDelayMs(schedule, 10 * 3_600_000, 12 * 3_600_000)).toBe(12 * 3_600_000);
+  expect(nextProbeDelayMs(schedule, 1_300_000, 3_600_000)).toBe(2_430_000 - (1_300_000 - 1_210_000)); // 40m30s step, under the 1 h cap
+  expect(nextProbeDelayMs(schedule, 4 * 3_600_000, 3_600_000)).toBe(3_600_000);
 });
