@@ -836,7 +836,7 @@ function closeDetails() {
 function heldText(held) {
   const why = held.reason === 'probing' ? 'a probe request to the endpoint is out' : 'the endpoint\'s circuit is open';
   const until = held.until ? ` until ${formatTime(held.until)} (${relativeTime(held.until)})` : '';
-  return `Held${until}: ${why}, no request is made while it stays open (held since ${formatTime(held.since)}). ${held.detail}`;
+  return `Held${until}: ${why}, no request is made while it stays open (held since ${formatTime(held.since)}).`;
 }
 
 function setFact(id, value) {
