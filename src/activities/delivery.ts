@@ -10,7 +10,7 @@ import type { SendResult, WebhookSender } from '../http/sendWebhook';
 import type { Logger } from '../logger';
 import { statusClass, type DeliveryMetrics } from '../metrics';
 import { createCircuit, type CircuitSettings, type Held, type Probe } from './circuit';
-import { claimDrainPage, handBackFromDrain, hasPending, reclaimFromDrain, releaseProbeLease } from '../db/drain';
+import { claimDrainPage, countHeldWakeup, handBackFromDrain, hasPending, reclaimFromDrain, releaseProbeLease } from '../db/drain';
 import { healthOf, takeProbeLease } from '../db/endpointHealth';
 
 /** The recovery drain claims this many deliveries per page and sends this many at once. */
@@ -322,6 +322,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const nowMs = await now();
     const leaseUntil = ctx.delivery.lease_until ? new Date(ctx.delivery.lease_until).getTime() : 0;
     if (leaseUntil < nowMs) await reclaimFromDrain(deps.db, { id: ctx.delivery.id, series: ctx.delivery.series, owner: callerWorkflowId(), nowMs });
+    await countHeldWakeup(deps.db, ctx.delivery.id, ctx.delivery.series); // no request: it must not move the back-off
     const delayMs = Math.min(Math.max(1_000, leaseUntil - nowMs + 1_000 + Math.round(Math.random() * 2_000)), Math.max(1_000, input.windowEndsAtMs - nowMs - 1_000));
     return ApplicationFailure.create({ type: FailureType.Held, message: `held: being sent by ${ctx.delivery.workflow_id}`, nextRetryDelay: delayMs, details: [{ nextRetryDelayMs: delayMs, held: 'draining' }] });
   }

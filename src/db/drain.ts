@@ -65,3 +65,8 @@ export async function hasPending(db: Queryable, endpointId: string): Promise<boo
   const rows = await db.query(`select 1 from deliveries where endpoint_id = $1 and status = 'pending' limit 1`, [endpointId]);
   return rows.length > 0;
 }
+
+/** A retry workflow's wake-up that found the drain sending its delivery: no request, counted like a held one. */
+export async function countHeldWakeup(db: Queryable, id: string, series: number): Promise<void> {
+  await db.query(`update deliveries set held_wakeups = held_wakeups + 1 where id = $1 and series = $2 and status = 'pending'`, [id, series]);
+}

@@ -2,6 +2,7 @@ import { attemptsOf, getDelivery } from '../../src/db/deliveries';
 import { healthOf } from '../../src/db/endpointHealth';
 import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
 import { timeSkippingSuite } from '../helpers/timeSkipping';
+import { waitFor } from '../helpers/receiver';
 
 // Default schedule without jitter; the circuit opens after 3 failures in a row; probes at most hourly.
 const suite = timeSkippingSuite({ CIRCUIT_OPEN_AFTER: '3', CIRCUIT_PROBE_MAX_INTERVAL: '1h' });
@@ -57,4 +58,25 @@ test('when an endpoint with few held deliveries (parked hours apart) comes back,
   for (let i = 1; i < during.length; i++) expect(during[i] - during[i - 1]).toBeGreaterThanOrEqual(10_000 - 1_000);
   expect(during.filter((t) => t - t0 > 2 * HOUR).length).toBeLessThanOrEqual(29); // hourly from the second hour on
   console.log(`prober: recovery → last of 3 delivered ${Math.max(...ok.map(sentAt)) - backAt} ms; ${during.length} probes in 30 h`);
+});
+
+test('when a retry workflow wakes while a drain holds its delivery, then it waits without a request, takes it back once the drain\'s lease has expired (a drain that died), and delivers it', async () => {
+  const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
+  const { deliveryId } = await storedDelivery(suite.db, account.id, endpoint.id);
+  suite.receiver.respond = (_req, n) => ({ status: n === 1 ? 503 : 200 });
+  let leaseUntil = 0;
+
+  const result = await suite.deliver(deliveryId, async () => {
+    // While it waits for its second attempt, a drain (that then dies) claims it for a minute.
+    await waitFor(async () => ((await getDelivery(suite.db, account.id, deliveryId))!.attempt_count === 1 ? true : undefined), 'the first attempt');
+    leaseUntil = (await suite.env.currentTimeMs()) + 60_000;
+    await suite.db.query(`update deliveries set workflow_id = 'drain-gone', lease_until = $2 where id = $1`, [deliveryId, new Date(leaseUntil)]);
+  });
+
+  expect(result.status).toBe('delivered'); // not superseded: a drain never ends a retry workflow
+  expect(suite.receiver.requests).toHaveLength(2);
+  expect(sentAt(suite.receiver.requests[1])).toBeGreaterThanOrEqual(leaseUntil - 1_000); // nothing while the drain held it
+  const row = (await getDelivery(suite.db, account.id, deliveryId))!;
+  expect(row).toMatchObject({ status: 'delivered', attempt_count: 2, workflow_id: `delivery-${deliveryId}` });
+  expect(row.held_wakeups).toBeGreaterThanOrEqual(1);
 });
