@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
 import { checkBeforeSend, claimForAttempt, finishDelivery, handOver, recordAttempts, type AttemptContext, type AttemptRecord, type SendCheck } from '../db/deliveries';
-import { activeSecrets, disableEndpoint, recordEndpointFailure } from '../db/endpoints';
+import { activeSecrets, disableEndpoint } from '../db/endpoints';
 import { FailureType, finalOutcome, type DeliveryStatus } from '../domain/errors';
 import { workflowIdFor } from '../domain/workflowIds';
 import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
@@ -12,6 +12,15 @@ import { SendStops } from '../http/sendStops';
 import type { SendResult, WebhookSender } from '../http/sendWebhook';
 import type { Logger } from '../logger';
 import { statusClass, type DeliveryMetrics } from '../metrics';
+import { createCircuit, type CircuitSettings, type GateResult, type Held, type Probe } from './circuit';
+import { claimDrainPage, countHeldWakeup, handBackFromDrain, hasPending, reclaimFromDrain, releaseProbeLease } from '../db/drain';
+import { healthOf, takeProbeLease } from '../db/endpointHealth';
+
+/** The recovery drain claims this many deliveries per page and sends this many at once. */
+const DRAIN_PAGE_SIZE = 200;
+const DRAIN_CONCURRENCY = 50;
+/** A drain's claim lasts this long (it sends a page in a few rounds of requests of ≤ ATTEMPT_TIMEOUT). */
+const DRAIN_LEASE_MS = 120_000;
 
 export const USER_AGENT = 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)';
 
@@ -61,6 +70,43 @@ export interface PostBatchResult {
   retrying: HandOff[];
 }
 
+export interface DrainPageInput {
+  endpointId: string;
+  accountId: string;
+  schedule: RetrySchedule;
+  deliveryIds?: string[];
+  forceProbe?: boolean;
+  /** Keyset cursor: the last delivery of the previous page. */
+  after?: { createdAt: string; id: string };
+}
+
+export interface DrainPageResult {
+  delivered: number;
+  failed: number;
+  /** Nothing (more) to claim. */
+  done: boolean;
+  /** The circuit is open (not probed, or the probe failed, or this page reopened it). */
+  open?: boolean;
+  /** This page's probe succeeded: the circuit closed. */
+  recovered?: boolean;
+  /** The endpoint was deleted or disabled, or the account left the paid plan. */
+  stopped?: boolean;
+  /** Open circuit with nothing pending: no probing needed. */
+  idle?: boolean;
+  /** Open circuit: when the drain (as the prober) should look again. */
+  nextProbeAtMs?: number;
+  after?: { createdAt: string; id: string };
+}
+
+/** A request to (start and) wake an endpoint's recovery drain. */
+export interface DrainWakeRequest {
+  endpointId: string;
+  accountId: string;
+  reason: string;
+  deliveryIds?: string[];
+  forceProbe?: boolean;
+}
+
 export interface RecordOutcomeInput {
   deliveryId: string;
   series: number;
@@ -85,6 +131,10 @@ export interface DeliveryActivityDeps {
   slots?: SendSlots;
   /** Shared with the API when both run in one process: its stops abort requests not yet on the wire. */
   sendStops?: SendStops;
+  /** Endpoint circuit breaker settings (default: src/activities/circuit.ts DEFAULT_CIRCUIT). */
+  circuit?: CircuitSettings;
+  /** Starts or signals the endpoint's recovery drain (`drain-<endpointId>`): the Dispatcher. */
+  wakeDrain?: (request: DrainWakeRequest) => Promise<void>;
 }
 
 /** One attempt's facts: what was sent, what came back, and what follows. */
@@ -276,11 +326,144 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     });
   }
 
-  /** After a failed attempt: true when the endpoint's failure streak just disabled it (its pending deliveries are cancelled). */
-  async function autoDisabled(a: Attempted): Promise<boolean> {
-    const disabled = await recordEndpointFailure(deps.db, a.ctx.delivery.endpoint_id, new Date(a.startedAtMs), deps.autoDisableAfterMs);
-    if (disabled) deps.log.warn('endpoint.auto_disabled', { endpointId: a.ctx.delivery.endpoint_id, accountId: a.ctx.delivery.account_id });
-    return disabled;
+  const circuit = createCircuit({
+    db: deps.db,
+    log: deps.log,
+    autoDisableAfterMs: deps.autoDisableAfterMs,
+    settings: deps.circuit,
+    // The circuit just opened: the endpoint's drain workflow becomes its prober (held wake-ups can probe too).
+    circuitOpened: (endpointId, accountId) =>
+      deps.wakeDrain?.({ endpointId, accountId, reason: 'circuit-opened' }).catch((err: Error) => deps.log.warn('drain.wake_failed', { endpointId, error: err.message })),
+  });
+  /**
+   * After failed attempts: moves their endpoints' health records (src/activities/circuit.ts);
+   * returns the endpoints whose failure streak just auto-disabled them (pending deliveries cancelled).
+   */
+  const endpointFailures = (failed: Attempted[], schedule: RetrySchedule, probes?: Map<string, Probe>) =>
+    circuit.failed(
+      failed.map((a) => ({ deliveryId: a.ctx.delivery.id, endpointId: a.ctx.delivery.endpoint_id, accountId: a.ctx.delivery.account_id, startedAtMs: a.startedAtMs, statusCode: a.result.statusCode, error: a.error ?? 'attempt failed' })),
+      schedule,
+      probes,
+    );
+
+  /** A probe went through (the circuit is closed): the endpoint's held deliveries are sent now by its drain. */
+  async function probeSucceeded(ctx: AttemptContext): Promise<void> {
+    deps.log.info('endpoint.recovered', { endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id, probeDeliveryId: ctx.delivery.id });
+    await deps.wakeDrain?.({ endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id, reason: 'probe-succeeded' })
+      .catch((err: Error) => deps.log.warn('drain.wake_failed', { endpointId: ctx.delivery.endpoint_id, error: err.message })); // held deliveries still wake on their own
+  }
+
+  /**
+   * The endpoint's drain owns this delivery (sending it now): wait and look again, without a
+   * request. A drain that died leaves an expired lease: the delivery is taken back.
+   */
+  async function drainingHold(ctx: AttemptContext, input: PostWebhookInput): Promise<ApplicationFailure> {
+    const nowMs = await now();
+    const leaseUntil = ctx.delivery.lease_until ? new Date(ctx.delivery.lease_until).getTime() : 0;
+    if (leaseUntil < nowMs) await reclaimFromDrain(deps.db, { id: ctx.delivery.id, series: ctx.delivery.series, owner: callerWorkflowId(), nowMs });
+    await countHeldWakeup(deps.db, ctx.delivery.id, ctx.delivery.series); // no request: it must not move the back-off
+    const delayMs = Math.min(Math.max(1_000, leaseUntil - nowMs + 1_000 + Math.round(Math.random() * 2_000)), Math.max(1_000, input.windowEndsAtMs - nowMs - 1_000));
+    return ApplicationFailure.create({ type: FailureType.Held, message: `held: being sent by ${ctx.delivery.workflow_id}`, nextRetryDelay: delayMs, details: [{ nextRetryDelayMs: delayMs, held: 'draining' }] });
+  }
+
+  /**
+   * One page of an endpoint's recovery drain (its `drain-<endpointId>` workflow): claims parked
+   * deliveries oldest first (or the given ones), sends them in rounds of DRAIN_CONCURRENCY, and
+   * records each attempt with the delivery handed back to its retry workflow. While the circuit is
+   * open it sends nothing, unless forced: then its first request is the probe.
+   */
+  async function drainPage(input: DrainPageInput): Promise<DrainPageResult> {
+    const owner = callerWorkflowId();
+    const nowMs = await now();
+    const out: DrainPageResult = { delivered: 0, failed: 0, done: false };
+    const health = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId);
+    let probe: Probe | undefined;
+    if (health && (health.state === 'open' || health.state === 'probing')) {
+      // The prober: nothing parked for this endpoint any more → its job is over.
+      if (!(await hasPending(deps.db, input.endpointId))) return { ...out, open: true, done: true, idle: true };
+      // Forced (retry-now), or the probe is due: one request, under the lease.
+      const n = await takeProbeLease(deps.db, input.endpointId, owner, new Date(nowMs), circuit.settings.probeLeaseMs, input.forceProbe === true);
+      if (n === undefined) {
+        const lease = health.state === 'probing' && health.probe_lease_until ? new Date(health.probe_lease_until).getTime() : 0;
+        const next = Math.max(health.next_probe_at ? new Date(health.next_probe_at).getTime() : nowMs, lease);
+        return { ...out, open: true, done: true, nextProbeAtMs: next };
+      }
+      probe = { deliveryId: '', owner, probeAttempt: n, failingSinceMs: health.failing_since ? new Date(health.failing_since).getTime() : undefined };
+    }
+    const claimed = await claimDrainPage(deps.db, { endpointId: input.endpointId, owner, nowMs, leaseMs: DRAIN_LEASE_MS, limit: probe ? 1 : DRAIN_PAGE_SIZE, deliveryIds: input.deliveryIds, after: input.after });
+    if (claimed.length === 0) {
+      if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
+      // Probe: nothing parked to send right now (all waking within 5 s, or owned elsewhere): a held wake-up probes; look again soon.
+      return { ...out, done: true, open: probe ? true : undefined, nextProbeAtMs: probe ? nowMs + 10_000 : undefined };
+    }
+    const contexts = (await claimForAttempt(deps.db, claimed, owner)).filter((c) => c.claimed && c.delivery.status === 'pending');
+    contexts.sort((a, b) => new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1));
+    const last = contexts[contexts.length - 1]?.delivery;
+    out.after = last ? { createdAt: new Date(last.created_at).toISOString(), id: last.id } : input.after;
+    out.done = claimed.length < (probe ? 1 : DRAIN_PAGE_SIZE) || input.deliveryIds !== undefined;
+    const back = (ctxs: AttemptContext[]) => handBackFromDrain(deps.db, owner, ctxs.map((c) => ({ id: c.delivery.id, workflowId: workflowIdFor(c.delivery.id, c.delivery.series) })));
+    if (contexts.some((c) => stopReason(c))) {
+      await back(contexts); // the retry workflows end them (cancelled) at their next wake-up
+      return { ...out, stopped: true, done: true };
+    }
+    if (probe) probe.deliveryId = contexts[0].delivery.id;
+    const probes = new Map(probe ? [[input.endpointId, probe]] : []);
+    for (let i = 0; i < contexts.length; i += DRAIN_CONCURRENCY) {
+      const round = contexts.slice(i, i + DRAIN_CONCURRENCY);
+      // As in a batch: send slots first, then the last check (a delete, disable or downgrade the
+      // API has answered stops every request of the drain not yet started), then the requests.
+      const releases = await Promise.all(round.map((ctx) => slots.acquire(ctx.url)));
+      const mark = stops.mark();
+      let checks: Map<string, SendCheck>;
+      try {
+        checks = await persistently(() => checkBeforeSend(deps.db, round.map((c) => ({ id: c.delivery.id, series: c.delivery.series })), owner));
+      } catch (err) {
+        releases.forEach((r) => r());
+        throw err;
+      }
+      if (round.some((c) => { const k = checks.get(c.delivery.id); return !k || !k.owned || stopReason(k); })) {
+        releases.forEach((r) => r());
+        await back(contexts.slice(i)); // their retry workflows end them (cancelled) or carry on
+        return { ...out, stopped: true, done: true };
+      }
+      const sent = await Promise.all(
+        round.map(async (ctx, k) => {
+          try {
+            return await attempt(ctx, ctx.delivery.attempt_count + 1, { schedule: input.schedule, windowEndsAtMs: new Date(ctx.delivery.created_at).getTime() + input.schedule.windowMs }, mark);
+          } finally {
+            releases[k]();
+          }
+        }),
+      );
+      const attempted = sent.filter((a): a is Attempted => a !== undefined);
+      if (attempted.length < sent.length) await back(round.filter((_c, k) => sent[k] === undefined)); // stopped before the wire
+      // Delivered or not, each goes back to its retry workflow in the same write; a failed one is
+      // retried on its own schedule, so its next_attempt_at (its retry workflow's wake-up) stays.
+      const records = attempted.map((a) => ({ ...attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)), nextAttemptAt: a.ok ? undefined : a.ctx.delivery.next_attempt_at ?? undefined }));
+      const numbers = await persistently(() => recordAttempts(deps.db, records));
+      attempted.forEach((a, k) => logAttempt(a, numbers[k]));
+      const failed = attempted.filter((a) => !a.ok);
+      out.delivered += attempted.length - failed.length;
+      out.failed += failed.length;
+      if (probe && failed.length === 0) out.recovered = true;
+      if (failed.length) {
+        const disabled = await persistently(() => endpointFailures(failed, input.schedule, probes));
+        const state = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.state;
+        if (disabled.size || state === 'open' || state === 'probing') {
+          await back(contexts.slice(i + DRAIN_CONCURRENCY));
+          const next = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.next_probe_at;
+          return { ...out, open: !disabled.size, stopped: disabled.size > 0, done: true, nextProbeAtMs: next ? new Date(next).getTime() : undefined };
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Records held wake-ups and returns what the activity throws: retried after the hold, no attempt logged. */
+  async function heldFailure(owner: string, nowMs: number, held: Held[]): Promise<ApplicationFailure> {
+    await persistently(() => circuit.hold(owner, nowMs, held));
+    const { delayMs, detail, reason } = held[0];
+    return ApplicationFailure.create({ type: FailureType.Held, message: `held: ${detail}`, nextRetryDelay: delayMs, details: [{ nextRetryDelayMs: delayMs, held: reason }] });
   }
 
   /**
@@ -289,7 +472,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    */
   async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number; finished: boolean }> {
     const info = Context.current().info;
-    const seriesAttempt = info.attempt + (input.attemptOffset ?? 0);
+    const wakeup = info.attempt + (input.attemptOffset ?? 0); // this series' wake-ups so far, this one included
     let mark = stops.mark();
     const [ctx] = await claimForAttempt(deps.db, [{ id: input.deliveryId, series: input.series }], callerWorkflowId());
     const stop = (reason: string) => ApplicationFailure.create({ type: FailureType.Cancelled, message: reason, nonRetryable: true });
@@ -297,11 +480,19 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     // Re-run after a crash that followed a successful attempt: it is done, don't send again.
     if (ctx.delivery.series === input.series && ctx.delivery.status === 'delivered') return { statusCode: 0, attempt: ctx.delivery.attempt_count, finished: true };
     if (ctx.delivery.series !== input.series || ctx.delivery.status !== 'pending') throw stop(`delivery is ${ctx.delivery.status}, not pending`);
+    if (!ctx.claimed && ctx.delivery.workflow_id?.startsWith('drain-')) throw await drainingHold(ctx, input);
     if (!ctx.claimed) {
       throw ApplicationFailure.create({ type: FailureType.Superseded, message: `delivery is owned by workflow ${ctx.delivery.workflow_id}`, nonRetryable: true });
     }
     const why = stopReason(ctx);
     if (why) throw stop(why);
+
+    // Circuit breaker (src/activities/circuit.ts): an open endpoint gets no request but its one probe.
+    const nowMs = await now();
+    const gate = await circuit.gate([ctx], callerWorkflowId(), nowMs, input, () => wakeup - 1);
+    if (gate.held.length) throw await heldFailure(callerWorkflowId(), nowMs, gate.held);
+    // Held wake-ups took activity attempts without a request: they don't move the back-off.
+    const seriesAttempt = Math.max(1, wakeup - (ctx.delivery.held_wakeups ?? 0));
 
     // The claim was the check when a slot is free now; after waiting for one, check again.
     let release = slots.tryAcquire(ctx.url);
@@ -328,8 +519,9 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     // retried here for a while before the attempt as a whole is failed (and later repeated).
     const [attemptNumber] = await persistently(() => recordAttempts(deps.db, [attemptRecord(a)]));
     logAttempt(a, attemptNumber);
+    if (a.ok && gate.probes.size) await probeSucceeded(ctx);
     if (a.ok) return { statusCode: a.result.statusCode!, attempt: attemptNumber, finished: true };
-    if (await autoDisabled(a)) throw stop('endpoint auto-disabled after failing for too long');
+    if ((await endpointFailures([a], input.schedule, gate.probes)).size) throw stop('endpoint auto-disabled after failing for too long');
     throw ApplicationFailure.create({
       type: a.failureType,
       message: a.error ?? 'attempt failed',
@@ -408,7 +600,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       } else if (!ctx.claimed) {
         // Handed over by an earlier run of this batch whose result was lost: start its workflow
         // again (idempotent). Owned by anyone else: that workflow sends it.
-        if (d.workflow_id === workflowIdFor(d.id, d.series)) resumed.push(ctx);
+        if (d.workflow_id === workflowIdFor(d.id, d.series) || d.workflow_id?.startsWith('drain-')) resumed.push(ctx);
         else out.skipped++;
       } else {
         const why = stopReason(ctx);
@@ -417,7 +609,20 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       }
     }
 
-    const recorder = attemptRecorder(deps.db, toSend.length);
+    // Circuit breaker: an open endpoint's deliveries go to their retry workflows without a request
+    // (held), but for its one probe. A closed circuit costs nothing here (no await before the sends).
+    let gate: GateResult = { send: toSend, probes: new Map(), held: [] };
+    if (toSend.some((c) => c.health && c.health.state !== 'healthy' && c.health.state !== 'failing')) {
+      const nowMs = await now();
+      gate = await persistently(() => circuit.gate(toSend, batchId, nowMs, input, () => 0));
+      if (gate.held.length) {
+        await persistently(() => circuit.hold(batchId, nowMs, gate.held, (ctx) => workflowIdFor(ctx.delivery.id, ctx.delivery.series)));
+        for (const x of gate.held) out.retrying.push(handOff(x.ctx, x.delayMs));
+      }
+    }
+    const sendNow = gate.send;
+
+    const recorder = attemptRecorder(deps.db, sendNow.length);
     const send = async (ctx: AttemptContext, release: () => void, mark: number): Promise<Attempted | 'finished'> => {
       let a: Attempted | undefined;
       try {
@@ -440,7 +645,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     // above was the check for those that can; the others wait for a slot and are checked again,
     // in one read per wave, right before they are sent.
     const checkedWave = waveChecker(batchId);
-    const sending = toSend.map(async (ctx): Promise<Attempted | 'finished' | 'skipped'> => {
+    const sending = sendNow.map(async (ctx): Promise<Attempted | 'finished' | 'skipped'> => {
       const free = slots.tryAcquire(ctx.url);
       if (free) return send(ctx, free, claimMark);
       const release = await slots.acquire(ctx.url);
@@ -481,12 +686,14 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       else if (r.value === 'skipped') out.skipped++;
       else attempted.push(r.value);
     }
+    const autoDisabled = await persistently(() => endpointFailures(attempted.filter((a) => !a.ok), input.schedule, gate.probes));
+    for (const a of attempted) if (a.ok && gate.probes.get(a.ctx.delivery.endpoint_id)?.deliveryId === a.ctx.delivery.id) await probeSucceeded(a.ctx);
 
     for (const a of attempted) {
       const d = a.ctx.delivery;
       if (a.ok) {
         out.delivered++;
-      } else if (await persistently(() => autoDisabled(a))) {
+      } else if (autoDisabled.has(d.endpoint_id)) {
         out.finished++; // cancelled with the rest of the endpoint's pending deliveries
       } else if (a.nextAttemptAtMs === undefined) {
         // A permanent failure (410, forbidden destination), or the next attempt would fall after the window.
@@ -529,7 +736,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     if (retrying.length) await deps.startRetryWorkflows({ ...request, retrying });
   }
 
-  return { postWebhook, postBatch, startRetries, recordOutcome };
+  return { postWebhook, postBatch, startRetries, recordOutcome, drainPage };
 }
 
 export type DeliveryActivities = ReturnType<typeof createDeliveryActivities>;

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { AccountRow } from '../db/accounts';
 import type { AttemptRow, DeliveryRow } from '../db/deliveries';
 import type { EndpointRow } from '../db/endpoints';
+import type { EndpointHealthRow } from '../db/endpointHealth';
 import { workflowIdFor } from '../domain/workflowIds';
 import type { AccountOut, AttemptOut, DeliveryOut, EndpointOut } from './schemas';
 
@@ -11,8 +12,21 @@ export function accountOut(a: AccountRow): z.infer<typeof AccountOut> {
   return { id: a.id, name: a.name, plan: a.plan, createdAt: iso(a.created_at)!, updatedAt: iso(a.updated_at)! };
 }
 
+/** An endpoint's health record as the API shows it; no record reads as healthy since its creation. */
+export function healthOut(e: Pick<EndpointRow, 'created_at'>, h: EndpointHealthRow | undefined): z.infer<typeof EndpointOut>['health'] {
+  if (!h) return { state: 'healthy', since: iso(e.created_at)!, consecutiveFailures: 0 };
+  const circuit = h.state === 'open' || h.state === 'probing';
+  return {
+    state: h.state,
+    since: iso(h.since)!,
+    consecutiveFailures: h.consecutive_failures,
+    lastError: h.state === 'healthy' ? undefined : h.last_error ?? undefined,
+    nextProbeAt: circuit ? iso(h.next_probe_at) : undefined,
+  };
+}
+
 /** Never includes the secret: it has its own route. */
-export function endpointOut(e: EndpointRow): z.infer<typeof EndpointOut> {
+export function endpointOut(e: EndpointRow, health?: EndpointHealthRow): z.infer<typeof EndpointOut> {
   return {
     id: e.id,
     url: e.url,
@@ -23,6 +37,7 @@ export function endpointOut(e: EndpointRow): z.infer<typeof EndpointOut> {
     disabledAt: iso(e.disabled_at) ?? null,
     createdAt: iso(e.created_at)!,
     updatedAt: iso(e.updated_at)!,
+    health: healthOut(e, health),
   };
 }
 
@@ -42,7 +57,15 @@ export function deliveryOut(d: DeliveryRow, temporal: { uiUrl?: string; namespac
     createdAt: iso(d.created_at)!,
     workflowId,
     workflowUrl: temporal.uiUrl ? `${temporal.uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}` : undefined,
+    held: heldOut(d),
   };
+}
+
+/** Held while pending and its latest wake-up (held_at) came after its last real attempt. */
+function heldOut(d: DeliveryRow): z.infer<typeof DeliveryOut>['held'] {
+  if (d.status !== 'pending' || !d.held_at || !d.held_reason) return undefined;
+  if (d.last_attempt_at && new Date(d.last_attempt_at) > new Date(d.held_at)) return undefined;
+  return { reason: d.held_reason as 'circuit_open' | 'probing', detail: d.held_detail ?? '', since: iso(d.held_since ?? d.held_at)!, until: iso(d.next_attempt_at) };
 }
 
 export function attemptOut(a: AttemptRow): z.infer<typeof AttemptOut> {

@@ -64,6 +64,16 @@ export const EndpointPatchIn = z.strictObject({
   description: text().max(500).optional(),
   enabled: z.boolean().optional(),
 });
+export const HealthState = z.enum(['healthy', 'failing', 'open', 'probing']);
+export const EndpointHealthOut = z
+  .object({
+    state: HealthState.describe('`healthy`; `failing` (consecutive failures); `open`: circuit open, deliveries are held, not sent, and one probe at a time decides; `probing`: that probe is out'),
+    since: z.string().describe('when the endpoint entered this state (for `open` and `probing`: when the circuit opened)'),
+    consecutiveFailures: z.number().int(),
+    lastError: z.string().optional(),
+    nextProbeAt: z.string().optional().describe('while the circuit is open: when the next probe may go out'),
+  })
+  .describe('read-only');
 export const EndpointOut = z.object({
   id: z.string(),
   url: z.string(),
@@ -74,6 +84,7 @@ export const EndpointOut = z.object({
   disabledAt: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  health: EndpointHealthOut,
 });
 export const EndpointWithSecretOut = EndpointOut.extend({ secret: z.string() });
 export const EndpointListOut = z.object({ data: z.array(EndpointOut) });
@@ -117,6 +128,15 @@ export const DeliveryOut = z.object({
   createdAt: z.string(),
   workflowId: z.string().describe('the Temporal workflow that owns the delivery: its first-attempt batch (`batch-…`), or `delivery-<id>` once it retries'),
   workflowUrl: z.string().optional().describe('that workflow in the Temporal Web UI, when its address is known; for the admin token only (the Web UI is the operator\'s)'),
+  held: z
+    .object({
+      reason: z.enum(['circuit_open', 'probing']).describe('`circuit_open`: the endpoint\'s circuit is open; `probing`: one probe request to it is out'),
+      detail: z.string(),
+      since: z.string().describe('first held wake-up since its last real attempt'),
+      until: z.string().optional().describe('when it wakes next (no request is made while the circuit stays open)'),
+    })
+    .optional()
+    .describe('present while a pending delivery is held by its endpoint\'s open circuit: its wake-ups make no request and log no attempt'),
 });
 export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptOut), payload: z.string().nullable().describe('the exact body receivers get; null once purged by retention') });
 export const DeliveryListOut = z.object({ data: z.array(DeliveryOut), nextCursor: z.string().nullable() });

@@ -1,5 +1,6 @@
 import type { DeliveryStatus } from '../domain/errors';
 import type { Queryable } from './database';
+import { healthFromJson, type EndpointHealthRow } from './endpointHealth';
 
 export interface DeliveryRow {
   id: string;
@@ -18,6 +19,16 @@ export interface DeliveryRow {
   final_reason: string | null;
   /** The workflow that owns the current series' attempts (null until one claims it). */
   workflow_id: string | null;
+  /** Circuit breaker: why its last wake-up(s) sent nothing (`circuit_open`, `probing`), see src/db/endpointHealth.ts. */
+  held_reason: string | null;
+  held_detail: string | null;
+  /** First and latest held wake-up since its last real attempt. */
+  held_since: Date | null;
+  held_at: Date | null;
+  /** Held wake-ups in this series (each took one of the activity's retry attempts without a request). */
+  held_wakeups: number;
+  /** A recovery drain that claimed it sends it until then. */
+  lease_until: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -100,6 +111,8 @@ export interface AttemptContext {
   endpoint_deleted: boolean;
   plan: string;
   payload_purged: boolean;
+  /** The endpoint's health record (null: healthy), read in the same statement for the circuit breaker. */
+  health: EndpointHealthRow | null;
 }
 
 /**
@@ -122,18 +135,20 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
             (c.id is not null or (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text)) as claimed,
             ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
-            (ev.purged_at is not null) as payload_purged
+            (ev.purged_at is not null) as payload_purged,
+            row_to_json(h.*) as health
      from t join deliveries d on d.id = t.id and d.id = any($1::text[]) left join claimed c on c.id = d.id
      join events ev on ev.id = d.event_id join endpoints ep on ep.id = d.endpoint_id
-     join accounts a on a.id = d.account_id`,
+     join accounts a on a.id = d.account_id
+     left join endpoint_health h on h.endpoint_id = d.endpoint_id`,
     [targets.map((t) => t.id), targets.map((t) => t.series), workflowId],
   );
-  const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at'];
+  const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at', 'held_since', 'held_at', 'lease_until'];
   return rows.map((row) => {
     const d = row.delivery as Record<string, unknown>;
     for (const k of dates) if (typeof d[k] === 'string') d[k] = new Date(d[k] as string);
     if (row.claimed) d.workflow_id = workflowId; // the row was read before the claim
-    return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow };
+    return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow, health: healthFromJson(row.health) ?? null };
   });
 }
 
@@ -175,10 +190,11 @@ export async function checkBeforeSend(db: Queryable, targets: { id: string; seri
  */
 export async function handOver(db: Queryable, batchId: string, targets: { id: string; series: number; workflowId: string }[]): Promise<string[]> {
   const rows = await db.query<{ id: string }>(
-    `update deliveries d set workflow_id = t.workflow_id
+    `update deliveries d set workflow_id = case when d.workflow_id like 'drain-%' then d.workflow_id else t.workflow_id end
      from unnest($1::text[], $2::int[], $3::text[]) as t(id, series, workflow_id)
      where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending'
-       and (d.workflow_id is null or d.workflow_id = $4::text or d.workflow_id = t.workflow_id)
+       and (d.workflow_id is null or d.workflow_id = $4::text or d.workflow_id = t.workflow_id
+            or d.workflow_id like 'drain-%') -- a recovery drain sending it now hands it to this workflow afterwards: start it
      returning d.id`,
     [targets.map((t) => t.id), targets.map((t) => t.series), targets.map((t) => t.workflowId), batchId],
   );
@@ -230,11 +246,15 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
        insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body)
        select id, attempt, series, started_at, duration_ms, status_code, error, response_body from upd returning 1
      ), healthy as (
-       -- only when a failure streak ends or the last success is a minute old: these rows are hot
-       update endpoints e set failing_since = null, last_success_at = ok.at
+       -- any 2xx closes the endpoint's circuit and ends its failure streak (src/db/endpointHealth.ts);
+       -- written only when that changes something or the last success is a minute old: hot rows
+       update endpoint_health h set prev_state = h.state, state = 'healthy',
+         since = case when h.state = 'healthy' then h.since else ok.at end, consecutive_failures = 0, failing_since = null,
+         probe_attempt = 0, next_probe_at = null, probe_owner = null, probe_lease_until = null, last_success_at = ok.at, updated_at = now()
        from (select endpoint_id, max(started_at) as at from upd where delivered group by endpoint_id) ok
-       where e.id = ok.endpoint_id
-         and (e.failing_since is not null or e.last_success_at is null or e.last_success_at < ok.at - interval '1 minute')
+       where h.endpoint_id = ok.endpoint_id
+         and (h.state <> 'healthy' or h.consecutive_failures > 0 or h.failing_since is not null
+              or h.last_success_at is null or h.last_success_at < ok.at - interval '1 minute')
        returning 1
      )
      select id, attempt from upd`,
@@ -276,7 +296,8 @@ export async function cancelPendingOfEndpoint(db: Queryable, endpointId: string,
 /** Starts a new attempt series for a finished delivery; undefined if it is still pending. */
 export async function startNewSeries(db: Queryable, accountId: string, id: string): Promise<DeliveryRow | undefined> {
   const [row] = await db.query<DeliveryRow>(
-    `update deliveries set series = series + 1, status = 'pending', final_reason = null, finished_at = null, next_attempt_at = now(), workflow_id = null, updated_at = now()
+    `update deliveries set series = series + 1, status = 'pending', final_reason = null, finished_at = null, next_attempt_at = now(), workflow_id = null, updated_at = now(),
+       held_reason = null, held_detail = null, held_since = null, held_at = null, held_wakeups = 0
      where id = $1 and account_id = $2 and status <> 'pending'
        and not exists (select 1 from events e where e.id = deliveries.event_id and e.purged_at is not null) returning *`,
     [id, accountId],

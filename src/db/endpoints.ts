@@ -2,7 +2,6 @@ import type { EventType } from '../domain/eventCatalog';
 import { newId } from '../domain/ids';
 import { newSigningSecret } from '../domain/signing';
 import type { Queryable } from './database';
-import { cancelPendingOfEndpoint } from './deliveries';
 
 export interface EndpointRow {
   id: string;
@@ -65,6 +64,8 @@ export async function updateEndpoint(
      where id = $1 and account_id = $2 and deleted_at is null returning *`,
     [id, accountId, patch.url ?? null, patch.eventTypes ? JSON.stringify(patch.eventTypes) : null, patch.description ?? null, patch.enabled ?? null],
   );
+  // Re-enabled: a fresh start for its health record (circuit closed, streak and auto-disable clock reset).
+  if (row && patch.enabled === true) await db.query('delete from endpoint_health where endpoint_id = $1', [id]);
   return row;
 }
 
@@ -89,23 +90,6 @@ export function activeSecrets(row: Pick<EndpointRow, 'secret' | 'previous_secret
   const secrets = [row.secret];
   if (row.previous_secret && row.previous_secret_expires_at && row.previous_secret_expires_at > now) secrets.push(row.previous_secret);
   return secrets;
-}
-
-/**
- * After a failed attempt: starts the endpoint's failure streak, and once it has lasted
- * `disableAfterMs` disables the endpoint and cancels its pending deliveries. Returns true when
- * this call disabled it. (A success ends the streak in recordAttempt.)
- */
-export async function recordEndpointFailure(db: Queryable, endpointId: string, at: Date, disableAfterMs: number): Promise<boolean> {
-  const [row] = await db.query<{ failing_since: Date }>(
-    'update endpoints set failing_since = coalesce(failing_since, $2) where id = $1 returning failing_since',
-    [endpointId, at],
-  );
-  if (!row || at.getTime() - new Date(row.failing_since).getTime() < disableAfterMs) return false;
-  const reason = `auto-disabled: every attempt failed since ${new Date(row.failing_since).toISOString()}`;
-  if (!(await disableEndpoint(db, endpointId, reason, at))) return false;
-  await cancelPendingOfEndpoint(db, endpointId, 'endpoint auto-disabled after failing for too long');
-  return true;
 }
 
 /** Disables an enabled endpoint with a reason (410 Gone, auto-disable); false if it already was. */

@@ -139,6 +139,57 @@ create table portal_link_revocations (
 )
 `,
   },
+  {
+    id: 8,
+    name: 'endpoint health',
+    // One row per endpoint that has ever failed (no row reads as healthy): the circuit state,
+    // its failure streak and probe schedule, and the auto-disable clock (was
+    // endpoints.failing_since, which is no longer written). prev_state is set by every UPDATE so
+    // that RETURNING shows transitions (Postgres 15 has no RETURNING old.*).
+    sql: `
+create table endpoint_health (
+  endpoint_id text primary key references endpoints(id) on delete cascade,
+  state text not null default 'healthy' check (state in ('healthy', 'failing', 'open', 'probing')),
+  prev_state text,
+  since timestamptz not null default now(),
+  consecutive_failures int not null default 0,
+  last_error text,
+  last_failure_at timestamptz,
+  last_success_at timestamptz,
+  failing_since timestamptz,
+  probe_attempt int not null default 0,
+  next_probe_at timestamptz,
+  probe_owner text,
+  probe_lease_until timestamptz,
+  updated_at timestamptz not null default now()
+);
+insert into endpoint_health (endpoint_id, state, since, consecutive_failures, failing_since, last_success_at)
+  select id, case when failing_since is null then 'healthy' else 'failing' end, coalesce(failing_since, now()),
+         case when failing_since is null then 0 else 1 end, failing_since, last_success_at
+  from endpoints where failing_since is not null or last_success_at is not null
+`,
+  },
+  {
+    id: 9,
+    name: 'held deliveries',
+    // A wake-up of a delivery whose endpoint's circuit is open makes no request and no attempt
+    // row: it is recorded here (why, since when, how often). The delivery is shown held while
+    // held_at is later than its last attempt.
+    sql: `
+alter table deliveries add column held_reason text;
+alter table deliveries add column held_detail text;
+alter table deliveries add column held_since timestamptz;
+alter table deliveries add column held_at timestamptz;
+alter table deliveries add column held_wakeups int not null default 0
+`,
+  },
+  {
+    id: 10,
+    name: 'drain lease',
+    // A recovery drain (workflow drain-<endpointId>) that claimed a parked delivery sends it
+    // until then; its retry workflow takes it back only after the lease has expired.
+    sql: `alter table deliveries add column lease_until timestamptz`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

@@ -10,6 +10,8 @@ export const FailureType = {
   AttemptFailed: 'AttemptFailed',
   /** Another workflow owns the delivery (claimed it first): this one stops and records nothing. */
   Superseded: 'DeliverySuperseded',
+  /** The endpoint's circuit is open: no request was made; retried after the hold (nextRetryDelay), within the window. */
+  Held: 'DeliveryHeld',
 } as const;
 
 export const NON_RETRYABLE_FAILURES: string[] = [FailureType.Cancelled, FailureType.EndpointGone, FailureType.DestinationForbidden, FailureType.Superseded];
@@ -29,5 +31,6 @@ export function finalOutcome(type: string | undefined, message: string): FinalOu
   if (type === FailureType.Cancelled) return { status: 'cancelled', reason: message };
   if (type === FailureType.EndpointGone) return { status: 'undeliverable', reason: 'receiver answered 410 Gone; endpoint disabled', disableEndpoint: true };
   if (type === FailureType.DestinationForbidden) return { status: 'undeliverable', reason: `destination forbidden: ${message}` };
+  if (type === FailureType.Held) return { status: 'undeliverable', reason: `retry window exhausted while the endpoint was unavailable (${message.replace(/^held: /, '')})` };
   return { status: 'undeliverable', reason: `retry window exhausted; last error: ${message}` };
 }

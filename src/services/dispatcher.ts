@@ -1,5 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { RetryStartRequest } from '../activities/delivery';
+import type { DrainWakeRequest, RetryStartRequest } from '../activities/delivery';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { markDispatched, undispatched } from '../db/deliveries';
@@ -9,6 +9,7 @@ import { batchWorkflowId, workflowIdFor } from '../domain/workflowIds';
 import type { Logger } from '../logger';
 import type { DeliverBatchInput } from '../workflows/deliverBatch';
 import type { DeliverWebhookInput } from '../workflows/deliverWebhook';
+import type { DrainEndpointInput, DrainWake } from '../workflows/drainEndpoint';
 import { RrAccountId, RrDeliveryStatus, RrEndpointId, RrEventType } from '../workflows/searchAttributes';
 
 const START_DEADLINE_MS = 5_000;
@@ -215,6 +216,24 @@ export class Dispatcher {
         ),
       ),
     );
+  }
+
+  /**
+   * Starts the endpoint's recovery drain (`drain-<endpointId>`) or signals the running one: one at
+   * a time per endpoint (signalWithStart).
+   */
+  async wakeDrain(req: DrainWakeRequest): Promise<void> {
+    const input: DrainEndpointInput = { endpointId: req.endpointId, accountId: req.accountId, schedule: scheduleFrom(this.cfg), attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT };
+    const wake: DrainWake = { reason: req.reason, deliveryIds: req.deliveryIds, forceProbe: req.forceProbe };
+    await this.client.workflow.signalWithStart('drainEndpoint', {
+      taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
+      workflowId: `drain-${req.endpointId}`,
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      args: [input],
+      signal: 'wake',
+      signalArgs: [wake],
+      staticSummary: `recovery drain of ${req.endpointId}`,
+    });
   }
 
   /** Cancels a running delivery workflow; a finished or unknown one is fine. */

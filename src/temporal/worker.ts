@@ -2,6 +2,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createDeliveryActivities, type DeliveryActivityDeps } from '../activities/delivery';
 import { createRetentionActivities } from '../activities/retention';
 import type { Config } from '../config';
+import type { CircuitSettings } from '../activities/circuit';
 
 export interface DeliveryWorkerOptions {
   connection: NativeConnection;
@@ -22,7 +23,7 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
     namespace: opts.cfg.TEMPORAL_NAMESPACE,
     taskQueue: opts.taskQueue ?? opts.cfg.TEMPORAL_TASK_QUEUE,
     ...workflows,
-    activities: { ...createDeliveryActivities(opts.activityDeps), ...createRetentionActivities(opts.activityDeps) },
+    activities: { ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), ...opts.activityDeps }), ...createRetentionActivities(opts.activityDeps) },
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
     maxConcurrentLocalActivityExecutions: 200,
@@ -34,4 +35,9 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
     maxCachedWorkflows: opts.cfg.WORKER_MAX_CACHED_WORKFLOWS,
     shutdownGraceTime: '20s',
   });
+}
+
+/** The circuit breaker's settings from the configuration. */
+export function circuitSettings(cfg: Config): CircuitSettings {
+  return { openAfter: cfg.CIRCUIT_OPEN_AFTER, probeMaxIntervalMs: cfg.CIRCUIT_PROBE_MAX_INTERVAL, probeLeaseMs: cfg.ATTEMPT_TIMEOUT + 30_000 };
 }

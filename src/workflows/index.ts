@@ -2,3 +2,4 @@
 export { deliverBatch } from './deliverBatch';
 export { deliverWebhook } from './deliverWebhook';
 export { purgeOldData } from './purgeOldData';
+export { drainEndpoint } from './drainEndpoint';

@@ -3,11 +3,13 @@ import { rrSignature } from '../../src/domain/signing';
 import { newAccount, participant, startHarness, type Harness } from '../helpers/apiHarness';
 import { Receiver, waitFor } from '../helpers/receiver';
 
-// Short windows so rotation overlaps and retry windows end within a test.
+// Short windows so rotation overlaps and retry windows end within a test. The circuit breaker is
+// out of the way (its probes are seconds apart, a 4 s window would end held resends before the
+// probe): test/workflows/circuitBreaker.test.ts covers it.
 let h: Harness;
 let receiver: Receiver;
 beforeAll(async () => {
-  h = await startHarness({ SECRET_ROTATION_OVERLAP: '4s', DELIVERY_WINDOW: '4s' });
+  h = await startHarness({ SECRET_ROTATION_OVERLAP: '4s', DELIVERY_WINDOW: '4s', CIRCUIT_OPEN_AFTER: '1000' });
 });
 afterAll(async () => {
   await h?.close();

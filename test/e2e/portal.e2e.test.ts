@@ -3,6 +3,7 @@ import { portalSigningKey, signPortalToken } from '../../src/domain/portalToken'
 import { newAccount, participant, startHarness, type Harness } from '../helpers/apiHarness';
 import { launchBrowser, screenshot } from '../helpers/browser';
 import { Receiver } from '../helpers/receiver';
+import { recordEndpointFailures } from '../../src/db/endpointHealth';
 
 let h: Harness;
 let browser: Browser;
@@ -178,3 +179,29 @@ async function expect_(cond: () => Promise<boolean | undefined>, timeoutMs = 20_
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+test('when an endpoint\'s circuit is open, then its card shows it with the next probe, a held delivery\'s details say it is held, and Retry now delivers it', async () => {
+  const account = await newAccount(h);
+  const created = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } });
+  // Opened by 5 failures a minute ago; the next probe is an hour away.
+  await recordEndpointFailures(h.db, [{ endpointId: created.body.id, at: new Date(Date.now() - 60_000), count: 5, error: 'HTTP 503' }], 5, 3_600_000);
+  const deliveryId = (await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(1) } })).body.deliveries[0].id;
+  await expect_(async () => (await h.call('GET', `/v1/deliveries/${deliveryId}`, { token: account.apiKey })).body.held !== undefined);
+
+  await page.goto(await portalUrl(account.id));
+  await card().waitFor();
+  expect(await card().getByTestId('health-badge').textContent()).toBe('Circuit open');
+  expect(await card().getByTestId('endpoint-health').textContent()).toMatch(/Deliveries are held since .* after 5 failed attempts in a row\. Next probe: .*Last error: HTTP 503/);
+  await row(deliveryId).click();
+  await page.getByTestId('delivery-details').waitFor();
+  expect(await page.getByTestId('details-held').textContent()).toMatch(/^Held until .*: the endpoint's circuit is open, no request is made/);
+  expect(receiver.requests).toHaveLength(0);
+  await screenshot(page, '07-held-delivery');
+
+  await page.getByTestId('retry-now').click();
+  await expect_(async () => (await page.getByTestId('details-status').textContent())?.includes('delivered'));
+  expect(receiver.requests.map((r) => r.headers['webhook-id'])).toEqual([deliveryId]);
+  await page.reload();
+  await card().waitFor();
+  expect(await card().getByTestId('health-badge').textContent()).toBe('Healthy');
+});

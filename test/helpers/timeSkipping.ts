@@ -67,6 +67,7 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
         autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
         now: () => suite.env.currentTimeMs(),
         startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),
+        wakeDrain: (r) => dispatcher.wakeDrain(r),
       },
     });
   });

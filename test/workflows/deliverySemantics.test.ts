@@ -1,3 +1,4 @@
+import { healthOf } from '../../src/db/endpointHealth';
 import { attemptsOf, getDelivery } from '../../src/db/deliveries';
 import { getEndpoint } from '../../src/db/endpoints';
 import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
@@ -83,8 +84,9 @@ test('when an endpoint recovers before the period ends, then its failure streak 
   expect((await suite.deliver(deliveryId)).status).toBe('delivered');
   const ep = await getEndpoint(suite.db, account.id, endpoint.id);
   expect(ep?.enabled).toBe(true);
-  expect(ep?.failing_since).toBeNull();
-  expect(ep?.last_success_at).toBeInstanceOf(Date);
+  const health = (await healthOf(suite.db, [endpoint.id])).get(endpoint.id);
+  expect(health).toMatchObject({ state: 'healthy', consecutive_failures: 0, failing_since: null });
+  expect(health?.last_success_at).toBeInstanceOf(Date);
 });
 
 test('when the receiver answers other 4xx (misconfigured, then fixed), then retries continue until it accepts', async () => {

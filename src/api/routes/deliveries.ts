@@ -54,5 +54,15 @@ export function deliveriesRouter(deps: ApiDeps): Router {
     return { deliveryId: row.id };
   });
 
+  defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/retry', operationId: 'retryDelivery', example: { response: { deliveryId: DELIVERY_EXAMPLE.id } }, summary: 'Retry now: a pending delivery is attempted now instead of at its next back-off slot (also when held by an open circuit: it is then the probe, and its success sends the endpoint\'s other held deliveries).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx) => {
+    const a = await actingAccount(ctx, deps.db);
+    if (a.plan !== 'paid') throw ApiError.planRequired();
+    const d = await getDelivery(deps.db, a.id, ctx.params.id);
+    if (!d) throw ApiError.notFound('delivery');
+    if (d.status !== 'pending') throw new ApiError(409, 'delivery_not_pending', `This delivery is ${d.status}; only a pending delivery can be retried now (resend a finished one).`);
+    await deps.dispatcher.wakeDrain({ endpointId: d.endpoint_id, accountId: a.id, reason: 'retry-now', deliveryIds: [d.id], forceProbe: true });
+    return { deliveryId: d.id };
+  });
+
   return router;
 }

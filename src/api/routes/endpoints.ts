@@ -3,6 +3,8 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import type { AccountRow } from '../../db/accounts';
 import { createEndpoint, getEndpoint, listEndpoints, rotateSecret, softDeleteEndpoint, updateEndpoint } from '../../db/endpoints';
+import { healthOf } from '../../db/endpointHealth';
+import { pendingOfEndpoint } from '../../db/drain';
 import { normaliseEndpointUrl } from '../../domain/endpointUrl';
 import { EVENT_CATALOG } from '../../domain/eventCatalog';
 import { cancelEndpointDeliveries, resendDelivery } from '../../services/deliveryControl';
@@ -15,7 +17,7 @@ import { defineRoute } from '../route';
 import { EndpointIn, EndpointListOut, EndpointOut, EndpointPatchIn, EndpointWithSecretOut, RecoverIn, RecoverOut, ResendOut, SecretOut, TestIn } from '../schemas';
 
 const RECOVER_LIMIT = 1000;
-const ENDPOINT_EXAMPLE = { id: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', url: 'https://hooks.acme.example/referrals', eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', enabled: true, disabledReason: null, disabledAt: null, createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z' };
+const ENDPOINT_EXAMPLE = { id: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', url: 'https://hooks.acme.example/referrals', eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', enabled: true, disabledReason: null, disabledAt: null, createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z', health: { state: 'healthy', since: '2025-02-09T03:00:28.002Z', consecutiveFailures: 0 } };
 const SECRET_EXAMPLE = 'whsec_MfKQ9r8GKYqTqM0L4Y1xZ9b2d3e4f5g6';
 
 export function endpointsRouter(deps: ApiDeps): Router {
@@ -48,11 +50,14 @@ export function endpointsRouter(deps: ApiDeps): Router {
 
   defineRoute(router, { method: 'get', path: '/v1/endpoints', operationId: 'listEndpoints', example: { response: { data: [ENDPOINT_EXAMPLE] } }, summary: 'List the account\'s endpoints (secrets not included).', tag, auth: 'account', response: { status: 200, schema: EndpointListOut } }, async (ctx) => {
     const a = await account(ctx);
-    return { data: (await listEndpoints(deps.db, a.id)).map(endpointOut) };
+    const endpoints = await listEndpoints(deps.db, a.id);
+    const health = await healthOf(deps.db, endpoints.map((e) => e.id));
+    return { data: endpoints.map((e) => endpointOut(e, health.get(e.id))) };
   });
 
   defineRoute(router, { method: 'get', path: '/v1/endpoints/:id', operationId: 'getEndpoint', example: { response: ENDPOINT_EXAMPLE }, summary: 'Read one endpoint.', tag, auth: 'account', response: { status: 200, schema: EndpointOut }, errors: [404] }, async (ctx) => {
-    return endpointOut(await found(ctx, await account(ctx)));
+    const ep = await found(ctx, await account(ctx));
+    return endpointOut(ep, (await healthOf(deps.db, [ep.id])).get(ep.id));
   });
 
   defineRoute(router, { method: 'patch', path: '/v1/endpoints/:id', operationId: 'updateEndpoint', example: { body: { enabled: false }, response: { ...ENDPOINT_EXAMPLE, enabled: false } }, summary: 'Change URL, event types, description or enabled. Disabling cancels pending deliveries.', tag, auth: 'account', body: EndpointPatchIn, check: checkUrl, response: { status: 200, schema: EndpointOut }, errors: [402, 404] }, async (ctx, { body }) => {
@@ -62,7 +67,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     const ep = await updateEndpoint(deps.db, a.id, before.id, body);
     if (!ep) throw ApiError.notFound('endpoint');
     if (before.enabled && !ep.enabled) await cancelEndpointDeliveries(deps, ep.id, 'endpoint disabled');
-    return endpointOut(ep);
+    return endpointOut(ep, (await healthOf(deps.db, [ep.id])).get(ep.id));
   });
 
   defineRoute(router, { method: 'delete', path: '/v1/endpoints/:id', operationId: 'deleteEndpoint', example: {}, summary: 'Delete an endpoint; its pending deliveries end cancelled. Its delivery log stays readable.', tag, auth: 'account', response: { status: 204 }, errors: [404] }, async (ctx) => {
@@ -109,6 +114,16 @@ export function endpointsRouter(deps: ApiDeps): Router {
     );
     const ids: string[] = [];
     for (const row of rows) if (await resendDelivery(deps, a.id, row.id)) ids.push(row.id);
+    return { deliveryIds: ids } satisfies z.infer<typeof RecoverOut>;
+  });
+
+  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/retry', operationId: 'retryEndpoint', example: { response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'] } }, summary: `Retry pending now: every pending delivery of this endpoint (held ones included) is attempted now instead of at its next back-off slot, oldest first; while its circuit is open the first request is the probe, and only its success sends the rest. Answers the first ${RECOVER_LIMIT} pending ids.`, tag, auth: 'account', response: { status: 202, schema: RecoverOut }, errors: [402, 404, 409] }, async (ctx) => {
+    const a = await account(ctx);
+    paid(a);
+    const ep = await found(ctx, a);
+    if (!ep.enabled) throw new ApiError(409, 'endpoint_disabled', 'Enable the endpoint before retrying its deliveries.');
+    const ids = await pendingOfEndpoint(deps.db, ep.id, RECOVER_LIMIT);
+    if (ids.length) await deps.dispatcher.wakeDrain({ endpointId: ep.id, accountId: a.id, reason: 'retry-endpoint', forceProbe: true });
     return { deliveryIds: ids } satisfies z.infer<typeof RecoverOut>;
   });
 

@@ -451,6 +451,7 @@ function createCard(endpoint) {
   on('rotate-secret', rotateSecret);
   on('send-test', sendTest);
   on('recover', recoverSince);
+  on('retry-pending', retryPending);
   // Free plans may still see and delete endpoints, but every other write answers 402: leave those controls out.
   if (!isPaid()) for (const node of card.querySelectorAll('.writes')) node.remove();
   return card;
@@ -472,6 +473,7 @@ function fillCard(card, ep) {
   description.textContent = ep.description || '';
   description.hidden = !ep.description;
   card.querySelector('.card-event-list').textContent = ep.eventTypes.join(', ');
+  fillHealth(card, ep.health);
 
   const reason = card.querySelector('.card-disabled');
   if (!ep.enabled) {
@@ -485,11 +487,31 @@ function fillCard(card, ep) {
     // The API refuses tests and recovery for a disabled endpoint; say so instead of failing.
     inCard(card, 'send-test').disabled = !ep.enabled;
     inCard(card, 'recover').disabled = !ep.enabled;
+    inCard(card, 'retry-pending').disabled = !ep.enabled;
     card.querySelector('.tools-note').hidden = ep.enabled;
     toggle.textContent = ep.enabled ? 'Disable' : 'Enable';
     if (ep.enabled) toggle.removeAttribute('aria-describedby');
     else toggle.setAttribute('aria-describedby', reason.id);
   }
+}
+
+const HEALTH_LABELS = { healthy: 'Healthy', failing: 'Failing', open: 'Circuit open', probing: 'Probing' };
+
+/** The endpoint's health badge (its state in words, not only a colour) and what it means. */
+function fillHealth(card, health) {
+  const h = health || { state: 'healthy', consecutiveFailures: 0 };
+  const badge = card.querySelector('.health-badge');
+  badge.textContent = HEALTH_LABELS[h.state] || h.state;
+  badge.className = `badge health-badge health-${h.state}`;
+  const parts = [];
+  if (h.state === 'failing') parts.push(`${h.consecutiveFailures} failed attempt${h.consecutiveFailures === 1 ? '' : 's'} in a row since ${formatTime(h.since)}.`);
+  if (h.state === 'open' || h.state === 'probing') {
+    parts.push(`Deliveries are held since ${formatTime(h.since)} after ${h.consecutiveFailures} failed attempts in a row.`);
+    if (h.state === 'probing') parts.push('A probe request is out now.');
+    else if (h.nextProbeAt) parts.push(`Next probe: ${formatTime(h.nextProbeAt)}.`);
+  }
+  if (h.state !== 'healthy' && h.lastError) parts.push(`Last error: ${h.lastError}`);
+  card.querySelector('.card-health-detail').textContent = parts.join(' ');
 }
 
 async function toggleEnabled(button, ep) {
@@ -643,6 +665,17 @@ function renderTestResult(box, d) {
 
   const code = last ? (last.statusCode !== undefined ? `HTTP ${last.statusCode}` : last.error) : '';
   return `${headline}${code ? ` (${code}` : ''}${last ? `, ${last.durationMs} ms)` : ''}.`;
+}
+
+async function retryPending(button, ep) {
+  await busy(button, async () => {
+    try {
+      const { deliveryIds } = await api('POST', `/v1/endpoints/${enc(ep.id)}/retry`);
+      announce(deliveryIds.length ? `Retrying ${plural(deliveryIds.length, 'pending delivery', 'pending deliveries')} now.` : 'No pending deliveries; nothing to retry.');
+      await refreshEndpoints();
+      await refreshLogAndDetails();
+    } catch (err) { reportError(err); }
+  });
 }
 
 async function recoverSince(button, ep, card) {
@@ -799,6 +832,13 @@ function closeDetails() {
   target.focus();
 }
 
+/** A held delivery (its endpoint's circuit is open): why, since when, and until when no request is made. */
+function heldText(held) {
+  const why = held.reason === 'probing' ? 'a probe request to the endpoint is out' : 'the endpoint\'s circuit is open';
+  const until = held.until ? ` until ${formatTime(held.until)} (${relativeTime(held.until)})` : '';
+  return `Held${until}: ${why}, no request is made while it stays open (held since ${formatTime(held.since)}).`;
+}
+
 function setFact(id, value) {
   const dd = $(id);
   const dt = $(`${id}-label`);
@@ -823,12 +863,16 @@ function renderDetails(d) {
   setFact('details-delivered', d.deliveredAt ? formatTime(d.deliveredAt) : '');
   setFact('next-retry', d.status === 'pending' && d.nextAttemptAt ? `${formatTime(d.nextAttemptAt)} (${relativeTime(d.nextAttemptAt)})` : '');
   setFact('details-reason', d.finishedReason || '');
+  setFact('details-held', d.held ? heldText(d.held) : '');
 
   const resend = $('resend');
   resend.disabled = d.status === 'pending' || !isPaid();
   $('resend-help').textContent = !isPaid() ? 'Resending needs a paid plan.' : 'A delivery can be resent once it has finished.';
   $('resend-help').hidden = !resend.disabled;
   resend.setAttribute('aria-describedby', 'resend-help');
+  // Only a pending delivery can be retried now (and only on a paid plan).
+  $('retry-now').hidden = d.status !== 'pending' || !isPaid();
+  $('retry-now-help').hidden = $('retry-now').hidden;
 
   const link = $('temporal-link');
   if (d.workflowUrl) link.setAttribute('href', d.workflowUrl);
@@ -864,6 +908,22 @@ function resendSummary(d) {
     return `Resent, but the attempt failed (${code}).${d.nextAttemptAt ? ` Next retry at ${formatTime(d.nextAttemptAt)}.` : ''}`;
   }
   return d.status === 'pending' ? 'Resend started; no attempt yet.' : `Resent: ${d.status}.`;
+}
+
+async function retryNow(button) {
+  const id = state.details.id;
+  if (!id) return;
+  await busy(button, async () => {
+    try {
+      const attemptsBefore = state.details.attempts;
+      await api('POST', `/v1/deliveries/${enc(id)}/retry`);
+      announce('Retrying now.');
+      const delivery = await pollDelivery(id, (d) => d.status !== 'pending' || d.attempts.length > attemptsBefore);
+      if (state.details.id === id) renderDetails(delivery);
+      announce(delivery.status === 'delivered' ? 'Delivered.' : resendSummary(delivery));
+      await loadLog();
+    } catch (err) { reportError(err); }
+  });
 }
 
 async function resendDelivery(button) {
@@ -914,6 +974,7 @@ function wireEvents() {
   $('newer-page').addEventListener('click', goNewer);
   $('close-details').addEventListener('click', closeDetails);
   $('resend').addEventListener('click', (event) => resendDelivery(event.currentTarget));
+  $('retry-now').addEventListener('click', (event) => retryNow(event.currentTarget));
   $('delivery-details').addEventListener('keydown', (event) => {
     if (event.key === 'Escape') closeDetails();
   });

@@ -1,0 +1,81 @@
+import { baseDelayMs, type RetrySchedule } from './retrySchedule';
+
+/**
+ * The circuit breaker's decisions, pure: whether a delivery about to be attempted is sent, is
+ * the endpoint's probe, or is held (no request); and how long a held one parks.
+ */
+export interface GateHealth {
+  state: 'healthy' | 'failing' | 'open' | 'probing';
+  next_probe_at: Date | null;
+  probe_owner: string | null;
+  probe_lease_until: Date | null;
+}
+
+export type HoldReason = 'circuit_open' | 'probing';
+export type GateDecision = { kind: 'send' } | { kind: 'probe' } | { kind: 'hold'; reason: HoldReason };
+
+/**
+ * `send` while the circuit is closed; `probe` when it is open and the probe is due, or the
+ * probe's lease has expired (or is this caller's own: a re-run); `hold` otherwise. A `probe`
+ * decision still has to win the lease (takeProbeLease) before it sends.
+ */
+export function decideGate(h: GateHealth | null | undefined, nowMs: number, owner: string): GateDecision {
+  if (!h || h.state === 'healthy' || h.state === 'failing') return { kind: 'send' };
+  if (h.state === 'open') {
+    const due = h.next_probe_at === null || new Date(h.next_probe_at).getTime() <= nowMs;
+    return due ? { kind: 'probe' } : { kind: 'hold', reason: 'circuit_open' };
+  }
+  const leaseOver = h.probe_lease_until === null || new Date(h.probe_lease_until).getTime() < nowMs;
+  return leaseOver || h.probe_owner === owner ? { kind: 'probe' } : { kind: 'hold', reason: 'probing' };
+}
+
+/**
+ * The wait before the next probe after a failure `elapsedMs` into the endpoint's failure streak:
+ * the retry schedule anchored at the streak's start (as if one delivery had failed since then),
+ * so a lone failing delivery is probed exactly on its own schedule; once the schedule's step
+ * reaches `maxIntervalMs`, every `maxIntervalMs`.
+ */
+export function nextProbeDelayMs(schedule: RetrySchedule, elapsedMs: number, maxIntervalMs: number): number {
+  let cumulative = 0;
+  for (let attempt = 1; attempt < 1_000; attempt++) {
+    const step = baseDelayMs(schedule, attempt);
+    if (step >= maxIntervalMs) return maxIntervalMs;
+    cumulative += step;
+    if (cumulative > elapsedMs) return cumulative - elapsedMs;
+  }
+  return maxIntervalMs;
+}
+
+/** The probe interval after `probeAttempt` probes: the endpoint's own back-off (the retry schedule), capped. */
+export function probeIntervalMs(schedule: RetrySchedule, probeAttempt: number, maxIntervalMs: number): number {
+  return Math.min(baseDelayMs(schedule, Math.max(1, probeAttempt)), maxIntervalMs);
+}
+
+export interface HoldDelayInput {
+  nowMs: number;
+  /** When the next probe may go out (now or past while one is out). */
+  nextProbeAtMs: number;
+  /** The current probe interval. */
+  probeIntervalMs: number;
+  schedule: RetrySchedule;
+  /** Wake-ups of this delivery in its series so far (real attempts and held ones): held deliveries park exponentially. */
+  wakeups: number;
+  windowEndsAtMs: number;
+  random?: () => number;
+}
+
+/**
+ * How long a held delivery parks: until a little after the next probe (spread over 10–30 % of the
+ * probe interval, so the held ones do not all wake at once), and at least its own back-off for
+ * its number of wake-ups (so a long outage costs each held delivery ~14 wake-ups in 3 days, not one
+ * per probe). Clamped to end 1 s before the delivery window, so it stays pending (and retriable) to
+ * the end; with less than 2 s of window left it lands past it, which ends the delivery `undeliverable`.
+ */
+export function holdDelayMs(i: HoldDelayInput): number {
+  const random = i.random ?? Math.random;
+  const afterProbe = Math.max(0, i.nextProbeAtMs - i.nowMs) + (0.1 + 0.2 * random()) * i.probeIntervalMs;
+  const wanted = Math.round(Math.max(afterProbe, baseDelayMs(i.schedule, Math.max(1, i.wakeups))));
+  const left = i.windowEndsAtMs - i.nowMs;
+  if (left < 2_000) return Math.max(wanted, left + 1_000, 1_000);
+  return Math.min(Math.max(wanted, 1_000), left - 1_000);
+}
