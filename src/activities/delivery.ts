@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
-import { checkBeforeSend, claimForAttempt, finishDelivery, handOver, recordAttempts, type AttemptContext, type AttemptRecord, type SendCheck } from '../db/deliveries';
+import { checkBeforeSend, claimForAttempt, finishDelivery, handOver, keepWithBatch, recordAttempts, type AttemptContext, type AttemptRecord, type SendCheck } from '../db/deliveries';
 import { activeSecrets, disableEndpoint } from '../db/endpoints';
 import { FailureType, finalOutcome, type DeliveryStatus } from '../domain/errors';
 import { workflowIdFor } from '../domain/workflowIds';
@@ -733,6 +733,8 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       await persistently(() => handOver(deps.db, request.batchId, request.retrying.map((r) => ({ id: r.deliveryId, series: r.series, workflowId: workflowIdFor(r.deliveryId, r.series) })))),
     );
     const retrying = request.retrying.filter((r) => owned.has(r.deliveryId));
+    const finished = request.retrying.filter((r) => !owned.has(r.deliveryId));
+    if (finished.length) await persistently(() => keepWithBatch(deps.db, request.batchId, finished.map((r) => ({ id: r.deliveryId, workflowId: workflowIdFor(r.deliveryId, r.series) }))));
     if (retrying.length) await deps.startRetryWorkflows({ ...request, retrying });
   }
 

@@ -201,6 +201,21 @@ export async function handOver(db: Queryable, batchId: string, targets: { id: st
   return rows.map((r) => r.id);
 }
 
+/**
+ * Deliveries an attempt record handed to their retry workflow but that finished before the
+ * workflow was started (cancelled by the API in between): the batch that made their attempts
+ * stays their owner, so their workflow link opens a workflow that exists.
+ */
+export async function keepWithBatch(db: Queryable, batchId: string, targets: { id: string; workflowId: string }[]): Promise<void> {
+  if (targets.length === 0) return;
+  await db.query(
+    `update deliveries d set workflow_id = $3::text
+     from unnest($1::text[], $2::text[]) as t(id, workflow_id)
+     where d.id = any($1::text[]) and d.id = t.id and d.workflow_id = t.workflow_id and d.status <> 'pending'`,
+    [targets.map((t) => t.id), targets.map((t) => t.workflowId), batchId],
+  );
+}
+
 export interface AttemptRecord {
   deliveryId: string;
   series: number;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, type Config } from '../../src/config';
 import type { Database } from '../../src/db/database';
 import { createWebhookSender } from '../../src/http/sendWebhook';
-import { silentLogger } from '../../src/logger';
+import { createLogger, silentLogger } from '../../src/logger';
 import { workflowIdFor } from '../../src/domain/workflowIds';
 import { Dispatcher, scheduleFrom } from '../../src/services/dispatcher';
 import { testServerExecutable } from '../../src/temporal/binaries';
@@ -63,7 +63,7 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
       activityDeps: {
         db: suite.db,
         send: sender.send,
-        log: silentLogger,
+        log: process.env.DEBUG_TESTS ? createLogger('debug') : silentLogger,
         autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
         now: () => suite.env.currentTimeMs(),
         startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),

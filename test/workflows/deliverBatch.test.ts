@@ -4,7 +4,9 @@ import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
 import { waitFor } from '../helpers/receiver';
 import { timeSkippingSuite } from '../helpers/timeSkipping';
 
-const suite = timeSkippingSuite();
+// The batch's own behaviour, with the endpoint circuit breaker out of the way (covered by
+// circuitBreaker.test.ts and drainEndpoint.test.ts).
+const suite = timeSkippingSuite({ CIRCUIT_OPEN_AFTER: '100000' });
 
 /** One account with three endpoints on the loopback receiver (told apart by path), one delivery each. */
 async function threeDeliveries() {
