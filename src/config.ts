@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './domain/duration';
+import { parseKeyList } from './domain/secretBox';
 
 /**
  * Every setting of the service: environment name, default, description. Parsed once at
@@ -17,6 +18,14 @@ const duration = (name: string) =>
   });
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const keyList = z.string().transform((v, ctx) => {
+  const keys = parseKeyList(v);
+  if (!keys) {
+    ctx.addIssue({ code: 'custom', message: 'SECRET_ENCRYPTION_KEYS must be comma-separated base64 keys of 32 bytes each, newest first (new key: openssl rand -base64 32)' });
+    return z.NEVER;
+  }
+  return keys;
+});
 const cidrList = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 
 interface Setting {
@@ -33,7 +42,7 @@ export const SETTINGS = {
   HOST: { schema: z.string().min(1), default: '0.0.0.0', embeddedDefault: '127.0.0.1', description: 'Interface the REST API binds to.' },
   PUBLIC_URL: { schema: z.string().url().optional(), description: 'Base URL of the API as users reach it, used in portal links. Unset: http:// and the address and port the API listens on (with a wildcard HOST such as 0.0.0.0 or ::, the machine\'s own address the request arrived on); never the request\'s Host or X-Forwarded-* headers. Set it behind a proxy or TLS terminator.' },
   PORTAL_LINK_TTL: { schema: duration('PORTAL_LINK_TTL'), default: '1h', description: 'Default lifetime of a portal link (ttlSeconds overrides it per link).' },
-  DATA_DIR: { schema: z.string().min(1), default: './.data', description: 'Folder for embedded state: PGlite database, Temporal dev-server store, generated admin token.' },
+  DATA_DIR: { schema: z.string().min(1), default: './.data', description: 'Folder for embedded state: PGlite database, Temporal dev-server store, generated admin token and secret-encryption key.' },
   DATABASE_URL: { schema: z.string().regex(/^postgres(ql)?:\/\//, 'must start with postgres://').optional(), description: 'Real Postgres connection string. Unset: embedded PGlite under DATA_DIR/pg (single process only).' },
   ADMIN_TOKEN: { schema: z.string().min(16, 'must be at least 16 characters').optional(), description: 'Bearer token of the platform (admin). Embedded default: generated once and kept in DATA_DIR/admin-token. Required for the separate api entry point.' },
   TEMPORAL_ADDRESS: { schema: z.string().min(1).optional(), description: 'host:port of a Temporal frontend. Unset in `npm start`: a dev server is started. api/worker default: 127.0.0.1:7233.' },
@@ -54,6 +63,8 @@ export const SETTINGS = {
   RESPONSE_BODY_CAPTURE_BYTES: { schema: int(0, 65536), default: '4096', description: 'How much of each receiver response body is kept in the delivery log.' },
   DESTINATION_ALLOW_CIDRS: { schema: cidrList, default: '', embeddedDefault: '127.0.0.0/8,::1/128', emptyIsValue: true, description: 'Comma-separated private subnets that endpoints may target anyway (plain http is allowed for them too). Everything private is refused otherwise. Set but empty (`DESTINATION_ALLOW_CIDRS=`) = an empty list, also under `npm start`.' },
   ALLOW_HTTP: { schema: bool, default: 'false', description: 'Allow plain http:// endpoint URLs for public hosts (development only).' },
+  SECRET_ENCRYPTION_KEYS: { schema: keyList.optional(), description: 'Key ring that encrypts endpoint signing secrets at rest (AES-256-GCM): comma-separated base64 keys of 32 bytes (`openssl rand -base64 32`), newest first. The newest encrypts, every listed key decrypts; after adding a key run `npm run secrets:reencrypt`, then drop the old one. Embedded default: generated once and kept in DATA_DIR/secret-key. Required for the separate api and worker entry points unless SECRET_ENCRYPTION=off.' },
+  SECRET_ENCRYPTION: { schema: z.enum(['on', 'off']), default: 'on', description: 'off: when no key is configured (SECRET_ENCRYPTION_KEYS unset, no DATA_DIR/secret-key), start anyway and store new signing secrets in plaintext instead of failing (api/worker) or generating a key (`npm start`). Not for production.' },
   SECRET_ROTATION_OVERLAP: { schema: duration('SECRET_ROTATION_OVERLAP'), default: '24h', description: 'How long the previous signing secret keeps signing after a rotation.' },
   AUTO_DISABLE_AFTER: { schema: duration('AUTO_DISABLE_AFTER'), default: '5d', description: 'An endpoint whose every attempt has failed for this long is disabled (with a reason); its pending deliveries end cancelled.' },
   RETENTION: { schema: duration('RETENTION'), default: '30d', description: 'Attempt logs and payloads older than this are purged (delivery rows and statuses stay).' },
