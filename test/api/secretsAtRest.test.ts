@@ -147,7 +147,7 @@ test('when `npm run secrets:reencrypt` runs against the database, then it prints
   const ep = (await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } })).body as { id: string; secret: string };
   const newKey = randomBytes(32);
   const env = { ...process.env, NODE_OPTIONS: '', DATABASE_URL: h.dbUrl, SECRET_ENCRYPTION_KEYS: `${newKey.toString('base64')},${TEST_SECRET_KEYS}` };
-  const run = () => promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/reencrypt-secrets.ts'], { env, cwd: `${__dirname}/../..` });
+  const run = () => promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/reencrypt-secrets.ts'], { env, cwd: `${__dirname}/../..` });
   const out = (await run()).stdout;
   expect(out).toMatch(/Done: \d+ endpoints, [1-9]\d* re-encrypted/);
   expect(out).not.toContain(ep.secret);

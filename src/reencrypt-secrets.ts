@@ -8,9 +8,9 @@
  * `npm start` stopped, since PGlite serves one process) and SECRET_ENCRYPTION_KEYS (unset: the
  * key in DATA_DIR/secret-key; never generates one).
  */
-import { configureSecretEncryption, openAppDatabase } from '../src/bootstrap';
-import { ConfigError, loadConfig } from '../src/config';
-import { reencryptSecrets, secretKeyRing } from '../src/db/endpointSecrets';
+import { configureSecretEncryption, openAppDatabase } from './bootstrap';
+import { ConfigError, loadConfig } from './config';
+import { reencryptSecrets, secretKeyRing } from './db/endpointSecrets';
 
 async function main() {
   const cfg = loadConfig(process.env, { embedded: true });
