@@ -67,4 +67,10 @@ test('when SECRET_ENCRYPTION_KEYS is parsed, then it takes base64 32-byte keys n
     expect(() => loadConfig({ SECRET_ENCRYPTION_KEYS: bad })).toThrow(/SECRET_ENCRYPTION_KEYS=.*SECRET_ENCRYPTION_KEYS must be comma-separated base64 keys of 32 bytes/);
   }
   expect(() => loadConfig({ SECRET_ENCRYPTION: 'maybe' })).toThrow(/SECRET_ENCRYPTION=/);
+  // A key that is almost right is still key material: the error does not echo it.
+  const almost = randomBytes(31).toString('base64');
+  expect(() => loadConfig({ SECRET_ENCRYPTION_KEYS: almost })).toThrow(/SECRET_ENCRYPTION_KEYS=\(value not shown\)/);
+  expect(() => loadConfig({ SECRET_ENCRYPTION_KEYS: almost })).not.toThrow(almost);
+  expect(() => loadConfig({ ADMIN_TOKEN: 'short-token' })).toThrow(/ADMIN_TOKEN=\(value not shown\): must be at least 16/);
+  expect(() => loadConfig({ ADMIN_TOKEN: 'short-token' })).not.toThrow('short-token');
 });
