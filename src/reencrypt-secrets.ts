@@ -21,7 +21,7 @@ async function main() {
   try {
     console.log(`Re-encrypting endpoint signing secrets under key ${ring.keys[0].id} (ring: ${ring.keys.map((k) => k.id).join(', ')}) …`);
     const counts = await reencryptSecrets(db, ring, { onBatch: (c) => console.log(`  ${c.endpoints} endpoints read`) });
-    console.log(`Done: ${counts.endpoints} endpoints, ${counts.reencrypted} re-encrypted, ${counts.alreadyCurrent} already under the newest key, ${counts.skipped} changed meanwhile (run again).`);
+    console.log(`Done: ${counts.endpoints} endpoints, ${counts.reencrypted} re-encrypted, ${counts.alreadyCurrent} already under the newest key, ${counts.skipped} changed meanwhile${counts.skipped ? ' (run again)' : ''}.`);
     if (counts.skipped) process.exitCode = 2;
   } finally {
     await db.close();
