@@ -26,6 +26,8 @@ import { destinationGuard, webhookSender } from '../src/bootstrap';
 import { loadConfig } from '../src/config';
 import { openPglite } from '../src/db/database';
 import { migrate } from '../src/db/migrations';
+import { openSecret, useSecretKeyRing } from '../src/db/endpointSecrets';
+import { keyRing } from '../src/domain/secretBox';
 import { silentLogger } from '../src/logger';
 import { Registry } from '../src/metrics';
 import { Dispatcher } from '../src/services/dispatcher';
@@ -110,6 +112,7 @@ async function main() {
   const env = await TestWorkflowEnvironment.createLocal({
     server: { executable: devServerExecutable(), ip: '127.0.0.1', ui: false, namespace: cfg.TEMPORAL_NAMESPACE, searchAttributes: DELIVERY_SEARCH_ATTRIBUTES, log: { format: 'pretty', level: 'error' } },
   });
+  useSecretKeyRing(keyRing([randomBytes(32)]));
   const db = await openPglite(undefined);
   await migrate(db);
   // As in `npm start`: the client shares the worker's connection and starts eagerly.
@@ -278,7 +281,7 @@ async function main() {
   mkdirSync(OUT_DIR, { recursive: true });
   if (process.argv.includes('--archive')) archivePrevious();
   for (const f of readdirSync(OUT_DIR)) if (f.endsWith('.json')) rmSync(join(OUT_DIR, f));
-  const secrets = [adminToken, ...apiKeys, ...(await db.query<{ secret: string }>('select secret from endpoints')).map((s) => s.secret)];
+  const secrets = [adminToken, ...apiKeys, ...(await db.query<{ id: string; secret: string; previous_secret: string | null }>('select id, secret, previous_secret from endpoints')).flatMap((s) => [s.secret, openSecret(s.id, s.secret), openSecret(s.id, s.previous_secret) ?? ''])];
   const manifest: Record<string, { workflowId: string; workflowType: string; what: string }> = {};
   for (const { path, workflowId } of recorded.sort((a, b) => a.path.localeCompare(b.path))) {
     const handle = client.workflow.getHandle(workflowId);

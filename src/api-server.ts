@@ -1,8 +1,8 @@
-/** API entry point for a multi-process deployment: REST API only; needs DATABASE_URL, ADMIN_TOKEN and a Temporal server. */
+/** API entry point for a multi-process deployment: REST API only; needs DATABASE_URL, ADMIN_TOKEN, SECRET_ENCRYPTION_KEYS and a Temporal server. */
 import { Client, Connection } from '@temporalio/client';
 import { once } from 'node:events';
 import { createApp } from './api/app';
-import { addDatabaseGauges, temporalHealth, destinationGuard, openAppDatabase, resolveAdminToken, resolvePortalKeys } from './bootstrap';
+import { addDatabaseGauges, configureSecretEncryption, temporalHealth, destinationGuard, openAppDatabase, resolveAdminToken, resolvePortalKeys } from './bootstrap';
 import { Registry } from './metrics';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
@@ -13,6 +13,7 @@ async function main() {
   const cfg = loadConfig(process.env);
   if (!cfg.DATABASE_URL) throw new ConfigError('DATABASE_URL must be set for the separate api process (embedded PGlite serves one process only; use `npm start` for that).');
   const log = createLogger(cfg.LOG_LEVEL);
+  if (configureSecretEncryption(cfg).source === 'off') log.warn('secrets.plaintext', { reason: 'SECRET_ENCRYPTION=off: new endpoint signing secrets are stored unencrypted' });
   const db = await openAppDatabase(cfg);
   const connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);

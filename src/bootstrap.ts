@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from './config';
+import { ConfigError, type Config } from './config';
+import { useSecretKeyRing } from './db/endpointSecrets';
+import { keyRing, newKeyBase64, parseKeyList } from './domain/secretBox';
 import { createAccount, getAccount } from './db/accounts';
 import { openDatabase, type Database } from './db/database';
 import { migrate } from './db/migrations';
@@ -44,6 +46,41 @@ export function resolvePortalKeys(cfg: Config, adminToken: string): PortalKeyRin
     writeFileSync(file, randomBytes(32).toString('base64url') + '\n', { mode: 0o600 });
   }
   return new PortalKeyRing([Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8')]);
+}
+
+/**
+ * The key ring of endpoint signing secrets, installed for this process: SECRET_ENCRYPTION_KEYS;
+ * else in embedded mode one key generated on first start into DATA_DIR/secret-key (mode 0600);
+ * else none with SECRET_ENCRYPTION=off (plaintext); else a start-up error.
+ * `generate: false` (the re-encryption command) reads the file but never creates one.
+ */
+export function configureSecretEncryption(cfg: Config, opts: { generate?: boolean } = {}): { source: 'SECRET_ENCRYPTION_KEYS' | 'generated' | 'file' | 'off'; file?: string } {
+  if (cfg.SECRET_ENCRYPTION_KEYS) {
+    useSecretKeyRing(keyRing(cfg.SECRET_ENCRYPTION_KEYS));
+    return { source: 'SECRET_ENCRYPTION_KEYS' };
+  }
+  const file = join(cfg.DATA_DIR, 'secret-key');
+  if (cfg.embedded && existsSync(file)) {
+    const keys = parseKeyList(readFileSync(file, 'utf8').trim());
+    if (!keys) throw new ConfigError(`${file} does not hold a base64 32-byte key (SECRET_ENCRYPTION_KEYS format)`);
+    useSecretKeyRing(keyRing(keys));
+    return { source: 'file', file };
+  }
+  if (cfg.SECRET_ENCRYPTION === 'off') {
+    useSecretKeyRing(null);
+    return { source: 'off' };
+  }
+  if (cfg.embedded && opts.generate !== false) {
+    mkdirSync(cfg.DATA_DIR, { recursive: true });
+    const key = newKeyBase64();
+    writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
+    useSecretKeyRing(keyRing(parseKeyList(key)!));
+    return { source: 'generated', file };
+  }
+  throw new ConfigError(
+    'SECRET_ENCRYPTION_KEYS must be set: endpoint signing secrets are encrypted at rest (a new key: openssl rand -base64 32). ' +
+      'SECRET_ENCRYPTION=off stores them in plaintext instead (not for production).',
+  );
 }
 
 export function destinationGuard(cfg: Config): DestinationGuard {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './domain/duration';
+import { parseKeyList } from './domain/secretBox';
 
 /**
  * Every setting of the service: environment name, default, description. Parsed once at
@@ -17,6 +18,14 @@ const duration = (name: string) =>
   });
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const keyList = z.string().transform((v, ctx) => {
+  const keys = parseKeyList(v);
+  if (!keys) {
+    ctx.addIssue({ code: 'custom', message: 'SECRET_ENCRYPTION_KEYS must be comma-separated base64 keys of 32 bytes each, newest first (new key: openssl rand -base64 32)' });
+    return z.NEVER;
+  }
+  return keys;
+});
 const cidrList = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
 
 interface Setting {
@@ -25,6 +34,8 @@ interface Setting {
   embeddedDefault?: string;
   /** An explicitly set empty value is that value, not "unset" (the default does not apply). */
   emptyIsValue?: boolean;
+  /** Key material: a bad value is not echoed in the error (start-up errors end up in logs). */
+  secret?: boolean;
   description: string;
 }
 
@@ -37,9 +48,9 @@ export const SETTINGS = {
   PORTAL_SIGNING_KEYS: { schema: z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean)).pipe(z.array(z.string().min(32, 'each key must be at least 32 characters'))), default: '', description: 'Keys that sign portal links, comma-separated, newest first: the newest signs, all verify (rotate by adding a new key in front, drop the old one once its links expired). Embedded default: generated once into DATA_DIR/portal-key. Unset otherwise: derived from ADMIN_TOKEN (rotating the admin token then ends every link).' },
   ADMIN_TOKENS_PREVIOUS: { schema: z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean)).pipe(z.array(z.string().min(16, 'each token must be at least 16 characters'))), default: '', description: 'Earlier admin tokens still accepted while the platform switches to a new ADMIN_TOKEN (comma-separated); remove them when the switch is done.' },
   METRICS_TOKEN: { schema: z.string().min(16, 'must be at least 16 characters').optional(), description: 'A bearer token that may read /metrics and nothing else, for a scraper that must not hold the admin token (the admin token works too).' },
-  DATA_DIR: { schema: z.string().min(1), default: './.data', description: 'Folder for embedded state: PGlite database, Temporal dev-server store, generated admin token.' },
+  DATA_DIR: { schema: z.string().min(1), default: './.data', description: 'Folder for embedded state: PGlite database, Temporal dev-server store, generated admin token and secret-encryption key.' },
   DATABASE_URL: { schema: z.string().regex(/^postgres(ql)?:\/\//, 'must start with postgres://').optional(), description: 'Real Postgres connection string. Unset: embedded PGlite under DATA_DIR/pg (single process only).' },
-  ADMIN_TOKEN: { schema: z.string().min(16, 'must be at least 16 characters').optional(), description: 'Bearer token of the platform (admin). Embedded default: generated once and kept in DATA_DIR/admin-token. Required for the separate api entry point.' },
+  ADMIN_TOKEN: { schema: z.string().min(16, 'must be at least 16 characters').optional(), secret: true, description: 'Bearer token of the platform (admin). Embedded default: generated once and kept in DATA_DIR/admin-token. Required for the separate api entry point.' },
   TEMPORAL_ADDRESS: { schema: z.string().min(1).optional(), description: 'host:port of a Temporal frontend. Unset in `npm start`: a dev server is started. api/worker default: 127.0.0.1:7233.' },
   TEMPORAL_NAMESPACE: { schema: z.string().min(1), default: 'default', description: 'Temporal namespace.' },
   TEMPORAL_TASK_QUEUE: { schema: z.string().min(1), default: 'webhook-deliveries', description: 'Task queue of the delivery workflows and activities.' },
@@ -58,6 +69,8 @@ export const SETTINGS = {
   RESPONSE_BODY_CAPTURE_BYTES: { schema: int(0, 65536), default: '4096', description: 'How much of each receiver response body is kept in the delivery log.' },
   DESTINATION_ALLOW_CIDRS: { schema: cidrList, default: '', embeddedDefault: '127.0.0.0/8,::1/128', emptyIsValue: true, description: 'Comma-separated private subnets that endpoints may target anyway (plain http is allowed for them too). Everything private is refused otherwise. Set but empty (`DESTINATION_ALLOW_CIDRS=`) = an empty list, also under `npm start`.' },
   ALLOW_HTTP: { schema: bool, default: 'false', description: 'Allow plain http:// endpoint URLs for public hosts (development only).' },
+  SECRET_ENCRYPTION_KEYS: { schema: keyList.optional(), secret: true, description: 'Key ring that encrypts endpoint signing secrets at rest (AES-256-GCM): comma-separated base64 keys of 32 bytes (`openssl rand -base64 32`), newest first. The newest encrypts, every listed key decrypts; after adding a key run `npm run secrets:reencrypt`, then drop the old one. Embedded default: generated once and kept in DATA_DIR/secret-key. Required for the separate api and worker entry points unless SECRET_ENCRYPTION=off.' },
+  SECRET_ENCRYPTION: { schema: z.enum(['on', 'off']), default: 'on', description: 'off: when no key is configured (SECRET_ENCRYPTION_KEYS unset, no DATA_DIR/secret-key), start anyway and store new signing secrets in plaintext instead of failing (api/worker) or generating a key (`npm start`). Not for production.' },
   SECRET_ROTATION_OVERLAP: { schema: duration('SECRET_ROTATION_OVERLAP'), default: '24h', description: 'How long the previous signing secret keeps signing after a rotation.' },
   AUTO_DISABLE_AFTER: { schema: duration('AUTO_DISABLE_AFTER'), default: '5d', description: 'An endpoint whose every attempt has failed for this long is disabled (with a reason); its pending deliveries end cancelled.' },
   CIRCUIT_OPEN_AFTER: { schema: int(1, 100_000), default: '5', description: 'Consecutive failed attempts to an endpoint (429 not counted) after which its circuit opens: its pending deliveries are held, not sent, and one probe at a time on the endpoint\'s own back-off decides when it is back.' },
@@ -87,7 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: { embedde
     const raw = set ? env[name] : embedded && s.embeddedDefault !== undefined ? s.embeddedDefault : s.default;
     const parsed = s.schema.safeParse(raw);
     if (parsed.success) out[name] = parsed.data;
-    else problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    else problems.push(`${name}=${s.secret ? '(value not shown)' : JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   return Object.freeze(out) as Config;

@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 import { createApp } from './api/app';
 import { httpOrigin, isWildcardAddress } from './api/origin';
 import { portalLink } from './api/routes/accounts';
-import { addDatabaseGauges, temporalHealth, destinationGuard, ensureDemoAccount, openAppDatabase, resolveAdminToken, resolvePortalKeys, webhookSender } from './bootstrap';
+import { addDatabaseGauges, configureSecretEncryption, temporalHealth, destinationGuard, ensureDemoAccount, openAppDatabase, resolveAdminToken, resolvePortalKeys, webhookSender } from './bootstrap';
 import { deliveryMetrics, Registry } from './metrics';
 import { ConfigError, loadConfig, type Config } from './config';
 import { SendStops } from './http/sendStops';
@@ -32,6 +32,7 @@ async function main() {
   installTemporalRuntime({ ownSignals: true }); // shutdown below owns the signals
   await assertPortsFree(cfg);
 
+  const secretKey = configureSecretEncryption(cfg);
   const db = await openAppDatabase(cfg);
   const admin = resolveAdminToken(cfg);
   const portalKeys = resolvePortalKeys(cfg, admin.token);
@@ -100,6 +101,7 @@ async function main() {
       admin.generated
         ? `  Admin token:     ${admin.token}   (generated now and saved in ${resolve(cfg.DATA_DIR, 'admin-token')}; shown only this once)`
         : `  Admin token:     ${cfg.ADMIN_TOKEN ? 'from ADMIN_TOKEN' : `in ${resolve(cfg.DATA_DIR, 'admin-token')}`}`,
+      `  Secrets at rest: ${secretKey.source === 'off' ? 'PLAINTEXT (SECRET_ENCRYPTION=off)' : secretKey.source === 'SECRET_ENCRYPTION_KEYS' ? 'encrypted with SECRET_ENCRYPTION_KEYS' : `encrypted with the key in ${resolve(secretKey.file!)}${secretKey.source === 'generated' ? ' (generated now; back it up apart from the database)' : ''}`}`,
       `  Settings page:   ${demo.url}`,
       `                   (demo account, link valid until ${demo.expiresAt}; new links: POST /v1/accounts/:id/portal-links)`,
       '  Press Ctrl-C to stop.',

@@ -2,7 +2,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { installTemporalRuntime } from './temporal/runtime';
-import { destinationGuard, openAppDatabase, webhookSender } from './bootstrap';
+import { configureSecretEncryption, destinationGuard, openAppDatabase, webhookSender } from './bootstrap';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { deliveryMetrics, Registry } from './metrics';
@@ -16,6 +16,7 @@ async function main() {
   const cfg = loadConfig(process.env);
   if (!cfg.DATABASE_URL) throw new ConfigError('DATABASE_URL must be set for the separate worker process (embedded PGlite serves one process only; use `npm start` for that).');
   const log = createLogger(cfg.LOG_LEVEL);
+  if (configureSecretEncryption(cfg).source === 'off') log.warn('secrets.plaintext', { reason: 'SECRET_ENCRYPTION=off: new endpoint signing secrets are stored unencrypted' });
   // The SDK's default handlers drain the worker on SIGINT/SIGTERM: stop polling, let in-flight
   // attempts finish within shutdownGraceTime, then worker.run() resolves.
   installTemporalRuntime();

@@ -258,7 +258,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const headers = {
       'content-type': 'application/json',
       'user-agent': USER_AGENT,
-      ...signatureHeaders(activeSecrets(ctx, new Date(startedAtMs)), ctx.delivery.id, Math.floor(startedAtMs / 1000), ctx.body),
+      ...signatureHeaders(activeSecrets(ctx, new Date(startedAtMs), ctx.delivery.endpoint_id), ctx.delivery.id, Math.floor(startedAtMs / 1000), ctx.body),
     };
     const ticket = stops.ticket(ctx.delivery.endpoint_id, mark);
     if (!ticket) return undefined;

@@ -2,6 +2,7 @@ import type { EventType } from '../domain/eventCatalog';
 import { newId } from '../domain/ids';
 import { newSigningSecret } from '../domain/signing';
 import type { Queryable } from './database';
+import { openSecret, sealSecret } from './endpointSecrets';
 
 export interface EndpointRow {
   id: string;
@@ -12,6 +13,7 @@ export interface EndpointRow {
   enabled: boolean;
   disabled_reason: string | null;
   disabled_at: Date | null;
+  /** Plaintext here; the table holds an `enc:v1:` envelope (see endpointSecrets.ts). */
   secret: string;
   previous_secret: string | null;
   previous_secret_expires_at: Date | null;
@@ -27,22 +29,30 @@ export async function createEndpoint(
   accountId: string,
   input: { url: string; eventTypes: EventType[]; description?: string; enabled?: boolean },
 ): Promise<EndpointRow> {
+  const id = newId('ep');
   const [row] = await db.query<EndpointRow>(
     `insert into endpoints (id, account_id, url, description, event_types, enabled, secret)
      values ($1, $2, $3, $4, $5::jsonb, $6, $7) returning *`,
-    [newId('ep'), accountId, input.url, input.description ?? '', JSON.stringify(input.eventTypes), input.enabled ?? true, newSigningSecret()],
+    [id, accountId, input.url, input.description ?? '', JSON.stringify(input.eventTypes), input.enabled ?? true, sealSecret(id, newSigningSecret())],
   );
-  return row;
+  return opened(row);
+}
+
+/** A row as the code uses it: secrets decrypted. */
+function opened(row: EndpointRow): EndpointRow;
+function opened(row: EndpointRow | undefined): EndpointRow | undefined;
+function opened(row: EndpointRow | undefined): EndpointRow | undefined {
+  return row && { ...row, secret: openSecret(row.id, row.secret), previous_secret: openSecret(row.id, row.previous_secret) };
 }
 
 /** Only live endpoints of this account: another account's id reads as "not found". */
 export async function getEndpoint(db: Queryable, accountId: string, id: string): Promise<EndpointRow | undefined> {
   const [row] = await db.query<EndpointRow>('select * from endpoints where id = $1 and account_id = $2 and deleted_at is null', [id, accountId]);
-  return row;
+  return opened(row);
 }
 
 export async function listEndpoints(db: Queryable, accountId: string): Promise<EndpointRow[]> {
-  return db.query<EndpointRow>('select * from endpoints where account_id = $1 and deleted_at is null order by id', [accountId]);
+  return (await db.query<EndpointRow>('select * from endpoints where account_id = $1 and deleted_at is null order by id', [accountId])).map((r) => opened(r));
 }
 
 export async function updateEndpoint(
@@ -66,7 +76,7 @@ export async function updateEndpoint(
   );
   // Re-enabled: a fresh start for its health record (circuit closed, streak and auto-disable clock reset).
   if (row && patch.enabled === true) await db.query('delete from endpoint_health where endpoint_id = $1', [id]);
-  return row;
+  return opened(row);
 }
 
 export async function softDeleteEndpoint(db: Queryable, accountId: string, id: string): Promise<boolean> {
@@ -80,15 +90,18 @@ export async function rotateSecret(db: Queryable, accountId: string, id: string,
     `update endpoints set previous_secret = secret, secret = $3,
        previous_secret_expires_at = now() + ($4::bigint * interval '1 millisecond'), updated_at = now()
      where id = $1 and account_id = $2 and deleted_at is null returning *`,
-    [id, accountId, newSigningSecret(), overlapMs],
+    [id, accountId, sealSecret(id, newSigningSecret()), overlapMs],
   );
-  return row;
+  return opened(row);
 }
 
-/** Secrets that sign right now, newest first. */
-export function activeSecrets(row: Pick<EndpointRow, 'secret' | 'previous_secret' | 'previous_secret_expires_at'>, now: Date): string[] {
-  const secrets = [row.secret];
-  if (row.previous_secret && row.previous_secret_expires_at && row.previous_secret_expires_at > now) secrets.push(row.previous_secret);
+/**
+ * Secrets that sign right now, newest first, decrypted. `row` holds them as stored (the
+ * attempt context of claimForAttempt), bound to `endpointId`.
+ */
+export function activeSecrets(row: Pick<EndpointRow, 'secret' | 'previous_secret' | 'previous_secret_expires_at'>, now: Date, endpointId: string): string[] {
+  const secrets = [openSecret(endpointId, row.secret)];
+  if (row.previous_secret && row.previous_secret_expires_at && row.previous_secret_expires_at > now) secrets.push(openSecret(endpointId, row.previous_secret));
   return secrets;
 }
 

@@ -10,7 +10,7 @@ import { addDatabaseGauges, destinationGuard, temporalHealth, webhookSender } fr
 import { deliveryMetrics, Registry } from '../../src/metrics';
 import { loadConfig, type Config } from '../../src/config';
 import type { Database } from '../../src/db/database';
-import { createLogger, silentLogger } from '../../src/logger';
+import { createLogger, silentLogger, type Logger } from '../../src/logger';
 import { SendStops } from '../../src/http/sendStops';
 import { Dispatcher } from '../../src/services/dispatcher';
 import { installTemporalRuntime } from '../../src/temporal/runtime';
@@ -33,7 +33,7 @@ export interface Harness {
  * The API in-process on port 0 against the shared real Temporal dev server (a task queue of
  * its own) and a fresh real database, with a delivery worker running beside it.
  */
-export async function startHarness(env: Record<string, string> = {}, opts: { worker?: boolean; temporalAddress?: string; postgresServerUrl?: string; guard?: (cfg: Config) => DestinationGuard } = {}): Promise<Harness> {
+export async function startHarness(env: Record<string, string> = {}, opts: { worker?: boolean; temporalAddress?: string; postgresServerUrl?: string; guard?: (cfg: Config) => DestinationGuard; log?: Logger } = {}): Promise<Harness> {
   installTemporalRuntime({ level: 'ERROR' });
   const adminToken = `admin_${randomBytes(16).toString('hex')}`;
   const cfg = loadConfig({
@@ -61,18 +61,18 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
   // Like `npm start`: with a worker, the client shares its NativeConnection and starts are eager.
   const nativeConnection: NativeConnection | undefined = opts.worker !== false ? await NativeConnection.connect({ address }) : undefined;
   const client = new Client({ connection: nativeConnection ?? connection, namespace: cfg.TEMPORAL_NAMESPACE });
-  const dispatcher = new Dispatcher(client, db, cfg, silentLogger, { eagerStart: nativeConnection !== undefined });
+  const dispatcher = new Dispatcher(client, db, cfg, opts.log ?? silentLogger, { eagerStart: nativeConnection !== undefined });
   if (nativeConnection) {
     worker = await createDeliveryWorker({
       connection: nativeConnection,
       cfg,
       workflowBundle: { code: readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8') },
-      activityDeps: { db, send: sender.send, log: silentLogger, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), sendStops, wakeDrain: (r) => dispatcher.wakeDrain(r) },
+      activityDeps: { db, send: sender.send, log: opts.log ?? silentLogger, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), sendStops, wakeDrain: (r) => dispatcher.wakeDrain(r) },
     });
     workerRun = worker.run();
   }
 
-  const app = createApp({ cfg, db, dispatcher, guard, metrics, temporalReady: temporalHealth(connection), log: process.env.DEBUG_TESTS ? createLogger('debug') : silentLogger, adminToken, sendStops: nativeConnection ? sendStops : undefined });
+  const app = createApp({ cfg, db, dispatcher, guard, metrics, temporalReady: temporalHealth(connection), log: opts.log ?? (process.env.DEBUG_TESTS ? createLogger('debug') : silentLogger), adminToken, sendStops: nativeConnection ? sendStops : undefined });
   const server: Server = await new Promise((ok) => {
     const s = app.listen(0, '127.0.0.1', () => ok(s));
   });

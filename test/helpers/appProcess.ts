@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { waitFor } from './receiver';
+import { TEST_SECRET_KEYS } from './secretKeys';
 
 /**
  * One real service process (`node --import tsx src/api-server.ts` or `src/worker.ts`) as a
@@ -27,7 +28,7 @@ const ROOT = resolve(__dirname, '..', '..');
 export function spawnApp(name: string, entry: 'src/api-server.ts' | 'src/worker.ts', env: Record<string, string>, logDir: string): AppProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: '', ...env },
+    env: { ...process.env, NODE_OPTIONS: '', SECRET_ENCRYPTION_KEYS: TEST_SECRET_KEYS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logFile = join(logDir, `${name}.log`);

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { waitFor } from './receiver';
+import { TEST_SECRET_KEYS } from './secretKeys';
 
 const ROOT = resolve(__dirname, '..', '..');
 
@@ -26,7 +27,7 @@ export interface ServiceProcess {
 export function spawnService(entry: 'api-server' | 'worker', env: Record<string, string>): ServiceProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', `src/${entry}.ts`], {
     cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: '', LOG_LEVEL: 'info', HOST: '127.0.0.1', ...env },
+    env: { ...process.env, NODE_OPTIONS: '', LOG_LEVEL: 'info', HOST: '127.0.0.1', SECRET_ENCRYPTION_KEYS: TEST_SECRET_KEYS, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';

@@ -1,0 +1,77 @@
+import { isCurrent, isEncrypted, open, seal, type KeyRing } from '../domain/secretBox';
+import type { Queryable } from './database';
+
+/**
+ * The process's key ring for endpoint signing secrets. Set once at start-up
+ * (`configureSecretEncryption` in bootstrap, from SECRET_ENCRYPTION_KEYS or DATA_DIR/secret-key);
+ * `null` = SECRET_ENCRYPTION=off (new secrets stored in plaintext). Unset = refuse to store or
+ * read an encrypted secret, so a forgotten set-up never writes plaintext silently.
+ */
+let current: { ring: KeyRing | null } | undefined;
+
+export function useSecretKeyRing(ring: KeyRing | null): void {
+  current = { ring };
+}
+
+export function secretKeyRing(): KeyRing | null {
+  if (!current) throw new Error('secret encryption is not configured (bootstrap sets it from SECRET_ENCRYPTION_KEYS)');
+  return current.ring;
+}
+
+/** The stored form of a signing secret of `endpointId`. */
+export function sealSecret(endpointId: string, plaintext: string): string {
+  const ring = secretKeyRing();
+  return ring ? seal(ring, endpointId, plaintext) : plaintext;
+}
+
+/** The plaintext of a stored signing secret (legacy plaintext values read as they are). */
+export function openSecret(endpointId: string, stored: string): string;
+export function openSecret(endpointId: string, stored: string | null): string | null;
+export function openSecret(endpointId: string, stored: string | null): string | null {
+  if (stored === null) return null;
+  return isEncrypted(stored) ? open(secretKeyRing(), endpointId, stored) : stored;
+}
+
+export interface ReencryptCounts {
+  endpoints: number;
+  reencrypted: number;
+  alreadyCurrent: number;
+  /** Rows changed by someone else between read and write (a rotation): run again. */
+  skipped: number;
+}
+
+/**
+ * Re-encrypts every endpoint's secret and previous secret (deleted endpoints too) under the
+ * ring's newest key, plaintext ones included, in batches by id. Idempotent: values already
+ * under the newest key are left alone. A row rotated meanwhile is skipped, not overwritten.
+ */
+export async function reencryptSecrets(db: Queryable, ring: KeyRing, opts: { batchSize?: number; onBatch?: (c: ReencryptCounts) => void } = {}): Promise<ReencryptCounts> {
+  const batchSize = opts.batchSize ?? 500;
+  const counts: ReencryptCounts = { endpoints: 0, reencrypted: 0, alreadyCurrent: 0, skipped: 0 };
+  let after = '';
+  for (;;) {
+    const rows = await db.query<{ id: string; secret: string; previous_secret: string | null }>(
+      'select id, secret, previous_secret from endpoints where id > $1 order by id limit $2',
+      [after, batchSize],
+    );
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      counts.endpoints++;
+      const current = (v: string | null) => v === null || isCurrent(ring, v);
+      if (current(row.secret) && current(row.previous_secret)) {
+        counts.alreadyCurrent++;
+        continue;
+      }
+      const reseal = (v: string | null) => (v === null || isCurrent(ring, v) ? v : seal(ring, row.id, open(ring, row.id, v)));
+      const updated = await db.query(
+        'update endpoints set secret = $2, previous_secret = $3 where id = $1 and secret = $4 and previous_secret is not distinct from $5 returning id',
+        [row.id, reseal(row.secret), reseal(row.previous_secret), row.secret, row.previous_secret],
+      );
+      if (updated.length) counts.reencrypted++;
+      else counts.skipped++;
+    }
+    after = rows[rows.length - 1].id;
+    opts.onBatch?.({ ...counts });
+  }
+  return counts;
+}
