@@ -29,8 +29,8 @@ afterEach(async () => {
   await receiver.stop();
 });
 
-async function portalUrl(accountId: string): Promise<string> {
-  const res = await h.call('POST', `/v1/accounts/${accountId}/portal-links`, { body: {} });
+async function portalUrl(accountId: string, scope: 'manage' | 'read' = 'manage'): Promise<string> {
+  const res = await h.call('POST', `/v1/accounts/${accountId}/portal-links`, { body: { scope } });
   expect(res.status).toBe(201);
   return res.body.url;
 }
@@ -123,6 +123,21 @@ test('when a free-plan account opens its link, then it sees the upgrade message 
   await page.getByTestId('upgrade-message').waitFor();
   expect(await page.getByTestId('endpoint-form').count()).toBe(0);
   await screenshot(page, '05-free-plan');
+});
+
+test('when a read-only link is opened, then the page shows the endpoint and its deliveries but offers no change', async () => {
+  const account = await newAccount(h);
+  const ep = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } });
+  const pub = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant() } });
+  expect([ep.status, pub.status]).toEqual([201, 202]);
+  await page.goto(await portalUrl(account.id, 'read'));
+  await page.getByTestId('read-only-message').waitFor();
+  await card().waitFor();
+  expect(await page.getByTestId('endpoint-form').count()).toBe(0);
+  for (const id of ['edit-endpoint', 'delete-endpoint', 'toggle-enabled', 'rotate-secret', 'send-test', 'recover', 'retry-pending']) expect([id, await card().getByTestId(id).count()]).toEqual([id, 0]);
+  expect(await card().getByTestId('reveal-secret').count()).toBe(1);
+  await row(pub.body.deliveries[0].id).waitFor();
+  await screenshot(page, '08-read-only');
 });
 
 test('when a link is expired or tampered with, then the page refuses it', async () => {

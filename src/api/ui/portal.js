@@ -29,6 +29,9 @@ const $ = (id) => document.getElementById(id);
 const inCard = (card, testId) => card.querySelector(`[data-testid="${testId}"]`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const isPaid = () => state.account && state.account.plan === 'paid';
+/** A read-only portal link: the page shows everything and offers no change (the API refuses them too). */
+const isReadOnly = () => state.account && state.account.access === 'read';
+const WRITE_CONTROLS = ['rotate-secret', 'edit-endpoint', 'toggle-enabled', 'delete-endpoint'];
 
 function el(tag, props = {}, children = []) {
   const node = document.createElement(tag);
@@ -454,6 +457,10 @@ function createCard(endpoint) {
   on('retry-pending', retryPending);
   // Free plans may still see and delete endpoints, but every other write answers 402: leave those controls out.
   if (!isPaid()) for (const node of card.querySelectorAll('.writes')) node.remove();
+  if (isReadOnly()) {
+    for (const node of card.querySelectorAll('.writes')) node.remove();
+    for (const id of WRITE_CONTROLS) for (const node of card.querySelectorAll(`[data-testid="${id}"]`)) node.remove();
+  }
   return card;
 }
 
@@ -873,6 +880,12 @@ function renderDetails(d) {
   // Only a pending delivery can be retried now (and only on a paid plan).
   $('retry-now').hidden = d.status !== 'pending' || !isPaid();
   $('retry-now-help').hidden = $('retry-now').hidden;
+  if (isReadOnly()) {
+    resend.hidden = true;
+    $('resend-help').hidden = true;
+    $('retry-now').hidden = true;
+    $('retry-now-help').hidden = true;
+  }
 
   const link = $('temporal-link');
   if (d.workflowUrl) link.setAttribute('href', d.workflowUrl);
@@ -948,7 +961,10 @@ async function resendDelivery(button) {
 
 /** Free plans get the upgrade message instead of the form (removed, not just hidden). */
 function applyPlan() {
-  if (isPaid()) {
+  if (isReadOnly()) {
+    $('endpoint-form').remove();
+    $('read-only-message').hidden = false;
+  } else if (isPaid()) {
     $('endpoint-form').hidden = false;
     renderEventTypeOptions();
   } else {
