@@ -55,11 +55,13 @@ const PATHS = {
   'resend-retried': 'deliverWebhook of a resend: the local first attempt fails (503), back-off timer, the retry activity succeeds',
   'resend-gone': 'deliverWebhook of a resend whose local first attempt answers 410 Gone: no retry; recordOutcome undeliverable, endpoint disabled',
   purge: 'purgeOldData started by the retention Schedule (triggered): purges backdated attempt logs and payloads in one batch',
+  'drain-recovered': 'drainEndpoint started (signalWithStart, wake circuit-opened) when five first attempts answered 503 (Retry-After 15 s) open the endpoint\'s circuit: the drain is the prober (drain page, timer until the probe is due); the receiver comes back, the probe succeeds and the drain sends the parked deliveries',
+  'drain-retry-now': 'drainEndpoint started by POST /v1/endpoints/:id/retry (wake retry-endpoint, forceProbe) after the customer fixed the receiver, circuit closed: a drain page sends the delivery its retry workflow parked for 15 s (Retry-After), the drain ends',
 } as const;
 export type RecordedPath = keyof typeof PATHS;
 
 /** Answers per endpoint path: the n-th request to a path gets replies[n-1] (the last one repeats). */
-const SCRIPTS: Record<string, { status: number; delayMs?: number }[]> = {
+const SCRIPTS: Record<string, { status: number; delayMs?: number; retryAfter?: string }[]> = {
   '/ok': [{ status: 200 }],
   '/flaky': [{ status: 503 }, { status: 503 }, { status: 200 }],
   '/gone': [{ status: 410 }],
@@ -72,7 +74,13 @@ const SCRIPTS: Record<string, { status: number; delayMs?: number }[]> = {
   '/resend': [{ status: 200 }],
   '/resend-retried': [{ status: 200 }, { status: 503 }, { status: 200 }],
   '/resend-gone': [{ status: 200 }, { status: 410 }],
+  // Down for maintenance, "come back in 15 s": the retries wait longer than the drain's 5 s margin,
+  // so the drain (not the retry workflows) is the one to send them once the receiver is back.
+  '/drain-recovered': [{ status: 503, retryAfter: '15' }],
+  '/drain-retry-now': [{ status: 503, retryAfter: '15' }],
 };
+/** A receiver path that came back: answers this status from now on, whatever its script says. */
+const RECOVERED = new Map<string, number>();
 
 async function main() {
   const started = Date.now();
@@ -88,6 +96,9 @@ async function main() {
     DELIVERY_WINDOW: '20s',
     ATTEMPT_TIMEOUT: '5s',
     RETENTION: '30d',
+    // The circuit breaker keeps its default CIRCUIT_OPEN_AFTER (5), so the paths above are not
+    // reshaped by it; probes of an open circuit at most 3 s apart keep the drain paths short.
+    CIRCUIT_PROBE_MAX_INTERVAL: '3s',
   });
 
   // The receiver: counts requests per path and answers from its script.
@@ -100,9 +111,9 @@ async function main() {
       const n = (counts.get(path) ?? 0) + 1;
       counts.set(path, n);
       const script = SCRIPTS[path] ?? [{ status: 404 }];
-      const reply = script[Math.min(n, script.length) - 1];
+      const reply = RECOVERED.has(path) ? { status: RECOVERED.get(path)!, delayMs: 0, retryAfter: undefined } : script[Math.min(n, script.length) - 1];
       onRequest.get(path)?.(n);
-      setTimeout(() => res.writeHead(reply.status, { 'content-type': 'text/plain' }).end('recorded'), reply.delayMs ?? 0);
+      setTimeout(() => res.writeHead(reply.status, { 'content-type': 'text/plain', ...(reply.retryAfter ? { 'retry-after': reply.retryAfter } : {}) }).end('recorded'), reply.delayMs ?? 0);
     });
   });
   await new Promise<void>((ok) => receiver.listen(0, '127.0.0.1', ok));
@@ -124,7 +135,7 @@ async function main() {
   const worker = await createDeliveryWorker({
     connection: env.nativeConnection,
     cfg,
-    activityDeps: { db, send: sender.send, log: silentLogger, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r) },
+    activityDeps: { db, send: sender.send, log: silentLogger, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), wakeDrain: (r) => dispatcher.wakeDrain(r) },
   });
   const workerRun = worker.run();
   const app = createApp({ cfg, db, dispatcher, guard, log: silentLogger, metrics: new Registry(), adminToken, temporalReady: async () => true });
@@ -261,6 +272,44 @@ async function main() {
       await finished(ids['/resend-retried']);
       await call('POST', `/v1/deliveries/${ids['/resend-retried']}/resend`, acc.apiKey);
       await expectStatus('resend-retried', `delivery-${ids['/resend-retried']}-2`, 'delivered');
+    })(),
+    (async () => {
+      // drain-recovered: five deliveries to a receiver down for maintenance (503, Retry-After 15 s);
+      // their first attempts (5 failures = CIRCUIT_OPEN_AFTER) open the circuit, which starts the
+      // drain as the endpoint's prober. Once the drain runs, the receiver comes back; the next probe
+      // succeeds and the drain sends the deliveries still parked.
+      const acc = await account(['/drain-recovered']);
+      const endpointId = acc.endpoints['/drain-recovered'];
+      const deliveries: string[] = [];
+      for (let i = 0; i < 5; i++) deliveries.push((await publish(acc))['/drain-recovered']);
+      const drainId = `drain-${endpointId}`;
+      const handle = client.workflow.getHandle(drainId);
+      for (let i = 0; i < 600 && !(await handle.describe().then(() => true, () => false)); i++) await sleep(100);
+      RECOVERED.set('/drain-recovered', 200);
+      const r = (await handle.result()) as { pages: number; delivered: number; failed: number };
+      for (const d of deliveries) if ((await finished(d)).status !== 'delivered') throw new Error(`drain-recovered: ${d} not delivered`);
+      if (r.delivered < 1) throw new Error(`drain-recovered: the drain delivered nothing: ${JSON.stringify(r)}`);
+      console.log(`  drain-recovered: ${JSON.stringify(r)}`);
+      recorded.push({ path: 'drain-recovered', workflowId: drainId });
+      for (const d of deliveries) await result(`delivery-${d}`);
+    })(),
+    (async () => {
+      // drain-retry-now: the delivery's first attempt answers 503 with Retry-After 15 s (1 failure:
+      // the circuit stays closed) and it is handed over to its retry workflow; the customer fixes
+      // the receiver and calls retry-now on the endpoint. The drain sends it; its retry workflow
+      // wakes later to find it delivered.
+      const acc = await account(['/drain-retry-now']);
+      const endpointId = acc.endpoints['/drain-retry-now'];
+      const ids = await publish(acc);
+      await handedOver(ids['/drain-retry-now']);
+      RECOVERED.set('/drain-retry-now', 200);
+      await call('POST', `/v1/endpoints/${endpointId}/retry`, acc.apiKey);
+      const drainId = `drain-${endpointId}`;
+      const r = (await result(drainId)) as { pages: number; delivered: number; failed: number };
+      if (r.delivered !== 1) throw new Error(`drain-retry-now: ${JSON.stringify(r)}, expected the drain to deliver 1`);
+      console.log(`  drain-retry-now: ${JSON.stringify(r)}`);
+      recorded.push({ path: 'drain-retry-now', workflowId: drainId });
+      await result(`delivery-${ids['/drain-retry-now']}`);
     })(),
   ]);
 

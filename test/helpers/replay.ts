@@ -23,6 +23,8 @@ export const EXPECTED_PATHS = [
   'resend-retried',
   'resend-gone',
   'purge',
+  'drain-recovered',
+  'drain-retry-now',
 ] as const;
 
 interface Manifest {

@@ -17,7 +17,7 @@ describe('recorded workflow histories', () => {
   test('when the recordings are listed, then every workflow type and path has one', () => {
     const files = histories.map((h) => h.file.replace(/\.json$/, ''));
     expect(EXPECTED_PATHS.filter((p) => !files.includes(p))).toEqual([]);
-    expect(new Set(histories.map((h) => h.workflowType))).toEqual(new Set(['deliverBatch', 'deliverWebhook', 'purgeOldData']));
+    expect(new Set(histories.map((h) => h.workflowType))).toEqual(new Set(['deliverBatch', 'deliverWebhook', 'drainEndpoint', 'purgeOldData']));
   });
 
   test('when today\'s workflow code replays every recorded history, then none is non-deterministic', async () => {
