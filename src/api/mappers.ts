@@ -1,10 +1,11 @@
 import type { z } from 'zod';
 import type { AccountRow } from '../db/accounts';
+import type { ApiKeyRow } from '../db/apiKeys';
 import type { AttemptRow, DeliveryRow } from '../db/deliveries';
 import type { EndpointRow } from '../db/endpoints';
 import type { EndpointHealthRow } from '../db/endpointHealth';
 import { workflowIdFor } from '../domain/workflowIds';
-import type { AccountOut, AttemptOut, DeliveryOut, EndpointOut } from './schemas';
+import type { AccountOut, ApiKeyOut, AttemptOut, DeliveryOut, EndpointOut } from './schemas';
 
 const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : undefined);
 
@@ -77,4 +78,9 @@ export function attemptOut(a: AttemptRow): z.infer<typeof AttemptOut> {
     error: a.error ?? undefined,
     responseBody: a.response_body ?? undefined,
   };
+}
+
+/** Never includes the key (shown once at creation) or its hash. */
+export function apiKeyOut(k: ApiKeyRow): z.infer<typeof ApiKeyOut> {
+  return { id: k.id, name: k.name, prefix: k.prefix, createdAt: iso(k.created_at)!, lastUsedAt: iso(k.last_used_at) ?? null };
 }

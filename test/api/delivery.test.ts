@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { startHarness, newAccount, participant, type Harness } from '../helpers/apiHarness';
+import { historyToJson, readableText } from '../helpers/historyJson';
 import { Receiver, waitFor } from '../helpers/receiver';
 
 let h: Harness;
@@ -187,19 +188,6 @@ test('when a delivery succeeds at once, then its workflow is the account\'s firs
   expect(found).toEqual([detail.workflowId]);
 });
 
-/** Every payload of a workflow history as text (payloads are JSON bytes inside the proto). */
-function payloadText(history: unknown): string {
-  const parts: string[] = [];
-  const walk = (v: unknown): void => {
-    if (v instanceof Uint8Array) parts.push(Buffer.from(v).toString('utf8'));
-    else if (Array.isArray(v)) v.forEach(walk);
-    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
-    else if (typeof v === 'string') parts.push(v);
-  };
-  walk(history);
-  return parts.join('\n');
-}
-
 test('when a delivery is retried, then its own workflow carries search attributes and a summary an operator can filter on in the Web UI', async () => {
   const { account, endpoint } = await setup();
   receiver.respond = (_req, n) => (n === 1 ? { status: 503 } : { status: 200 });
@@ -217,7 +205,7 @@ test('when a delivery is retried, then its own workflow carries search attribute
   // Endpoint URLs are often capability URLs: Temporal sees scheme and host only.
   expect(await described.staticSummary()).toBe(`referrer_added → ${new URL(receiver.url).origin}/…`);
   for (const id of [detail.workflowId, `batch-${deliveryId}`]) {
-    const history = payloadText(await h.client.workflow.getHandle(id).fetchHistory());
+    const history = readableText(historyToJson(await h.client.workflow.getHandle(id).fetchHistory()));
     expect([id, history]).toEqual([id, expect.stringContaining(new URL(receiver.url).host)]);
     expect([id, history]).toEqual([id, expect.not.stringContaining('/webhooks')]);
   }

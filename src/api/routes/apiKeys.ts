@@ -1,14 +1,11 @@
 import Router from '@koa/router';
-import { createApiKey, listApiKeys, revokeApiKey, type ApiKeyRow } from '../../db/apiKeys';
+import { createApiKey, listApiKeys, revokeApiKey } from '../../db/apiKeys';
 import type { ApiDeps } from '../context';
 import { actingAccount } from '../auth';
 import { ApiError } from '../errors';
 import { defineRoute } from '../route';
-import { ApiKeyCreatedOut, ApiKeyIn, ApiKeyListOut, type ApiKeyOut } from '../schemas';
-import type { z } from 'zod';
-
-const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
-const apiKeyOut = (k: ApiKeyRow): z.infer<typeof ApiKeyOut> => ({ id: k.id, name: k.name, prefix: k.prefix, createdAt: iso(k.created_at)!, lastUsedAt: iso(k.last_used_at) });
+import { ApiKeyCreatedOut, ApiKeyIn, ApiKeyListOut } from '../schemas';
+import { apiKeyOut } from '../mappers';
 
 const EXAMPLE = { id: 'key_01JM6Z6C3D5B7N9M1Q3W5E7R9T', name: 'CRM sync', prefix: 'rrk_Xq3v9TbW', createdAt: '2026-11-27T08:00:00.000Z', lastUsedAt: null };
 
