@@ -13,14 +13,25 @@ import type { SendResult, WebhookSender } from '../http/sendWebhook';
 import type { Logger } from '../logger';
 import { statusClass, type DeliveryMetrics } from '../metrics';
 import { createCircuit, type CircuitSettings, type GateResult, type Held, type Probe } from './circuit';
+import { endpointRateLimit } from '../db/endpointLimits';
 import { claimDrainPage, countHeldWakeup, handBackFromDrain, hasPending, reclaimFromDrain, releaseProbeLease } from '../db/drain';
 import { healthOf, takeProbeLease } from '../db/endpointHealth';
+import { limitHoldDelayMs } from '../domain/endpointGate';
+import { createEndpointLimiter, type LimitHeld, type Permit } from './endpointLimiter';
 
 /** The recovery drain claims this many deliveries per page and sends this many at once. */
 const DRAIN_PAGE_SIZE = 200;
 const DRAIN_CONCURRENCY = 50;
 /** A drain's claim lasts this long (it sends a page in a few rounds of requests of ≤ ATTEMPT_TIMEOUT). */
 const DRAIN_LEASE_MS = 120_000;
+/** A rate-limited send waits at most this long for its slot; later ones are held (the drain sends them). */
+const LIMIT_MAX_WAIT_MS = 1_000;
+/** A drain page of a rate-limited endpoint holds about this many seconds of its rate. */
+const DRAIN_PAGE_SECONDS = 10;
+/** A drain waits inside its page for a pause up to this long; a longer one ends the page (a durable timer waits). */
+const DRAIN_MAX_INLINE_PAUSE_MS = 5_000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export const USER_AGENT = 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)';
 
@@ -76,6 +87,8 @@ export interface DrainPageInput {
   schedule: RetrySchedule;
   deliveryIds?: string[];
   forceProbe?: boolean;
+  /** Only deliveries held by the endpoint's send limits (429 pause, rate limit, maxInFlight), not every parked one. */
+  heldOnly?: boolean;
   /** Keyset cursor: the last delivery of the previous page. */
   after?: { createdAt: string; id: string };
 }
@@ -95,6 +108,8 @@ export interface DrainPageResult {
   idle?: boolean;
   /** Open circuit: when the drain (as the prober) should look again. */
   nextProbeAtMs?: number;
+  /** The endpoint paused sending (429, or its rate limit is far ahead): continue from `after` then. */
+  pausedUntilMs?: number;
   after?: { createdAt: string; id: string };
 }
 
@@ -105,6 +120,8 @@ export interface DrainWakeRequest {
   reason: string;
   deliveryIds?: string[];
   forceProbe?: boolean;
+  /** Only deliveries held by the endpoint's send limits. */
+  heldOnly?: boolean;
 }
 
 export interface RecordOutcomeInput {
@@ -353,6 +370,27 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       .catch((err: Error) => deps.log.warn('drain.wake_failed', { endpointId: ctx.delivery.endpoint_id, error: err.message })); // held deliveries still wake on their own
   }
 
+  const limiter = createEndpointLimiter({ db: deps.db, log: deps.log, leaseMs: circuit.settings.probeLeaseMs });
+  /** Deliveries held by their endpoint's send limits, with how long each parks. */
+  const limitHolds = (held: LimitHeld[], nowMs: number, input: { schedule: RetrySchedule }, windowEndsAtMs: (ctx: AttemptContext) => number, wakeups: (ctx: AttemptContext) => number): Held[] =>
+    held.map((h) => ({ ctx: h.ctx, reason: h.reason, detail: h.detail, delayMs: limitHoldDelayMs({ nowMs, retryAtMs: h.retryAtMs, schedule: input.schedule, wakeups: wakeups(h.ctx), windowEndsAtMs: windowEndsAtMs(h.ctx) }) }));
+  /** The endpoint's drain sends what its limits held, at the endpoint's pace (its pause ended, or its next rate slots). */
+  const wakeLimitedDrain = async (ctx: AttemptContext): Promise<void> => {
+    await deps.wakeDrain?.({ endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id, reason: 'limited', heldOnly: true })
+      .catch((err: Error) => deps.log.warn('drain.wake_failed', { endpointId: ctx.delivery.endpoint_id, error: err.message })); // held ones still wake on their own
+  };
+  /** A 429 pauses its whole endpoint; a 2xx after one clears the pause streak. */
+  const applyThrottles = (attempted: Attempted[]) =>
+    limiter.afterAttempts(
+      attempted.map((a) => ({ endpointId: a.ctx.delivery.endpoint_id, accountId: a.ctx.delivery.account_id, startedAtMs: a.startedAtMs, ok: a.ok, statusCode: a.result.statusCode, retryAfterMs: parseRetryAfter(a.result.retryAfter, a.startedAtMs) })),
+      new Map(attempted.map((a) => [a.ctx.delivery.endpoint_id, a.ctx.limits?.throttle_streak ?? 0])),
+    );
+  /** Releases an origin send slot and the permit's concurrency slot (leased: a failed release frees itself). */
+  const releaseBoth = (release: () => void, permit?: Permit) => () => {
+    release();
+    permit?.release().catch((err: Error) => deps.log.warn('endpoint.slot_release_failed', { endpointId: permit.ctx.delivery.endpoint_id, error: err.message }));
+  };
+
   /**
    * The endpoint's drain owns this delivery (sending it now): wait and look again, without a
    * request. A drain that died leaves an expired lease: the delivery is taken back.
@@ -390,7 +428,8 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       }
       probe = { deliveryId: '', owner, probeAttempt: n, failingSinceMs: health.failing_since ? new Date(health.failing_since).getTime() : undefined };
     }
-    const claimed = await claimDrainPage(deps.db, { endpointId: input.endpointId, owner, nowMs, leaseMs: DRAIN_LEASE_MS, limit: probe ? 1 : DRAIN_PAGE_SIZE, deliveryIds: input.deliveryIds, after: input.after });
+    const pageSize = probe ? 1 : await drainPageSize(input.endpointId);
+    const claimed = await claimDrainPage(deps.db, { endpointId: input.endpointId, owner, nowMs, leaseMs: DRAIN_LEASE_MS, limit: pageSize, deliveryIds: input.deliveryIds, after: input.after, heldOnly: input.heldOnly });
     if (claimed.length === 0) {
       if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
       // Probe: nothing parked to send right now (all waking within 5 s, or owned elsewhere): a held wake-up probes; look again soon.
@@ -398,9 +437,9 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     }
     const contexts = (await claimForAttempt(deps.db, claimed, owner)).filter((c) => c.claimed && c.delivery.status === 'pending');
     contexts.sort((a, b) => new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1));
-    const last = contexts[contexts.length - 1]?.delivery;
-    out.after = last ? { createdAt: new Date(last.created_at).toISOString(), id: last.id } : input.after;
-    out.done = claimed.length < (probe ? 1 : DRAIN_PAGE_SIZE) || input.deliveryIds !== undefined;
+    const cursorOf = (c: AttemptContext | undefined) => (c ? { createdAt: new Date(c.delivery.created_at).toISOString(), id: c.delivery.id } : input.after);
+    out.after = cursorOf(contexts[contexts.length - 1]);
+    out.done = claimed.length < pageSize || input.deliveryIds !== undefined;
     const back = (ctxs: AttemptContext[]) => handBackFromDrain(deps.db, owner, ctxs.map((c) => ({ id: c.delivery.id, workflowId: workflowIdFor(c.delivery.id, c.delivery.series) })));
     if (contexts.some((c) => stopReason(c))) {
       await back(contexts); // the retry workflows end them (cancelled) at their next wake-up
@@ -408,35 +447,57 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     }
     if (probe) probe.deliveryId = contexts[0].delivery.id;
     const probes = new Map(probe ? [[input.endpointId, probe]] : []);
-    for (let i = 0; i < contexts.length; i += DRAIN_CONCURRENCY) {
-      const round = contexts.slice(i, i + DRAIN_CONCURRENCY);
-      // As in a batch: send slots first, then the last check (a delete, disable or downgrade the
-      // API has answered stops every request of the drain not yet started), then the requests.
-      const releases = await Promise.all(round.map((ctx) => slots.acquire(ctx.url)));
-      const mark = stops.mark();
-      let checks: Map<string, SendCheck>;
-      try {
-        checks = await persistently(() => checkBeforeSend(deps.db, round.map((c) => ({ id: c.delivery.id, series: c.delivery.series })), owner));
-      } catch (err) {
-        releases.forEach((r) => r());
-        throw err;
+    const limits = contexts[0]?.limits;
+    const rate = limits?.rate_limit_per_second ?? null;
+    const roundSize = Math.max(1, Math.min(DRAIN_CONCURRENCY, limits?.max_in_flight ?? DRAIN_CONCURRENCY, rate === null ? DRAIN_CONCURRENCY : Math.ceil(rate)));
+    const checkedWave = waveChecker(owner);
+    /** Ends the page early: the rest goes back to its retry workflows, and the drain continues after the last one handled. */
+    const pause = async (i: number, untilMs: number): Promise<DrainPageResult> => {
+      await back(contexts.slice(i));
+      if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
+      return { ...out, done: false, after: cursorOf(contexts[i - 1]), pausedUntilMs: untilMs };
+    };
+    for (let i = 0; i < contexts.length; ) {
+      // The endpoint's send limits (429 pause, maxInFlight, rate limit) pace the rounds; none: 50 at once.
+      const roundAt = await now();
+      const admission = await persistently(() => limiter.admit(contexts.slice(i, i + roundSize), owner, roundAt, LIMIT_MAX_WAIT_MS));
+      if (admission.permits.length === 0) {
+        const retryAtMs = Math.min(...admission.held.map((h) => h.retryAtMs));
+        if (retryAtMs - roundAt > DRAIN_MAX_INLINE_PAUSE_MS) return pause(i, retryAtMs);
+        await sleep(Math.max(50, retryAtMs - roundAt));
+        continue;
       }
-      if (round.some((c) => { const k = checks.get(c.delivery.id); return !k || !k.owned || stopReason(k); })) {
-        releases.forEach((r) => r());
-        await back(contexts.slice(i)); // their retry workflows end them (cancelled) or carry on
-        return { ...out, stopped: true, done: true };
-      }
+      const round = admission.permits.map((p) => p.ctx);
+      // As in a batch: a send slot, then the last check right before the request (a delete,
+      // disable or downgrade the API has answered stops every request of the drain not yet started).
       const sent = await Promise.all(
-        round.map(async (ctx, k) => {
+        admission.permits.map(async (permit): Promise<Attempted | 'stopped' | undefined> => {
+          const ctx = permit.ctx;
+          if (permit.startAtMs > roundAt) await sleep(permit.startAtMs - roundAt);
+          const release = releaseBoth(await slots.acquire(ctx.url), permit);
+          let checked: { check?: SendCheck; mark: number };
           try {
-            return await attempt(ctx, ctx.delivery.attempt_count + 1, { schedule: input.schedule, windowEndsAtMs: new Date(ctx.delivery.created_at).getTime() + input.schedule.windowMs }, mark);
+            checked = await checkedWave(ctx.delivery.id, ctx.delivery.series);
+          } catch (err) {
+            release();
+            throw err;
+          }
+          const k = checked.check;
+          if (!k || !k.owned || stopReason(k)) {
+            release();
+            return 'stopped';
+          }
+          try {
+            return await attempt(ctx, ctx.delivery.attempt_count + 1, { schedule: input.schedule, windowEndsAtMs: new Date(ctx.delivery.created_at).getTime() + input.schedule.windowMs }, checked.mark);
           } finally {
-            releases[k]();
+            release();
           }
         }),
       );
-      const attempted = sent.filter((a): a is Attempted => a !== undefined);
-      if (attempted.length < sent.length) await back(round.filter((_c, k) => sent[k] === undefined)); // stopped before the wire
+      i += round.length;
+      const attempted = sent.filter((a): a is Attempted => a !== undefined && a !== 'stopped');
+      const unsent = round.filter((_c, k) => sent[k] === undefined || sent[k] === 'stopped');
+      if (unsent.length) await back(unsent); // stopped before the wire: their retry workflows end them (cancelled) or carry on
       // Delivered or not, each goes back to its retry workflow in the same write; a failed one is
       // retried on its own schedule, so its next_attempt_at (its retry workflow's wake-up) stays.
       const records = attempted.map((a) => ({ ...attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)), nextAttemptAt: a.ok ? undefined : a.ctx.delivery.next_attempt_at ?? undefined }));
@@ -445,18 +506,31 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       const failed = attempted.filter((a) => !a.ok);
       out.delivered += attempted.length - failed.length;
       out.failed += failed.length;
-      if (probe && failed.length === 0) out.recovered = true;
+      if (probe && attempted.length > 0 && failed.length === 0) out.recovered = true;
+      if (sent.some((a) => a === 'stopped')) {
+        await back(contexts.slice(i));
+        return { ...out, stopped: true, done: true };
+      }
+      const paused = await persistently(() => applyThrottles(attempted));
       if (failed.length) {
         const disabled = await persistently(() => endpointFailures(failed, input.schedule, probes));
         const state = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.state;
         if (disabled.size || state === 'open' || state === 'probing') {
-          await back(contexts.slice(i + DRAIN_CONCURRENCY));
+          await back(contexts.slice(i));
           const next = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.next_probe_at;
           return { ...out, open: !disabled.size, stopped: disabled.size > 0, done: true, nextProbeAtMs: next ? new Date(next).getTime() : undefined };
         }
       }
+      const pausedUntil = paused.get(input.endpointId);
+      if (pausedUntil !== undefined && i < contexts.length) return pause(i, pausedUntil);
     }
     return out;
+  }
+
+  /** A drain page holds DRAIN_PAGE_SIZE deliveries, or about DRAIN_PAGE_SECONDS of a rate-limited endpoint's rate. */
+  async function drainPageSize(endpointId: string): Promise<number> {
+    const rate = await endpointRateLimit(deps.db, endpointId);
+    return rate === null ? DRAIN_PAGE_SIZE : Math.max(1, Math.min(DRAIN_PAGE_SIZE, Math.ceil(rate * DRAIN_PAGE_SECONDS)));
   }
 
   /** Records held wake-ups and returns what the activity throws: retried after the hold, no attempt logged. */
@@ -494,15 +568,29 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     // Held wake-ups took activity attempts without a request: they don't move the back-off.
     const seriesAttempt = Math.max(1, wakeup - (ctx.delivery.held_wakeups ?? 0));
 
+    // The endpoint's send limits (429 pause, maxInFlight, rate limit): no cost without them.
+    let permit: Permit | undefined;
+    let waitMs = 0;
+    if (ctx.limits) {
+      const admission = await limiter.admit([ctx], callerWorkflowId(), nowMs, LIMIT_MAX_WAIT_MS);
+      if (admission.held.length) {
+        await wakeLimitedDrain(ctx);
+        throw await heldFailure(callerWorkflowId(), nowMs, limitHolds(admission.held, nowMs, input, () => input.windowEndsAtMs, () => wakeup - 1));
+      }
+      permit = admission.permits[0];
+      waitMs = permit.startAtMs - nowMs;
+      if (waitMs > 0) await sleep(waitMs);
+    }
+
     // The claim was the check when a slot is free now; after waiting for one, check again.
-    let release = slots.tryAcquire(ctx.url);
+    let release = waitMs > 0 ? undefined : slots.tryAcquire(ctx.url);
     if (!release) {
       release = await slots.acquire(ctx.url);
       mark = stops.mark();
       const check = (await persistently(() => checkBeforeSend(deps.db, [{ id: ctx.delivery.id, series: input.series }], callerWorkflowId()))).get(ctx.delivery.id);
       const whyNow = check && (check.owned ? stopReason(check) : `delivery is ${check.status}, no longer this workflow's to send`);
       if (!check || whyNow) {
-        release();
+        releaseBoth(release, permit)();
         if (check?.owned) throw stop(whyNow!);
         if (check?.status === 'pending') throw ApplicationFailure.create({ type: FailureType.Superseded, message: whyNow!, nonRetryable: true });
         throw stop(whyNow ?? 'delivery not found');
@@ -512,13 +600,14 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     try {
       a = await attempt(ctx, seriesAttempt, input, mark);
     } finally {
-      release();
+      releaseBoth(release, permit)();
     }
     if (!a) throw stop(STOPPED);
     // The request is out: a database blip now must not turn into a second POST, so the write is
     // retried here for a while before the attempt as a whole is failed (and later repeated).
     const [attemptNumber] = await persistently(() => recordAttempts(deps.db, [attemptRecord(a)]));
     logAttempt(a, attemptNumber);
+    await persistently(() => applyThrottles([a!]));
     if (a.ok && gate.probes.size) await probeSucceeded(ctx);
     if (a.ok) return { statusCode: a.result.statusCode!, attempt: attemptNumber, finished: true };
     if ((await endpointFailures([a], input.schedule, gate.probes)).size) throw stop('endpoint auto-disabled after failing for too long');
@@ -620,7 +709,37 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
         for (const x of gate.held) out.retrying.push(handOff(x.ctx, x.delayMs));
       }
     }
-    const sendNow = gate.send;
+    let sendNow = gate.send;
+
+    // Send limits (429 pause, maxInFlight, rate limit) per endpoint that has any: what cannot go
+    // within LIMIT_MAX_WAIT_MS is held, handed to its retry workflow, and sent by the endpoint's drain.
+    const permits = new Map<string, { permit: Permit; waitMs: number }>();
+    if (sendNow.some((c) => c.limits)) {
+      const nowMs = await now();
+      const byEndpoint = new Map<string, AttemptContext[]>();
+      const free: AttemptContext[] = [];
+      for (const ctx of sendNow) {
+        if (!ctx.limits) free.push(ctx);
+        else byEndpoint.set(ctx.delivery.endpoint_id, [...(byEndpoint.get(ctx.delivery.endpoint_id) ?? []), ctx]);
+      }
+      const held: LimitHeld[] = [];
+      for (const group of byEndpoint.values()) {
+        group.sort((a, b) => new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1));
+        const admission = await persistently(() => limiter.admit(group, batchId, nowMs, LIMIT_MAX_WAIT_MS));
+        for (const p of admission.permits) {
+          free.push(p.ctx);
+          permits.set(p.ctx.delivery.id, { permit: p, waitMs: p.startAtMs - nowMs });
+        }
+        held.push(...admission.held);
+      }
+      if (held.length) {
+        const holds = limitHolds(held, nowMs, input, () => input.windowEndsAtMs, () => 0);
+        await persistently(() => circuit.hold(batchId, nowMs, holds, (ctx) => workflowIdFor(ctx.delivery.id, ctx.delivery.series)));
+        for (const x of holds) out.retrying.push(handOff(x.ctx, x.delayMs));
+        for (const ctx of new Map(held.map((h) => [h.ctx.delivery.endpoint_id, h.ctx])).values()) await wakeLimitedDrain(ctx);
+      }
+      sendNow = free;
+    }
 
     const recorder = attemptRecorder(deps.db, sendNow.length);
     const send = async (ctx: AttemptContext, release: () => void, mark: number): Promise<Attempted | 'finished'> => {
@@ -646,9 +765,11 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     // in one read per wave, right before they are sent.
     const checkedWave = waveChecker(batchId);
     const sending = sendNow.map(async (ctx): Promise<Attempted | 'finished' | 'skipped'> => {
-      const free = slots.tryAcquire(ctx.url);
-      if (free) return send(ctx, free, claimMark);
-      const release = await slots.acquire(ctx.url);
+      const limited = permits.get(ctx.delivery.id);
+      if (limited && limited.waitMs > 0) await sleep(limited.waitMs); // its rate-limit slot: checked again below
+      const free = limited && limited.waitMs > 0 ? undefined : slots.tryAcquire(ctx.url);
+      if (free) return send(ctx, releaseBoth(free, limited?.permit), claimMark);
+      const release = releaseBoth(await slots.acquire(ctx.url), limited?.permit);
       let checked: { check?: SendCheck; mark: number };
       try {
         if (recorder.failed) throw new Error('recording this batch failed: no further request may start');
@@ -686,6 +807,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       else if (r.value === 'skipped') out.skipped++;
       else attempted.push(r.value);
     }
+    await persistently(() => applyThrottles(attempted));
     const autoDisabled = await persistently(() => endpointFailures(attempted.filter((a) => !a.ok), input.schedule, gate.probes));
     for (const a of attempted) if (a.ok && gate.probes.get(a.ctx.delivery.endpoint_id)?.deliveryId === a.ctx.delivery.id) await probeSucceeded(a.ctx);
 

@@ -4,6 +4,7 @@ import type { ApiKeyRow } from '../db/apiKeys';
 import type { AttemptRow, DeliveryRow } from '../db/deliveries';
 import type { EndpointRow } from '../db/endpoints';
 import type { EndpointHealthRow } from '../db/endpointHealth';
+import type { HoldReason } from '../domain/endpointGate';
 import { workflowIdFor } from '../domain/workflowIds';
 import type { AccountOut, ApiKeyOut, AttemptOut, DeliveryOut, EndpointOut } from './schemas';
 
@@ -38,6 +39,8 @@ export function endpointOut(e: EndpointRow, health?: EndpointHealthRow): z.infer
     disabledAt: iso(e.disabled_at) ?? null,
     createdAt: iso(e.created_at)!,
     updatedAt: iso(e.updated_at)!,
+    rateLimitPerSecond: e.rate_limit_per_second === null || e.rate_limit_per_second === undefined ? null : Number(e.rate_limit_per_second),
+    maxInFlight: e.max_in_flight ?? null,
     health: healthOut(e, health),
   };
 }
@@ -66,7 +69,7 @@ export function deliveryOut(d: DeliveryRow, temporal: { uiUrl?: string; namespac
 function heldOut(d: DeliveryRow): z.infer<typeof DeliveryOut>['held'] {
   if (d.status !== 'pending' || !d.held_at || !d.held_reason) return undefined;
   if (d.last_attempt_at && new Date(d.last_attempt_at) > new Date(d.held_at)) return undefined;
-  return { reason: d.held_reason as 'circuit_open' | 'probing', detail: d.held_detail ?? '', since: iso(d.held_since ?? d.held_at)!, until: iso(d.next_attempt_at) };
+  return { reason: d.held_reason as HoldReason, detail: d.held_detail ?? '', since: iso(d.held_since ?? d.held_at)!, until: iso(d.next_attempt_at) };
 }
 
 export function attemptOut(a: AttemptRow): z.infer<typeof AttemptOut> {

@@ -1,3 +1,4 @@
+import { HOLD_REASONS, type HoldReason } from '../domain/endpointGate';
 import { z } from 'zod';
 import { EVENT_TYPES, EventTypeName } from '../domain/eventCatalog';
 import { normaliseEndpointUrl } from '../domain/endpointUrl';
@@ -52,17 +53,28 @@ const eventTypeList = z
   })
   .transform((types) => [...new Set(types)] as z.output<typeof EventTypeName>[]);
 
+const rateLimitPerSecond = z
+  .number()
+  .positive('must be more than 0')
+  .max(10_000)
+  .nullable()
+  .describe('most requests per second this endpoint receives, across every worker (null: no limit); may be fractional, e.g. 0.5 = one request every 2 s');
+const maxInFlight = z.number().int().min(1).max(1_000).nullable().describe('most requests to this endpoint open at once, across every worker (null: no limit)');
 export const EndpointIn = z.strictObject({
   url: endpointUrl,
   eventTypes: eventTypeList,
   description: text().max(500).optional(),
   enabled: z.boolean().optional(),
+  rateLimitPerSecond: rateLimitPerSecond.optional(),
+  maxInFlight: maxInFlight.optional(),
 });
 export const EndpointPatchIn = z.strictObject({
   url: endpointUrl.optional(),
   eventTypes: eventTypeList.optional(),
   description: text().max(500).optional(),
   enabled: z.boolean().optional(),
+  rateLimitPerSecond: rateLimitPerSecond.optional().describe('null removes the limit'),
+  maxInFlight: maxInFlight.optional().describe('null removes the limit'),
 });
 export const HealthState = z.enum(['healthy', 'failing', 'open', 'probing']);
 export const EndpointHealthOut = z
@@ -84,6 +96,8 @@ export const EndpointOut = z.object({
   disabledAt: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  rateLimitPerSecond: z.number().nullable().describe('most requests per second (null: no limit)'),
+  maxInFlight: z.number().int().nullable().describe('most requests open at once (null: no limit)'),
   health: EndpointHealthOut,
 });
 export const EndpointWithSecretOut = EndpointOut.extend({ secret: z.string() });
@@ -130,13 +144,15 @@ export const DeliveryOut = z.object({
   workflowUrl: z.string().optional().describe('that workflow in the Temporal Web UI, when its address is known; for the admin token only (the Web UI is the operator\'s)'),
   held: z
     .object({
-      reason: z.enum(['circuit_open', 'probing']).describe('`circuit_open`: the endpoint\'s circuit is open; `probing`: one probe request to it is out'),
+      reason: z
+        .enum(HOLD_REASONS as [HoldReason, ...HoldReason[]])
+        .describe('`circuit_open`: the endpoint\'s circuit is open; `probing`: one probe request to it is out; `throttled`: the endpoint answered 429 and is paused for its Retry-After; `rate_limited` / `max_in_flight`: the endpoint\'s own limits (its recovery drain sends it at that pace)'),
       detail: z.string(),
       since: z.string().describe('first held wake-up since its last real attempt'),
       until: z.string().optional().describe('when it wakes next (no request is made while the circuit stays open)'),
     })
     .optional()
-    .describe('present while a pending delivery is held by its endpoint\'s open circuit: its wake-ups make no request and log no attempt'),
+    .describe('present while a pending delivery is held by its endpoint (open circuit, 429 pause or its send limits): its wake-ups make no request and log no attempt'),
 });
 export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptOut), payload: z.string().nullable().describe('the exact body receivers get; null once purged by retention') });
 export const DeliveryListOut = z.object({ data: z.array(DeliveryOut), nextCursor: z.string().nullable() });

@@ -1,4 +1,5 @@
 import type { DeliveryStatus } from '../domain/errors';
+import type { EndpointLimitsInfo } from './endpointLimits';
 import type { Queryable } from './database';
 import { healthFromJson, type EndpointHealthRow } from './endpointHealth';
 
@@ -113,6 +114,8 @@ export interface AttemptContext {
   payload_purged: boolean;
   /** The endpoint's health record (null: healthy), read in the same statement for the circuit breaker. */
   health: EndpointHealthRow | null;
+  /** The endpoint's rate limit, concurrency limit and 429 throttle, read in the same statement (null: none of them). */
+  limits: EndpointLimitsInfo | null;
 }
 
 /**
@@ -136,11 +139,13 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
             ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged,
-            row_to_json(h.*) as health
+            row_to_json(h.*) as health,
+            ep.rate_limit_per_second, ep.max_in_flight, lim.throttled_until, coalesce(lim.throttle_streak, 0) as throttle_streak
      from t join deliveries d on d.id = t.id and d.id = any($1::text[]) left join claimed c on c.id = d.id
      join events ev on ev.id = d.event_id join endpoints ep on ep.id = d.endpoint_id
      join accounts a on a.id = d.account_id
-     left join endpoint_health h on h.endpoint_id = d.endpoint_id`,
+     left join endpoint_health h on h.endpoint_id = d.endpoint_id
+     left join endpoint_limits lim on lim.endpoint_id = d.endpoint_id`,
     [targets.map((t) => t.id), targets.map((t) => t.series), workflowId],
   );
   const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at', 'held_since', 'held_at', 'lease_until'];
@@ -148,7 +153,12 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
     const d = row.delivery as Record<string, unknown>;
     for (const k of dates) if (typeof d[k] === 'string') d[k] = new Date(d[k] as string);
     if (row.claimed) d.workflow_id = workflowId; // the row was read before the claim
-    return { ...(row as unknown as AttemptContext), delivery: d as unknown as DeliveryRow, health: healthFromJson(row.health) ?? null };
+    const { rate_limit_per_second, max_in_flight, throttled_until, throttle_streak, ...rest } = row;
+    const limited = rate_limit_per_second !== null || max_in_flight !== null || throttled_until !== null || Number(throttle_streak) > 0;
+    const limits: EndpointLimitsInfo | null = limited
+      ? { rate_limit_per_second: rate_limit_per_second === null ? null : Number(rate_limit_per_second), max_in_flight: max_in_flight as number | null, throttled_until: throttled_until ? new Date(throttled_until as string) : null, throttle_streak: Number(throttle_streak) }
+      : null;
+    return { ...(rest as unknown as AttemptContext), delivery: d as unknown as DeliveryRow, health: healthFromJson(row.health) ?? null, limits };
   });
 }
 

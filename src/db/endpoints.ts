@@ -2,6 +2,7 @@ import type { EventType } from '../domain/eventCatalog';
 import { newId } from '../domain/ids';
 import { newSigningSecret } from '../domain/signing';
 import type { Queryable } from './database';
+import { syncEndpointLimits } from './endpointLimits';
 import { openSecret, sealSecret } from './endpointSecrets';
 
 export interface EndpointRow {
@@ -20,6 +21,8 @@ export interface EndpointRow {
   deleted_at: Date | null;
   failing_since: Date | null;
   last_success_at: Date | null;
+  rate_limit_per_second: number | null;
+  max_in_flight: number | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -27,14 +30,15 @@ export interface EndpointRow {
 export async function createEndpoint(
   db: Queryable,
   accountId: string,
-  input: { url: string; eventTypes: EventType[]; description?: string; enabled?: boolean },
+  input: { url: string; eventTypes: EventType[]; description?: string; enabled?: boolean; rateLimitPerSecond?: number | null; maxInFlight?: number | null },
 ): Promise<EndpointRow> {
   const id = newId('ep');
   const [row] = await db.query<EndpointRow>(
-    `insert into endpoints (id, account_id, url, description, event_types, enabled, secret)
-     values ($1, $2, $3, $4, $5::jsonb, $6, $7) returning *`,
-    [id, accountId, input.url, input.description ?? '', JSON.stringify(input.eventTypes), input.enabled ?? true, sealSecret(id, newSigningSecret())],
+    `insert into endpoints (id, account_id, url, description, event_types, enabled, secret, rate_limit_per_second, max_in_flight)
+     values ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9) returning *`,
+    [id, accountId, input.url, input.description ?? '', JSON.stringify(input.eventTypes), input.enabled ?? true, sealSecret(id, newSigningSecret()), input.rateLimitPerSecond ?? null, input.maxInFlight ?? null],
   );
+  if (row.rate_limit_per_second !== null || row.max_in_flight !== null) await syncEndpointLimits(db, id, { rateLimitPerSecond: row.rate_limit_per_second, maxInFlight: row.max_in_flight });
   return opened(row);
 }
 
@@ -59,7 +63,7 @@ export async function updateEndpoint(
   db: Queryable,
   accountId: string,
   id: string,
-  patch: { url?: string; eventTypes?: EventType[]; description?: string; enabled?: boolean },
+  patch: { url?: string; eventTypes?: EventType[]; description?: string; enabled?: boolean; rateLimitPerSecond?: number | null; maxInFlight?: number | null },
 ): Promise<EndpointRow | undefined> {
   const [row] = await db.query<EndpointRow>(
     `update endpoints set
@@ -70,10 +74,14 @@ export async function updateEndpoint(
        disabled_reason = case when $6::boolean is null then disabled_reason when $6 then null else 'disabled by the account' end,
        disabled_at = case when $6::boolean is null then disabled_at when $6 then null else now() end,
        failing_since = case when $6::boolean then null else failing_since end,
+       rate_limit_per_second = case when $7 then $8::double precision else rate_limit_per_second end,
+       max_in_flight = case when $9 then $10::int else max_in_flight end,
        updated_at = now()
      where id = $1 and account_id = $2 and deleted_at is null returning *`,
-    [id, accountId, patch.url ?? null, patch.eventTypes ? JSON.stringify(patch.eventTypes) : null, patch.description ?? null, patch.enabled ?? null],
+    [id, accountId, patch.url ?? null, patch.eventTypes ? JSON.stringify(patch.eventTypes) : null, patch.description ?? null, patch.enabled ?? null,
+      patch.rateLimitPerSecond !== undefined, patch.rateLimitPerSecond ?? null, patch.maxInFlight !== undefined, patch.maxInFlight ?? null],
   );
+  if (row && (patch.rateLimitPerSecond !== undefined || patch.maxInFlight !== undefined)) await syncEndpointLimits(db, id, { rateLimitPerSecond: row.rate_limit_per_second, maxInFlight: row.max_in_flight });
   // Re-enabled: a fresh start for its health record (circuit closed, streak and auto-disable clock reset).
   if (row && patch.enabled === true) await db.query('delete from endpoint_health where endpoint_id = $1', [id]);
   return opened(row);

@@ -190,6 +190,32 @@ alter table deliveries add column held_wakeups int not null default 0
     // until then; its retry workflow takes it back only after the lease has expired.
     sql: `alter table deliveries add column lease_until timestamptz`,
   },
+  {
+    id: 11,
+    name: 'endpoint limits',
+    // Per-endpoint rate limit and concurrency, enforced across every worker: endpoint_limits
+    // holds the rate limiter's state (GCRA: when the next send slot is free) and a receiver's
+    // 429 throttle; endpoint_slots one leased row per allowed concurrent request.
+    sql: `
+alter table endpoints add column rate_limit_per_second double precision check (rate_limit_per_second > 0);
+alter table endpoints add column max_in_flight int check (max_in_flight > 0);
+create table endpoint_limits (
+  endpoint_id text primary key references endpoints(id) on delete cascade,
+  next_free_at timestamptz not null default '-infinity',
+  last_start timestamptz,
+  last_grant int not null default 0,
+  throttled_until timestamptz,
+  throttle_streak int not null default 0
+);
+create table endpoint_slots (
+  endpoint_id text not null references endpoints(id) on delete cascade,
+  slot int not null,
+  holder text,
+  lease_until timestamptz,
+  primary key (endpoint_id, slot)
+)
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

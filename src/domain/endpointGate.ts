@@ -11,7 +11,10 @@ export interface GateHealth {
   probe_lease_until: Date | null;
 }
 
-export type HoldReason = 'circuit_open' | 'probing';
+/** Held by the open circuit, or by the endpoint's send limits (src/activities/endpointLimiter.ts). */
+export type LimitReason = 'throttled' | 'rate_limited' | 'max_in_flight';
+export type HoldReason = 'circuit_open' | 'probing' | LimitReason;
+export const HOLD_REASONS: readonly HoldReason[] = ['circuit_open', 'probing', 'throttled', 'rate_limited', 'max_in_flight'];
 export type GateDecision = { kind: 'send' } | { kind: 'probe' } | { kind: 'hold'; reason: HoldReason };
 
 /**
@@ -75,6 +78,31 @@ export function holdDelayMs(i: HoldDelayInput): number {
   const random = i.random ?? Math.random;
   const afterProbe = Math.max(0, i.nextProbeAtMs - i.nowMs) + (0.1 + 0.2 * random()) * i.probeIntervalMs;
   const wanted = Math.round(Math.max(afterProbe, baseDelayMs(i.schedule, Math.max(1, i.wakeups))));
+  const left = i.windowEndsAtMs - i.nowMs;
+  if (left < 2_000) return Math.max(wanted, left + 1_000, 1_000);
+  return Math.min(Math.max(wanted, 1_000), left - 1_000);
+}
+
+export interface LimitHoldInput {
+  nowMs: number;
+  /** When the endpoint may take the next request (end of a 429 pause, next free rate slot). */
+  retryAtMs: number;
+  schedule: RetrySchedule;
+  wakeups: number;
+  windowEndsAtMs: number;
+  random?: () => number;
+}
+
+/**
+ * How long a delivery held by its endpoint's send limits parks: until the endpoint may take a
+ * request again, and at least its own back-off for its number of wake-ups, plus up to 20 %
+ * spread. Meanwhile the endpoint's drain sends the held ones at the endpoint's pace, so most
+ * are delivered before they wake; one that wakes first tries again. Clamped to the window as
+ * holdDelayMs.
+ */
+export function limitHoldDelayMs(i: LimitHoldInput): number {
+  const random = i.random ?? Math.random;
+  const wanted = Math.round(Math.max(i.retryAtMs - i.nowMs, baseDelayMs(i.schedule, Math.max(1, i.wakeups))) * (1 + 0.2 * random()));
   const left = i.windowEndsAtMs - i.nowMs;
   if (left < 2_000) return Math.max(wanted, left + 1_000, 1_000);
   return Math.min(Math.max(wanted, 1_000), left - 1_000);

@@ -224,7 +224,7 @@ export class Dispatcher {
    */
   async wakeDrain(req: DrainWakeRequest): Promise<void> {
     const input: DrainEndpointInput = { endpointId: req.endpointId, accountId: req.accountId, schedule: scheduleFrom(this.cfg), attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT };
-    const wake: DrainWake = { reason: req.reason, deliveryIds: req.deliveryIds, forceProbe: req.forceProbe };
+    const wake: DrainWake = { reason: req.reason, deliveryIds: req.deliveryIds, forceProbe: req.forceProbe, ...(req.heldOnly ? { heldOnly: true } : {}) };
     await this.client.workflow.signalWithStart('drainEndpoint', {
       taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
       workflowId: `drain-${req.endpointId}`,

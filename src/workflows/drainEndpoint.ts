@@ -9,6 +9,8 @@ export interface DrainWake {
   deliveryIds?: string[];
   /** Send even while the circuit is open: the first request is then the probe. */
   forceProbe?: boolean;
+  /** Only deliveries held by the endpoint's send limits (429 pause, rate limit, maxInFlight). */
+  heldOnly?: boolean;
 }
 
 export interface DrainEndpointInput {
@@ -41,15 +43,16 @@ export async function drainEndpoint(input: DrainEndpointInput): Promise<{ pages:
     retry: { initialInterval: '1s', maximumAttempts: 3 },
   });
   const total = { pages: 0, delivered: 0, failed: 0 };
-  let current: { deliveryIds?: string[]; forceProbe: boolean; after?: DrainPageResult['after'] } | undefined;
+  let current: { deliveryIds?: string[]; forceProbe: boolean; heldOnly?: boolean; after?: DrainPageResult['after'] } | undefined;
   for (let page = 0; page < MAX_PAGES_PER_RUN; page++) {
     if (!current) {
       if (wakes.length === 0) return total;
       const taken = wakes.splice(0);
       const all = taken.some((w) => !w.deliveryIds);
       current = { deliveryIds: all ? undefined : [...new Set(taken.flatMap((w) => w.deliveryIds ?? []))], forceProbe: taken.some((w) => w.forceProbe) };
+      if (taken.every((w) => w.heldOnly)) current.heldOnly = true;
     }
-    const r = await drainPage({ endpointId: input.endpointId, accountId: input.accountId, schedule: input.schedule, deliveryIds: current.deliveryIds, forceProbe: current.forceProbe, after: current.after });
+    const r = await drainPage({ endpointId: input.endpointId, accountId: input.accountId, schedule: input.schedule, deliveryIds: current.deliveryIds, forceProbe: current.forceProbe, after: current.after, ...(current.heldOnly ? { heldOnly: true } : {}) });
     total.pages++;
     total.delivered += r.delivered;
     total.failed += r.failed;
@@ -58,10 +61,14 @@ export async function drainEndpoint(input: DrainEndpointInput): Promise<{ pages:
       // durable timer until the next probe is due (or a wake), then one probe under the lease.
       await condition(() => wakes.length > 0, Math.max(1_000, r.nextProbeAtMs - Date.now()));
       current = wakes.length > 0 ? undefined : { forceProbe: false };
+    } else if (r.pausedUntilMs !== undefined && !r.stopped) {
+      // The endpoint paused sending (a 429's Retry-After, or its rate limit far ahead): one timer, then on from `after`.
+      await condition(() => wakes.length > 0, Math.max(1_000, r.pausedUntilMs - Date.now()));
+      current = { ...current, forceProbe: false, after: r.after };
     } else if (r.stopped || r.open) current = undefined; // disabled/deleted, or open with nothing pending
     else if (r.recovered) current = { forceProbe: false }; // the probe went through: everything parked goes now
     else if (r.done) current = undefined;
     else current = { ...current, forceProbe: false, after: r.after };
   }
-  return continueAsNew<typeof drainEndpoint>({ ...input, pending: current ? [{ reason: 'continue', deliveryIds: current.deliveryIds }, ...wakes] : wakes });
+  return continueAsNew<typeof drainEndpoint>({ ...input, pending: current ? [{ reason: 'continue', deliveryIds: current.deliveryIds, ...(current.heldOnly ? { heldOnly: true } : {}) }, ...wakes] : wakes });
 }

@@ -17,7 +17,7 @@ import { defineRoute } from '../route';
 import { EndpointIn, EndpointListOut, EndpointOut, EndpointPatchIn, EndpointWithSecretOut, RecoverIn, RecoverOut, ResendOut, SecretOut, TestIn } from '../schemas';
 
 const RECOVER_LIMIT = 1000;
-const ENDPOINT_EXAMPLE = { id: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', url: 'https://hooks.acme.example/referrals', eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', enabled: true, disabledReason: null, disabledAt: null, createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z', health: { state: 'healthy', since: '2025-02-09T03:00:28.002Z', consecutiveFailures: 0 } };
+const ENDPOINT_EXAMPLE = { id: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', url: 'https://hooks.acme.example/referrals', eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', enabled: true, disabledReason: null, disabledAt: null, createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z', rateLimitPerSecond: null, maxInFlight: null, health: { state: 'healthy', since: '2025-02-09T03:00:28.002Z', consecutiveFailures: 0 } };
 const SECRET_EXAMPLE = 'whsec_MfKQ9r8GKYqTqM0L4Y1xZ9b2d3e4f5g6';
 
 export function endpointsRouter(deps: ApiDeps): Router {
@@ -60,7 +60,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return endpointOut(ep, (await healthOf(deps.db, [ep.id])).get(ep.id));
   });
 
-  defineRoute(router, { method: 'patch', path: '/v1/endpoints/:id', operationId: 'updateEndpoint', example: { body: { enabled: false }, response: { ...ENDPOINT_EXAMPLE, enabled: false } }, summary: 'Change URL, event types, description or enabled. Disabling cancels pending deliveries.', tag, auth: 'account', body: EndpointPatchIn, check: checkUrl, response: { status: 200, schema: EndpointOut }, errors: [402, 404] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'patch', path: '/v1/endpoints/:id', operationId: 'updateEndpoint', example: { body: { enabled: false }, response: { ...ENDPOINT_EXAMPLE, enabled: false } }, summary: 'Change URL, event types, description, enabled, or the send limits (rateLimitPerSecond, maxInFlight; null removes one). Disabling cancels pending deliveries.', tag, auth: 'account', body: EndpointPatchIn, check: checkUrl, response: { status: 200, schema: EndpointOut }, errors: [402, 404] }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
     const before = await found(ctx, a);

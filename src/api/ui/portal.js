@@ -235,7 +235,8 @@ async function copySecret(secret) {
 // ---------------------------------------------------------------------------
 // Endpoint form (add and edit share one form)
 
-const FIELD_IDS = { url: 'endpoint-url', description: 'endpoint-description' };
+const FIELD_IDS = { url: 'endpoint-url', description: 'endpoint-description', rateLimitPerSecond: 'endpoint-rate-limit', maxInFlight: 'endpoint-max-in-flight' };
+const LIMIT_FIELDS = ['rateLimitPerSecond', 'maxInFlight'];
 const HELP_IDS = { url: 'endpoint-url-help', eventTypes: 'event-types-help' };
 
 function renderEventTypeOptions() {
@@ -260,7 +261,7 @@ function eventTypeInputs() {
 }
 
 function clearFieldErrors() {
-  for (const field of ['url', 'eventTypes', 'description']) {
+  for (const field of ['url', 'eventTypes', 'description', ...LIMIT_FIELDS]) {
     const message = $(`field-error-${field}`);
     message.hidden = true;
     message.textContent = '';
@@ -291,7 +292,7 @@ function markField(field, invalid) {
 
 /** Shows 400 `errors` next to their fields; paths like `eventTypes.2` belong to the event types. */
 function showFieldErrors(errors) {
-  const byField = { url: [], eventTypes: [], description: [] };
+  const byField = { url: [], eventTypes: [], description: [], rateLimitPerSecond: [], maxInFlight: [] };
   const other = [];
   for (const { path, message } of errors) {
     const field = String(path || '').split('.')[0];
@@ -321,7 +322,17 @@ function readForm() {
     url: $('endpoint-url').value.trim(),
     eventTypes: eventTypeInputs().filter((box) => box.checked).map((box) => box.value),
     description: $('endpoint-description').value.trim(),
+    // Empty: no limit (null). The server names a bad value; a non-number is sent as typed so it does.
+    rateLimitPerSecond: limitValue($('endpoint-rate-limit').value),
+    maxInFlight: limitValue($('endpoint-max-in-flight').value),
   };
+}
+
+function limitValue(raw) {
+  const text = raw.trim();
+  if (!text) return null;
+  const n = Number(text);
+  return Number.isFinite(n) ? n : text;
 }
 
 /** Catches the two obvious mistakes before a round trip; the server checks everything else. */
@@ -348,6 +359,7 @@ async function onSubmitEndpoint(event) {
       } else {
         const body = { url: values.url, eventTypes: values.eventTypes };
         if (values.description) body.description = values.description;
+        for (const field of LIMIT_FIELDS) if (values[field] !== null) body[field] = values[field];
         const created = await api('POST', '/v1/endpoints', body);
         resetForm();
         showSecretNotice(created.secret);
@@ -367,6 +379,8 @@ function startEdit(endpoint) {
   state.editingId = endpoint.id;
   $('endpoint-url').value = endpoint.url;
   $('endpoint-description').value = endpoint.description || '';
+  $('endpoint-rate-limit').value = endpoint.rateLimitPerSecond ?? '';
+  $('endpoint-max-in-flight').value = endpoint.maxInFlight ?? '';
   for (const box of eventTypeInputs()) box.checked = endpoint.eventTypes.includes(box.value);
   $('form-title').textContent = 'Edit endpoint';
   $('save-endpoint').textContent = 'Save changes';
@@ -476,6 +490,12 @@ function fillCard(card, ep) {
   stateBadge.className = `badge card-state ${ep.enabled ? 'badge-ok' : 'badge-off'}`;
   card.classList.toggle('is-disabled', !ep.enabled);
 
+  const limits = card.querySelector('.card-limits');
+  const limitParts = [];
+  if (ep.rateLimitPerSecond != null) limitParts.push(`at most ${ep.rateLimitPerSecond} requests per second`);
+  if (ep.maxInFlight != null) limitParts.push(`at most ${ep.maxInFlight} at once`);
+  limits.textContent = limitParts.length ? `Send limits: ${limitParts.join(', ')}.` : '';
+  limits.hidden = !limitParts.length;
   const description = card.querySelector('.card-description');
   description.textContent = ep.description || '';
   description.hidden = !ep.description;
@@ -839,11 +859,19 @@ function closeDetails() {
   target.focus();
 }
 
-/** A held delivery (its endpoint's circuit is open): why, since when, and until when no request is made. */
+const HELD_WHY = {
+  circuit_open: 'the endpoint\'s circuit is open, no request is made while it stays open',
+  probing: 'a probe request to the endpoint is out, no request is made while it stays open',
+  throttled: 'the endpoint answered 429 Too Many Requests and is paused for its Retry-After',
+  rate_limited: 'the endpoint\'s rate limit: it goes out at that pace',
+  max_in_flight: 'the endpoint\'s limit of concurrent requests: it goes out as requests finish',
+};
+
+/** A held delivery (open circuit, 429 pause or send limits): why, since when, and until when. */
 function heldText(held) {
-  const why = held.reason === 'probing' ? 'a probe request to the endpoint is out' : 'the endpoint\'s circuit is open';
+  const why = HELD_WHY[held.reason] || held.reason;
   const until = held.until ? ` until ${formatTime(held.until)} (${relativeTime(held.until)})` : '';
-  return `Held${until}: ${why}, no request is made while it stays open (held since ${formatTime(held.since)}).`;
+  return `Held${until}: ${why} (held since ${formatTime(held.since)}).`;
 }
 
 function setFact(id, value) {
