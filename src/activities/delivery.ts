@@ -470,23 +470,26 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       const round = admission.permits.map((p) => p.ctx);
       // As in a batch: a send slot, then the last check right before the request (a delete,
       // disable or downgrade the API has answered stops every request of the drain not yet started).
+      // The round's check is one read right after the admission; each request then leaves at its
+      // rate-limit slot (≤ LIMIT_MAX_WAIT_MS later). Checking after that sleep would bunch paced
+      // requests behind a slow read; in one process, the API's stops still abort them (attempt()).
       const sent = await Promise.all(
         admission.permits.map(async (permit): Promise<Attempted | 'stopped' | undefined> => {
           const ctx = permit.ctx;
-          if (permit.startAtMs > roundAt) await sleep(permit.startAtMs - roundAt);
-          const release = releaseBoth(await slots.acquire(ctx.url), permit);
           let checked: { check?: SendCheck; mark: number };
           try {
             checked = await checkedWave(ctx.delivery.id, ctx.delivery.series);
           } catch (err) {
-            release();
+            releaseBoth(() => undefined, permit)();
             throw err;
           }
           const k = checked.check;
           if (!k || !k.owned || stopReason(k)) {
-            release();
+            releaseBoth(() => undefined, permit)();
             return 'stopped';
           }
+          await limiter.pace(permit);
+          const release = releaseBoth(await slots.acquire(ctx.url), permit);
           try {
             return await attempt(ctx, ctx.delivery.attempt_count + 1, { schedule: input.schedule, windowEndsAtMs: new Date(ctx.delivery.created_at).getTime() + input.schedule.windowMs }, checked.mark);
           } finally {
@@ -570,7 +573,6 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
 
     // The endpoint's send limits (429 pause, maxInFlight, rate limit): no cost without them.
     let permit: Permit | undefined;
-    let waitMs = 0;
     if (ctx.limits) {
       const admission = await limiter.admit([ctx], callerWorkflowId(), nowMs, LIMIT_MAX_WAIT_MS);
       if (admission.held.length) {
@@ -578,12 +580,12 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
         throw await heldFailure(callerWorkflowId(), nowMs, limitHolds(admission.held, nowMs, input, () => input.windowEndsAtMs, () => wakeup - 1));
       }
       permit = admission.permits[0];
-      waitMs = permit.startAtMs - nowMs;
-      if (waitMs > 0) await sleep(waitMs);
+      await limiter.pace(permit);
     }
 
-    // The claim was the check when a slot is free now; after waiting for one, check again.
-    let release = waitMs > 0 ? undefined : slots.tryAcquire(ctx.url);
+    // The claim was the check when a slot is free now (or at the rate-limit slot, ≤ 1 s later:
+    // checking after that sleep would bunch paced requests); after waiting for one, check again.
+    let release = slots.tryAcquire(ctx.url);
     if (!release) {
       release = await slots.acquire(ctx.url);
       mark = stops.mark();
@@ -713,7 +715,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
 
     // Send limits (429 pause, maxInFlight, rate limit) per endpoint that has any: what cannot go
     // within LIMIT_MAX_WAIT_MS is held, handed to its retry workflow, and sent by the endpoint's drain.
-    const permits = new Map<string, { permit: Permit; waitMs: number }>();
+    const permits = new Map<string, { permit: Permit }>();
     if (sendNow.some((c) => c.limits)) {
       const nowMs = await now();
       const byEndpoint = new Map<string, AttemptContext[]>();
@@ -728,7 +730,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
         const admission = await persistently(() => limiter.admit(group, batchId, nowMs, LIMIT_MAX_WAIT_MS));
         for (const p of admission.permits) {
           free.push(p.ctx);
-          permits.set(p.ctx.delivery.id, { permit: p, waitMs: p.startAtMs - nowMs });
+          permits.set(p.ctx.delivery.id, { permit: p });
         }
         held.push(...admission.held);
       }
@@ -766,8 +768,10 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const checkedWave = waveChecker(batchId);
     const sending = sendNow.map(async (ctx): Promise<Attempted | 'finished' | 'skipped'> => {
       const limited = permits.get(ctx.delivery.id);
-      if (limited && limited.waitMs > 0) await sleep(limited.waitMs); // its rate-limit slot: checked again below
-      const free = limited && limited.waitMs > 0 ? undefined : slots.tryAcquire(ctx.url);
+      // Its rate-limit slot (≤ LIMIT_MAX_WAIT_MS away): the claim stays its check, as a check after
+      // the sleep would bunch paced requests behind a slow read.
+      if (limited) await limiter.pace(limited.permit);
+      const free = slots.tryAcquire(ctx.url);
       if (free) return send(ctx, releaseBoth(free, limited?.permit), claimMark);
       const release = releaseBoth(await slots.acquire(ctx.url), limited?.permit);
       let checked: { check?: SendCheck; mark: number };

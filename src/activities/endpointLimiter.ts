@@ -9,6 +9,10 @@ import type { Logger } from '../logger';
 export interface Permit {
   ctx: AttemptContext;
   startAtMs: number;
+  /** The same moment on this process's Date.now() clock (the callers' clock may be a test's skipped one). */
+  localAtMs: number;
+  /** Spacing of the endpoint's rate-limit slots (0: no rate limit). */
+  intervalMs: number;
   release(): Promise<void>;
 }
 
@@ -51,7 +55,8 @@ export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseM
    */
   async function admit(group: AttemptContext[], holderPrefix: string, nowMs: number, maxWaitMs: number): Promise<Admission> {
     const limits = group[0]?.limits;
-    const now = (ctx: AttemptContext): Permit => ({ ctx, startAtMs: nowMs, release: noop });
+    const localNow = Date.now();
+    const now = (ctx: AttemptContext): Permit => ({ ctx, startAtMs: nowMs, localAtMs: localNow, intervalMs: 0, release: noop });
     if (!limits) return { permits: group.map(now), held: [] };
     const endpointId = group[0].delivery.endpoint_id;
     const throttledUntil = limits.throttled_until ? new Date(limits.throttled_until).getTime() : 0;
@@ -82,7 +87,7 @@ export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseM
     if (slots && granted < slots.length) await releaseInFlightSlots(deps.db, endpointId, holder, slots.slice(granted));
     const permits = group.slice(0, granted).map((ctx, i): Permit => {
       const slot = slots?.[i];
-      return { ctx, startAtMs: firstAtMs + i * intervalMs, release: slot === undefined ? noop : () => releaseInFlightSlots(deps.db, endpointId, holder, [slot]) };
+      return { ctx, startAtMs: firstAtMs + i * intervalMs, localAtMs: localNow + (firstAtMs + i * intervalMs - nowMs), intervalMs, release: slot === undefined ? noop : () => releaseInFlightSlots(deps.db, endpointId, holder, [slot]) };
     });
     const rest = group.slice(granted);
     // Fewer than the concurrency slots taken: the rate limit held them back; otherwise the slots did.
@@ -114,7 +119,30 @@ export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseM
     return paused;
   }
 
-  return { admit, afterAttempts };
+  /**
+   * Waits until the permit's slot, and in this process never less than the slot spacing after the
+   * endpoint's previous paced request: timers that fire late together (a busy event loop, a
+   * descheduled process) leave one after the other, not in a bunch.
+   */
+  const lastPaced = new Map<string, { chain: Promise<void>; lastAt: number }>();
+  function pace(permit: Permit): Promise<void> {
+    if (permit.intervalMs <= 0) return Promise.resolve();
+    const endpointId = permit.ctx.delivery.endpoint_id;
+    const entry = lastPaced.get(endpointId) ?? { chain: Promise.resolve(), lastAt: -Infinity };
+    const turn = entry.chain.then(async () => {
+      const wait = Math.max(permit.localAtMs, entry.lastAt + permit.intervalMs) - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      entry.lastAt = Date.now();
+    });
+    entry.chain = turn;
+    lastPaced.set(endpointId, entry);
+    void turn.then(() => {
+      if (lastPaced.get(endpointId)?.chain === turn) lastPaced.delete(endpointId);
+    });
+    return turn;
+  }
+
+  return { admit, afterAttempts, pace };
 }
 
 export type EndpointLimiter = ReturnType<typeof createEndpointLimiter>;

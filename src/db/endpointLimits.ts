@@ -27,6 +27,12 @@ export async function syncEndpointLimits(db: Queryable, endpointId: string, limi
   if (max > 0) await db.query(`insert into endpoint_slots (endpoint_id, slot) select $1, g from generate_series(0, $2::int - 1) g on conflict do nothing`, [endpointId, max]);
 }
 
+/**
+ * Slots are paced at 95 % of the endpoint's rate: a request that leaves a little late (a busy event
+ * loop, a slow check) then never pushes a second at the receiver over the limit.
+ */
+export const PACING = 0.95;
+
 export interface Reservation {
   /** Start time of the first granted slot (the caller's clock); the others follow `intervalMs` apart. */
   firstAtMs: number;
@@ -42,12 +48,13 @@ export interface Reservation {
 export async function reserveSendSlots(db: Queryable, endpointId: string, want: number, nowMs: number, maxWaitMs: number): Promise<Reservation | undefined> {
   // Every value derives from the locked row in SET (re-read after a concurrent update), not from a subquery.
   const start = `greatest(l.next_free_at, $2::timestamptz, coalesce(l.throttled_until, '-infinity'::timestamptz))`;
-  const grant = `greatest(0, least($3::int, floor(extract(epoch from ($2::timestamptz + $4::double precision * interval '1 millisecond' - ${start}))::double precision * e.rate_limit_per_second)::int + 1))`;
+  const rate = `(e.rate_limit_per_second * ${PACING})`;
+  const grant = `greatest(0, least($3::int, floor(extract(epoch from ($2::timestamptz + $4::double precision * interval '1 millisecond' - ${start}))::double precision * ${rate})::int + 1))`;
   const [row] = await db.query<{ last_start: Date; last_grant: number; rate: number }>(
     `update endpoint_limits l set last_start = ${start}, last_grant = ${grant},
-       next_free_at = ${start} + ${grant} * (interval '1 second' / e.rate_limit_per_second)
+       next_free_at = ${start} + ${grant} * (interval '1 second' / ${rate})
      from endpoints e where l.endpoint_id = $1 and e.id = l.endpoint_id and e.rate_limit_per_second is not null
-     returning l.last_start, l.last_grant, e.rate_limit_per_second as rate`,
+     returning l.last_start, l.last_grant, ${rate} as rate`,
     [endpointId, new Date(nowMs), want, maxWaitMs],
   );
   if (!row) return undefined;

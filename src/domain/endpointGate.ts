@@ -83,6 +83,13 @@ export function holdDelayMs(i: HoldDelayInput): number {
   return Math.min(Math.max(wanted, 1_000), left - 1_000);
 }
 
+/**
+ * A delivery held by its endpoint's limits parks at least this long: the endpoint's drain (which
+ * claims parked deliveries waking more than 5 s later) sends it well before, at the endpoint's
+ * pace, so held deliveries do not race each other for slots; it wakes by itself only if no drain runs.
+ */
+export const LIMIT_HOLD_MIN_MS = 15_000;
+
 export interface LimitHoldInput {
   nowMs: number;
   /** When the endpoint may take the next request (end of a 429 pause, next free rate slot). */
@@ -102,7 +109,7 @@ export interface LimitHoldInput {
  */
 export function limitHoldDelayMs(i: LimitHoldInput): number {
   const random = i.random ?? Math.random;
-  const wanted = Math.round(Math.max(i.retryAtMs - i.nowMs, baseDelayMs(i.schedule, Math.max(1, i.wakeups))) * (1 + 0.2 * random()));
+  const wanted = Math.round(Math.max(i.retryAtMs - i.nowMs, baseDelayMs(i.schedule, Math.max(1, i.wakeups)), LIMIT_HOLD_MIN_MS) * (1 + 0.2 * random()));
   const left = i.windowEndsAtMs - i.nowMs;
   if (left < 2_000) return Math.max(wanted, left + 1_000, 1_000);
   return Math.min(Math.max(wanted, 1_000), left - 1_000);

@@ -1,5 +1,6 @@
 import { reserveSendSlots, takeInFlightSlots, releaseInFlightSlots, throttleEndpoint } from '../../src/db/endpointLimits';
 import { newAccount, participant, startHarness, type Harness } from '../helpers/apiHarness';
+import { OutsideObserver } from '../helpers/outsideObserver';
 import { Receiver, waitFor, type ReceivedRequest } from '../helpers/receiver';
 
 // Per-endpoint send limits (rateLimitPerSecond, maxInFlight) and a receiver's 429 pausing the whole
@@ -73,19 +74,19 @@ test('when an endpoint is created or changed with send limits, then they are sto
   expect((await h.call('GET', `/v1/endpoints/${created.body.id}`, { token: account.apiKey })).body).toMatchObject({ rateLimitPerSecond: null, maxInFlight: 7 });
 });
 
-test('when two connections reserve rate-limit slots at once, then the slots are disjoint, 1/R apart, and none lies beyond the wait allowed', async () => {
+test('when ten connections reserve rate-limit slots at once, then the slots are disjoint, paced at 95 % of R, and none lies beyond the wait allowed', async () => {
   const { endpointId } = await endpointWith({ rateLimitPerSecond: 20 });
   const now = Date.now();
   const reservations = await Promise.all(Array.from({ length: 10 }, () => reserveSendSlots(h.db, endpointId, 10, now, 2_000)));
   const starts = reservations.flatMap((r) => Array.from({ length: r!.granted }, (_, i) => r!.firstAtMs + i * r!.intervalMs)).sort((a, b) => a - b);
-  // 2 s of a 20/s rate starting now: 41 slots (0 ms … 2,000 ms), then nothing more within the wait.
-  expect(starts).toHaveLength(41);
+  // Paced at 95 % of 20/s (52.6 ms apart): 2 s starting now hold 39 slots (0 ms … 2,000 ms), then nothing more within the wait.
+  expect([38, 39]).toContain(starts.length); // 38 when the float product lands a hair under 38 intervals
   expect(starts[0]).toBe(now);
-  starts.slice(1).forEach((t, i) => expect(Math.round(t - starts[i])).toBe(50));
+  starts.slice(1).forEach((t, i) => expect(t - starts[i]).toBeCloseTo(1000 / 19, 0));
   expect(starts[starts.length - 1] - now).toBeLessThanOrEqual(2_000);
   const none = await reserveSendSlots(h.db, endpointId, 5, now, 2_000);
   expect(none!.granted).toBe(0);
-  expect(none!.firstAtMs).toBeGreaterThan(now + 2_000);
+  expect(none!.firstAtMs).toBeGreaterThanOrEqual(now + 2_000);
 });
 
 test('when concurrency slots are taken at once by many holders, then no more than maxInFlight are held; an expired lease frees its slot', async () => {
@@ -109,20 +110,27 @@ test('when 429s come in a row without Retry-After, then the endpoint pause doubl
 });
 
 test('when 40 events go to an endpoint limited to 10 requests per second, then no second holds more than 11 requests and every one arrives once', async () => {
-  const { account } = await endpointWith({ rateLimitPerSecond: 10 });
-  const ids = await publish(account.id, 40);
-  await waitFor(() => receiver.requests.length >= 40 || undefined, '40 requests', 60_000);
-  await new Promise((r) => setTimeout(r, 500));
-  expect(new Set(receiver.requests.map((r) => r.headers['webhook-id'])).size).toBe(40);
-  expect(receiver.requests).toHaveLength(40);
-  // Slots are 100 ms apart (at most 11 starts in any second). The receiver shares this process's
-  // event loop with the worker, so on a busy machine its timestamps bunch up by a request or two;
-  // the stack test (test/stack/endpointLimits.test.ts: workers in their own processes) holds ± 1.
-  // Without the limit all 40 arrive within one second.
-  expect(busiestSecond(receiver.requests)).toBeLessThanOrEqual(13);
-  const span = receiver.requests[39].at - receiver.requests[0].at;
-  expect(span).toBeGreaterThanOrEqual(3_000); // 40 at 10/s: at least 3.9 s
-  for (const id of ids) await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
+  // The receiver runs on a thread of its own: its clock is not held up by this process's busy event loop.
+  const outside = await new OutsideObserver().start();
+  try {
+    const account = await newAccount(h);
+    const res = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: outside.url, eventTypes: ['referrer_added'], rateLimitPerSecond: 10 } });
+    expect(res.status).toBe(201);
+    const ids = await publish(account.id, 40);
+    const seen = await waitFor(async () => { const r = await outside.requests(); return r.length >= 40 ? r : undefined; }, '40 requests', 60_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const requests = (await outside.requests()).map((r) => ({ at: r.headersAt, id: r.webhookId }));
+    expect(seen.length).toBe(40);
+    expect(requests).toHaveLength(40);
+    expect(new Set(requests.map((r) => r.id)).size).toBe(40);
+    // Slots are 105 ms apart (10 starts in a second); + 1 for a request that left a little late. Without the limit all 40 arrive within one second.
+    expect(busiestSecond(requests as unknown as ReceivedRequest[])).toBeLessThanOrEqual(11);
+    const at = requests.map((r) => r.at).sort((a, b) => a - b);
+    expect(at[39] - at[0]).toBeGreaterThanOrEqual(3_500); // 40 at 9.5/s: 4.1 s
+    for (const id of ids) await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
+  } finally {
+    await outside.stop();
+  }
 });
 
 test('when an endpoint allows 2 requests in flight and answers slowly, then never more than 2 are open at once and every delivery arrives', async () => {
