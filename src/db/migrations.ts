@@ -190,6 +190,21 @@ alter table deliveries add column held_wakeups int not null default 0
     // until then; its retry workflow takes it back only after the lease has expired.
     sql: `alter table deliveries add column lease_until timestamptz`,
   },
+  // id 11 is taken by another change; the runner checks each id, so a gap is fine.
+  {
+    id: 12,
+    name: 'rate limits',
+    // The API's rate-limit counters on a real Postgres, shared by every API process: the table
+    // rate-limiter-flexible's RateLimiterPostgres expects (one fixed-window counter per key,
+    // expire in epoch ms). Unlogged: a counter lost in a crash only forgives one window.
+    sql: `
+create unlogged table rate_limits (
+  key varchar(255) primary key,
+  points integer not null default 0,
+  expire bigint
+)
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {
