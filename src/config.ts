@@ -27,6 +27,23 @@ const keyList = z.string().transform((v, ctx) => {
   return keys;
 });
 const cidrList = z.string().transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+/** A rate limit: `N/window` (100/1s, 30/1m: at most N in each fixed window of whole seconds), or `off`. */
+export interface RateLimitSpec {
+  points: number;
+  windowSeconds: number;
+}
+const rateLimit = (name: string) =>
+  z.string().transform((v, ctx): RateLimitSpec | null => {
+    if (/^\s*off\s*$/i.test(v)) return null;
+    const m = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(v);
+    const ms = m ? parseDuration(m[2]) : undefined;
+    const points = m ? Number(m[1]) : 0;
+    if (!m || ms === undefined || ms < 1000 || ms % 1000 !== 0 || ms > 86_400_000 || points < 1 || points > 1_000_000_000) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be off or N/window with N from 1 and a window of whole seconds up to 1d, such as 100/1s or 30/1m` });
+      return z.NEVER;
+    }
+    return { points, windowSeconds: ms / 1000 };
+  });
 
 interface Setting {
   schema: z.ZodType;
@@ -80,6 +97,12 @@ export const SETTINGS = {
   DISPATCH_BATCH_WINDOW: { schema: duration('DISPATCH_BATCH_WINDOW'), default: '25ms', description: 'How long newly published deliveries of one account are gathered into one first-attempt batch workflow (0 = one workflow per delivery).' },
   DISPATCH_BATCH_MAX: { schema: int(1, 1000), default: '100', description: 'Most deliveries in one first-attempt batch; a full batch starts at once.' },
   DISPATCH_RECONCILE_INTERVAL: { schema: duration('DISPATCH_RECONCILE_INTERVAL'), default: '5s', description: 'How often the worker looks for accepted deliveries whose workflow was never started (crash between commit and start).' },
+  RATE_LIMIT_API: { schema: rateLimit('RATE_LIMIT_API'), default: '100/1s', description: 'Requests per credential on the API: each account API key, each portal link, and the metrics token has its own budget (`off` = none). Over it: 429 with Retry-After. Shared by every API process on a real Postgres; per process on embedded PGlite (one process).' },
+  RATE_LIMIT_SEND: { schema: rateLimit('RATE_LIMIT_SEND'), default: '30/1m', description: 'Requests per account (all its keys and portal links together) to the routes that make the service POST on demand: test events, resends, retry-now and recover. Counted on top of RATE_LIMIT_API; the admin token is not counted here.' },
+  RATE_LIMIT_AUTH_FAILURES: { schema: rateLimit('RATE_LIMIT_AUTH_FAILURES'), default: '30/1m', description: 'Failed authentications (401) per source address (IPv6: per /64). Over it, every request from that address is answered 429 until the window ends, a valid token too, so guessing gets no answer.' },
+  RATE_LIMIT_ADMIN: { schema: rateLimit('RATE_LIMIT_ADMIN'), default: 'off', description: 'Requests by the admin token (all ADMIN_TOKENS_PREVIOUS together with it). Off by default: the platform publishes events at thousands a second. Set it (e.g. 20000/1s) to bound a leaked or runaway admin client.' },
+  TRUSTED_PROXY_HOPS: { schema: int(0, 10), default: '0', description: 'Reverse proxies in front of the API that append the client\'s address to X-Forwarded-For: the source address of RATE_LIMIT_AUTH_FAILURES is the entry that many hops from the right. 0: the TCP peer, X-Forwarded-For ignored (behind a proxy every client then shares the proxy\'s budget).' },
+  MAX_ENDPOINTS_PER_ACCOUNT: { schema: int(0, 1_000_000), default: '50', description: 'Most endpoints an account may have (disabled ones count, deleted ones do not); creating one more answers 409 endpoint_limit_reached. Bounds the fan-out of one event. 0 = no cap.' },
   METRICS_PUBLIC: { schema: bool, default: 'false', description: 'Serve the API\'s /metrics without the admin token (for a scraper on a private network).' },
   WORKER_METRICS_PORT: { schema: int(0, 65535), default: '9464', description: 'Port of the separate worker process\'s /metrics and /healthz (0 = off). Binds to HOST.' },
   WORKER_MAX_CACHED_WORKFLOWS: { schema: int(0, 100_000), default: '500', description: 'Workflows a worker keeps in memory between tasks; more are replayed from history when needed. Bounds worker memory during long outages.' },

@@ -5,6 +5,7 @@ import { authenticate, credentialsOf, principal } from './auth';
 import { ApiError, errorMiddleware } from './errors';
 import { jsonBody } from './jsonBody';
 import { openApiDocument } from './openapi';
+import { RateLimits } from './rateLimits';
 import { portalRouter } from './portalPage';
 import { accountsRouter } from './routes/accounts';
 import { apiKeysRouter } from './routes/apiKeys';
@@ -15,6 +16,8 @@ import { eventTypesRouter } from './routes/eventTypes';
 
 export function createApp(deps: ApiDeps): Koa {
   const creds = credentialsOf(deps);
+  // Shared through Postgres by every API process; in memory on PGlite, which serves one process.
+  const limits = deps.rateLimits ?? new RateLimits(deps.cfg, deps.db?.kind === 'postgres' ? deps.db : undefined);
   const app = new Koa();
   app.proxy = false;
   app.use(errorMiddleware(deps.log));
@@ -45,7 +48,7 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(open.allowedMethods());
 
   const metrics = new Router();
-  if (!deps.cfg.METRICS_PUBLIC) metrics.use(authenticate(deps.db, creds));
+  if (!deps.cfg.METRICS_PUBLIC) metrics.use(authenticate(deps.db, creds, limits));
   metrics.get('/metrics', async (ctx) => {
     if (!deps.cfg.METRICS_PUBLIC && !['admin', 'metrics'].includes(principal(ctx).kind)) throw new ApiError(403, 'forbidden', 'Metrics need the metrics token (METRICS_TOKEN) or the admin token.');
     ctx.type = 'text/plain; version=0.0.4';
@@ -58,7 +61,11 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(portal.allowedMethods());
 
   const v1 = new Router();
-  v1.use(authenticate(deps.db, creds));
+  v1.use((ctx, next) => {
+    ctx.state.rateLimits = limits; // for the routes declared `limit: 'send'`
+    return next();
+  });
+  v1.use(authenticate(deps.db, creds, limits));
   v1.use(jsonBody(deps.cfg.MAX_PAYLOAD_BYTES));
   for (const r of [accountsRouter(deps), eventTypesRouter(), endpointsRouter(deps), eventsRouter(deps), deliveriesRouter(deps), apiKeysRouter(deps)]) {
     v1.use(r.routes(), r.allowedMethods());

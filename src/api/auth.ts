@@ -1,11 +1,12 @@
 import type { Context, Middleware } from 'koa';
 import type { Queryable } from '../db/database';
 import { getAccount, tokensEqual, type AccountRow } from '../db/accounts';
-import { accountIdForApiKey } from '../db/apiKeys';
+import { liveApiKey } from '../db/apiKeys';
 import { portalLinkRevoked } from '../db/portalLinks';
 import { PORTAL_TOKEN_PREFIX, PortalKeyRing, portalSigningKey, verifyPortalToken } from '../domain/portalToken';
 import type { ApiDeps } from './context';
 import { ApiError } from './errors';
+import type { RateLimits } from './rateLimits';
 import { IdParam } from './schemas';
 
 /** An account principal from a read-only portal link may look but not change anything. */
@@ -29,31 +30,49 @@ export function credentialsOf(deps: Pick<ApiDeps, 'adminToken' | 'portalKeys' | 
   };
 }
 
-/** Resolves the bearer token to a principal, or 401. Routes decide what each principal may do. */
-export function authenticate(db: Queryable, creds: Credentials): Middleware {
+/**
+ * Resolves the bearer token to a principal, or 401, within the abuse limits: an address over its
+ * budget of failed authentications gets 429 before its token is looked at, and each credential
+ * takes one request from its own budget (the admin token from RATE_LIMIT_ADMIN).
+ */
+export function authenticate(db: Queryable, creds: Credentials, limits?: RateLimits): Middleware {
   return async (ctx, next) => {
-    const header = ctx.get('authorization');
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw new ApiError(401, 'unauthorized', 'Send an Authorization: Bearer <token> header.');
-    const token = match[1];
-    // Every candidate is compared (constant time each), so timing tells nothing about which matched.
-    const admin = creds.adminTokens.map((t) => tokensEqual(token, t)).includes(true);
-    if (admin) {
-      ctx.state.principal = { kind: 'admin' } satisfies Principal;
-    } else if (creds.metricsToken && tokensEqual(token, creds.metricsToken)) {
-      ctx.state.principal = { kind: 'metrics' } satisfies Principal;
-    } else if (token.startsWith(PORTAL_TOKEN_PREFIX)) {
-      const verdict = verifyPortalToken(creds.portalKeys, token);
-      if (!verdict.ok) throw new ApiError(401, 'unauthorized', verdict.reason === 'expired' ? 'The portal link has expired.' : 'The token is not valid.');
-      if (await portalLinkRevoked(db, verdict.accountId, verdict.linkId, verdict.issuedAtMs)) throw new ApiError(401, 'unauthorized', 'The portal link was revoked.');
-      ctx.state.principal = { kind: 'account', accountId: verdict.accountId, readOnly: verdict.scope === 'read' } satisfies Principal;
-    } else {
-      const accountId = await accountIdForApiKey(db, token);
-      if (!accountId) throw new ApiError(401, 'unauthorized', 'The token is not valid.');
-      ctx.state.principal = { kind: 'account', accountId } satisfies Principal;
+    limits?.refuseBlockedAddress(ctx);
+    let p: Principal;
+    let credential: string;
+    try {
+      ({ principal: p, credential } = await resolveToken(db, creds, ctx.get('authorization')));
+    } catch (err) {
+      if (limits && err instanceof ApiError && err.status === 401) await limits.authFailed(ctx);
+      throw err;
     }
+    ctx.state.principal = p;
+    if (limits) await limits.take(ctx, p.kind === 'admin' ? 'admin' : 'api', credential);
     return next();
   };
+}
+
+/** The principal of an Authorization header, and the credential it came with (what its rate limit is keyed by). */
+async function resolveToken(db: Queryable, creds: Credentials, header: string): Promise<{ principal: Principal; credential: string }> {
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match) throw new ApiError(401, 'unauthorized', 'Send an Authorization: Bearer <token> header.');
+  const token = match[1];
+  // Every candidate is compared (constant time each), so timing tells nothing about which matched.
+  const admin = creds.adminTokens.map((t) => tokensEqual(token, t)).includes(true);
+  if (admin) return { principal: { kind: 'admin' }, credential: 'admin' };
+  if (creds.metricsToken && tokensEqual(token, creds.metricsToken)) return { principal: { kind: 'metrics' }, credential: 'metrics' };
+  if (token.startsWith(PORTAL_TOKEN_PREFIX)) {
+    const verdict = verifyPortalToken(creds.portalKeys, token);
+    if (!verdict.ok) throw new ApiError(401, 'unauthorized', verdict.reason === 'expired' ? 'The portal link has expired.' : 'The token is not valid.');
+    if (await portalLinkRevoked(db, verdict.accountId, verdict.linkId, verdict.issuedAtMs)) throw new ApiError(401, 'unauthorized', 'The portal link was revoked.');
+    return {
+      principal: { kind: 'account', accountId: verdict.accountId, readOnly: verdict.scope === 'read' },
+      credential: `portal:${verdict.linkId || verdict.accountId}`,
+    };
+  }
+  const key = await liveApiKey(db, token);
+  if (!key) throw new ApiError(401, 'unauthorized', 'The token is not valid.');
+  return { principal: { kind: 'account', accountId: key.accountId }, credential: `key:${key.id}` };
 }
 
 export function principal(ctx: Context): Principal {

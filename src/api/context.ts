@@ -5,6 +5,7 @@ import type { SendStops } from '../http/sendStops';
 import type { PortalKeyRing } from '../domain/portalToken';
 import type { Logger } from '../logger';
 import type { Registry } from '../metrics';
+import type { RateLimits } from './rateLimits';
 import type { Dispatcher } from '../services/dispatcher';
 
 /** What the API's routers need; built by the entry point, replaced piecemeal in tests. */
@@ -22,6 +23,8 @@ export interface ApiDeps {
   metrics?: Registry;
   /** The worker's, when it runs in this process: a delete, disable or downgrade aborts its requests not yet sent. */
   sendStops?: SendStops;
+  /** The abuse limits; default: from cfg, shared through the database when it is a real Postgres. */
+  rateLimits?: RateLimits;
   /** Readiness probe of Temporal, used by /readyz. */
   temporalReady?: () => Promise<boolean>;
 }

@@ -14,6 +14,8 @@ export class ApiError extends Error {
     readonly code: string,
     readonly detail: string,
     readonly errors?: FieldError[],
+    /** Response headers that go with the error (Retry-After on a 429). */
+    readonly headers?: Record<string, string>,
   ) {
     super(detail);
   }
@@ -54,6 +56,7 @@ export function errorMiddleware(log: Logger): Middleware {
     } catch (err) {
       if (err instanceof ApiError) {
         ctx.status = err.status;
+        if (err.headers) ctx.set(err.headers);
         ctx.body = { code: err.code, detail: err.detail, ...(err.errors ? { errors: err.errors } : {}) };
         return;
       }

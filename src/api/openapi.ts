@@ -20,7 +20,15 @@ const pascal = (s: string) => s.replace(/(^|_)([a-z])/g, (_m, _u, c: string) => 
 export const dataComponent = (type: string) => `${pascal(type)}Data`;
 const eventInComponent = (type: string) => `${pascal(type)}EventIn`;
 
-const ERRORS: Record<number, { name: string; description: string; example: Json }> = {
+const RATE_LIMIT_HEADERS: Json = {
+  'Retry-After': { description: 'Seconds until the budget that was exceeded has room again.', required: true, schema: { type: 'integer', minimum: 1 } },
+  'RateLimit-Limit': { description: 'Requests allowed per window by that budget.', schema: { type: 'integer', minimum: 1 } },
+  'RateLimit-Remaining': { description: 'Requests left in the current window (0 here).', schema: { type: 'integer', minimum: 0 } },
+  'RateLimit-Reset': { description: 'Seconds until the current window ends.', schema: { type: 'integer', minimum: 0 } },
+  'RateLimit-Policy': { description: 'The budget as `<limit>;w=<window seconds>`.', schema: { type: 'string' } },
+};
+
+const ERRORS: Record<number, { name: string; description: string; example: Json; headers?: Json }> = {
   400: { name: 'BadRequest', description: 'Invalid input (body, query or path; the admin token without `?accountId=` on an account route), or a body that is not JSON. `errors` lists every bad field; nothing was stored.', example: { code: 'validation_failed', detail: 'The request has 1 invalid field.', errors: [{ path: 'url', message: 'must use https' }] } },
   401: { name: 'Unauthorized', description: 'Missing or invalid bearer token.', example: { code: 'unauthorized', detail: 'Send an Authorization: Bearer <token> header.' } },
   402: { name: 'PlanRequired', description: 'Webhooks need a paid plan (code `plan_required`).', example: { code: 'plan_required', detail: 'Webhooks are a paid-plan feature; upgrade the account to use them.' } },
@@ -28,6 +36,13 @@ const ERRORS: Record<number, { name: string; description: string; example: Json 
   404: { name: 'NotFound', description: 'Not found, or it belongs to another account (including an unknown `?accountId=`).', example: { code: 'not_found', detail: 'endpoint not found' } },
   409: { name: 'Conflict', description: 'Conflicts with the current state (see `code`).', example: { code: 'endpoint_disabled', detail: 'Enable the endpoint before sending a test event.' } },
   413: { name: 'PayloadTooLarge', description: 'The request body (or the webhook body it would make) exceeds MAX_PAYLOAD_BYTES.', example: { code: 'payload_too_large', detail: 'The request body exceeds the limit of 262144 bytes.' } },
+  429: {
+    name: 'TooManyRequests',
+    description:
+      'An abuse limit was reached (code `rate_limited`; `detail` names the limit): requests per credential (RATE_LIMIT_API; the admin token: RATE_LIMIT_ADMIN, off by default), per account on the routes that make the service POST on demand (RATE_LIMIT_SEND: test events, resends, retries, recover), or failed authentications per source address (RATE_LIMIT_AUTH_FAILURES: then every request from that address, until the window ends). Wait `Retry-After` seconds. Limited requests that pass carry the same RateLimit-* headers.',
+    example: { code: 'rate_limited', detail: 'Too many requests with this credential: at most 100 per 1s (RATE_LIMIT_API). Retry in 1 s.' },
+    headers: RATE_LIMIT_HEADERS,
+  },
   415: { name: 'UnsupportedMediaType', description: 'A request body that is not `application/json`.', example: { code: 'unsupported_media_type', detail: 'Send the request body as application/json.' } },
 };
 
@@ -113,7 +128,7 @@ const ID_EXAMPLES: Record<string, string> = { accounts: 'acc_01JM6Z3K9Q8W2E4R6T8
 
 function errorStatuses(r: AnyRoute): number[] {
   const statuses = new Set<number>(r.errors ?? []);
-  if (r.auth !== 'none') statuses.add(401);
+  if (r.auth !== 'none') statuses.add(401).add(429); // 429: the credential's and the source address's abuse limits
   if (r.auth === 'admin') statuses.add(403);
   if (r.auth === 'account') statuses.add(400).add(404); // the admin's ?accountId=: missing → 400, unknown → 404
   if (r.query) statuses.add(400);
@@ -167,6 +182,7 @@ function operation(r: AnyRoute, componentsOut: Json): Json {
   return {
     operationId: r.operationId,
     summary: r.summary,
+    ...(r.limit === 'send' ? { description: `${r.summary} Makes the service POST on demand, so an account key or portal link also takes from its account's RATE_LIMIT_SEND budget (429 when spent).` } : {}),
     tags: [r.tag],
     ...(r.auth === 'none' ? { security: [] } : {}),
     ...(parameters.length ? { parameters } : {}),
@@ -217,7 +233,7 @@ export function openApiDocument(version: string): Json {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The admin token (ADMIN_TOKEN) or an account API key.' } },
       schemas: componentsOut,
       responses: Object.fromEntries(
-        Object.values(ERRORS).map((e) => [e.name, { description: e.description, content: { 'application/json': { schema: ref('Error'), example: e.example } } }]),
+        Object.values(ERRORS).map((e) => [e.name, { description: e.description, ...(e.headers ? { headers: e.headers } : {}), content: { 'application/json': { schema: ref('Error'), example: e.example } } }]),
       ),
     },
     security: [{ bearer: [] }],

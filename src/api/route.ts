@@ -1,8 +1,9 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { requireAccountAccess, requireAdmin } from './auth';
+import { principal, requireAccountAccess, requireAdmin } from './auth';
 import { ApiError, fieldErrors, type FieldError } from './errors';
+import type { RateLimits } from './rateLimits';
 import { IdParam } from './schemas';
 
 /**
@@ -31,6 +32,11 @@ export interface RouteSpec<B extends z.ZodType | undefined, Q extends z.ZodType 
    * `?accountId=`, 404 for path ids and acting accounts).
    */
   errors?: number[];
+  /**
+   * `send`: the route makes the service POST on demand, so an account's credentials also take from
+   * its RATE_LIMIT_SEND budget (the admin token does not).
+   */
+  limit?: 'send';
   /**
    * Checks of the raw body that need I/O (e.g. DNS for a URL), given the schema's field errors
    * so far: their errors are answered together with the schema's, so one 400 names every bad field.
@@ -77,6 +83,8 @@ export function defineRoute<B extends z.ZodType | undefined = undefined, Q exten
   router[spec.method](spec.path, async (ctx) => {
     if (spec.auth === 'admin') requireAdmin(ctx); // before validation: an account key learns nothing about admin routes
     else if (spec.auth !== 'none') requireAccountAccess(ctx, spec.method);
+    const p = principal(ctx);
+    if (spec.limit === 'send' && p?.kind === 'account') await (ctx.state.rateLimits as RateLimits | undefined)?.take(ctx, 'send', p.accountId);
     checkParams(ctx.params);
     // No body at all reads as `{}`; any JSON value that was sent (null, [], "x") is validated as sent.
     const body = (spec.body ? await parseBody(spec as unknown as RouteSpec<z.ZodType, z.ZodType | undefined>, ctx.state.body === undefined ? {} : ctx.state.body) : undefined) as Parsed<B>;

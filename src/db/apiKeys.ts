@@ -49,6 +49,11 @@ export async function revokeApiKey(db: Queryable, accountId: string, id: string)
  * key costs a read, not a write, per request.
  */
 export async function accountIdForApiKey(db: Queryable, key: string): Promise<string | undefined> {
+  return (await liveApiKey(db, key))?.accountId;
+}
+
+/** The id and account of a live key (the id keys its rate limit); see accountIdForApiKey. */
+export async function liveApiKey(db: Queryable, key: string): Promise<{ id: string; accountId: string } | undefined> {
   const [row] = await db.query<{ id: string; account_id: string; last_used_at: Date | null }>(
     'select id, account_id, last_used_at from api_keys where key_hash = $1 and revoked_at is null',
     [hashApiKey(key)],
@@ -57,5 +62,5 @@ export async function accountIdForApiKey(db: Queryable, key: string): Promise<st
   if (!row.last_used_at || Date.now() - new Date(row.last_used_at).getTime() > 60_000) {
     await db.query(`update api_keys set last_used_at = now() where id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')`, [row.id]);
   }
-  return row.account_id;
+  return { id: row.id, accountId: row.account_id };
 }

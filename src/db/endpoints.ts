@@ -1,7 +1,7 @@
 import type { EventType } from '../domain/eventCatalog';
 import { newId } from '../domain/ids';
 import { newSigningSecret } from '../domain/signing';
-import type { Queryable } from './database';
+import type { Database, Queryable } from './database';
 import { syncEndpointLimits } from './endpointLimits';
 import { openSecret, sealSecret } from './endpointSecrets';
 
@@ -40,6 +40,26 @@ export async function createEndpoint(
   );
   if (row.rate_limit_per_second !== null || row.max_in_flight !== null) await syncEndpointLimits(db, id, { rateLimitPerSecond: row.rate_limit_per_second, maxInFlight: row.max_in_flight });
   return opened(row);
+}
+
+/**
+ * Creates an endpoint unless the account already has `max` live ones (deleted ones do not count;
+ * 0 = no cap): then undefined. The account row is locked first (FOR NO KEY UPDATE: it does not
+ * block the inserts that reference the account), so concurrent creates for one account count one
+ * after the other, each in a snapshot that sees the others' endpoints, and the cap holds.
+ */
+export async function createEndpointWithinCap(
+  db: Database,
+  accountId: string,
+  input: Parameters<typeof createEndpoint>[2],
+  max: number,
+): Promise<EndpointRow | undefined> {
+  if (max <= 0) return createEndpoint(db, accountId, input);
+  return db.transaction(async (tx) => {
+    await tx.query('select 1 from accounts where id = $1 for no key update', [accountId]);
+    const [{ n }] = await tx.query<{ n: number }>('select count(*)::int as n from endpoints where account_id = $1 and deleted_at is null', [accountId]);
+    return n >= max ? undefined : createEndpoint(tx, accountId, input);
+  });
 }
 
 /** A row as the code uses it: secrets decrypted. */

@@ -216,6 +216,20 @@ create table endpoint_slots (
 )
 `,
   },
+  {
+    id: 12,
+    name: 'rate limits',
+    // The API's rate-limit counters on a real Postgres, shared by every API process: the table
+    // rate-limiter-flexible's RateLimiterPostgres expects (one fixed-window counter per key,
+    // expire in epoch ms). Unlogged: a counter lost in a crash only forgives one window.
+    sql: `
+create unlogged table rate_limits (
+  key varchar(255) primary key,
+  points integer not null default 0,
+  expire bigint
+)
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

@@ -28,7 +28,15 @@ beforeAll(async () => {
     throw new Error(`schemathesis ${VERSION} is not installed in ${ST_DIR}: run \`node scripts/provision-test-deps.mjs\` (npm test's pretest does), which needs python3 -m pip.`);
   }
   receiver = await new Receiver().start();
-  h = await startHarness({}, { guard: (cfg) => new LoopbackOnlyGuard(cfg) });
+  // The abuse limits stay on (their code paths run, their headers are sent) but far above what
+  // one fuzzing worker reaches: the ignored-auth checks alone would otherwise spend the loopback
+  // address's failed-authentication budget within seconds and turn the rest of the run into 429s.
+  // 429 itself is documented on every authenticated operation (test/api/rateLimits.test.ts reads it).
+  const roomy = '1000000/1s';
+  h = await startHarness(
+    { RATE_LIMIT_API: roomy, RATE_LIMIT_SEND: roomy, RATE_LIMIT_AUTH_FAILURES: roomy, RATE_LIMIT_ADMIN: roomy, MAX_ENDPOINTS_PER_ACCOUNT: '100000' },
+    { guard: (cfg) => new LoopbackOnlyGuard(cfg) },
+  );
   // One paid account with an endpoint (at the loopback receiver) per run.
   for (const run of ['account-key', 'admin-token']) {
     accounts[run] = await newAccount(h);

@@ -37,7 +37,7 @@ export function deliveriesRouter(deps: ApiDeps): Router {
     return { ...deliveryOut(d, temporalFor(ctx)), attempts: attempts.map(attemptOut), payload: event.purged_at ? null : event.body };
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/resend', operationId: 'resendDelivery', example: { response: { deliveryId: DELIVERY_EXAMPLE.id } }, summary: 'Start a new attempt series now (same webhook-id, so receivers can deduplicate).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx) => {
+  defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/resend', operationId: 'resendDelivery', example: { response: { deliveryId: DELIVERY_EXAMPLE.id } }, summary: 'Start a new attempt series now (same webhook-id, so receivers can deduplicate).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409], limit: 'send' }, async (ctx) => {
     const a = await actingAccount(ctx, deps.db);
     if (a.plan !== 'paid') throw ApiError.planRequired();
     const d = await getDelivery(deps.db, a.id, ctx.params.id);
@@ -54,7 +54,7 @@ export function deliveriesRouter(deps: ApiDeps): Router {
     return { deliveryId: row.id };
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/retry', operationId: 'retryDelivery', example: { response: { deliveryId: DELIVERY_EXAMPLE.id } }, summary: 'Retry now: a pending delivery is attempted now instead of at its next back-off slot (also when held by an open circuit: it is then the probe, and its success sends the endpoint\'s other held deliveries).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx) => {
+  defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/retry', operationId: 'retryDelivery', example: { response: { deliveryId: DELIVERY_EXAMPLE.id } }, summary: 'Retry now: a pending delivery is attempted now instead of at its next back-off slot (also when held by an open circuit: it is then the probe, and its success sends the endpoint\'s other held deliveries).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409], limit: 'send' }, async (ctx) => {
     const a = await actingAccount(ctx, deps.db);
     if (a.plan !== 'paid') throw ApiError.planRequired();
     const d = await getDelivery(deps.db, a.id, ctx.params.id);

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { AccountRow } from '../../db/accounts';
-import { createEndpoint, getEndpoint, listEndpoints, rotateSecret, softDeleteEndpoint, updateEndpoint } from '../../db/endpoints';
+import { createEndpointWithinCap, getEndpoint, listEndpoints, rotateSecret, softDeleteEndpoint, updateEndpoint } from '../../db/endpoints';
 import { healthOf } from '../../db/endpointHealth';
 import { pendingOfEndpoint } from '../../db/drain';
 import { normaliseEndpointUrl } from '../../domain/endpointUrl';
@@ -41,10 +41,12 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return problem ? [{ path: 'url', message: problem }] : [];
   };
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints', operationId: 'createEndpoint', example: { body: { url: ENDPOINT_EXAMPLE.url, eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync' }, response: { ...ENDPOINT_EXAMPLE, secret: SECRET_EXAMPLE } }, summary: 'Add a webhook endpoint. The response carries its signing secret.', tag, auth: 'account', body: EndpointIn, check: checkUrl, response: { status: 201, schema: EndpointWithSecretOut }, errors: [402] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints', operationId: 'createEndpoint', example: { body: { url: ENDPOINT_EXAMPLE.url, eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync' }, response: { ...ENDPOINT_EXAMPLE, secret: SECRET_EXAMPLE } }, summary: 'Add a webhook endpoint (at most MAX_ENDPOINTS_PER_ACCOUNT per account, else 409 endpoint_limit_reached). The response carries its signing secret.', tag, auth: 'account', body: EndpointIn, check: checkUrl, response: { status: 201, schema: EndpointWithSecretOut }, errors: [402, 409] }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
-    const ep = await createEndpoint(deps.db, a.id, body);
+    const max = deps.cfg.MAX_ENDPOINTS_PER_ACCOUNT;
+    const ep = await createEndpointWithinCap(deps.db, a.id, body, max);
+    if (!ep) throw new ApiError(409, 'endpoint_limit_reached', `The account already has ${max} endpoints, the most it may have (MAX_ENDPOINTS_PER_ACCOUNT); delete one before adding another.`);
     return { ...endpointOut(ep), secret: ep.secret };
   });
 
@@ -89,7 +91,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return { secret: ep.secret };
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/test', operationId: 'sendTestEvent', example: { body: { eventType: 'reward_unlocked' }, response: { deliveryId: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R' } }, summary: 'Send a sample event of a type to this endpoint only, through the normal delivery path.', tag, auth: 'account', body: TestIn, response: { status: 202, schema: ResendOut }, errors: [402, 404, 409] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/test', operationId: 'sendTestEvent', example: { body: { eventType: 'reward_unlocked' }, response: { deliveryId: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R' } }, summary: 'Send a sample event of a type to this endpoint only, through the normal delivery path.', tag, auth: 'account', body: TestIn, response: { status: 202, schema: ResendOut }, errors: [402, 404, 409], limit: 'send' }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
     const ep = await found(ctx, a);
@@ -103,7 +105,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return { deliveryId: published.deliveries[0].id };
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/recover', operationId: 'recoverEndpoint', example: { body: { since: '2025-02-08T00:00:00Z' }, response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'] } }, summary: `Resend every undeliverable delivery of this endpoint created since a time (at most ${RECOVER_LIMIT}).`, tag, auth: 'account', body: RecoverIn, response: { status: 202, schema: RecoverOut }, errors: [402, 404, 409] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/recover', operationId: 'recoverEndpoint', example: { body: { since: '2025-02-08T00:00:00Z' }, response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'] } }, summary: `Resend every undeliverable delivery of this endpoint created since a time (at most ${RECOVER_LIMIT}).`, tag, auth: 'account', body: RecoverIn, response: { status: 202, schema: RecoverOut }, errors: [402, 404, 409], limit: 'send' }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
     const ep = await found(ctx, a);
@@ -117,7 +119,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return { deliveryIds: ids } satisfies z.infer<typeof RecoverOut>;
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/retry', operationId: 'retryEndpoint', example: { response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'] } }, summary: `Retry pending now: every pending delivery of this endpoint (held ones included) is attempted now instead of at its next back-off slot, oldest first; while its circuit is open the first request is the probe, and only its success sends the rest. Answers the first ${RECOVER_LIMIT} pending ids.`, tag, auth: 'account', response: { status: 202, schema: RecoverOut }, errors: [402, 404, 409] }, async (ctx) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/retry', operationId: 'retryEndpoint', example: { response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'] } }, summary: `Retry pending now: every pending delivery of this endpoint (held ones included) is attempted now instead of at its next back-off slot, oldest first; while its circuit is open the first request is the probe, and only its success sends the rest. Answers the first ${RECOVER_LIMIT} pending ids.`, tag, auth: 'account', response: { status: 202, schema: RecoverOut }, errors: [402, 404, 409], limit: 'send' }, async (ctx) => {
     const a = await account(ctx);
     paid(a);
     const ep = await found(ctx, a);
