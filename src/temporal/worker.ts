@@ -3,12 +3,16 @@ import { createDeliveryActivities, type DeliveryActivityDeps } from '../activiti
 import { createRetentionActivities } from '../activities/retention';
 import type { Config } from '../config';
 import type { CircuitSettings } from '../activities/circuit';
+import { workerTracing } from '../tracing';
+
+/** Bundled with the workflows (bundleWorkflowCode's workflowInterceptorModules, or at worker start). */
+export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('../workflows/interceptors')];
 
 export interface DeliveryWorkerOptions {
   connection: NativeConnection;
   cfg: Config;
   activityDeps: DeliveryActivityDeps;
-  /** A pre-built bundle (bundleWorkflowCode) skips webpack at start-up; tests share one. */
+  /** A pre-built bundle (bundleWorkflowCode with WORKFLOW_INTERCEPTOR_MODULES) skips webpack at start-up; tests share one. */
   workflowBundle?: { code: string };
   taskQueue?: string;
 }
@@ -18,11 +22,15 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
   const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
     : { workflowsPath: require.resolve('../workflows') };
+  const tracing = workerTracing();
   return Worker.create({
     connection: opts.connection,
     namespace: opts.cfg.TEMPORAL_NAMESPACE,
     taskQueue: opts.taskQueue ?? opts.cfg.TEMPORAL_TASK_QUEUE,
     ...workflows,
+    // A pre-built bundle carries the workflow interceptors already.
+    interceptors: { activity: tracing.activityInterceptors, ...(opts.workflowBundle ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
+    sinks: tracing.sinks,
     activities: { ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), ...opts.activityDeps }), ...createRetentionActivities(opts.activityDeps) },
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
