@@ -8,6 +8,11 @@ import { workerTracing } from '../tracing';
 /** Bundled with the workflows (bundleWorkflowCode's workflowInterceptorModules, or at worker start). */
 export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('../workflows/interceptors')];
 
+/** What bundleWorkflowCode needs for the bundle a worker loads: the workflows and their interceptors. */
+export function workflowBundleOptions(): { workflowsPath: string; workflowInterceptorModules: string[] } {
+  return { workflowsPath: require.resolve('../workflows'), workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES };
+}
+
 export interface DeliveryWorkerOptions {
   connection: NativeConnection;
   cfg: Config;
