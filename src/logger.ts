@@ -1,4 +1,5 @@
 import { trace } from '@opentelemetry/api';
+import { asyncLocalStorage as activityContext } from '@temporalio/activity';
 import pino from 'pino';
 import { redactUrl } from './domain/redact';
 
@@ -7,7 +8,8 @@ import { redactUrl } from './domain/redact';
  * Fields are fixed per message so logs can be queried. Secrets never reach a line: fields named
  * like a credential are replaced, URL fields keep scheme and host only, and credential-shaped
  * strings (bearer tokens, `whsec_`/`rrk_`/`rrp_` values, URLs) inside any string field are
- * scrubbed. While a trace is recording, each line carries its `traceId` and `spanId`.
+ * scrubbed. While a trace is recording, each line carries its `traceId` and `spanId`; inside a
+ * Temporal activity, its `workflowId` and `activity` type (a line leads to its Web UI page).
  */
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
@@ -65,8 +67,12 @@ export function createLogger(level: Level = 'info', write?: (line: string) => vo
         formatters: { level: (label) => ({ level: label }), log: scrubFields },
         redact: { paths: REDACT_PATHS, censor: (value, path) => (URL_FIELDS.includes(path[path.length - 1]) && typeof value === 'string' ? redactUrl(value) : '[redacted]') },
         mixin() {
-          const ctx = trace.getActiveSpan()?.spanContext();
-          return ctx && ctx.traceFlags & 1 ? { traceId: ctx.traceId, spanId: ctx.spanId } : {};
+          const span = trace.getActiveSpan()?.spanContext();
+          const activity = activityContext.getStore()?.info;
+          return {
+            ...(span && span.traceFlags & 1 ? { traceId: span.traceId, spanId: span.spanId } : {}),
+            ...(activity ? { workflowId: activity.workflowExecution?.workflowId, activity: activity.activityType } : {}),
+          };
         },
       },
       destination,

@@ -59,6 +59,7 @@ test('when an event is published, then the API request, the workflow start, the 
   const lines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>);
   const attempted = lines.find((l) => l.msg === 'delivery.attempted' && l.accountId === account.id)!;
   expect(attempted.traceId).toBe(api.spanContext().traceId);
+  expect(attempted).toMatchObject({ activity: 'postBatch', workflowId: same.find((s) => s.name === 'RunWorkflow:deliverBatch')!.attributes.workflowId });
   const access = lines.find((l) => l.msg === 'api.request' && l.requestId === 'req-trace-1')!;
   expect(access).toMatchObject({ method: 'POST', path: '/v1/events', route: '/v1/events', status: 202, principal: 'admin', traceId: api.spanContext().traceId });
 });
