@@ -8,6 +8,8 @@
 import * as prom from 'prom-client';
 
 type Labels = Record<string, string>;
+// Every metric declares its label names up front (prom-client's rule): an undeclared label
+// throws at the first inc/observe/set, so a new metric's test finds it at once.
 
 interface Metric {
   readonly metric: prom.Metric;
