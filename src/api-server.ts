@@ -8,16 +8,18 @@ import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
+import { clientInterceptors, startTracing } from './tracing';
 
 async function main() {
   const cfg = loadConfig(process.env);
   if (!cfg.DATABASE_URL) throw new ConfigError('DATABASE_URL must be set for the separate api process (embedded PGlite serves one process only; use `npm start` for that).');
   const log = createLogger(cfg.LOG_LEVEL);
+  const tracing = startTracing({ serviceName: 'rr-webhooks-api' });
   if (configureSecretEncryption(cfg).source === 'off') log.warn('secrets.plaintext', { reason: 'SECRET_ENCRYPTION=off: new endpoint signing secrets are stored unencrypted' });
   const db = await openAppDatabase(cfg);
   const connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
-  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
   const dispatcher = new Dispatcher(client, db, cfg, log);
   const metrics = new Registry();
   addDatabaseGauges(metrics, db);
@@ -43,6 +45,7 @@ async function main() {
     await new Promise((done) => server.close(done)); // finishes in-flight requests
     await connection.close();
     await db.close();
+    await tracing.shutdown();
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown('SIGINT'));

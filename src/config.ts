@@ -107,6 +107,9 @@ export const SETTINGS = {
   WORKER_METRICS_PORT: { schema: int(0, 65535), default: '9464', description: 'Port of the separate worker process\'s /metrics and /healthz (0 = off). Binds to HOST.' },
   WORKER_MAX_CACHED_WORKFLOWS: { schema: int(0, 100_000), default: '500', description: 'Workflows a worker keeps in memory between tasks; more are replayed from history when needed. Bounds worker memory during long outages.' },
   LOG_LEVEL: { schema: z.enum(['debug', 'info', 'warn', 'error']), default: 'info', description: 'Minimum level of the JSON log lines.' },
+  TEMPORAL_METRICS_ADDRESS: { schema: z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, 'must be ip:port (an IP address, not a host name), e.g. 0.0.0.0:9465').optional(), description: 'ip:port where the Temporal SDK\'s Prometheus exporter serves the worker\'s temporal_* metrics at /metrics (workflow task failures, schedule-to-start latency, slots, pollers), no auth: bind it to a private interface. Worker and `npm start` only. Unset: off.' },
+  OTEL_EXPORTER_OTLP_ENDPOINT: { schema: z.string().url().optional(), description: 'OpenTelemetry collector base URL (OTLP over HTTP, e.g. http://collector:4318): traces from the publish request through the workflows and activities to the outbound POST are exported there. Unset: tracing off. The other standard OTEL_* variables (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER, OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED) apply as documented by OpenTelemetry.' },
+  OTEL_SERVICE_NAME: { schema: z.string().min(1).optional(), description: 'service.name of the exported spans. Unset: rr-webhooks-api, rr-webhooks-worker, or rr-webhooks (`npm start`).' },
 } satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;

@@ -24,12 +24,14 @@ import { devServerExecutable } from './temporal/binaries';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker } from './temporal/worker';
+import { clientInterceptors, startTracing } from './tracing';
 import { DELIVERY_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 
 async function main() {
   let cfg = loadConfig(process.env, { embedded: true });
   const log = createLogger(cfg.LOG_LEVEL);
-  installTemporalRuntime({ ownSignals: true }); // shutdown below owns the signals
+  const tracing = startTracing({ serviceName: 'rr-webhooks' });
+  installTemporalRuntime({ ownSignals: true, metricsAddress: cfg.TEMPORAL_METRICS_ADDRESS }); // shutdown below owns the signals
   await assertPortsFree(cfg);
 
   const secretKey = configureSecretEncryption(cfg);
@@ -65,7 +67,7 @@ async function main() {
   }
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   // On the worker's own connection, so workflow starts can be eager (first task handed straight to this worker).
-  const client = new Client({ connection: nativeConnection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const client = new Client({ connection: nativeConnection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
   const dispatcher = new Dispatcher(client, db, cfg, log, { eagerStart: true });
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
@@ -127,6 +129,7 @@ async function main() {
       await connection.close();
     }
     await db.close();
+    await tracing.shutdown();
     console.log('Stopped.');
     process.exit(0);
   };

@@ -1,83 +1,83 @@
 /**
- * A small Prometheus registry (text format 0.0.4): counters and histograms updated in
- * process, gauges read at scrape time. One registry per process; the embedded mode's single
- * process serves the worker's and the API's metrics together.
+ * The service's Prometheus metrics (prom-client): counters and histograms updated in process,
+ * gauges read at scrape time, and prom-client's default process metrics (CPU, heap, event-loop
+ * lag, GC). One registry per process; the embedded mode's single process serves the worker's and
+ * the API's metrics together. The Temporal SDK's own metrics (temporal_*) are a separate endpoint:
+ * TEMPORAL_METRICS_ADDRESS (src/temporal/runtime.ts).
  */
+import * as prom from 'prom-client';
+
 type Labels = Record<string, string>;
-const key = (labels: Labels) => JSON.stringify(Object.entries(labels).sort());
-const fmtLabels = (labels: Labels) => {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
-  return parts.length ? `{${parts.join(',')}}` : '';
-};
+// Every metric declares its label names up front (prom-client's rule): an undeclared label
+// throws at the first inc/observe/set, so a new metric's test finds it at once.
 
 interface Metric {
-  render(): Promise<string[]>;
+  readonly metric: prom.Metric;
 }
 
 export class Counter implements Metric {
-  private readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(readonly name: string, readonly help: string) {}
-  inc(labels: Labels = {}, by = 1): void {
-    const k = key(labels);
-    const entry = this.values.get(k) ?? { labels, value: 0 };
-    entry.value += by;
-    this.values.set(k, entry);
+  readonly metric: prom.Counter;
+  constructor(readonly name: string, readonly help: string, labelNames: string[] = []) {
+    this.metric = new prom.Counter({ name, help, labelNames, registers: [] });
   }
-  async render(): Promise<string[]> {
-    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`, ...[...this.values.values()].map((e) => `${this.name}${fmtLabels(e.labels)} ${e.value}`)];
+  inc(labels: Labels = {}, by = 1): void {
+    this.metric.inc(labels, by);
   }
 }
 
 export class Histogram implements Metric {
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string, readonly buckets: number[]) {}
-  observe(value: number, labels: Labels = {}): void {
-    const k = key(labels);
-    const s = this.series.get(k) ?? { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-    this.buckets.forEach((b, i) => {
-      if (value <= b) s.counts[i]++;
-    });
-    s.sum += value;
-    s.count++;
-    this.series.set(k, s);
+  readonly metric: prom.Histogram;
+  constructor(readonly name: string, readonly help: string, readonly buckets: number[], labelNames: string[] = []) {
+    this.metric = new prom.Histogram({ name, help, buckets, labelNames, registers: [] });
   }
-  async render(): Promise<string[]> {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const s of this.series.values()) {
-      this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket${fmtLabels({ ...s.labels, le: String(b) })} ${s.counts[i]}`));
-      lines.push(`${this.name}_bucket${fmtLabels({ ...s.labels, le: '+Inf' })} ${s.count}`);
-      lines.push(`${this.name}_sum${fmtLabels(s.labels)} ${s.sum}`, `${this.name}_count${fmtLabels(s.labels)} ${s.count}`);
-    }
-    return lines;
+  observe(value: number, labels: Labels = {}): void {
+    this.metric.observe(labels, value);
   }
 }
 
-/** A gauge whose samples are read when scraped (e.g. from the database). */
+/** A gauge whose samples are read when scraped (e.g. from the database); a failed read shows NaN (unlabelled) or no samples. */
 export class Gauge implements Metric {
-  constructor(readonly name: string, readonly help: string, private readonly read: () => Promise<{ labels?: Labels; value: number }[]>) {}
-  async render(): Promise<string[]> {
-    const samples = await this.read().catch(() => []);
-    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`, ...samples.map((s) => `${this.name}${fmtLabels(s.labels ?? {})} ${s.value}`)];
+  readonly metric: prom.Gauge;
+  constructor(readonly name: string, readonly help: string, read: () => Promise<{ labels?: Labels; value: number }[]>, labelNames: string[] = []) {
+    this.metric = new prom.Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [],
+      async collect() {
+        const samples = await read().catch(() => undefined);
+        this.reset();
+        if (!samples && labelNames.length === 0) this.set(NaN);
+        for (const s of samples ?? []) this.set(s.labels ?? {}, s.value);
+      },
+    });
   }
 }
 
 export class Registry {
-  private readonly metrics: Metric[] = [];
+  private readonly registry = new prom.Registry();
+  /** `processMetrics`: prom-client's default process and Node.js runtime metrics (on unless turned off). */
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    if (opts.processMetrics !== false) prom.collectDefaultMetrics({ register: this.registry });
+  }
   add<M extends Metric>(m: M): M {
-    this.metrics.push(m);
+    this.registry.registerMetric(m.metric);
     return m;
   }
-  async render(): Promise<string> {
-    return (await Promise.all(this.metrics.map((m) => m.render()))).flat().join('\n') + '\n';
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 }
 
 /** The delivery metrics the worker records; `statusClass` maps an attempt to 2xx…5xx/timeout/network/refused. */
 export function deliveryMetrics(registry: Registry) {
   return {
-    attempts: registry.add(new Counter('rr_delivery_attempts_total', 'Delivery attempts by outcome class (2xx, 3xx, 4xx, 5xx, timeout, network, refused).')),
+    attempts: registry.add(new Counter('rr_delivery_attempts_total', 'Delivery attempts by outcome class (2xx, 3xx, 4xx, 5xx, timeout, network, refused).', ['outcome'])),
     attemptSeconds: registry.add(new Histogram('rr_delivery_attempt_duration_seconds', 'Duration of one delivery attempt (request to response).', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30])),
-    finished: registry.add(new Counter('rr_deliveries_finished_total', 'Deliveries that reached a final status, by status.')),
+    finished: registry.add(new Counter('rr_deliveries_finished_total', 'Deliveries that reached a final status, by status.', ['status'])),
   };
 }
 export type DeliveryMetrics = ReturnType<typeof deliveryMetrics>;

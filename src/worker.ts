@@ -11,21 +11,23 @@ import { Dispatcher } from './services/dispatcher';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker } from './temporal/worker';
+import { clientInterceptors, startTracing } from './tracing';
 
 async function main() {
   const cfg = loadConfig(process.env);
   if (!cfg.DATABASE_URL) throw new ConfigError('DATABASE_URL must be set for the separate worker process (embedded PGlite serves one process only; use `npm start` for that).');
   const log = createLogger(cfg.LOG_LEVEL);
+  const tracing = startTracing({ serviceName: 'rr-webhooks-worker' });
   if (configureSecretEncryption(cfg).source === 'off') log.warn('secrets.plaintext', { reason: 'SECRET_ENCRYPTION=off: new endpoint signing secrets are stored unencrypted' });
   // The SDK's default handlers drain the worker on SIGINT/SIGTERM: stop polling, let in-flight
   // attempts finish within shutdownGraceTime, then worker.run() resolves.
-  installTemporalRuntime();
+  installTemporalRuntime({ metricsAddress: cfg.TEMPORAL_METRICS_ADDRESS });
   const db = await openAppDatabase(cfg);
   const address = cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const nativeConnection = await NativeConnection.connect({ address });
   const connection = await Connection.connect({ address });
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
-  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
   const dispatcher = new Dispatcher(client, db, cfg, log);
   const sender = webhookSender(cfg, destinationGuard(cfg));
   const metrics = new Registry();
@@ -34,7 +36,7 @@ async function main() {
   const metricsServer = cfg.WORKER_METRICS_PORT
     ? createServer(async (req, res) => {
         if (req.url === '/metrics') {
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(await metrics.render());
+          res.writeHead(200, { 'content-type': metrics.contentType }).end(await metrics.render());
         } else if (req.url === '/healthz') {
           res.writeHead(worker.getState() === 'RUNNING' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ state: worker.getState() }));
         } else res.writeHead(404).end();
@@ -50,6 +52,7 @@ async function main() {
   await nativeConnection.close();
   await connection.close();
   await db.close();
+  await tracing.shutdown();
   log.info('worker.stopped');
 }
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { devServerExecutable } from '../src/temporal/binaries';
 import { DELIVERY_SEARCH_ATTRIBUTES } from '../src/workflows/searchAttributes';
+import { workflowBundleOptions } from '../src/temporal/worker';
 
 /**
  * Once per `npm test`: one workflow bundle for every worker, one Temporal dev server for the
@@ -15,7 +16,7 @@ export default async function globalSetup(): Promise<void> {
   const dir = join(tmpdir(), `rr-webhooks-test-${process.pid}`);
   mkdirSync(dir, { recursive: true });
 
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: quietLogger });
+  const { code } = await bundleWorkflowCode({ ...workflowBundleOptions(), logger: quietLogger });
   const bundlePath = join(dir, 'workflow-bundle.js');
   writeFileSync(bundlePath, code);
   process.env.RR_TEST_WORKFLOW_BUNDLE = bundlePath;

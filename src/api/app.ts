@@ -1,5 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
+import { traceRequests } from '../tracing';
+import { accessLog } from './accessLog';
 import type { ApiDeps } from './context';
 import { authenticate, credentialsOf, principal } from './auth';
 import { ApiError, errorMiddleware } from './errors';
@@ -20,6 +22,8 @@ export function createApp(deps: ApiDeps): Koa {
   const limits = deps.rateLimits ?? new RateLimits(deps.cfg, deps.db?.kind === 'postgres' ? deps.db : undefined);
   const app = new Koa();
   app.proxy = false;
+  app.use(traceRequests());
+  app.use(accessLog(deps.log));
   app.use(errorMiddleware(deps.log));
   app.use(async (ctx, next) => {
     await next();
@@ -51,7 +55,7 @@ export function createApp(deps: ApiDeps): Koa {
   if (!deps.cfg.METRICS_PUBLIC) metrics.use(authenticate(deps.db, creds, limits));
   metrics.get('/metrics', async (ctx) => {
     if (!deps.cfg.METRICS_PUBLIC && !['admin', 'metrics'].includes(principal(ctx).kind)) throw new ApiError(403, 'forbidden', 'Metrics need the metrics token (METRICS_TOKEN) or the admin token.');
-    ctx.type = 'text/plain; version=0.0.4';
+    ctx.type = deps.metrics?.contentType ?? 'text/plain; version=0.0.4';
     ctx.body = deps.metrics ? await deps.metrics.render() : '';
   });
   app.use(metrics.routes());

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
+import { traceSends } from '../tracing';
 import { DestinationForbiddenError } from './destinationGuard';
 
 export interface SendResult {
@@ -127,7 +128,7 @@ export function createWebhookSender(opts: SenderOptions): { send: WebhookSender;
     });
 
   return {
-    send,
+    send: traceSends(send),
     close() {
       httpAgent.destroy();
       httpsAgent.destroy();

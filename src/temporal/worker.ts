@@ -3,12 +3,21 @@ import { createDeliveryActivities, type DeliveryActivityDeps } from '../activiti
 import { createRetentionActivities } from '../activities/retention';
 import type { Config } from '../config';
 import type { CircuitSettings } from '../activities/circuit';
+import { workerTracing } from '../tracing';
+
+/** Bundled with the workflows (bundleWorkflowCode's workflowInterceptorModules, or at worker start). */
+export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('../workflows/interceptors')];
+
+/** What bundleWorkflowCode needs for the bundle a worker loads: the workflows and their interceptors. */
+export function workflowBundleOptions(): { workflowsPath: string; workflowInterceptorModules: string[] } {
+  return { workflowsPath: require.resolve('../workflows'), workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES };
+}
 
 export interface DeliveryWorkerOptions {
   connection: NativeConnection;
   cfg: Config;
   activityDeps: DeliveryActivityDeps;
-  /** A pre-built bundle (bundleWorkflowCode) skips webpack at start-up; tests share one. */
+  /** A pre-built bundle (bundleWorkflowCode with WORKFLOW_INTERCEPTOR_MODULES) skips webpack at start-up; tests share one. */
   workflowBundle?: { code: string };
   taskQueue?: string;
 }
@@ -18,11 +27,15 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
   const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
     : { workflowsPath: require.resolve('../workflows') };
+  const tracing = workerTracing();
   return Worker.create({
     connection: opts.connection,
     namespace: opts.cfg.TEMPORAL_NAMESPACE,
     taskQueue: opts.taskQueue ?? opts.cfg.TEMPORAL_TASK_QUEUE,
     ...workflows,
+    // A pre-built bundle carries the workflow interceptors already.
+    interceptors: { activity: tracing.activityInterceptors, ...(opts.workflowBundle ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
+    sinks: tracing.sinks,
     activities: { ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), ...opts.activityDeps }), ...createRetentionActivities(opts.activityDeps) },
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,

@@ -15,6 +15,7 @@ import { SendStops } from '../../src/http/sendStops';
 import { Dispatcher } from '../../src/services/dispatcher';
 import { installTemporalRuntime } from '../../src/temporal/runtime';
 import { createDeliveryWorker } from '../../src/temporal/worker';
+import { clientInterceptors } from '../../src/tracing';
 import { freshDatabase } from './db';
 
 export interface Harness {
@@ -60,7 +61,7 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
   let workerRun: Promise<void> | undefined;
   // Like `npm start`: with a worker, the client shares its NativeConnection and starts are eager.
   const nativeConnection: NativeConnection | undefined = opts.worker !== false ? await NativeConnection.connect({ address }) : undefined;
-  const client = new Client({ connection: nativeConnection ?? connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const client = new Client({ connection: nativeConnection ?? connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
   const dispatcher = new Dispatcher(client, db, cfg, opts.log ?? silentLogger, { eagerStart: nativeConnection !== undefined });
   if (nativeConnection) {
     worker = await createDeliveryWorker({

@@ -1,6 +1,7 @@
 import { Worker } from '@temporalio/worker';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { workerTracing } from '../../src/tracing';
 import { historyFromJson } from './historyJson';
 
 /**
@@ -66,7 +67,7 @@ export async function replayFailures(codePath: string, histories: RecordedHistor
   const failures: string[] = [];
   let replayed = 0;
   const results = Worker.runReplayHistories(
-    { workflowBundle: { codePath }, replayName },
+    { workflowBundle: { codePath }, replayName, sinks: workerTracing().sinks },
     histories.map((h) => ({ workflowId: h.workflowId, history: h.history })),
   );
   for await (const r of results) {
