@@ -1,23 +1,22 @@
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { createDeliveryActivities, type DeliveryActivityDeps } from '../activities/delivery';
 import { createRetentionActivities } from '../activities/retention';
 import type { Config } from '../config';
 import type { CircuitSettings } from '../activities/circuit';
+import { workflowCode, type WorkflowCode } from './workflowBundle';
 
 export interface DeliveryWorkerOptions {
   connection: NativeConnection;
   cfg: Config;
   activityDeps: DeliveryActivityDeps;
-  /** A pre-built bundle (bundleWorkflowCode) skips webpack at start-up; tests share one. */
+  /** A pre-built bundle (bundleWorkflowCode) skips webpack at start-up; tests share one. Unset: see workflowCode(). */
   workflowBundle?: { code: string };
   taskQueue?: string;
 }
 
 /** The worker serving the delivery and retention workflows and their activities on one task queue. */
 export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worker> {
-  const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = opts.workflowBundle
-    ? { workflowBundle: opts.workflowBundle }
-    : { workflowsPath: require.resolve('../workflows') };
+  const workflows: WorkflowCode = opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : workflowCode(opts.cfg.WORKFLOW_BUNDLE);
   return Worker.create({
     connection: opts.connection,
     namespace: opts.cfg.TEMPORAL_NAMESPACE,
