@@ -14,13 +14,16 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'src');
-const dist = join(root, 'dist');
+// --out-dir DIR: build somewhere else than dist/ (the stack tests build a private copy inside the
+// project, so node_modules resolves and no dist/ of the developer's is overwritten).
+const outArg = process.argv.indexOf('--out-dir');
+const dist = outArg > 0 ? resolve(process.argv[outArg + 1]) : join(root, 'dist');
 const require = createRequire(import.meta.url);
 const t0 = Date.now();
 const step = (what) => console.log(`[build] ${what} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 
 rmSync(dist, { recursive: true, force: true });
-const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', dist], { stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 step('compiled src/ to dist/');
 

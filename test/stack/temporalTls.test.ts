@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnApp, type AppProcess } from '../helpers/appProcess';
+import { buildApp, spawnApp, type AppProcess } from '../helpers/appProcess';
 import { freshDatabase } from '../helpers/db';
 import { waitFor } from '../helpers/receiver';
 import { freePorts, startTemporalCluster, temporalServerDir, type ClusterTls, type TemporalCluster } from '../helpers/temporalCluster';
@@ -48,11 +48,13 @@ describeStack('Temporal connection over mTLS (official server, client certificat
   let receiver: Server | undefined;
   const received: string[] = [];
   const processes: AppProcess[] = [];
+  let build: Awaited<ReturnType<typeof buildApp>> | undefined;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rr-tls-stack-'));
     tls = makeCertificates(dir);
-    [cluster, app] = await Promise.all([startTemporalCluster({ tls }), freshDatabase(process.env.TEST_DATABASE_URL)]);
+    // The api and worker run compiled (`npm run build`), as in the image.
+    [cluster, app, build] = await Promise.all([startTemporalCluster({ tls }), freshDatabase(process.env.TEST_DATABASE_URL), buildApp()]);
     receiver = createServer((req, res) => {
       req.resume();
       req.on('end', () => {
@@ -61,13 +63,14 @@ describeStack('Temporal connection over mTLS (official server, client certificat
       });
     });
     await new Promise<void>((ok) => receiver!.listen(0, '127.0.0.1', ok));
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await Promise.all(processes.map((p) => p.stop(3_000)));
     await new Promise((ok) => (receiver ? receiver.close(ok) : ok(undefined)));
     await app?.drop();
     await cluster?.stop();
+    build?.remove();
     if (!process.env.KEEP_STACK_LOGS) rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -92,21 +95,22 @@ describeStack('Temporal connection over mTLS (official server, client certificat
   });
 
   test('when the worker runs with TLS but without a client certificate, then it stops at start-up with the handshake error', async () => {
-    const worker = spawnApp('worker-no-cert', 'src/worker.ts', env({ WORKER_METRICS_PORT: '0', TEMPORAL_TLS_CA: tls.ca, TEMPORAL_TLS_SERVER_NAME: tls.serverName }), dir);
+    const worker = spawnApp('worker-no-cert', 'src/worker.ts', env({ WORKER_METRICS_PORT: '0', TEMPORAL_TLS_CA: tls.ca, TEMPORAL_TLS_SERVER_NAME: tls.serverName }), dir, { distDir: build!.dir });
     processes.push(worker);
     await worker.exited;
     expect(worker.child.exitCode).toBe(1);
     expect(readFileSync(worker.logFile, 'utf8')).toMatch(/CertificateRequired|certificate required/i);
   });
 
-  test('when api and worker run with TEMPORAL_TLS_CA/CERT/KEY/SERVER_NAME, then they connect over mTLS and a published event is delivered', async () => {
+  test('when the compiled api and worker run with TEMPORAL_TLS_CA/CERT/KEY/SERVER_NAME, then they connect over mTLS and a published event is delivered', async () => {
     const [apiPort] = await freePorts(1);
-    const api = spawnApp('api', 'src/api-server.ts', env({ ...mtls(), PORT: String(apiPort) }), dir);
-    const worker = spawnApp('worker', 'src/worker.ts', env({ ...mtls(), PORT: '0', WORKER_METRICS_PORT: '0' }), dir);
+    const api = spawnApp('api', 'src/api-server.ts', env({ ...mtls(), PORT: String(apiPort) }), dir, { distDir: build!.dir });
+    const worker = spawnApp('worker', 'src/worker.ts', env({ ...mtls(), PORT: '0', WORKER_METRICS_PORT: '0' }), dir, { distDir: build!.dir });
     processes.push(api, worker);
     const [listening, running] = await Promise.all([api.waitForLog('api.listening'), worker.waitForLog('worker.running')]);
     expect(listening.temporal).toBe(`${cluster!.address} (tls, client certificate, private CA)`);
     expect(running.temporal).toBe(`${cluster!.address} (tls, client certificate, private CA)`);
+    expect(running.workflowCode).toBe(join(build!.dir, 'workflow-bundle.js')); // the built bundle: no webpack at start
 
     const base = `http://127.0.0.1:${apiPort}`;
     const call = async (path: string, token: string, body?: unknown) => {
