@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, rmSync } from 'node:fs';
+import { createWriteStream, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { waitFor } from './receiver';
@@ -94,5 +94,11 @@ export async function buildApp(timeoutMs = 240_000): Promise<{ dir: string; remo
       err ? fail(new Error(`npm run build failed: ${err.message}\n${stderr}`)) : ok(),
     ),
   );
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    remove() {
+      rmSync(dir, { recursive: true, force: true });
+      if (!readdirSync(join(ROOT, '.test-build')).length) rmSync(join(ROOT, '.test-build'), { recursive: true, force: true });
+    },
+  };
 }
