@@ -1,10 +1,24 @@
-# rr-webhooks: one image, two processes.
-#   docker run IMAGE api      # Koa REST API   (node --import tsx src/api-server.ts), port 3000
-#   docker run IMAGE worker   # Temporal worker (node --import tsx src/worker.ts)
-# TypeScript runs through tsx at run time (a production dependency), so there is no build
-# step: the first stage only installs production dependencies, the second adds the source.
+# rr-webhooks: one image, two processes, compiled JavaScript on plain node.
+#   docker run IMAGE api                 # Koa REST API   (node dist/api-server.js), port 3000
+#   docker run IMAGE worker              # Temporal worker (node dist/worker.js)
+#   docker run IMAGE reencrypt-secrets   # one-off: re-encrypt signing secrets under the newest key
+# Stage `build` installs every dependency and runs `npm run build` (tsc → dist/, and the workflow
+# code bundled once into dist/workflow-bundle.js, which the worker loads instead of running
+# webpack at start); stage `deps` installs production dependencies only; the runtime stage
+# gets those two and nothing else: no TypeScript, tsx, jest or source.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24 LTS (supported until 2028-04-30); CI (.ci/run) tests on the same major.
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# ---- build: TypeScript → dist/ ----
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.mjs ./scripts/
+COPY src ./src
+RUN npm run build
 
 # ---- production node_modules ----
 FROM ${NODE_IMAGE} AS deps
@@ -23,8 +37,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 # Code and dependencies stay owned by root: the app user can read them but not change them.
 COPY --from=deps /app/node_modules ./node_modules
-COPY package.json package-lock.json tsconfig*.json ./
-COPY src ./src
+COPY package.json ./
+COPY --from=build /app/dist ./dist
 COPY scripts/docker-entrypoint.sh /usr/local/bin/rr-webhooks
 RUN chmod 0755 /usr/local/bin/rr-webhooks
 # The official image's `node` user, numerically (lets Kubernetes verify runAsNonRoot).

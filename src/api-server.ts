@@ -9,6 +9,7 @@ import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { clientInterceptors, startTracing } from './tracing';
+import { describeTemporalConnection, temporalConnectionOptions } from './temporal/connection';
 
 async function main() {
   const cfg = loadConfig(process.env);
@@ -17,7 +18,8 @@ async function main() {
   const tracing = startTracing({ serviceName: 'rr-webhooks-api' });
   if (configureSecretEncryption(cfg).source === 'off') log.warn('secrets.plaintext', { reason: 'SECRET_ENCRYPTION=off: new endpoint signing secrets are stored unencrypted' });
   const db = await openAppDatabase(cfg);
-  const connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+  const temporal = temporalConnectionOptions(cfg);
+  const connection = await Connection.connect(temporal);
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
   const dispatcher = new Dispatcher(client, db, cfg, log);
@@ -37,7 +39,7 @@ async function main() {
   });
   const server = app.listen(cfg.PORT, cfg.HOST);
   await once(server, 'listening');
-  log.info('api.listening', { host: cfg.HOST, port: cfg.PORT });
+  log.info('api.listening', { host: cfg.HOST, port: cfg.PORT, temporal: `${temporal.address} (${describeTemporalConnection(temporal)})` });
 
   const shutdown = async (signal: string) => {
     log.info('api.stopping', { signal });

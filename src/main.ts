@@ -22,6 +22,7 @@ import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
 import { devServerExecutable } from './temporal/binaries';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
+import { temporalConnectionOptions } from './temporal/connection';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker } from './temporal/worker';
 import { clientInterceptors, startTracing } from './tracing';
@@ -43,9 +44,12 @@ async function main() {
   let nativeConnection: NativeConnection;
   let connection: Connection;
   if (cfg.TEMPORAL_ADDRESS) {
-    nativeConnection = await NativeConnection.connect({ address: cfg.TEMPORAL_ADDRESS });
-    connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS });
+    const temporal = temporalConnectionOptions(cfg);
+    nativeConnection = await NativeConnection.connect(temporal);
+    connection = await Connection.connect(temporal);
   } else {
+    const remoteOnly = (['TEMPORAL_TLS', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_SERVER_NAME', 'TEMPORAL_API_KEY'] as const).filter((k) => cfg[k] !== undefined);
+    if (remoteOnly.length) throw new ConfigError(`${remoteOnly.join(', ')} apply to a Temporal cluster at TEMPORAL_ADDRESS; without TEMPORAL_ADDRESS \`npm start\` runs its own dev server (no TLS). Set TEMPORAL_ADDRESS, or unset them.`);
     console.log('Starting the Temporal dev server …');
     env = await TestWorkflowEnvironment.createLocal({
       server: {

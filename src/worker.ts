@@ -12,6 +12,8 @@ import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker } from './temporal/worker';
 import { clientInterceptors, startTracing } from './tracing';
+import { describeTemporalConnection, temporalConnectionOptions } from './temporal/connection';
+import { workflowBundlePath } from './temporal/workflowBundle';
 
 async function main() {
   const cfg = loadConfig(process.env);
@@ -22,10 +24,11 @@ async function main() {
   // The SDK's default handlers drain the worker on SIGINT/SIGTERM: stop polling, let in-flight
   // attempts finish within shutdownGraceTime, then worker.run() resolves.
   installTemporalRuntime({ metricsAddress: cfg.TEMPORAL_METRICS_ADDRESS });
+  const bundlePath = workflowBundlePath(cfg.WORKFLOW_BUNDLE); // fails fast on a missing WORKFLOW_BUNDLE
   const db = await openAppDatabase(cfg);
-  const address = cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
-  const nativeConnection = await NativeConnection.connect({ address });
-  const connection = await Connection.connect({ address });
+  const temporal = temporalConnectionOptions(cfg);
+  const nativeConnection = await NativeConnection.connect(temporal);
+  const connection = await Connection.connect(temporal);
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
   const dispatcher = new Dispatcher(client, db, cfg, log);
@@ -44,7 +47,12 @@ async function main() {
     : undefined;
   await ensureRetentionSchedule(client, cfg);
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
-  log.info('worker.running', { taskQueue: cfg.TEMPORAL_TASK_QUEUE, namespace: cfg.TEMPORAL_NAMESPACE });
+  log.info('worker.running', {
+    taskQueue: cfg.TEMPORAL_TASK_QUEUE,
+    namespace: cfg.TEMPORAL_NAMESPACE,
+    temporal: `${temporal.address} (${describeTemporalConnection(temporal)})`,
+    workflowCode: bundlePath ?? 'bundled at start from the sources',
+  });
   await worker.run();
   metricsServer?.close();
   await stopReconciler();

@@ -1,10 +1,10 @@
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { devServerExecutable } from '../src/temporal/binaries';
+import { writeWorkflowBundle } from '../src/temporal/workflowBundle';
 import { DELIVERY_SEARCH_ATTRIBUTES } from '../src/workflows/searchAttributes';
 import { workflowBundleOptions } from '../src/temporal/worker';
 
@@ -16,10 +16,16 @@ export default async function globalSetup(): Promise<void> {
   const dir = join(tmpdir(), `rr-webhooks-test-${process.pid}`);
   mkdirSync(dir, { recursive: true });
 
-  const { code } = await bundleWorkflowCode({ ...workflowBundleOptions(), logger: quietLogger });
-  const bundlePath = join(dir, 'workflow-bundle.js');
-  writeFileSync(bundlePath, code);
-  process.env.RR_TEST_WORKFLOW_BUNDLE = bundlePath;
+  if (process.env.RR_TEST_WORKFLOW_BUNDLE) {
+    // A bundle made elsewhere, e.g. `npm run build`'s dist/workflow-bundle.js: the suites run against that file.
+    process.env.RR_TEST_WORKFLOW_BUNDLE = resolve(process.env.RR_TEST_WORKFLOW_BUNDLE);
+    if (!existsSync(process.env.RR_TEST_WORKFLOW_BUNDLE)) throw new Error(`RR_TEST_WORKFLOW_BUNDLE=${process.env.RR_TEST_WORKFLOW_BUNDLE}: no such file`);
+    console.log(`\n[tests] workflow code: ${process.env.RR_TEST_WORKFLOW_BUNDLE} (RR_TEST_WORKFLOW_BUNDLE)`);
+  } else {
+    const bundlePath = join(dir, 'workflow-bundle.js');
+    await writeWorkflowBundle(bundlePath, quietLogger);
+    process.env.RR_TEST_WORKFLOW_BUNDLE = bundlePath;
+  }
 
   const env = await TestWorkflowEnvironment.createLocal({
     server: { executable: devServerExecutable(), ip: '127.0.0.1', ui: false, log: { format: 'pretty', level: 'error' }, searchAttributes: DELIVERY_SEARCH_ATTRIBUTES },

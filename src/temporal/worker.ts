@@ -1,32 +1,25 @@
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { createDeliveryActivities, type DeliveryActivityDeps } from '../activities/delivery';
 import { createRetentionActivities } from '../activities/retention';
 import type { Config } from '../config';
 import type { CircuitSettings } from '../activities/circuit';
 import { workerTracing } from '../tracing';
+import { WORKFLOW_INTERCEPTOR_MODULES, workflowCode, type WorkflowCode } from './workflowBundle';
 
-/** Bundled with the workflows (bundleWorkflowCode's workflowInterceptorModules, or at worker start). */
-export const WORKFLOW_INTERCEPTOR_MODULES = [require.resolve('../workflows/interceptors')];
-
-/** What bundleWorkflowCode needs for the bundle a worker loads: the workflows and their interceptors. */
-export function workflowBundleOptions(): { workflowsPath: string; workflowInterceptorModules: string[] } {
-  return { workflowsPath: require.resolve('../workflows'), workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES };
-}
+export { workflowBundleOptions } from './workflowBundle';
 
 export interface DeliveryWorkerOptions {
   connection: NativeConnection;
   cfg: Config;
   activityDeps: DeliveryActivityDeps;
-  /** A pre-built bundle (bundleWorkflowCode with WORKFLOW_INTERCEPTOR_MODULES) skips webpack at start-up; tests share one. */
+  /** A pre-built bundle (bundleWorkflowCode with workflowBundleOptions(): workflows and their interceptors) skips webpack at start-up; tests share one. Unset: see workflowCode(). */
   workflowBundle?: { code: string };
   taskQueue?: string;
 }
 
 /** The worker serving the delivery and retention workflows and their activities on one task queue. */
 export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worker> {
-  const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = opts.workflowBundle
-    ? { workflowBundle: opts.workflowBundle }
-    : { workflowsPath: require.resolve('../workflows') };
+  const workflows: WorkflowCode = opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : workflowCode(opts.cfg.WORKFLOW_BUNDLE);
   const tracing = workerTracing();
   return Worker.create({
     connection: opts.connection,
@@ -34,7 +27,7 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
     taskQueue: opts.taskQueue ?? opts.cfg.TEMPORAL_TASK_QUEUE,
     ...workflows,
     // A pre-built bundle carries the workflow interceptors already.
-    interceptors: { activity: tracing.activityInterceptors, ...(opts.workflowBundle ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
+    interceptors: { activity: tracing.activityInterceptors, ...('workflowBundle' in workflows ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
     sinks: tracing.sinks,
     activities: { ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), ...opts.activityDeps }), ...createRetentionActivities(opts.activityDeps) },
     maxConcurrentActivityTaskExecutions: 200,

@@ -1,12 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { waitFor } from './receiver';
 import { TEST_SECRET_KEYS } from './secretKeys';
 
 /**
- * One real service process (`node --import tsx src/api-server.ts` or `src/worker.ts`) as a
+ * One real service process (`node --import tsx src/api-server.ts` or `src/worker.ts`, or the
+ * compiled `node <dist>/api-server.js` / `worker.js`) as a
  * deployment runs it: its own env, stdout parsed as the JSON log lines the service writes
  * (kept in `lines`), stdout+stderr also copied to `<logDir>/<name>.log` for diagnosis.
  */
@@ -25,8 +27,13 @@ export interface AppProcess {
 
 const ROOT = resolve(__dirname, '..', '..');
 
-export function spawnApp(name: string, entry: 'src/api-server.ts' | 'src/worker.ts', env: Record<string, string>, logDir: string): AppProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+/**
+ * `distDir` (from buildApp()): run the compiled entry point there with plain node, as the image
+ * does, instead of the TypeScript source through tsx.
+ */
+export function spawnApp(name: string, entry: 'src/api-server.ts' | 'src/worker.ts', env: Record<string, string>, logDir: string, opts: { distDir?: string } = {}): AppProcess {
+  const args = opts.distDir ? [join(opts.distDir, entry.replace(/^src\//, '').replace(/\.ts$/, '.js'))] : ['--import', 'tsx', entry];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, NODE_OPTIONS: '', SECRET_ENCRYPTION_KEYS: TEST_SECRET_KEYS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -72,6 +79,26 @@ export function spawnApp(name: string, entry: 'src/api-server.ts' | 'src/worker.
       const timer = setTimeout(() => alive() && child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * `npm run build` into a private folder inside the project (`.test-build/<random>`, so the
+ * compiled code finds node_modules and a developer's dist/ is left alone): what the image runs.
+ */
+export async function buildApp(timeoutMs = 240_000): Promise<{ dir: string; remove(): void }> {
+  const dir = join(ROOT, '.test-build', randomBytes(4).toString('hex'));
+  await new Promise<void>((ok, fail) =>
+    execFile(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), '--out-dir', dir], { cwd: ROOT, timeout: timeoutMs, env: { ...process.env, NODE_OPTIONS: '' } }, (err, _stdout, stderr) =>
+      err ? fail(new Error(`npm run build failed: ${err.message}\n${stderr}`)) : ok(),
+    ),
+  );
+  return {
+    dir,
+    remove() {
+      rmSync(dir, { recursive: true, force: true });
+      if (!readdirSync(join(ROOT, '.test-build')).length) rmSync(join(ROOT, '.test-build'), { recursive: true, force: true });
     },
   };
 }

@@ -44,7 +44,21 @@ export function temporalCliPath(): string {
   return process.env.TEMPORAL_CLI_PATH ?? join(process.env.TEMPORAL_TOOLS_DIR ?? join(ROOT, '.tools', 'temporal'), `temporal-${TEMPORAL_CLI_VERSION}`);
 }
 
-export async function startTemporalCluster(opts: { namespace?: string; startTimeoutMs?: number } = {}): Promise<TemporalCluster> {
+/**
+ * PEM files for a frontend that requires mTLS: its certificate (valid for `serverName`), the CA
+ * that signed it and that client certificates must chain to, and a client certificate for the
+ * server's own system worker and this helper's CLI calls.
+ */
+export interface ClusterTls {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  serverName: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+export async function startTemporalCluster(opts: { namespace?: string; startTimeoutMs?: number; tls?: ClusterTls } = {}): Promise<TemporalCluster> {
   const namespace = opts.namespace ?? 'default';
   const serverDir = temporalServerDir();
   if (!serverDir) throw new Error('Temporal server not provisioned: run scripts/provision-temporal-server.sh (.ci/run does)');
@@ -97,6 +111,7 @@ export async function startTemporalCluster(opts: { namespace?: string; startTime
         dbs,
         address,
         dynamicConfig,
+        tls: opts.tls,
         ports: { frontend, frontendMember, history, historyMember, matching, matchingMember, worker, workerMember },
       }),
     );
@@ -111,9 +126,10 @@ export async function startTemporalCluster(opts: { namespace?: string; startTime
     exitedEarly.catch(() => undefined);
 
     const deadline = Date.now() + (opts.startTimeoutMs ?? 60_000);
-    await Promise.race([exitedEarly, waitForFrontend(address, deadline)]);
+    await Promise.race([exitedEarly, waitForFrontend(address, deadline, opts.tls)]);
     const cli = temporalCliPath();
     const cliArgs = ['--address', address, '--command-timeout', '10s'];
+    if (opts.tls) cliArgs.push('--tls-ca-path', opts.tls.ca, '--tls-cert-path', opts.tls.clientCert, '--tls-key-path', opts.tls.clientKey, '--tls-server-name', opts.tls.serverName);
     await Promise.race([exitedEarly, retry(() => run(cli, ['operator', 'namespace', 'create', ...cliArgs, '--namespace', namespace, '--retention', '24h']), 'creating the namespace', deadline, /already exists/i)]);
     // The namespace must be visible to every service before workers poll (namespace cache refresh).
     await Promise.race([exitedEarly, retry(() => run(cli, ['workflow', 'list', ...cliArgs, '--namespace', namespace, '--limit', '1']), 'the namespace to be usable', deadline)]);
@@ -140,6 +156,7 @@ function serverConfig(o: {
   dbs: { main: string; vis: string };
   address: string;
   dynamicConfig: string;
+  tls?: ClusterTls;
   ports: Record<'frontend' | 'frontendMember' | 'history' | 'historyMember' | 'matching' | 'matchingMember' | 'worker' | 'workerMember', number>;
 }): string {
   const q = JSON.stringify; // a JSON string is a valid YAML scalar
@@ -172,7 +189,7 @@ persistence:
 global:
   membership:
     maxJoinDuration: 30s
-    broadcastAddress: 127.0.0.1
+    broadcastAddress: 127.0.0.1${o.tls ? tlsConfig(o.tls) : ''}
 services:
   frontend:${service(o.ports.frontend, o.ports.frontendMember)}
   history:${service(o.ports.history, o.ports.historyMember)}
@@ -209,10 +226,35 @@ limit.maxIDLength:
   - value: 255
 `;
 
-async function waitForFrontend(address: string, deadline: number): Promise<void> {
+/** The frontend requires client certificates (mTLS); the server's system worker presents one too. */
+function tlsConfig(t: ClusterTls): string {
+  const q = JSON.stringify;
+  return `
+  tls:
+    frontend:
+      server:
+        certFile: ${q(t.serverCert)}
+        keyFile: ${q(t.serverKey)}
+        requireClientAuth: true
+        clientCaFiles: [${q(t.ca)}]
+      client:
+        serverName: ${q(t.serverName)}
+        rootCaFiles: [${q(t.ca)}]
+    systemWorker:
+      certFile: ${q(t.clientCert)}
+      keyFile: ${q(t.clientKey)}
+      client:
+        serverName: ${q(t.serverName)}
+        rootCaFiles: [${q(t.ca)}]`;
+}
+
+async function waitForFrontend(address: string, deadline: number, tls?: ClusterTls): Promise<void> {
+  const tlsOptions = tls
+    ? { tls: { serverRootCACertificate: readFileSync(tls.ca), serverNameOverride: tls.serverName, clientCertPair: { crt: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey) } } }
+    : {};
   for (;;) {
     try {
-      const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+      const connection = await Connection.connect({ address, connectTimeout: 2_000, ...tlsOptions });
       try {
         const { status } = await connection.healthService.check({});
         if (status === 1) return; // SERVING

@@ -7,7 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Database } from '../../src/db/database';
-import { spawnApp, type AppProcess } from '../helpers/appProcess';
+import { buildApp, spawnApp, type AppProcess } from '../helpers/appProcess';
 import { freshDatabase } from '../helpers/db';
 import { socketOwner } from '../helpers/socketOwner';
 import { waitFor } from '../helpers/receiver';
@@ -15,7 +15,8 @@ import { freePorts, startTemporalCluster, temporalServerDir, type TemporalCluste
 
 /**
  * The production shape on one machine: the official Temporal server on a real Postgres store,
- * two API processes and two worker processes sharing one application Postgres database, and a
+ * two API processes and two worker processes — the compiled code of `npm run build`, with the
+ * pre-built workflow bundle, as the image runs them — sharing one application Postgres database, and a
  * receiver on loopback. 300 events × 2 endpoints go in through both APIs (every 10th delivery
  * is answered 500 once, so retries happen). Once a third of the deliveries have succeeded the
  * receiver holds its answers until the victim worker has requests in flight (the receiver knows
@@ -69,14 +70,15 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
   /** While set, the receiver holds every answer (a slow receiver): work piles up in flight. */
   let hold: Promise<void> | undefined;
   let workerPids: number[] = [];
+  let build: Awaited<ReturnType<typeof buildApp>> | undefined;
 
   beforeAll(async () => {
     logDir = mkdtempSync(join(tmpdir(), 'rr-stack-'));
     const t0 = Date.now();
-    [cluster, app] = await Promise.all([startTemporalCluster(), freshDatabase()]);
-    console.log(`[stack] Temporal ${cluster.address} on Postgres and app database ready in ${Date.now() - t0} ms`);
+    [cluster, app, build] = await Promise.all([startTemporalCluster(), freshDatabase(), buildApp()]);
+    console.log(`[stack] Temporal ${cluster.address} on Postgres, app database and npm run build ready in ${Date.now() - t0} ms`);
     receiver = await startReceiver();
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await Promise.all(processes.map((p) => p.stop(3_000)));
@@ -84,6 +86,7 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     await new Promise((ok) => (receiver ? receiver.close(ok) : ok(undefined)));
     await app?.drop().catch((err: Error) => console.warn(`[stack] dropping the app database: ${err.message}`));
     await cluster?.stop();
+    build?.remove();
     if (!process.env.KEEP_STACK_LOGS) rmSync(logDir, { recursive: true, force: true });
   }, 60_000);
 
@@ -148,8 +151,8 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
       DISPATCH_RECONCILE_INTERVAL: '2s',
       TEMPORAL_SEARCH_ATTRIBUTES: 'true',
     };
-    const apis = [apiPort1, apiPort2].map((port, i) => spawnApp(`api-${i + 1}`, 'src/api-server.ts', { ...common, PORT: String(port) }, logDir));
-    const workers = [metricsPort1, metricsPort2].map((port, i) => spawnApp(`worker-${i + 1}`, 'src/worker.ts', { ...common, PORT: '0', WORKER_METRICS_PORT: String(port) }, logDir));
+    const apis = [apiPort1, apiPort2].map((port, i) => spawnApp(`api-${i + 1}`, 'src/api-server.ts', { ...common, PORT: String(port) }, logDir, { distDir: build!.dir }));
+    const workers = [metricsPort1, metricsPort2].map((port, i) => spawnApp(`worker-${i + 1}`, 'src/worker.ts', { ...common, PORT: '0', WORKER_METRICS_PORT: String(port) }, logDir, { distDir: build!.dir }));
     processes.push(...apis, ...workers);
     workerPids = workers.map((w) => w.child.pid!);
     const apiBases = [apiPort1, apiPort2].map((p) => `http://127.0.0.1:${p}`);
@@ -161,7 +164,8 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
             return (await fetch(`${apiBases[i]}/healthz`).then((r) => r.ok, () => false)) || undefined;
           }, `${api.name} to answer /healthz`, 60_000, 200),
         ),
-        ...workers.map((w) => w.waitForLog('worker.running', 90_000)),
+        // The compiled worker loads the bundle `npm run build` made: no webpack at start.
+        ...workers.map(async (w) => expect((await w.waitForLog('worker.running', 90_000)).workflowCode).toBe(join(build!.dir, 'workflow-bundle.js'))),
       ]);
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${tails(processes)}`);

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// `npm run build`: what the image runs, made once.
+//   1. tsc -p tsconfig.build.json   src/**/*.ts → dist/**/*.js (CommonJS, source maps)
+//   2. every other file under src/ (the settings page's html/css/js) copied beside it
+//   3. the workflow code bundled once (bundleWorkflowCode) → dist/workflow-bundle.js, which a
+//      worker started from dist/ loads (workflowBundle: { codePath }) instead of running
+//      webpack at every start.
+// Run with `node dist/api-server.js`, `node dist/worker.js` (npm run api:prod / worker:prod).
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const src = join(root, 'src');
+// --out-dir DIR: build somewhere else than dist/ (the stack tests build a private copy inside the
+// project, so node_modules resolves and no dist/ of the developer's is overwritten).
+const outArg = process.argv.indexOf('--out-dir');
+const dist = outArg > 0 ? resolve(process.argv[outArg + 1]) : join(root, 'dist');
+const require = createRequire(import.meta.url);
+const t0 = Date.now();
+const step = (what) => console.log(`[build] ${what} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+
+rmSync(dist, { recursive: true, force: true });
+const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', dist], { stdio: 'inherit' });
+if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+step('compiled src/ to dist/');
+
+let assets = 0;
+const copyAssets = (dir) => {
+  for (const name of readdirSync(dir)) {
+    const file = join(dir, name);
+    if (statSync(file).isDirectory()) copyAssets(file);
+    else if (!name.endsWith('.ts')) {
+      const to = join(dist, relative(src, file));
+      mkdirSync(dirname(to), { recursive: true });
+      copyFileSync(file, to);
+      assets++;
+    }
+  }
+};
+copyAssets(src);
+step(`copied ${assets} non-TypeScript files`);
+
+// The compiled module, so the bundle is made with exactly the options the worker would use.
+const { writeWorkflowBundle } = require(join(dist, 'temporal', 'workflowBundle.js'));
+const quiet = { trace() {}, debug() {}, info() {}, log() {}, warn: console.warn, error: console.error };
+const out = join(dist, 'workflow-bundle.js');
+const bytes = await writeWorkflowBundle(out, quiet);
+step(`bundled the workflow code into ${relative(root, out)} (${(bytes / 1024).toFixed(0)} KiB)`);
