@@ -9,7 +9,10 @@
  * full speed; BENCH_FANOUTS (default "1,5,20") endpoints per account; BENCH_CONCURRENCY (default
  * 32) publishers in flight; BENCH_TARGET (default 300) deliveries/s offered for
  * BENCH_TARGET_SECONDS (default 30) at each fan-out, for latency at a sustained rate ("0" skips);
- * BENCH_OUTAGE (default "1000,10000") deliveries held in back-off; BENCH_SKIP_OUTAGE=1 skips it.
+ * BENCH_OUTAGE (default "10000,100000") deliveries held for 10 dead endpoints (requests per probe
+ * interval, memory per held delivery); BENCH_SKIP_OUTAGE=1 skips it. BENCH_DRAIN (default 10000)
+ * deliveries held for one dead endpoint, then drained when it is back, then BENCH_DRAIN_RATE
+ * (default 100/s) with BENCH_DRAIN_RATE_HELD (3000); BENCH_SKIP_DRAIN=1 skips it. Both: bench/outage.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -18,6 +21,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { signatureHeaders } from '../src/domain/signing';
 import { BenchReceiver, latencySvg, percentile, pool, waitUntil } from './lib';
+import { drain, outage } from './outage';
 import { startEmbedded, startPostgresStack, type Stack } from './stacks';
 
 const STACKS = (process.env.BENCH_STACKS ?? 'embedded,postgres').split(',').map((s) => s.trim()).filter(Boolean);
@@ -26,7 +30,8 @@ const FANOUTS = process.env.BENCH_FANOUTS === 'none' ? [] : (process.env.BENCH_F
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const TARGET = Number(process.env.BENCH_TARGET ?? 300);
 const TARGET_SECONDS = Number(process.env.BENCH_TARGET_SECONDS ?? 30);
-const OUTAGE = (process.env.BENCH_OUTAGE ?? '1000,10000').split(',').map(Number);
+const OUTAGE = (process.env.BENCH_OUTAGE ?? '10000,100000').split(',').map(Number);
+const DRAIN = Number(process.env.BENCH_DRAIN ?? 10_000);
 const ADMIN = `bench_${randomBytes(12).toString('hex')}`;
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
@@ -124,36 +129,6 @@ async function baseline(receiver: BenchReceiver, url: string, count: number) {
   return { deliveries: count, seconds, deliveriesPerSecond: count / seconds, cpuSecondsPer1000: ((cpu.user + cpu.system) / 1e6 / count) * 1000 };
 }
 
-/** Deliveries held in back-off while the receiver is down: memory, then time to drain. */
-async function outage(receiver: BenchReceiver, url: string) {
-  const svc = await startEmbedded(ADMIN, { RETRY_INITIAL_INTERVAL: '20s', RETRY_BACKOFF_COEFFICIENT: '1', RETRY_JITTER: '0' });
-  const rows = [];
-  try {
-    const accountId = await accountWithEndpoints(svc, url, 10);
-    receiver.reset();
-    receiver.status = 503;
-    let published = 0;
-    for (const target of OUTAGE) {
-      const events = Math.ceil(target / 10) - published;
-      await pool([...Array(events).keys()], CONCURRENCY, async (i) => {
-        await post(`${svc.api}/v1/events`, event(accountId, published + i), ADMIN);
-      });
-      published += events;
-      await waitUntil(() => receiver.requests >= published * 10, 10 * 60_000, 'every delivery to fail once');
-      await new Promise((r) => setTimeout(r, 3_000));
-      rows.push({ waiting: published * 10, rssMiB: svc.rssMiB() });
-    }
-    receiver.status = 200;
-    receiver.reset();
-    const back = Date.now();
-    await waitUntil(() => receiver.firstSeen.size >= published * 10, 20 * 60_000, 'the backlog to drain');
-    return { rows, drained: published * 10, drainSeconds: (Date.now() - back) / 1000, retryIntervalSeconds: 20 };
-  } finally {
-    receiver.status = 200;
-    await svc.stop();
-  }
-}
-
 async function start(name: string): Promise<Stack> {
   if (name === 'embedded') return startEmbedded(ADMIN);
   if (name === 'postgres') return startPostgresStack(ADMIN);
@@ -207,7 +182,8 @@ async function main() {
   const all = results.flatMap((r) => [...r.full, ...r.paced]);
   const base = await baseline(receiver, url, Math.max(1000, ...all.map((r) => r.deliveries)));
   console.log(`baseline: ${base.deliveriesPerSecond.toFixed(0)}/s`);
-  const out = process.env.BENCH_SKIP_OUTAGE ? undefined : await outage(receiver, url);
+  const drained = process.env.BENCH_SKIP_DRAIN ? undefined : await drain(receiver, url, post, ADMIN, DRAIN, CONCURRENCY);
+  const out = process.env.BENCH_SKIP_OUTAGE ? undefined : await outage(receiver, url, post, ADMIN, OUTAGE, CONCURRENCY);
   await receiver.stop();
 
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
@@ -229,18 +205,27 @@ async function main() {
     ...(out
       ? [
           '',
-          '| deliveries waiting in back-off (embedded) | RSS (MiB) |',
-          '|---|---|',
-          ...out.rows.map((r) => `| ${r.waiting} | ${Object.entries(r.rssMiB).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(' · ')} |`),
+          `Outage (embedded): ${out.endpoints} dead endpoints answering 503, CIRCUIT_PROBE_MAX_INTERVAL=${out.probeIntervalSeconds}s.`,
           '',
-          `Drain of ${out.drained} after the receiver came back: ${out.drainSeconds.toFixed(1)} s (retry interval ${out.retryIntervalSeconds} s).`,
+          '| deliveries held | requests per dead endpoint per probe interval | RSS (MiB) |',
+          '|---|---|---|',
+          ...out.rows.map((r) => `| ${r.held} | ${r.requestsPerEndpointPerProbe.toFixed(2)} | ${Object.entries(r.rssMiB).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(' · ')} |`),
+          '',
+          `Memory per held delivery (growth between the rows): ${Object.entries(out.slopeKiBPerHeld).map(([k, v]) => `${k} ${v.toFixed(2)} KiB`).join(' · ')}.`,
+        ]
+      : []),
+    ...(drained
+      ? [
+          '',
+          `Drain (embedded): ${drained.held} deliveries held for one dead endpoint; it came back and its next probe went through after ${drained.noticedAfterSeconds.toFixed(1)} s; then all ${drained.held} arrived in ${drained.drainSeconds.toFixed(1)} s = **${drained.deliveriesPerSecond.toFixed(0)} deliveries/s**, ${drained.duplicates} duplicates.` +
+            (drained.rateLimit ? ` With rateLimitPerSecond ${drained.rateLimit.perSecond} and ${drained.rateLimit.held} held: ${drained.rateLimit.observedPerSecond.toFixed(1)}/s (${drained.rateLimit.deviationPercent.toFixed(1)} %).` : ''),
         ]
       : []),
   ].join('\n');
   const dir = join('bench-results', new Date().toISOString().replace(/[:.]/g, '-'));
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'results.md'), md + '\n');
-  writeFileSync(join(dir, 'results.json'), JSON.stringify({ machine, stacks: results.map((r) => ({ ...r, full: r.full.map(({ sortedLatencies, ...x }) => x), paced: r.paced.map(({ sortedLatencies, ...x }) => x) })), skipped, baseline: base, outage: out }, null, 2));
+  writeFileSync(join(dir, 'results.json'), JSON.stringify({ machine, stacks: results.map((r) => ({ ...r, full: r.full.map(({ sortedLatencies, ...x }) => x), paced: r.paced.map(({ sortedLatencies, ...x }) => x) })), skipped, baseline: base, outage: out, drain: drained }, null, 2));
   writeFileSync(join(dir, 'latency.svg'), latencySvg((all.some((r) => r.offeredPerSecond) ? all.filter((r) => r.offeredPerSecond) : all).map((r) => ({ name: `${r.stack}, ${r.fanout} endpoint(s)/event, ${r.offeredPerSecond ? `${r.offeredPerSecond}/s` : 'all at once'}`, sortedMs: r.sortedLatencies }))));
   console.log('\n' + md + `\n\nWritten to ${dir}/`);
   agent.destroy();
