@@ -54,6 +54,15 @@ export function probeIntervalMs(schedule: RetrySchedule, probeAttempt: number, m
   return Math.min(baseDelayMs(schedule, Math.max(1, probeAttempt)), maxIntervalMs);
 }
 
+/**
+ * A held delivery parks this many steps further along the retry schedule than its wake-ups: the
+ * endpoint's drain probes and, once the endpoint is back, sends every parked delivery, so a held
+ * one needs to wake only for its window's end (or if no drain runs). At the default schedule the
+ * first hold is 1m30s, then 4m30s, 13m30s, … (~9 wake-ups in 3 days), not 10 s, 30 s, … — 10,000
+ * held deliveries would otherwise wake hundreds of times a second in the first minutes of an outage.
+ */
+export const HOLD_PARK_STEPS = 2;
+
 export interface HoldDelayInput {
   nowMs: number;
   /** When the next probe may go out (now or past while one is out). */
@@ -70,14 +79,14 @@ export interface HoldDelayInput {
 /**
  * How long a held delivery parks: until a little after the next probe (spread over 10–30 % of the
  * probe interval, so the held ones do not all wake at once), and at least its own back-off for
- * its number of wake-ups (so a long outage costs each held delivery ~14 wake-ups in 3 days, not one
- * per probe). Clamped to end 1 s before the delivery window, so it stays pending (and retriable) to
+ * its number of wake-ups plus HOLD_PARK_STEPS (so a long outage costs each held delivery ~9
+ * wake-ups in 3 days, not one per probe). Clamped to end 1 s before the delivery window, so it stays pending (and retriable) to
  * the end; with less than 2 s of window left it lands past it, which ends the delivery `undeliverable`.
  */
 export function holdDelayMs(i: HoldDelayInput): number {
   const random = i.random ?? Math.random;
   const afterProbe = Math.max(0, i.nextProbeAtMs - i.nowMs) + (0.1 + 0.2 * random()) * i.probeIntervalMs;
-  const wanted = Math.round(Math.max(afterProbe, baseDelayMs(i.schedule, Math.max(1, i.wakeups))));
+  const wanted = Math.round(Math.max(afterProbe, baseDelayMs(i.schedule, Math.max(1, i.wakeups) + HOLD_PARK_STEPS)));
   const left = i.windowEndsAtMs - i.nowMs;
   if (left < 2_000) return Math.max(wanted, left + 1_000, 1_000);
   return Math.min(Math.max(wanted, 1_000), left - 1_000);

@@ -22,11 +22,12 @@ test('when probes keep failing, then their interval follows the retry schedule u
   expect([1, 2, 3, 4, 5, 6, 7, 8].map((n) => probeIntervalMs(schedule, n, 3_600_000))).toEqual([10_000, 30_000, 90_000, 270_000, 810_000, 2_430_000, 3_600_000, 3_600_000]);
 });
 
-test('when a delivery is held, then it parks until 10–30 % of a probe interval after the next probe, at least its own back-off, and within its window', () => {
-  const base = { nowMs: NOW, nextProbeAtMs: NOW + 60_000, probeIntervalMs: 90_000, schedule, windowEndsAtMs: NOW + 86_400_000 };
-  expect(holdDelayMs({ ...base, wakeups: 1, random: () => 0 })).toBe(60_000 + 9_000);
-  expect(holdDelayMs({ ...base, wakeups: 1, random: () => 1 })).toBe(60_000 + 27_000);
-  expect(holdDelayMs({ ...base, wakeups: 5, random: () => 0 })).toBe(810_000); // its own back-off is longer
+test('when a delivery is held, then it parks until 10–30 % of a probe interval after the next probe, at least its own back-off two steps further on, and within its window', () => {
+  const base = { nowMs: NOW, nextProbeAtMs: NOW + 600_000, probeIntervalMs: 90_000, schedule, windowEndsAtMs: NOW + 86_400_000 };
+  expect(holdDelayMs({ ...base, wakeups: 1, random: () => 0 })).toBe(600_000 + 9_000);
+  expect(holdDelayMs({ ...base, wakeups: 1, random: () => 1 })).toBe(600_000 + 27_000);
+  expect(holdDelayMs({ ...base, nextProbeAtMs: NOW + 10_000, wakeups: 1, random: () => 0 })).toBe(90_000); // a first hold parks 1m30s, not 10 s
+  expect(holdDelayMs({ ...base, wakeups: 5, random: () => 0 })).toBe(7_290_000); // its own back-off (step 7) is longer
   // Never past the window while more than 2 s of it is left: it stays pending to the end.
   expect(holdDelayMs({ ...base, wakeups: 9, windowEndsAtMs: NOW + 100_000, random: () => 0 })).toBe(99_000);
   // Less than 2 s left: it lands past the window, which ends the delivery undeliverable.
