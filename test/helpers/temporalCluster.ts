@@ -44,7 +44,7 @@ export function temporalCliPath(): string {
   return process.env.TEMPORAL_CLI_PATH ?? join(process.env.TEMPORAL_TOOLS_DIR ?? join(ROOT, '.tools', 'temporal'), `temporal-${TEMPORAL_CLI_VERSION}`);
 }
 
-export async function startTemporalCluster(opts: { namespace?: string; startTimeoutMs?: number } = {}): Promise<TemporalCluster> {
+export async function startTemporalCluster(opts: { namespace?: string; startTimeoutMs?: number; /** matching.enableFairness (default true). */ fairness?: boolean } = {}): Promise<TemporalCluster> {
   const namespace = opts.namespace ?? 'default';
   const serverDir = temporalServerDir();
   if (!serverDir) throw new Error('Temporal server not provisioned: run scripts/provision-temporal-server.sh (.ci/run does)');
@@ -88,7 +88,7 @@ export async function startTemporalCluster(opts: { namespace?: string; startTime
     const [frontend, frontendMember, history, historyMember, matching, matchingMember, worker, workerMember] = await freePorts(8);
     const address = `127.0.0.1:${frontend}`;
     const dynamicConfig = join(dir, 'dynamicconfig.yaml');
-    writeFileSync(dynamicConfig, DYNAMIC_CONFIG);
+    writeFileSync(dynamicConfig, DYNAMIC_CONFIG + (opts.fairness === false ? '' : FAIRNESS_CONFIG));
     const configFile = join(dir, 'config.yaml');
     writeFileSync(
       configFile,
@@ -207,6 +207,10 @@ system.enableActivityEagerExecution:
   - value: true
 limit.maxIDLength:
   - value: 255
+`;
+/** Task-queue fairness between accounts (the service sets the account id as fairness key). */
+const FAIRNESS_CONFIG = `matching.enableFairness:
+  - value: true
 `;
 
 async function waitForFrontend(address: string, deadline: number): Promise<void> {
