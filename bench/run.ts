@@ -13,9 +13,14 @@
  * interval, memory per held delivery); BENCH_SKIP_OUTAGE=1 skips it. BENCH_DRAIN (default 10000)
  * deliveries held for one dead endpoint, then drained when it is back, then BENCH_DRAIN_RATE
  * (default 100/s) with BENCH_DRAIN_RATE_HELD (3000); BENCH_SKIP_DRAIN=1 skips it. Both: bench/outage.ts.
+ * BENCH_SCENARIOS (default "throughput,drain,outage,fairness") picks scenarios; fairness: account A
+ * (BENCH_FAIRNESS_FANOUT, default 20 endpoints) publishes BENCH_FAIRNESS_EVENTS (default 2500)
+ * events with BENCH_CONCURRENCY publishers as fast as it can while account B publishes
+ * BENCH_FAIRNESS_B_RATE (default 10) events/s to one endpoint on a receiver of its own (another
+ * origin), on the embedded default; settings such as TEMPORAL_FAIRNESS=false pass through to it.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -32,10 +37,14 @@ const TARGET = Number(process.env.BENCH_TARGET ?? 300);
 const TARGET_SECONDS = Number(process.env.BENCH_TARGET_SECONDS ?? 30);
 const OUTAGE = (process.env.BENCH_OUTAGE ?? '10000,100000').split(',').map(Number);
 const DRAIN = Number(process.env.BENCH_DRAIN ?? 10_000);
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'throughput,drain,outage,fairness').split(',').map((s) => s.trim()));
+const FAIR_EVENTS = Number(process.env.BENCH_FAIRNESS_EVENTS ?? 2500);
+const FAIR_FANOUT = Number(process.env.BENCH_FAIRNESS_FANOUT ?? 20);
+const FAIR_B_RATE = Number(process.env.BENCH_FAIRNESS_B_RATE ?? 10);
 const ADMIN = `bench_${randomBytes(12).toString('hex')}`;
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-function post(url: string, body: unknown, token: string): Promise<{ status: number; json: any }> {
+function post(url: string, body: unknown, token: string, retried = false): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
     const req = http.request(url, { method: 'POST', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
@@ -43,7 +52,10 @@ function post(url: string, body: unknown, token: string): Promise<{ status: numb
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode!, json: chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined }));
     });
-    req.on('error', reject);
+    // A kept-alive socket the server closed as it was reused: the request never arrived (Node's documented retry case).
+    // With an idempotency key any connection error may be retried (the service answers a repeat with the original).
+    const idempotent = typeof body === 'object' && body !== null && 'idempotencyKey' in body;
+    req.on('error', (err: NodeJS.ErrnoException) => ((req.reusedSocket || idempotent) && err.code === 'ECONNRESET' && !retried ? post(url, body, token, true).then(resolve, reject) : reject(err)));
     req.end(data);
   });
 }
@@ -129,6 +141,88 @@ async function baseline(receiver: BenchReceiver, url: string, count: number) {
   return { deliveries: count, seconds, deliveriesPerSecond: count / seconds, cpuSecondsPer1000: ((cpu.user + cpu.system) / 1e6 / count) * 1000 };
 }
 
+/**
+ * Fairness between accounts: while account A publishes FAIR_EVENTS × FAIR_FANOUT deliveries as
+ * fast as CONCURRENCY publishers go, account B publishes FAIR_B_RATE events/s to one endpoint on
+ * its own receiver. B's publish→receipt latency during A's burst is the figure.
+ */
+async function fairness(receiverA: BenchReceiver, urlA: string) {
+  const receiverB = new BenchReceiver();
+  const urlB = await receiverB.start();
+  const svc = await startEmbedded(ADMIN);
+  try {
+    const a = await accountWithEndpoints(svc, urlA, FAIR_FANOUT);
+    const b = await accountWithEndpoints(svc, urlB, 1);
+    // Warm-up (bundle, JIT, connections): a few hundred of A's, then B alone.
+    receiverA.reset();
+    await pool([...Array(200).keys()], CONCURRENCY, async (i) => void (await post(`${svc.api}/v1/events`, event(a, i), ADMIN)));
+    await waitUntil(() => receiverA.firstSeen.size >= 200 * FAIR_FANOUT, 120_000, 'the warm-up');
+    receiverA.reset();
+    receiverB.reset();
+
+    // B: one event every 1/FAIR_B_RATE s, each publish on its own (a slow answer does not delay the next).
+    let bStop = false;
+    let bSent = 0;
+    const bPublishMs: number[] = [];
+    const bPublishing: Promise<void>[] = [];
+    const bStart = Date.now();
+    const bLoop = (async () => {
+      while (!bStop) {
+        const i = bSent++;
+        const publishing = (async () => {
+          const t = performance.now();
+          const res = await post(`${svc.api}/v1/events`, { ...event(b, 1_000_000 + i), idempotencyKey: `fair-b-${i}` }, ADMIN);
+          bPublishMs.push(performance.now() - t);
+          if (res.status !== 202) throw new Error(`publish B: ${res.status} ${JSON.stringify(res.json)}`);
+        })();
+        publishing.catch(() => (bStop = true)); // reported below by Promise.all
+        bPublishing.push(publishing);
+        await new Promise((r) => setTimeout(r, Math.max(0, bStart + ((i + 1) * 1000) / FAIR_B_RATE - Date.now())));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 3_000)); // B alone first: its quiet latency
+
+    const expected = FAIR_EVENTS * FAIR_FANOUT;
+    const cpu0 = svc.cpu();
+    const aStart = Date.now();
+    await pool([...Array(FAIR_EVENTS).keys()], CONCURRENCY, async (i) => {
+      const res = await post(`${svc.api}/v1/events`, { ...event(a, 10_000 + i), idempotencyKey: `fair-a-${i}` }, ADMIN);
+      if (res.status !== 202) throw new Error(`publish A: ${res.status} ${JSON.stringify(res.json)}`);
+    });
+    const aPublished = Date.now();
+    await waitUntil(() => receiverA.firstSeen.size >= expected, 30 * 60_000, `${expected} deliveries of A`);
+    const aEnd = Math.max(...[...receiverA.firstSeen.values()].map((v) => v.at));
+    const cpu = cpuPer1000(cpu0, svc.cpu(), expected);
+    await new Promise((r) => setTimeout(r, 2_000)); // B alone again
+    bStop = true;
+    await bLoop;
+    await Promise.all(bPublishing);
+    await waitUntil(() => receiverB.firstSeen.size >= bSent, 120_000, `${bSent} deliveries of B`);
+
+    // B's deliveries by when they were published (createdAt = receipt - latency).
+    const bAll = [...receiverB.firstSeen.values()].map((v) => ({ createdAt: v.at - v.latencyMs, latencyMs: v.latencyMs }));
+    const stats = (xs: number[]) => {
+      const sorted = [...xs].sort((x, y) => x - y);
+      return { count: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] };
+    };
+    const during = bAll.filter((d) => d.createdAt >= aStart && d.createdAt <= aEnd).map((d) => d.latencyMs);
+    const quiet = bAll.filter((d) => d.createdAt < aStart || d.createdAt > aEnd).map((d) => d.latencyMs);
+    bPublishMs.sort((x, y) => x - y);
+    return {
+      fairness: process.env.TEMPORAL_FAIRNESS ?? 'true (default)',
+      settings: Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(TEMPORAL_FAIRNESS|DISPATCH_|WORKER_)/.test(k))),
+      a: { events: FAIR_EVENTS, fanout: FAIR_FANOUT, deliveries: expected, publishSeconds: (aPublished - aStart) / 1000, seconds: (aEnd - aStart) / 1000, deliveriesPerSecond: expected / ((aEnd - aStart) / 1000), duplicates: receiverA.requests - expected },
+      b: { ratePerSecond: FAIR_B_RATE, published: bSent, duringBurstMs: stats(during), quietMs: stats(quiet), publishApiMs: { p50: percentile(bPublishMs, 50), p99: percentile(bPublishMs, 99) }, duplicates: receiverB.requests - bSent },
+      cpuSecondsPer1000: cpu,
+      load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
+      sortedBLatencies: [...during].sort((x, y) => x - y),
+    };
+  } finally {
+    await svc.stop();
+    await receiverB.stop();
+  }
+}
+
 async function start(name: string): Promise<Stack> {
   if (name === 'embedded') return startEmbedded(ADMIN);
   if (name === 'postgres') return startPostgresStack(ADMIN);
@@ -170,7 +264,7 @@ async function main() {
   const url = await receiver.start();
   const results: { stack: string; description: string; full: Run[]; paced: Run[] }[] = [];
   const skipped: string[] = [];
-  for (const name of STACKS) {
+  for (const name of SCENARIOS.has('throughput') ? STACKS : []) {
     try {
       results.push({ stack: name, ...(await runStack(name, receiver, url)) });
     } catch (err) {
@@ -180,17 +274,19 @@ async function main() {
     }
   }
   const all = results.flatMap((r) => [...r.full, ...r.paced]);
-  const base = await baseline(receiver, url, Math.max(1000, ...all.map((r) => r.deliveries)));
-  console.log(`baseline: ${base.deliveriesPerSecond.toFixed(0)}/s`);
-  const drained = process.env.BENCH_SKIP_DRAIN ? undefined : await drain(receiver, url, post, ADMIN, DRAIN, CONCURRENCY);
-  const out = process.env.BENCH_SKIP_OUTAGE ? undefined : await outage(receiver, url, post, ADMIN, OUTAGE, CONCURRENCY);
+  const base = SCENARIOS.has('throughput') ? await baseline(receiver, url, Math.max(1000, ...all.map((r) => r.deliveries))) : undefined;
+  if (base) console.log(`baseline: ${base.deliveriesPerSecond.toFixed(0)}/s`);
+  const drained = process.env.BENCH_SKIP_DRAIN || !SCENARIOS.has('drain') ? undefined : await drain(receiver, url, post, ADMIN, DRAIN, CONCURRENCY);
+  const out = process.env.BENCH_SKIP_OUTAGE || !SCENARIOS.has('outage') ? undefined : await outage(receiver, url, post, ADMIN, OUTAGE, CONCURRENCY);
+  const fair = SCENARIOS.has('fairness') ? await fairness(receiver, url) : undefined;
+  if (fair) console.log(`[fairness] A: ${fair.a.deliveries} deliveries in ${fair.a.seconds.toFixed(1)} s = ${fair.a.deliveriesPerSecond.toFixed(0)}/s; B during A's burst: p50/p99/max ${fair.b.duringBurstMs.p50}/${fair.b.duringBurstMs.p99}/${fair.b.duringBurstMs.max} ms (${fair.b.duringBurstMs.count} events); load ${fair.load}`);
   await receiver.stop();
 
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
   const best = Math.max(0, ...all.filter((r) => !r.offeredPerSecond).map((r) => r.deliveriesPerSecond));
   const md = [
     `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memGiB} GiB, Node ${machine.node}; ${machine.date}`,
-    `Command: BENCH_STACKS=${STACKS.join(',')} BENCH_EVENTS=${EVENTS} BENCH_CONCURRENCY=${CONCURRENCY} BENCH_TARGET=${TARGET} BENCH_TARGET_SECONDS=${TARGET_SECONDS} npm run bench`,
+    `Command: BENCH_SCENARIOS=${[...SCENARIOS].join(',')} BENCH_STACKS=${STACKS.join(',')} BENCH_EVENTS=${EVENTS} BENCH_CONCURRENCY=${CONCURRENCY} BENCH_TARGET=${TARGET} BENCH_TARGET_SECONDS=${TARGET_SECONDS} npm run bench`,
     ...results.flatMap((r) => [
       '',
       `**${r.description}**`,
@@ -200,8 +296,7 @@ async function main() {
       ...[...r.full, ...r.paced].map(row),
     ]),
     ...skipped.map((s) => `\nSkipped: ${s}`),
-    '',
-    `Baseline (the same signed POSTs straight from one Node process, ${CONCURRENCY} in flight): ${base.deliveriesPerSecond.toFixed(0)}/s, CPU ${base.cpuSecondsPer1000.toFixed(2)} s per 1,000. Best service figure / baseline: ${(best / base.deliveriesPerSecond).toFixed(3)}.`,
+    ...(base ? ['', `Baseline (the same signed POSTs straight from one Node process, ${CONCURRENCY} in flight): ${base.deliveriesPerSecond.toFixed(0)}/s, CPU ${base.cpuSecondsPer1000.toFixed(2)} s per 1,000. Best service figure / baseline: ${(best / base.deliveriesPerSecond).toFixed(3)}.`] : []),
     ...(out
       ? [
           '',
@@ -221,12 +316,26 @@ async function main() {
             (drained.rateLimit ? ` With rateLimitPerSecond ${drained.rateLimit.perSecond} and ${drained.rateLimit.held} held: ${drained.rateLimit.observedPerSecond.toFixed(1)}/s (${drained.rateLimit.deviationPercent.toFixed(1)} %).` : ''),
         ]
       : []),
+    ...(fair
+      ? [
+          '',
+          `Fairness (embedded; TEMPORAL_FAIRNESS=${fair.fairness}${Object.keys(fair.settings).filter((k) => k !== 'TEMPORAL_FAIRNESS').map((k) => `, ${k}=${fair.settings[k]}`).join('')}; load ${fair.load}):`,
+          '',
+          '| account | offered | deliveries | publish→receipt p50 / p95 / p99 / max (ms) | deliveries/s |',
+          '|---|---|---|---|---|',
+          `| A (${fair.a.fanout} endpoints/event) | ${fair.a.events} events as fast as ${CONCURRENCY} publishers go (published in ${fair.a.publishSeconds.toFixed(1)} s) | ${fair.a.deliveries} in ${fair.a.seconds.toFixed(1)} s | — | ${fair.a.deliveriesPerSecond.toFixed(0)} |`,
+          `| B during A's burst | ${fair.b.ratePerSecond}/s, 1 endpoint, own receiver | ${fair.b.duringBurstMs.count} | ${fair.b.duringBurstMs.p50} / ${fair.b.duringBurstMs.p95} / ${fair.b.duringBurstMs.p99} / ${fair.b.duringBurstMs.max} | — |`,
+          `| B alone (before/after) | ${fair.b.ratePerSecond}/s | ${fair.b.quietMs.count} | ${fair.b.quietMs.p50} / ${fair.b.quietMs.p95} / ${fair.b.quietMs.p99} / ${fair.b.quietMs.max} | — |`,
+        ]
+      : []),
   ].join('\n');
   const dir = join('bench-results', new Date().toISOString().replace(/[:.]/g, '-'));
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'results.md'), md + '\n');
-  writeFileSync(join(dir, 'results.json'), JSON.stringify({ machine, stacks: results.map((r) => ({ ...r, full: r.full.map(({ sortedLatencies, ...x }) => x), paced: r.paced.map(({ sortedLatencies, ...x }) => x) })), skipped, baseline: base, outage: out, drain: drained }, null, 2));
-  writeFileSync(join(dir, 'latency.svg'), latencySvg((all.some((r) => r.offeredPerSecond) ? all.filter((r) => r.offeredPerSecond) : all).map((r) => ({ name: `${r.stack}, ${r.fanout} endpoint(s)/event, ${r.offeredPerSecond ? `${r.offeredPerSecond}/s` : 'all at once'}`, sortedMs: r.sortedLatencies }))));
+  const fairOut = fair && (({ sortedBLatencies, ...x }) => x)(fair);
+  writeFileSync(join(dir, 'results.json'), JSON.stringify({ machine, stacks: results.map((r) => ({ ...r, full: r.full.map(({ sortedLatencies, ...x }) => x), paced: r.paced.map(({ sortedLatencies, ...x }) => x) })), skipped, baseline: base, outage: out, drain: drained, fairness: fairOut }, null, 2));
+  if (all.length) writeFileSync(join(dir, 'latency.svg'), latencySvg((all.some((r) => r.offeredPerSecond) ? all.filter((r) => r.offeredPerSecond) : all).map((r) => ({ name: `${r.stack}, ${r.fanout} endpoint(s)/event, ${r.offeredPerSecond ? `${r.offeredPerSecond}/s` : 'all at once'}`, sortedMs: r.sortedLatencies }))));
+  if (fair) writeFileSync(join(dir, 'fairness.svg'), latencySvg([{ name: `account B during A's burst (TEMPORAL_FAIRNESS=${fair.fairness})`, sortedMs: fair.sortedBLatencies }]));
   console.log('\n' + md + `\n\nWritten to ${dir}/`);
   agent.destroy();
 }

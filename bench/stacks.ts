@@ -76,7 +76,7 @@ export async function startPostgresStack(admin: string): Promise<Stack> {
       delete process.env.TEST_DATABASE_URL;
     };
   }
-  const cluster = await startTemporalCluster();
+  const cluster = await startTemporalCluster({ fairness: !/^(false|0|no)$/.test(process.env.TEMPORAL_FAIRNESS ?? '') });
   const app = await freshDatabase(process.env.TEST_DATABASE_URL); // its pool closes in drop()
   const logDir = mkdtempSync(join(tmpdir(), 'rr-bench-stack-'));
   const port = await freePort();

@@ -22,7 +22,8 @@ async function main() {
   const connection = await Connection.connect(temporal);
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
-  const dispatcher = new Dispatcher(client, db, cfg, log);
+  // The worker processes serve the bulk lane (with TEMPORAL_FAIRNESS): a bursting account's first attempts go there.
+  const dispatcher = new Dispatcher(client, db, cfg, log, { bulkLane: true });
   const metrics = new Registry();
   addDatabaseGauges(metrics, db);
   const adminToken = resolveAdminToken(cfg).token;

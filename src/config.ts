@@ -72,6 +72,7 @@ export const SETTINGS = {
   TEMPORAL_NAMESPACE: { schema: z.string().min(1), default: 'default', description: 'Temporal namespace.' },
   TEMPORAL_TASK_QUEUE: { schema: z.string().min(1), default: 'webhook-deliveries', description: 'Task queue of the delivery workflows and activities.' },
   TEMPORAL_SEARCH_ATTRIBUTES: { schema: bool, default: 'true', description: 'Tag delivery workflows with the RrAccountId/RrEndpointId/RrEventType/RrDeliveryStatus search attributes (registered at start-up when missing). Set false on a cluster where they cannot be registered.' },
+  TEMPORAL_FAIRNESS: { schema: bool, default: 'true', description: 'Task-queue fairness between accounts: every workflow is started with its account id as fairness key (its activities inherit it), and the embedded dev server runs with `matching.enableFairness=true`, so one account\'s burst waits in the fair queue instead of ahead of every other account. The server must enable it too (compose and the stack do, through dynamic config). false: no keys, no flag.' },
   TEMPORAL_UI_URL: { schema: z.string().url().optional(), description: 'Base URL of the Temporal Web UI, for links to a delivery\'s workflow. Set automatically when `npm start` runs the dev server.' },
   TEMPORAL_DEV_PORT: { schema: int(1, 65535), default: '7233', description: 'gRPC port of the embedded dev server.' },
   TEMPORAL_UI_PORT: { schema: int(1, 65535), default: '8233', description: 'Web UI port of the embedded dev server.' },

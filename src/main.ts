@@ -20,6 +20,9 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { SendStops } from './http/sendStops';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
+import { bulkTaskQueue } from './services/burstLane';
+import { SendSlots } from './http/sendSlots';
+import type { DrainWakeRequest, RetryStartRequest } from './activities/delivery';
 import { devServerExecutable } from './temporal/binaries';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { temporalConnectionOptions } from './temporal/connection';
@@ -62,7 +65,13 @@ async function main() {
         dbFilename: resolve(cfg.DATA_DIR, 'temporal.db'),
         searchAttributes: DELIVERY_SEARCH_ATTRIBUTES,
         log: { format: 'pretty', level: 'warn' },
-        extraArgs: ['--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF', '--dynamic-config-value', 'system.enableActivityEagerExecution=true'],
+        extraArgs: [
+          '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF', '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+          // Fairness between accounts: the backlog is dispatched in turn per fairness key (the account).
+          ...(cfg.TEMPORAL_FAIRNESS ? ['--dynamic-config-value', 'matching.enableFairness=true'] : []),
+          // One partition: fairness orders each partition's backlog on its own, and one node needs no more.
+          ...(cfg.TEMPORAL_FAIRNESS ? ['--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1', '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1'] : []),
+        ],
       },
     });
     nativeConnection = env.nativeConnection;
@@ -72,7 +81,7 @@ async function main() {
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   // On the worker's own connection, so workflow starts can be eager (first task handed straight to this worker).
   const client = new Client({ connection: nativeConnection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
-  const dispatcher = new Dispatcher(client, db, cfg, log, { eagerStart: true });
+  const dispatcher = new Dispatcher(client, db, cfg, log, { eagerStart: true, bulkLane: cfg.TEMPORAL_FAIRNESS });
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
 
@@ -80,8 +89,11 @@ async function main() {
   addDatabaseGauges(metrics, db);
   // API and worker in one process: a delete, disable or downgrade also aborts requests not yet on the wire.
   const sendStops = new SendStops();
-  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), sendStops, wakeDrain: (r) => dispatcher.wakeDrain(r) } });
-  const workerRun = worker.run();
+  const activityDeps = { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r), sendStops, slots: new SendSlots(), wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r) };
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps });
+  // Fairness between accounts: a bursting account's first attempts run on slots of their own (src/services/burstLane.ts).
+  const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, taskQueue: bulkTaskQueue(cfg.TEMPORAL_TASK_QUEUE) }) : undefined;
+  const workerRun = Promise.all([worker.run(), bulkWorker?.run()]);
   await ensureRetentionSchedule(client, cfg);
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
 
@@ -125,6 +137,7 @@ async function main() {
     server.close();
     await stopReconciler();
     worker.shutdown();
+    bulkWorker?.shutdown();
     await workerRun.catch(() => undefined);
     sender.close();
     await env?.teardown();

@@ -8,6 +8,9 @@ import { createLogger } from './logger';
 import { deliveryMetrics, Registry } from './metrics';
 import { createServer } from 'node:http';
 import { Dispatcher } from './services/dispatcher';
+import { bulkTaskQueue } from './services/burstLane';
+import { SendSlots } from './http/sendSlots';
+import type { DrainWakeRequest, RetryStartRequest } from './activities/delivery';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker } from './temporal/worker';
@@ -34,7 +37,10 @@ async function main() {
   const dispatcher = new Dispatcher(client, db, cfg, log);
   const sender = webhookSender(cfg, destinationGuard(cfg));
   const metrics = new Registry();
-  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), wakeDrain: (r) => dispatcher.wakeDrain(r) } });
+  const activityDeps = { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r), slots: new SendSlots(), wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r) };
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps });
+  // The bulk lane, where the API sends a bursting account's first attempts (src/services/burstLane.ts).
+  const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, taskQueue: bulkTaskQueue(cfg.TEMPORAL_TASK_QUEUE) }) : undefined;
   // The worker's own attempt metrics, for a scraper on the private network (the API serves the database gauges).
   const metricsServer = cfg.WORKER_METRICS_PORT
     ? createServer(async (req, res) => {
@@ -53,7 +59,7 @@ async function main() {
     temporal: `${temporal.address} (${describeTemporalConnection(temporal)})`,
     workflowCode: bundlePath ?? 'bundled at start from the sources',
   });
-  await worker.run();
+  await Promise.all([worker.run(), bulkWorker?.run()]);
   metricsServer?.close();
   await stopReconciler();
   sender.close();

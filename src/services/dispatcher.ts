@@ -7,6 +7,7 @@ import type { RetrySchedule } from '../domain/retrySchedule';
 import { redactUrl } from '../domain/redact';
 import { batchWorkflowId, workflowIdFor } from '../domain/workflowIds';
 import type { Logger } from '../logger';
+import { BurstLanes, bulkTaskQueue } from './burstLane';
 import type { DeliverBatchInput } from '../workflows/deliverBatch';
 import type { DeliverWebhookInput } from '../workflows/deliverWebhook';
 import type { DrainEndpointInput, DrainWake } from '../workflows/drainEndpoint';
@@ -22,6 +23,17 @@ export function scheduleFrom(cfg: Config): RetrySchedule {
     jitter: cfg.RETRY_JITTER,
     windowMs: cfg.DELIVERY_WINDOW,
   };
+}
+
+/**
+ * Task-queue fairness between accounts: the account id as fairness key, so the server's matching
+ * dispatches one account's backlog in turn with every other account's tasks instead of first in,
+ * first out (activities of the workflow inherit it). Undefined with TEMPORAL_FAIRNESS=false.
+ */
+export function fairnessFor(cfg: Pick<Config, 'TEMPORAL_FAIRNESS'>, accountId: string, deliveries = 1): { fairnessKey: string; fairnessWeight?: number } | undefined {
+  if (!cfg.TEMPORAL_FAIRNESS) return undefined;
+  // Fair by deliveries, not by tasks: a batch of n advances its account's turn n times as far.
+  return deliveries > 1 ? { fairnessKey: accountId, fairnessWeight: Math.max(0.001, 1 / deliveries) } : { fairnessKey: accountId };
 }
 
 export interface DispatchTarget {
@@ -62,9 +74,17 @@ export class Dispatcher {
     private readonly db: Database,
     private readonly cfg: Config,
     private readonly log: Logger,
-    /** The client shares a NativeConnection with a worker on the task queue: let the server hand it the first task directly. */
-    private readonly opts: { eagerStart?: boolean } = {},
-  ) {}
+    /**
+     * eagerStart: the client shares a NativeConnection with a worker on the task queue: let the
+     * server hand it the first task directly. bulkLane: a worker serves the bulk lane too, so a
+     * bursting account's batches go there (with TEMPORAL_FAIRNESS; see BurstLanes).
+     */
+    private readonly opts: { eagerStart?: boolean; bulkLane?: boolean } = {},
+  ) {
+    this.lanes = opts.bulkLane && cfg.TEMPORAL_FAIRNESS ? new BurstLanes() : undefined;
+  }
+
+  private readonly lanes?: BurstLanes;
 
   /** Starts one delivery's workflow (idempotent) and records that it was started. */
   async dispatch(target: DispatchTarget): Promise<void> {
@@ -97,6 +117,7 @@ export class Dispatcher {
         workflowId: workflowIdFor(input.deliveryId, input.series),
         workflowIdReusePolicy: opts.reusePolicy,
         requestEagerStart: opts.eager,
+        priority: fairnessFor(this.cfg, accountId),
         args: [input],
         staticSummary: meta ? `${meta.eventType} → ${redactUrl(meta.url)}` : `delivery ${input.deliveryId}`,
         ...(input.searchAttributes
@@ -176,12 +197,15 @@ export class Dispatcher {
       attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT,
       searchAttributes: this.cfg.TEMPORAL_SEARCH_ATTRIBUTES,
     };
+    const bulk = this.lanes?.take(accountId, targets.length) === 'bulk';
     try {
       await this.client.withDeadline(Date.now() + START_DEADLINE_MS, () => this.client.workflow.start('deliverBatch', {
-        taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
+        taskQueue: bulk ? bulkTaskQueue(this.cfg.TEMPORAL_TASK_QUEUE) : this.cfg.TEMPORAL_TASK_QUEUE,
         workflowId: batchWorkflowId(targets[0].id),
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        requestEagerStart: this.opts.eagerStart,
+        // Eager tasks skip the fair queue: a bursting account's would take every slot that frees.
+        requestEagerStart: this.opts.eagerStart && !bulk,
+        priority: fairnessFor(this.cfg, accountId, targets.length),
         args: [input],
         staticSummary: `first attempt of ${targets.length} ${targets.length === 1 ? 'delivery' : 'deliveries'}`,
         ...(input.searchAttributes ? { typedSearchAttributes: [{ key: RrAccountId, value: accountId }] } : {}),
@@ -229,6 +253,7 @@ export class Dispatcher {
       taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
       workflowId: `drain-${req.endpointId}`,
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      priority: fairnessFor(this.cfg, req.accountId),
       args: [input],
       signal: 'wake',
       signalArgs: [wake],

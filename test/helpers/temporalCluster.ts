@@ -58,7 +58,7 @@ export interface ClusterTls {
   clientKey: string;
 }
 
-export async function startTemporalCluster(opts: { namespace?: string; startTimeoutMs?: number; tls?: ClusterTls } = {}): Promise<TemporalCluster> {
+export async function startTemporalCluster(opts: { namespace?: string; startTimeoutMs?: number; tls?: ClusterTls; /** matching.enableFairness (default true). */ fairness?: boolean } = {}): Promise<TemporalCluster> {
   const namespace = opts.namespace ?? 'default';
   const serverDir = temporalServerDir();
   if (!serverDir) throw new Error('Temporal server not provisioned: run scripts/provision-temporal-server.sh (.ci/run does)');
@@ -102,7 +102,7 @@ export async function startTemporalCluster(opts: { namespace?: string; startTime
     const [frontend, frontendMember, history, historyMember, matching, matchingMember, worker, workerMember] = await freePorts(8);
     const address = `127.0.0.1:${frontend}`;
     const dynamicConfig = join(dir, 'dynamicconfig.yaml');
-    writeFileSync(dynamicConfig, DYNAMIC_CONFIG);
+    writeFileSync(dynamicConfig, DYNAMIC_CONFIG + (opts.fairness === false ? '' : FAIRNESS_CONFIG));
     const configFile = join(dir, 'config.yaml');
     writeFileSync(
       configFile,
@@ -224,6 +224,10 @@ system.enableActivityEagerExecution:
   - value: true
 limit.maxIDLength:
   - value: 255
+`;
+/** Task-queue fairness between accounts (the service sets the account id as fairness key). */
+const FAIRNESS_CONFIG = `matching.enableFairness:
+  - value: true
 `;
 
 /** The frontend requires client certificates (mTLS); the server's system worker presents one too. */
