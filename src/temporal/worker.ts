@@ -3,6 +3,7 @@ import { createDeliveryActivities, type DeliveryActivityDeps } from '../activiti
 import { createRetentionActivities } from '../activities/retention';
 import type { Config } from '../config';
 import type { CircuitSettings } from '../activities/circuit';
+import { bulkTaskQueue } from '../services/burstLane';
 
 export interface DeliveryWorkerOptions {
   connection: NativeConnection;
@@ -11,25 +12,34 @@ export interface DeliveryWorkerOptions {
   /** A pre-built bundle (bundleWorkflowCode) skips webpack at start-up; tests share one. */
   workflowBundle?: { code: string };
   taskQueue?: string;
+  /**
+   * bulk: the worker of the bulk lane (src/services/burstLane.ts): few batches at a time, so a
+   * bursting account's backlog waits in Temporal's fair queue rather than in this process's memory.
+   */
+  lane?: 'main' | 'bulk';
 }
+
+/** First-attempt batches the bulk lane's worker runs at once: enough to keep the sockets of a few origins busy. */
+export const BULK_LANE_BATCHES = 16;
 
 /** The worker serving the delivery and retention workflows and their activities on one task queue. */
 export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worker> {
   const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
     : { workflowsPath: require.resolve('../workflows') };
+  const bulk = opts.lane === 'bulk';
   return Worker.create({
     connection: opts.connection,
     namespace: opts.cfg.TEMPORAL_NAMESPACE,
-    taskQueue: opts.taskQueue ?? opts.cfg.TEMPORAL_TASK_QUEUE,
+    taskQueue: opts.taskQueue ?? (bulk ? bulkTaskQueue(opts.cfg.TEMPORAL_TASK_QUEUE) : opts.cfg.TEMPORAL_TASK_QUEUE),
     ...workflows,
     activities: { ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), ...opts.activityDeps }), ...createRetentionActivities(opts.activityDeps) },
-    maxConcurrentActivityTaskExecutions: 200,
-    maxConcurrentWorkflowTaskExecutions: 100,
-    maxConcurrentLocalActivityExecutions: 200,
+    maxConcurrentActivityTaskExecutions: bulk ? 4 : 200, // the bulk lane has no activity tasks, only batches' local activities
+    maxConcurrentWorkflowTaskExecutions: bulk ? BULK_LANE_BATCHES : 100,
+    maxConcurrentLocalActivityExecutions: bulk ? BULK_LANE_BATCHES * 2 : 200,
     // Autoscaling pollers: measured 65 → 108 deliveries/s on the embedded default (see README, Performance).
-    workflowTaskPollerBehavior: { type: 'autoscaling', maximum: 64 },
-    activityTaskPollerBehavior: { type: 'autoscaling', maximum: 32 },
+    workflowTaskPollerBehavior: { type: 'autoscaling', maximum: bulk ? 8 : 64 },
+    activityTaskPollerBehavior: bulk ? { type: 'autoscaling', minimum: 1, initial: 1, maximum: 2 } : { type: 'autoscaling', maximum: 32 },
     // Short-lived workflows: a small cache keeps memory flat however many deliveries wait in
     // back-off; an evicted one is replayed from its (short) history when its timer fires.
     maxCachedWorkflows: opts.cfg.WORKER_MAX_CACHED_WORKFLOWS,
