@@ -44,7 +44,7 @@ const FAIR_B_RATE = Number(process.env.BENCH_FAIRNESS_B_RATE ?? 10);
 const ADMIN = `bench_${randomBytes(12).toString('hex')}`;
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-function post(url: string, body: unknown, token: string, retried = false): Promise<{ status: number; json: any }> {
+function post(url: string, body: unknown, token: string, retries = 3): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
     const req = http.request(url, { method: 'POST', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
@@ -55,7 +55,7 @@ function post(url: string, body: unknown, token: string, retried = false): Promi
     // A kept-alive socket the server closed as it was reused: the request never arrived (Node's documented retry case).
     // With an idempotency key any connection error may be retried (the service answers a repeat with the original).
     const idempotent = typeof body === 'object' && body !== null && 'idempotencyKey' in body;
-    req.on('error', (err: NodeJS.ErrnoException) => ((req.reusedSocket || idempotent) && err.code === 'ECONNRESET' && !retried ? post(url, body, token, true).then(resolve, reject) : reject(err)));
+    req.on('error', (err: NodeJS.ErrnoException) => ((req.reusedSocket || idempotent) && err.code === 'ECONNRESET' && retries > 0 ? post(url, body, token, retries - 1).then(resolve, reject) : reject(err)));
     req.end(data);
   });
 }
@@ -155,7 +155,7 @@ async function fairness(receiverA: BenchReceiver, urlA: string) {
     const b = await accountWithEndpoints(svc, urlB, 1);
     // Warm-up (bundle, JIT, connections): a few hundred of A's, then B alone.
     receiverA.reset();
-    await pool([...Array(200).keys()], CONCURRENCY, async (i) => void (await post(`${svc.api}/v1/events`, event(a, i), ADMIN)));
+    await pool([...Array(200).keys()], CONCURRENCY, async (i) => void (await post(`${svc.api}/v1/events`, { ...event(a, i), idempotencyKey: `warm-${i}` }, ADMIN)));
     await waitUntil(() => receiverA.firstSeen.size >= 200 * FAIR_FANOUT, 120_000, 'the warm-up');
     receiverA.reset();
     receiverB.reset();

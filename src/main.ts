@@ -20,7 +20,6 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { SendStops } from './http/sendStops';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
-import { bulkTaskQueue } from './services/burstLane';
 import { SendSlots } from './http/sendSlots';
 import type { DrainWakeRequest, RetryStartRequest } from './activities/delivery';
 import { devServerExecutable } from './temporal/binaries';
@@ -92,7 +91,7 @@ async function main() {
   const activityDeps = { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r), sendStops, slots: new SendSlots(), wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r) };
   const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps });
   // Fairness between accounts: a bursting account's first attempts run on slots of their own (src/services/burstLane.ts).
-  const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, taskQueue: bulkTaskQueue(cfg.TEMPORAL_TASK_QUEUE) }) : undefined;
+  const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;
   const workerRun = Promise.all([worker.run(), bulkWorker?.run()]);
   await ensureRetentionSchedule(client, cfg);
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);

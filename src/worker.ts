@@ -8,7 +8,6 @@ import { createLogger } from './logger';
 import { deliveryMetrics, Registry } from './metrics';
 import { createServer } from 'node:http';
 import { Dispatcher } from './services/dispatcher';
-import { bulkTaskQueue } from './services/burstLane';
 import { SendSlots } from './http/sendSlots';
 import type { DrainWakeRequest, RetryStartRequest } from './activities/delivery';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
@@ -40,7 +39,7 @@ async function main() {
   const activityDeps = { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r), slots: new SendSlots(), wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r) };
   const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps });
   // The bulk lane, where the API sends a bursting account's first attempts (src/services/burstLane.ts).
-  const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, taskQueue: bulkTaskQueue(cfg.TEMPORAL_TASK_QUEUE) }) : undefined;
+  const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;
   // The worker's own attempt metrics, for a scraper on the private network (the API serves the database gauges).
   const metricsServer = cfg.WORKER_METRICS_PORT
     ? createServer(async (req, res) => {

@@ -86,6 +86,11 @@ export class Dispatcher {
 
   private readonly lanes?: BurstLanes;
 
+  /** TEMPORAL_FAIRNESS: the publish path takes its per-account share too (src/services/accountShare.ts). */
+  get fairness(): boolean {
+    return this.cfg.TEMPORAL_FAIRNESS;
+  }
+
   /** Starts one delivery's workflow (idempotent) and records that it was started. */
   async dispatch(target: DispatchTarget): Promise<void> {
     await this.start(target);

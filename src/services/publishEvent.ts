@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Database } from '../db/database';
 import { deliveriesOfEvent } from '../db/deliveries';
 import { acceptEvent, eventByIdempotencyKey } from '../db/events';
+import { AccountShare, PUBLISH_SHARE_PER_ACCOUNT } from './accountShare';
 import { EVENT_CATALOG, webhookBody, type EventType } from '../domain/eventCatalog';
 import { idTimePrefix, newId } from '../domain/ids';
 import type { DispatchTarget, Dispatcher } from './dispatcher';
@@ -56,10 +57,21 @@ function legacyRequestHash(eventType: EventType, data: unknown): string | undefi
  * reconciler starts whatever was not started; if the caller retries with the same
  * idempotency key, it gets the original answer and nothing new is delivered.
  */
-export async function publishEvent(
+export function publishEvent(
   deps: { db: Database; dispatcher: Dispatcher; maxPayloadBytes: number },
   input: PublishInput,
   opts: { onlyEndpointId?: string; isTest?: boolean } = {},
+): Promise<Published> {
+  // Fairness between accounts: one account's burst waits here, not ahead of others in the database.
+  return deps.dispatcher.fairness ? publishShare.run(input.accountId, () => publishNow(deps, input, opts)) : publishNow(deps, input, opts);
+}
+
+const publishShare = new AccountShare(PUBLISH_SHARE_PER_ACCOUNT);
+
+async function publishNow(
+  deps: { db: Database; dispatcher: Dispatcher; maxPayloadBytes: number },
+  input: PublishInput,
+  opts: { onlyEndpointId?: string; isTest?: boolean },
 ): Promise<Published> {
   const now = new Date();
   const eventId = newId('evt', now.getTime());

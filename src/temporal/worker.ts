@@ -7,6 +7,7 @@ import { workerTracing } from '../tracing';
 import { WORKFLOW_INTERCEPTOR_MODULES, workflowCode, type WorkflowCode } from './workflowBundle';
 
 export { workflowBundleOptions } from './workflowBundle';
+import { bulkTaskQueue } from '../services/burstLane';
 
 export interface DeliveryWorkerOptions {
   connection: NativeConnection;
@@ -15,27 +16,36 @@ export interface DeliveryWorkerOptions {
   /** A pre-built bundle (bundleWorkflowCode with workflowBundleOptions(): workflows and their interceptors) skips webpack at start-up; tests share one. Unset: see workflowCode(). */
   workflowBundle?: { code: string };
   taskQueue?: string;
+  /**
+   * bulk: the worker of the bulk lane (src/services/burstLane.ts): few batches at a time, so a
+   * bursting account's backlog waits in Temporal's fair queue rather than in this process's memory.
+   */
+  lane?: 'main' | 'bulk';
 }
+
+/** First-attempt batches the bulk lane's worker runs at once: enough to keep the sockets of a few origins busy. */
+export const BULK_LANE_BATCHES = 16;
 
 /** The worker serving the delivery and retention workflows and their activities on one task queue. */
 export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worker> {
   const workflows: WorkflowCode = opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : workflowCode(opts.cfg.WORKFLOW_BUNDLE);
   const tracing = workerTracing();
+  const bulk = opts.lane === 'bulk';
   return Worker.create({
     connection: opts.connection,
     namespace: opts.cfg.TEMPORAL_NAMESPACE,
-    taskQueue: opts.taskQueue ?? opts.cfg.TEMPORAL_TASK_QUEUE,
+    taskQueue: opts.taskQueue ?? (bulk ? bulkTaskQueue(opts.cfg.TEMPORAL_TASK_QUEUE) : opts.cfg.TEMPORAL_TASK_QUEUE),
     ...workflows,
     // A pre-built bundle carries the workflow interceptors already.
     interceptors: { activity: tracing.activityInterceptors, ...('workflowBundle' in workflows ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
     sinks: tracing.sinks,
     activities: { ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), ...opts.activityDeps }), ...createRetentionActivities(opts.activityDeps) },
-    maxConcurrentActivityTaskExecutions: 200,
-    maxConcurrentWorkflowTaskExecutions: 100,
-    maxConcurrentLocalActivityExecutions: 200,
+    maxConcurrentActivityTaskExecutions: bulk ? 4 : 200, // the bulk lane has no activity tasks, only batches' local activities
+    maxConcurrentWorkflowTaskExecutions: bulk ? BULK_LANE_BATCHES : 100,
+    maxConcurrentLocalActivityExecutions: bulk ? BULK_LANE_BATCHES * 2 : 200,
     // Autoscaling pollers: measured 65 → 108 deliveries/s on the embedded default (see README, Performance).
-    workflowTaskPollerBehavior: { type: 'autoscaling', maximum: 64 },
-    activityTaskPollerBehavior: { type: 'autoscaling', maximum: 32 },
+    workflowTaskPollerBehavior: { type: 'autoscaling', maximum: bulk ? 8 : 64 },
+    activityTaskPollerBehavior: bulk ? { type: 'autoscaling', minimum: 1, initial: 1, maximum: 2 } : { type: 'autoscaling', maximum: 32 },
     // Short-lived workflows: a small cache keeps memory flat however many deliveries wait in
     // back-off; an evicted one is replayed from its (short) history when its timer fires.
     maxCachedWorkflows: opts.cfg.WORKER_MAX_CACHED_WORKFLOWS,
