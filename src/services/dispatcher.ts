@@ -36,6 +36,14 @@ export function fairnessFor(cfg: Pick<Config, 'TEMPORAL_FAIRNESS'>, accountId: s
   return deliveries > 1 ? { fairnessKey: accountId, fairnessWeight: Math.max(0.001, 1 / deliveries) } : { fairnessKey: accountId };
 }
 
+/**
+ * Task priorities (Temporal's priorityKey, 1 = first; the default is 3): an endpoint's recovery
+ * drain goes before everything (it sends what waited longest, and its pages must not queue behind
+ * thousands of held wake-ups), retry workflows after first attempts (a burst of held or failing
+ * deliveries must not delay fresh deliveries to healthy endpoints). Inherited by their activities.
+ */
+export const PRIORITY = { drain: 1, retry: 4 } as const;
+
 export interface DispatchTarget {
   id: string;
   series: number;
@@ -122,7 +130,7 @@ export class Dispatcher {
         workflowId: workflowIdFor(input.deliveryId, input.series),
         workflowIdReusePolicy: opts.reusePolicy,
         requestEagerStart: opts.eager,
-        priority: fairnessFor(this.cfg, accountId),
+        priority: { priorityKey: PRIORITY.retry, ...fairnessFor(this.cfg, accountId) },
         args: [input],
         staticSummary: meta ? `${meta.eventType} → ${redactUrl(meta.url)}` : `delivery ${input.deliveryId}`,
         ...(input.searchAttributes
@@ -258,7 +266,7 @@ export class Dispatcher {
       taskQueue: this.cfg.TEMPORAL_TASK_QUEUE,
       workflowId: `drain-${req.endpointId}`,
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      priority: fairnessFor(this.cfg, req.accountId),
+      priority: { priorityKey: PRIORITY.drain, ...fairnessFor(this.cfg, req.accountId) },
       args: [input],
       signal: 'wake',
       signalArgs: [wake],
