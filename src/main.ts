@@ -80,7 +80,7 @@ async function main() {
   addDatabaseGauges(metrics, db);
   // API and worker in one process: a delete, disable or downgrade also aborts requests not yet on the wire.
   const sendStops = new SendStops();
-  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), sendStops, wakeDrain: (r) => dispatcher.wakeDrain(r) } });
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), sendStops, wakeDrain: (r) => dispatcher.wakeDrain(r), operationalEmitted: () => dispatcher.kickOperational() } });
   const workerRun = worker.run();
   await ensureRetentionSchedule(client, cfg);
   const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);

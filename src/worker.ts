@@ -34,7 +34,7 @@ async function main() {
   const dispatcher = new Dispatcher(client, db, cfg, log);
   const sender = webhookSender(cfg, destinationGuard(cfg));
   const metrics = new Registry();
-  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), wakeDrain: (r) => dispatcher.wakeDrain(r) } });
+  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps: { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), wakeDrain: (r) => dispatcher.wakeDrain(r), operationalEmitted: () => dispatcher.kickOperational() } });
   // The worker's own attempt metrics, for a scraper on the private network (the API serves the database gauges).
   const metricsServer = cfg.WORKER_METRICS_PORT
     ? createServer(async (req, res) => {
