@@ -174,6 +174,15 @@ export const RecoveredOut = RecoverOut.extend({
   recovered: z.object({ undeliverable: z.number().int(), cancelled: z.number().int(), missing: z.number().int() }).describe('how many of each kind this call brought back'),
   more: z.boolean().describe('the limit was reached: there may be more to bring back (call again; nothing is brought back twice)'),
 });
+export const BulkResendIn = z.strictObject({
+  status: z.enum(['undeliverable', 'cancelled']).describe('resend the deliveries that ended with this status'),
+  endpointId: text().max(64).optional(),
+  eventType: text().max(200).optional(),
+  since: apiTime.optional().describe('created at or after this time'),
+  until: apiTime.optional().describe('created before this time'),
+  limit: z.number().int().min(1).max(1000).optional().describe('most deliveries resent by this call (default 1000); `more` says whether to call again'),
+});
+export const BulkResendOut = RecoverOut.extend({ more: z.boolean().describe('the limit was reached: there may be more to resend (call again; nothing is resent twice)') });
 export const PortalScope = z.enum(['manage', 'read']);
 export const PortalLinkIn = z.strictObject({
   ttlSeconds: z.number().int().min(60).max(7 * 86_400).optional().describe('lifetime; PORTAL_LINK_MAX_TTL (default 24 h) shortens a longer one'),

@@ -57,3 +57,36 @@ export async function createMissing(db: Queryable, endpointId: string, since: Da
     [endpointId, since, limit],
   );
 }
+
+export interface ResendFilter {
+  status: 'undeliverable' | 'cancelled';
+  endpointId?: string;
+  eventType?: string;
+  since?: Date;
+  until?: Date;
+}
+
+/**
+ * Bulk resend: a new attempt series for each finished delivery of the account matching the
+ * filter (the delivery log's filters), oldest first, at most `limit`, in one statement. Only
+ * deliveries of live, enabled endpoints, with their payload kept, are taken; the status is
+ * checked under the row lock, so a repeated call does not take a resent (now pending) one again.
+ */
+export async function resendMatching(db: Queryable, accountId: string, f: ResendFilter, limit: number): Promise<(Omit<Recovered, 'kind'> & { endpoint_id: string; url: string })[]> {
+  return db.query(
+    `with pick as (
+       select d.id, d.status, ep.url from deliveries d join endpoints ep on ep.id = d.endpoint_id
+       where d.account_id = $1 and d.status = $2 and ($3::text is null or d.endpoint_id = $3) and ($4::text is null or d.event_type = $4)
+         and ($5::timestamptz is null or d.created_at >= $5) and ($6::timestamptz is null or d.created_at < $6)
+         and ep.enabled and ep.deleted_at is null
+         and not exists (select 1 from events e where e.id = d.event_id and e.purged_at is not null)
+       order by d.created_at, d.id limit $7
+       for update of d skip locked
+     )
+     update deliveries d set series = d.series + 1, status = 'pending', final_reason = null, finished_at = null, next_attempt_at = now(), workflow_id = null, updated_at = now(),
+       held_reason = null, held_detail = null, held_since = null, held_at = null, held_wakeups = 0
+     from pick where d.id = pick.id and d.status = pick.status
+     returning d.id, d.series, d.event_type, d.endpoint_id, pick.url`,
+    [accountId, f.status, f.endpointId ?? null, f.eventType ?? null, f.since ?? null, f.until ?? null, limit],
+  );
+}

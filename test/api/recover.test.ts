@@ -90,3 +90,29 @@ test('when auto-disable cancelled an endpoint\'s held deliveries, then after re-
   for (const id of ids) await until(account.apiKey, id, (x) => x.status === 'delivered', 'delivered');
   for (const id of ids) expect(receiver.byWebhookId(id).length).toBeGreaterThanOrEqual(2); // failed before, resent with the same webhook-id
 });
+
+test('when a filtered set of undeliverable deliveries is resent in bulk, then only the matching ones are resent, at most `limit` per call, each once, through the normal path', async () => {
+  const account = await newAccount(h);
+  const ep = (await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added', 'referee_added'] } })).body;
+  const ids: string[] = [];
+  for (let i = 1; i <= 4; i++) ids.push((await publish(account.id, i === 4 ? 'referee_added' : 'referrer_added', i)).body.deliveries[0].id);
+  for (const id of ids) await until(account.apiKey, id, (x) => x.status === 'delivered', 'delivered');
+  // As if their window had closed: undeliverable.
+  await h.db.query(`update deliveries set status = 'undeliverable', final_reason = 'retry window exhausted', finished_at = now() where id = any($1::text[])`, [ids]);
+  const before = receiver.requests.length;
+
+  const filter = { status: 'undeliverable', endpointId: ep.id, eventType: 'referrer_added' };
+  const other = await newAccount(h);
+  expect((await h.call('POST', '/v1/deliveries/resend', { token: other.apiKey, body: filter })).body).toEqual({ deliveryIds: [], more: false }); // another account's: none
+  const first = await h.call('POST', '/v1/deliveries/resend', { token: account.apiKey, body: { ...filter, limit: 2 } });
+  expect(first.status).toBe(202);
+  expect(first.body).toEqual({ deliveryIds: ids.slice(0, 2), more: true });
+  const second = await h.call('POST', '/v1/deliveries/resend', { token: account.apiKey, body: filter });
+  expect(second.body).toEqual({ deliveryIds: [ids[2]], more: false });
+  expect((await h.call('POST', '/v1/deliveries/resend', { token: account.apiKey, body: filter })).body.deliveryIds).toEqual([]);
+
+  for (const id of ids.slice(0, 3)) await until(account.apiKey, id, (x) => x.status === 'delivered', 'delivered again');
+  expect(receiver.requests.slice(before).map((r) => r.headers['webhook-id']).sort()).toEqual(ids.slice(0, 3).sort());
+  expect((await status(account.apiKey, ids[3])).status).toBe('undeliverable'); // another event type
+  expect((await h.call('POST', '/v1/deliveries/resend', { token: account.apiKey, body: { status: 'delivered' } })).status).toBe(400);
+});

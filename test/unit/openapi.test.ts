@@ -41,7 +41,7 @@ test('when a route declares examples, then they are valid for its own zod schema
 
 test('when an account route is read, then the admin\'s ?accountId= and its 400/404 are documented', () => {
   const accountRoutes = operations.filter((o) => o.op['x-auth'] === 'account');
-  expect(accountRoutes.length).toBe(18); // 13 + the three /v1/api-keys routes + the two retry routes
+  expect(accountRoutes.length).toBe(19); // 13 + the three /v1/api-keys routes + the two retry routes + bulk resend
   for (const { path, method, op } of accountRoutes) {
     expect([path, method, op.parameters.filter((p: any) => p.name === 'accountId' && p.in === 'query').length]).toEqual([path, method, 1]);
     expect([path, method, Object.keys(op.responses)]).toEqual([path, method, expect.arrayContaining(['400', '401', '404'])]);
@@ -50,7 +50,7 @@ test('when an account route is read, then the admin\'s ?accountId= and its 400/4
 
 test('when a body is optional on the server, then requestBody.required is false, and every body route documents 400, 413 and 415', () => {
   const required = Object.fromEntries(operations.filter((o) => o.op.requestBody).map((o) => [o.op.operationId, o.op.requestBody.required]));
-  expect(required).toEqual({ createAccount: true, updateAccount: false, createPortalLink: false, createEndpoint: true, updateEndpoint: false, sendTestEvent: false, recoverEndpoint: true, publishEvent: true, createApiKey: true, createOperationalEndpoint: true, updateOperationalEndpoint: false, recoverOperationalEndpoint: true });
+  expect(required).toEqual({ createAccount: true, updateAccount: false, createPortalLink: false, createEndpoint: true, updateEndpoint: false, sendTestEvent: false, recoverEndpoint: true, publishEvent: true, createApiKey: true, createOperationalEndpoint: true, updateOperationalEndpoint: false, recoverOperationalEndpoint: true, resendDeliveries: true });
   for (const { op } of operations.filter((o) => o.method === 'post' || o.method === 'patch')) expect([op.operationId, Object.keys(op.responses)]).toEqual([op.operationId, expect.arrayContaining(['400', '413', '415'])]);
 });
 
