@@ -103,16 +103,16 @@ test('when a filtered set of undeliverable deliveries is resent in bulk, then on
 
   const filter = { status: 'undeliverable', endpointId: ep.id, eventType: 'referrer_added' };
   const other = await newAccount(h);
-  expect((await h.call('POST', '/v1/deliveries/resend', { token: other.apiKey, body: filter })).body).toEqual({ deliveryIds: [], more: false }); // another account's: none
-  const first = await h.call('POST', '/v1/deliveries/resend', { token: account.apiKey, body: { ...filter, limit: 2 } });
+  expect((await h.call('POST', '/v1/delivery-resends', { token: other.apiKey, body: filter })).body).toEqual({ deliveryIds: [], more: false }); // another account's: none
+  const first = await h.call('POST', '/v1/delivery-resends', { token: account.apiKey, body: { ...filter, limit: 2 } });
   expect(first.status).toBe(202);
   expect(first.body).toEqual({ deliveryIds: ids.slice(0, 2), more: true });
-  const second = await h.call('POST', '/v1/deliveries/resend', { token: account.apiKey, body: filter });
+  const second = await h.call('POST', '/v1/delivery-resends', { token: account.apiKey, body: filter });
   expect(second.body).toEqual({ deliveryIds: [ids[2]], more: false });
-  expect((await h.call('POST', '/v1/deliveries/resend', { token: account.apiKey, body: filter })).body.deliveryIds).toEqual([]);
+  expect((await h.call('POST', '/v1/delivery-resends', { token: account.apiKey, body: filter })).body.deliveryIds).toEqual([]);
 
   for (const id of ids.slice(0, 3)) await until(account.apiKey, id, (x) => x.status === 'delivered', 'delivered again');
   expect(receiver.requests.slice(before).map((r) => r.headers['webhook-id']).sort()).toEqual(ids.slice(0, 3).sort());
   expect((await status(account.apiKey, ids[3])).status).toBe('undeliverable'); // another event type
-  expect((await h.call('POST', '/v1/deliveries/resend', { token: account.apiKey, body: { status: 'delivered' } })).status).toBe(400);
+  expect((await h.call('POST', '/v1/delivery-resends', { token: account.apiKey, body: { status: 'delivered' } })).status).toBe(400);
 });
