@@ -63,7 +63,8 @@ test('when a customer endpoint fails until its circuit opens, recovers, answers 
 
   // Two failures in a row (CIRCUIT_OPEN_AFTER=2) open the circuit: endpoint.failing, once.
   receiver.respond = () => ({ status: 503, body: 'down' });
-  for (let i = 1; i <= 2; i++) await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(i) } });
+  const held: string[] = [];
+  for (let i = 1; i <= 2; i++) held.push((await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(i) } })).body.deliveries[0].id);
   const failing = await opsEvent('endpoint.failing', endpointId);
   expect(failing.data).toMatchObject({ accountId: account.id, endpointId, url: receiver.url, consecutiveFailures: 2, lastError: 'HTTP 503' });
   valid(failing);
@@ -74,6 +75,7 @@ test('when a customer endpoint fails until its circuit opens, recovers, answers 
   const recovered = await opsEvent('endpoint.recovered', endpointId);
   expect(recovered.data).toMatchObject({ accountId: account.id, endpointId, failingSince: failing.data.failingSince });
   valid(recovered);
+  for (const id of held) await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
 
   // 410 Gone: the delivery is undeliverable and the endpoint disabled.
   receiver.respond = () => ({ status: 410 });
