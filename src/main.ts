@@ -88,7 +88,7 @@ async function main() {
   addDatabaseGauges(metrics, db);
   // API and worker in one process: a delete, disable or downgrade also aborts requests not yet on the wire.
   const sendStops = new SendStops();
-  const activityDeps = { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r), sendStops, slots: new SendSlots(), wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r) };
+  const activityDeps = { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r), sendStops, slots: new SendSlots(), wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r), operationalEmitted: () => dispatcher.kickOperational() };
   const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps });
   // Fairness between accounts: a bursting account's first attempts run on slots of their own (src/services/burstLane.ts).
   const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;

@@ -64,7 +64,7 @@ function heldDetail(h: EndpointHealthRow, reason: HoldReason): string {
  * request, no attempt row); after failures, moves each endpoint's health record (one statement per
  * batch) and applies auto-disable from the same record.
  */
-export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAfterMs: number; settings?: CircuitSettings; circuitOpened?: (endpointId: string, accountId: string) => Promise<void> | undefined }) {
+export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAfterMs: number; settings?: CircuitSettings; circuitOpened?: (endpointId: string, accountId: string) => Promise<void> | undefined; operationalEmitted?: () => void }) {
   const settings = deps.settings ?? DEFAULT_CIRCUIT;
 
   /**
@@ -149,11 +149,13 @@ export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAft
       }
       byEndpoint.set(f.endpointId, e);
     }
-    if (byEndpoint.size === 0) return disabled;
+    if (byEndpoint.size === 0) return signal(disabled);
     const transitions = await recordEndpointFailures(deps.db, [...byEndpoint.values()], settings.openAfter, retryDelayMs(schedule, 1, {}));
+    let opened = false;
     for (const t of transitions) {
       const e = byEndpoint.get(t.endpoint_id)!;
       if (t.state === 'open' && t.prev_state !== 'open' && t.prev_state !== 'probing') {
+        opened = true; // endpoint.failing was emitted with the transition
         deps.log.warn('endpoint.circuit_opened', { endpointId: t.endpoint_id, accountId: e.accountId, consecutiveFailures: t.consecutive_failures, lastError: e.error, nextProbeAt: isoOrNull(t.next_probe_at) });
         // The first probe: the retry schedule anchored at the streak's start.
         const at = e.at.getTime();
@@ -165,6 +167,13 @@ export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAft
         disabled.add(t.endpoint_id);
       }
     }
+    if (opened) deps.operationalEmitted?.();
+    return signal(disabled);
+  }
+
+  /** Auto-disable emitted endpoint.disabled: its deliveries can start now. */
+  function signal(disabled: Set<string>): Set<string> {
+    if (disabled.size) deps.operationalEmitted?.();
     return disabled;
   }
 

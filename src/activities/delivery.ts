@@ -152,6 +152,11 @@ export interface DeliveryActivityDeps {
   circuit?: CircuitSettings;
   /** Starts or signals the endpoint's recovery drain (`drain-<endpointId>`): the Dispatcher. */
   wakeDrain?: (request: DrainWakeRequest) => Promise<void>;
+  /**
+   * A state change that emits operational events was recorded (src/db/operational.ts): start their
+   * deliveries now (the Dispatcher's kickOperational). Without it, the reconciler starts them.
+   */
+  operationalEmitted?: () => void;
 }
 
 /** One attempt's facts: what was sent, what came back, and what follows. */
@@ -348,6 +353,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     log: deps.log,
     autoDisableAfterMs: deps.autoDisableAfterMs,
     settings: deps.circuit,
+    operationalEmitted: deps.operationalEmitted,
     // The circuit just opened: the endpoint's drain workflow becomes its prober (held wake-ups can probe too).
     circuitOpened: (endpointId, accountId) =>
       deps.wakeDrain?.({ endpointId, accountId, reason: 'circuit-opened' }).catch((err: Error) => deps.log.warn('drain.wake_failed', { endpointId, error: err.message })),
@@ -362,6 +368,11 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       schedule,
       probes,
     );
+
+  /** A success to an endpoint that was failing may have closed its circuit, which emits endpoint.recovered. */
+  const afterSuccesses = (attempted: Attempted[]) => {
+    if (attempted.some((a) => a.ok && a.ctx.health && a.ctx.health.state !== 'healthy')) deps.operationalEmitted?.();
+  };
 
   /** A probe went through (the circuit is closed): the endpoint's held deliveries are sent now by its drain. */
   async function probeSucceeded(ctx: AttemptContext): Promise<void> {
@@ -506,6 +517,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       const records = attempted.map((a) => ({ ...attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)), nextAttemptAt: a.ok ? undefined : a.ctx.delivery.next_attempt_at ?? undefined }));
       const numbers = await persistently(() => recordAttempts(deps.db, records));
       attempted.forEach((a, k) => logAttempt(a, numbers[k]));
+      afterSuccesses(attempted);
       const failed = attempted.filter((a) => !a.ok);
       out.delivered += attempted.length - failed.length;
       out.failed += failed.length;
@@ -609,6 +621,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     // retried here for a while before the attempt as a whole is failed (and later repeated).
     const [attemptNumber] = await persistently(() => recordAttempts(deps.db, [attemptRecord(a)]));
     logAttempt(a, attemptNumber);
+    afterSuccesses([a]);
     await persistently(() => applyThrottles([a!]));
     if (a.ok && gate.probes.size) await probeSucceeded(ctx);
     if (a.ok) return { statusCode: a.result.statusCode!, attempt: attemptNumber, finished: true };
@@ -812,6 +825,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       else attempted.push(r.value);
     }
     await persistently(() => applyThrottles(attempted));
+    afterSuccesses(attempted);
     const autoDisabled = await persistently(() => endpointFailures(attempted.filter((a) => !a.ok), input.schedule, gate.probes));
     for (const a of attempted) if (a.ok && gate.probes.get(a.ctx.delivery.endpoint_id)?.deliveryId === a.ctx.delivery.id) await probeSucceeded(a.ctx);
 
@@ -841,6 +855,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       if (d) await disableEndpoint(deps.db, d.endpoint_id, input.reason ?? 'receiver answered 410 Gone', at);
     }
     if (changed) deps.metrics?.finished.inc({ status: input.status });
+    if ((changed && input.status === 'undeliverable') || input.disableEndpoint) deps.operationalEmitted?.(); // delivery.exhausted, endpoint.disabled
     deps.log.info('delivery.finished', { deliveryId: input.deliveryId, series: input.series, status: input.status, reason: input.reason ?? null, changed });
     return changed;
   }

@@ -15,6 +15,7 @@ import { deliveriesRouter } from './routes/deliveries';
 import { endpointsRouter } from './routes/endpoints';
 import { eventsRouter } from './routes/events';
 import { eventTypesRouter } from './routes/eventTypes';
+import { operationalEndpointsRouter } from './routes/operationalEndpoints';
 
 export function createApp(deps: ApiDeps): Koa {
   const creds = credentialsOf(deps);
@@ -71,7 +72,7 @@ export function createApp(deps: ApiDeps): Koa {
   });
   v1.use(authenticate(deps.db, creds, limits));
   v1.use(jsonBody(deps.cfg.MAX_PAYLOAD_BYTES));
-  for (const r of [accountsRouter(deps), eventTypesRouter(), endpointsRouter(deps), eventsRouter(deps), deliveriesRouter(deps), apiKeysRouter(deps)]) {
+  for (const r of [accountsRouter(deps), eventTypesRouter(), endpointsRouter(deps), eventsRouter(deps), deliveriesRouter(deps), apiKeysRouter(deps), operationalEndpointsRouter(deps)]) {
     v1.use(r.routes(), r.allowedMethods());
   }
   app.use(v1.routes());

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EVENT_CATALOG, EVENT_TYPES, EventTypeName } from '../domain/eventCatalog';
+import { OPERATIONAL_EVENT_TYPES, OPERATIONAL_EVENTS, OperationalEventTypeName } from '../domain/operationalEvents';
 import { registry, type RouteSpec } from './route';
 import * as schemas from './schemas';
 
@@ -19,6 +20,10 @@ const pascal = (s: string) => s.replace(/(^|_)([a-z])/g, (_m, _u, c: string) => 
 /** `reward_unlocked` → `RewardUnlockedData`: the component of that event type's `data`. */
 export const dataComponent = (type: string) => `${pascal(type)}Data`;
 const eventInComponent = (type: string) => `${pascal(type)}EventIn`;
+/** `endpoint.failing` → `EndpointFailing`: its `data` is `EndpointFailingData`, its whole body `EndpointFailingWebhook`. */
+const operationalName = (type: string) => type.split('.').map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+export const operationalDataComponent = (type: string) => `${operationalName(type)}Data`;
+export const operationalWebhookComponent = (type: string) => `${operationalName(type)}Webhook`;
 
 const RATE_LIMIT_HEADERS: Json = {
   'Retry-After': { description: 'Seconds until the budget that was exceeded has room again.', required: true, schema: { type: 'integer', minimum: 1 } },
@@ -53,10 +58,13 @@ const JS_SPACE = '\\t\\n\\u000b\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u202
 function overrides(): Map<z.ZodType, Json> {
   const eventTypeList = (description: string): Json => ({ type: 'array', minItems: 1, items: ref('EventType'), description });
   const subscribed = 'Event types to receive (at least one; duplicates are ignored).';
+  const operationalTypeList: Json = { type: 'array', minItems: 1, items: ref('OperationalEventType'), description: 'Operational event types to receive (at least one; duplicates are ignored).' };
   const trimmedName = { type: 'string', minLength: 1, maxLength: 200, allOf: [{ pattern: `[^${JS_SPACE}]` }, { pattern: '^[^\\u0000]*$' }], description: 'Leading and trailing white space is removed; it must not be empty.' };
   return new Map<z.ZodType, Json>([
     [schemas.EndpointIn.shape.eventTypes, eventTypeList(subscribed)],
     [schemas.EndpointPatchIn.shape.eventTypes.unwrap(), eventTypeList(subscribed)],
+    [schemas.OperationalEndpointIn.shape.eventTypes, operationalTypeList],
+    [schemas.OperationalEndpointPatchIn.shape.eventTypes.unwrap(), operationalTypeList],
     [schemas.EventIn.shape.eventType, { ...ref('EventType'), description: 'Selects the schema of `data`.' }],
     [schemas.EventIn.shape.data, { type: 'object', description: 'The event\'s payload: the schema of its `eventType` (see the `oneOf`).' }],
     [schemas.AccountIn.shape.name, trimmedName],
@@ -83,6 +91,8 @@ function componentSchemas(): Json {
   for (const [name, value] of Object.entries(schemas)) if (value instanceof z.ZodType) components.push([name === 'ErrorOut' ? 'Error' : name, value]);
   components.push(['EventType', EventTypeName]);
   for (const type of EVENT_TYPES) components.push([dataComponent(type), EVENT_CATALOG[type].schema.clone()]);
+  components.push(['OperationalEventType', OperationalEventTypeName]);
+  for (const type of OPERATIONAL_EVENT_TYPES) components.push([operationalDataComponent(type), OPERATIONAL_EVENTS[type].schema.clone()]);
   for (const [id, schema] of components) named.add(schema, { id });
 
   const byZod = overrides();
@@ -103,13 +113,28 @@ function componentSchemas(): Json {
     const { $schema: _s, $id: _i, ...schema } = (/(In|Query)$/.test(id) || id.endsWith('Data') ? input : output)[id];
     out[id] = schema;
   }
-  for (const id of ['EndpointIn', 'EndpointPatchIn']) Object.assign((out[id] as { properties: Json }).properties.url as Json, URL_DOC);
+  for (const id of ['EndpointIn', 'EndpointPatchIn', 'OperationalEndpointIn', 'OperationalEndpointPatchIn']) Object.assign((out[id] as { properties: Json }).properties.url as Json, URL_DOC);
 
   // POST /v1/events: `data` must match the schema of `eventType`; one branch per type.
   for (const type of EVENT_TYPES) {
     const { description, example } = EVENT_CATALOG[type];
     Object.assign(out[dataComponent(type)] as Json, { description: `\`data\` of a \`${type}\` event: ${description}`, examples: [example] });
     out[eventInComponent(type)] = { type: 'object', required: ['eventType', 'data'], properties: { eventType: { const: type }, data: ref(dataComponent(type)) } };
+  }
+  // What an operational endpoint receives (the `webhooks` of the document): one body per type.
+  for (const type of OPERATIONAL_EVENT_TYPES) {
+    const { description, example } = OPERATIONAL_EVENTS[type];
+    Object.assign(out[operationalDataComponent(type)] as Json, { description: `\`data\` of the operational event \`${type}\`: ${description}`, examples: [example] });
+    out[operationalWebhookComponent(type)] = {
+      type: 'object',
+      required: ['eventType', 'data', 'createdAt', 'updatedAt'],
+      properties: {
+        eventType: { const: type },
+        data: ref(operationalDataComponent(type)),
+        createdAt: { type: 'integer', description: 'when the event was emitted, in milliseconds since the epoch' },
+        updatedAt: { type: 'integer', description: 'the same as createdAt' },
+      },
+    };
   }
   Object.assign(out.EventIn as Json, {
     oneOf: EVENT_TYPES.map((t) => ref(eventInComponent(t))),
@@ -124,7 +149,7 @@ function componentName(schema: z.ZodType | undefined): string {
   return found[0] === 'ErrorOut' ? 'Error' : found[0];
 }
 
-const ID_EXAMPLES: Record<string, string> = { accounts: 'acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O', endpoints: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', deliveries: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R', 'api-keys': 'key_01JM6Z6C3D5B7N9M1Q3W5E7R9T' };
+const ID_EXAMPLES: Record<string, string> = { accounts: 'acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O', endpoints: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', 'operational-endpoints': 'ep_01JM6Z7D4F6H8K0M2P4R6T8V0X', deliveries: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R', 'api-keys': 'key_01JM6Z6C3D5B7N9M1Q3W5E7R9T' };
 
 function errorStatuses(r: AnyRoute): number[] {
   const statuses = new Set<number>(r.errors ?? []);
@@ -203,9 +228,34 @@ function links(paths: Record<string, Record<string, Json>>): void {
   for (const op of ['getEndpoint', 'updateEndpoint', 'deleteEndpoint', 'getEndpointSecret', 'rotateEndpointSecret', 'sendTestEvent', 'recoverEndpoint']) {
     link('/v1/endpoints', 'post', 201, op, op, { id: '$response.body#/id' });
   }
+  for (const op of ['getOperationalEndpoint', 'updateOperationalEndpoint', 'deleteOperationalEndpoint', 'getOperationalEndpointSecret', 'rotateOperationalEndpointSecret', 'recoverOperationalEndpoint']) {
+    link('/v1/operational-endpoints', 'post', 201, op, op, { id: '$response.body#/id' });
+  }
   link('/v1/endpoints/{id}/test', 'post', 202, 'getDelivery', 'getDelivery', { id: '$response.body#/deliveryId' });
   link('/v1/endpoints/{id}/test', 'post', 202, 'resendDelivery', 'resendDelivery', { id: '$response.body#/deliveryId' });
   link('/v1/deliveries/{id}/resend', 'post', 202, 'getDelivery', 'getDelivery', { id: '$response.body#/deliveryId' });
+}
+
+/**
+ * The operational events an operational endpoint receives (OpenAPI 3.1 `webhooks`): signed and
+ * retried like every webhook (webhook-id, webhook-timestamp, webhook-signature, X-RR-Signature).
+ */
+function operationalWebhooks(): Json {
+  return Object.fromEntries(
+    OPERATIONAL_EVENT_TYPES.map((type) => {
+      const { description, example } = OPERATIONAL_EVENTS[type];
+      return [type, {
+        post: {
+          operationId: `operational.${type}`,
+          summary: `Operational event \`${type}\``,
+          description: `${description} Delivered to the operational endpoints subscribed to \`${type}\` (POST /v1/operational-endpoints), signed like every webhook: verify \`webhook-signature\` (Standard Webhooks) or \`X-RR-Signature\` with the operational endpoint's secret; \`webhook-id\` is the same on every retry.`,
+          tags: ['Operational webhooks'],
+          requestBody: { required: true, content: { 'application/json': { schema: ref(operationalWebhookComponent(type)), example: { eventType: type, data: example, createdAt: 1739070028002, updatedAt: 1739070028002 } } } },
+          responses: { '200': { description: 'Any 2xx acknowledges it; anything else (or no answer within ATTEMPT_TIMEOUT) is retried on the delivery schedule.' } },
+        },
+      }];
+    }),
+  );
 }
 
 export function openApiDocument(version: string): Json {
@@ -238,5 +288,6 @@ export function openApiDocument(version: string): Json {
     },
     security: [{ bearer: [] }],
     paths,
+    webhooks: operationalWebhooks(),
   };
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { EVENT_TYPES, EventTypeName } from '../domain/eventCatalog';
 import { normaliseEndpointUrl } from '../domain/endpointUrl';
 import { DELIVERY_STATUSES } from '../domain/errors';
+import { OPERATIONAL_EVENT_TYPES, OperationalEventTypeName } from '../domain/operationalEvents';
 
 /** Text that can be stored: Postgres refuses NUL (U+0000) in text, so it is a 400, not a 500. */
 export const text = () => z.string().regex(/^[^\u0000]*$/, 'must not contain NUL (U+0000) characters');
@@ -158,8 +159,30 @@ export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptO
 export const DeliveryListOut = z.object({ data: z.array(DeliveryOut), nextCursor: z.string().nullable() });
 export const ResendOut = z.object({ deliveryId: z.string() });
 export const TestIn = z.strictObject({ eventType: EventTypeName.optional() });
-export const RecoverIn = z.strictObject({ since: apiTime });
+export const RecoverKind = z.enum(['undeliverable', 'cancelled', 'missing']);
+export const RecoverIn = z.strictObject({
+  since: apiTime.describe('deliveries created, and events published, at or after this time'),
+  limit: z.number().int().min(1).max(1000).optional().describe('most deliveries brought back by this call (default 1000); `more` says whether to call again'),
+  include: z
+    .array(RecoverKind)
+    .min(1)
+    .optional()
+    .describe('what to bring back (default all three): `undeliverable` deliveries, `cancelled` ones (cancelled by auto-disable, a disable, a 410 or a downgrade), and `missing` events (published since then, of a type the endpoint subscribes to, that never got a delivery to it, e.g. while it was disabled)'),
+});
 export const RecoverOut = z.object({ deliveryIds: z.array(z.string()) });
+export const RecoveredOut = RecoverOut.extend({
+  recovered: z.object({ undeliverable: z.number().int(), cancelled: z.number().int(), missing: z.number().int() }).describe('how many of each kind this call brought back'),
+  more: z.boolean().describe('the limit was reached: there may be more to bring back (call again; nothing is brought back twice)'),
+});
+export const BulkResendIn = z.strictObject({
+  status: z.enum(['undeliverable', 'cancelled']).describe('resend the deliveries that ended with this status'),
+  endpointId: text().max(64).optional(),
+  eventType: text().max(200).optional(),
+  since: apiTime.optional().describe('created at or after this time'),
+  until: apiTime.optional().describe('created before this time'),
+  limit: z.number().int().min(1).max(1000).optional().describe('most deliveries resent by this call (default 1000); `more` says whether to call again'),
+});
+export const BulkResendOut = RecoverOut.extend({ more: z.boolean().describe('the limit was reached: there may be more to resend (call again; nothing is resent twice)') });
 export const PortalScope = z.enum(['manage', 'read']);
 export const PortalLinkIn = z.strictObject({
   ttlSeconds: z.number().int().min(60).max(7 * 86_400).optional().describe('lifetime; PORTAL_LINK_MAX_TTL (default 24 h) shortens a longer one'),
@@ -182,3 +205,28 @@ export const ApiKeyOut = z.object({
 export const ApiKeyCreatedOut = ApiKeyOut.extend({ key: z.string().describe('shown once; stored only as a hash') });
 export const ApiKeyListOut = z.object({ data: z.array(ApiKeyOut) });
 export const MyAccountOut = z.object({ id: z.string(), name: z.string(), plan: Plan, access: PortalScope.describe('`read` for a read-only portal link') });
+
+const operationalEventTypeList = z
+  .array(text())
+  .min(1, 'select at least one event type')
+  .superRefine((types, ctx) => {
+    types.forEach((t, i) => {
+      if (!(OPERATIONAL_EVENT_TYPES as string[]).includes(t)) ctx.addIssue({ code: 'custom', path: [i], message: `unknown operational event type "${t}"; known: ${OPERATIONAL_EVENT_TYPES.join(', ')}` });
+    });
+  })
+  .transform((types) => [...new Set(types)] as z.output<typeof OperationalEventTypeName>[]);
+export const OperationalEndpointIn = z.strictObject({
+  url: endpointUrl,
+  eventTypes: operationalEventTypeList,
+  description: text().max(500).optional(),
+  enabled: z.boolean().optional(),
+});
+export const OperationalEndpointPatchIn = z.strictObject({
+  url: endpointUrl.optional(),
+  eventTypes: operationalEventTypeList.optional(),
+  description: text().max(500).optional(),
+  enabled: z.boolean().optional(),
+});
+export const OperationalEndpointOut = EndpointOut.omit({ eventTypes: true, rateLimitPerSecond: true, maxInFlight: true }).extend({ eventTypes: z.array(OperationalEventTypeName) });
+export const OperationalEndpointWithSecretOut = OperationalEndpointOut.extend({ secret: z.string() });
+export const OperationalEndpointListOut = z.object({ data: z.array(OperationalEndpointOut) });

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { newId } from '../domain/ids';
 import { createApiKey } from './apiKeys';
 import type { Queryable } from './database';
+import { PLATFORM } from './operational';
 
 export type Plan = 'free' | 'paid';
 export interface AccountRow {
@@ -20,7 +21,8 @@ export async function createAccount(tx: Queryable, input: { name: string; plan: 
 }
 
 export async function getAccount(db: Queryable, id: string): Promise<AccountRow | undefined> {
-  const [row] = await db.query<AccountRow>('select * from accounts where id = $1', [id]);
+  // The internal account of the operational endpoints is no customer's: not found.
+  const [row] = await db.query<AccountRow>(`select * from accounts where id = $1 and id <> ${PLATFORM}`, [id]);
   return row;
 }
 

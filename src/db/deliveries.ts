@@ -2,6 +2,7 @@ import type { DeliveryStatus } from '../domain/errors';
 import type { EndpointLimitsInfo } from './endpointLimits';
 import type { Queryable } from './database';
 import { healthFromJson, type EndpointHealthRow } from './endpointHealth';
+import { emitOperational, isoSql } from './operational';
 
 export interface DeliveryRow {
   id: string;
@@ -88,12 +89,13 @@ export async function markDispatched(db: Queryable, started: { id: string; serie
 }
 
 /** Accepted deliveries whose workflow start was not confirmed `olderThanMs` after the last change, with what a start needs. */
-export async function undispatched(db: Queryable, olderThanMs: number, limit: number): Promise<{ id: string; series: number; meta: { accountId: string; endpointId: string; eventType: string; url: string } }[]> {
+export async function undispatched(db: Queryable, olderThanMs: number, limit: number, accountId?: string): Promise<{ id: string; series: number; meta: { accountId: string; endpointId: string; eventType: string; url: string } }[]> {
   const rows = await db.query<{ id: string; series: number; account_id: string; endpoint_id: string; event_type: string; url: string }>(
     `select d.id, d.series, d.account_id, d.endpoint_id, d.event_type, e.url from deliveries d join endpoints e on e.id = d.endpoint_id
      where d.dispatched_series < d.series and d.updated_at < now() - ($1::bigint * interval '1 millisecond')
+       and ($3::text is null or d.account_id = $3)
      order by d.updated_at limit $2`,
-    [olderThanMs, limit],
+    [olderThanMs, limit, accountId ?? null],
   );
   return rows.map((r) => ({ id: r.id, series: r.series, meta: { accountId: r.account_id, endpointId: r.endpoint_id, eventType: r.event_type, url: r.url } }));
 }
@@ -280,8 +282,17 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
        where h.endpoint_id = ok.endpoint_id
          and (h.state <> 'healthy' or h.consecutive_failures > 0 or h.failing_since is not null
               or h.last_success_at is null or h.last_success_at < ok.at - interval '1 minute')
-       returning 1
-     )
+       returning h.endpoint_id, h.prev_state, ok.at
+     ), ops_src as (
+       -- a circuit that was open closed: endpoint.recovered in this statement (src/db/operational.ts);
+       -- the subquery reads the health row as it was before this statement
+       select e.account_id, 'endpoint.recovered'::text as event_type,
+              json_build_object('accountId', e.account_id, 'endpointId', e.id, 'url', e.url,
+                                'failingSince', (select ${isoSql('o.failing_since')} from endpoint_health o where o.endpoint_id = r.endpoint_id),
+                                'recoveredAt', ${isoSql('r.at')}) as data
+       from healthy r join endpoints e on e.id = r.endpoint_id
+       where r.prev_state in ('open', 'probing')
+     ), ${emitOperational('ops_src')}
      select id, attempt from upd`,
     [
       col((a) => a.deliveryId), col((a) => a.series), col((a) => a.startedAt), col((a) => a.durationMs), col((a) => a.statusCode ?? null),
@@ -300,10 +311,29 @@ export async function finishDelivery(
   db: Queryable,
   a: { deliveryId: string; series: number; status: Exclude<DeliveryStatus, 'pending'>; reason?: string; at: Date },
 ): Promise<boolean> {
+  // An undeliverable end emits delivery.exhausted in the same statement (src/db/operational.ts);
+  // the other ends skip the emitting CTEs (they double this statement's cost).
+  if (a.status !== 'undeliverable') {
+    const rows = await db.query(
+      `update deliveries set status = $3, final_reason = $4, finished_at = $5, next_attempt_at = null,
+         delivered_at = case when $3 = 'delivered' then $5 else delivered_at end, updated_at = now()
+       where id = $1 and series = $2 and status = 'pending' returning id`,
+      [a.deliveryId, a.series, a.status, a.reason ?? null, a.at],
+    );
+    return rows.length > 0;
+  }
   const rows = await db.query(
-    `update deliveries set status = $3, final_reason = $4, finished_at = $5, next_attempt_at = null,
-       delivered_at = case when $3 = 'delivered' then $5 else delivered_at end, updated_at = now()
-     where id = $1 and series = $2 and status = 'pending' returning id`,
+    `with d as (
+       update deliveries set status = $3, final_reason = $4, finished_at = $5, next_attempt_at = null,
+         delivered_at = case when $3 = 'delivered' then $5 else delivered_at end, updated_at = now()
+       where id = $1 and series = $2 and status = 'pending' returning *
+     ), ops_src as (
+       select d.account_id, 'delivery.exhausted'::text as event_type,
+              json_build_object('accountId', d.account_id, 'endpointId', d.endpoint_id, 'deliveryId', d.id, 'eventId', d.event_id, 'eventType', d.event_type,
+                                'attemptCount', d.attempt_count, 'reason', d.final_reason, 'finishedAt', ${isoSql('d.finished_at')}) as data
+       from d where d.status = 'undeliverable'
+     ), ${emitOperational('ops_src')}
+     select id from d`,
     [a.deliveryId, a.series, a.status, a.reason ?? null, a.at],
   );
   return rows.length > 0;

@@ -1,6 +1,7 @@
 import type { Queryable } from './database';
 import { cancelPendingOfEndpoint } from './deliveries';
 import { disableEndpoint } from './endpoints';
+import { emitOperational, isoSql } from './operational';
 
 export type HealthState = 'healthy' | 'failing' | 'open' | 'probing';
 
@@ -73,8 +74,10 @@ const OPENS = `(h.state in ('healthy', 'failing') and ${STREAK} >= $5)`;
  */
 export async function recordEndpointFailures(db: Queryable, failures: EndpointFailures[], openAfter: number, firstProbeDelayMs: number): Promise<FailureTransition[]> {
   if (failures.length === 0) return [];
+  // endpoint.failing is emitted by the same statement when the streak opens the circuit (src/db/operational.ts).
   return db.query<FailureTransition>(
-    `insert into endpoint_health as h (endpoint_id, state, since, consecutive_failures, last_error, last_failure_at, failing_since, probe_attempt, next_probe_at)
+    `with rec as (
+     insert into endpoint_health as h (endpoint_id, state, since, consecutive_failures, last_error, last_failure_at, failing_since, probe_attempt, next_probe_at)
      select t.ep, case when t.n >= $5 then 'open' when t.n > 0 then 'failing' else 'healthy' end, t.at, t.n, t.err, t.at, t.at,
             case when t.n >= $5 then 1 else 0 end, case when t.n >= $5 then t.at + $6 * interval '1 millisecond' end
      from unnest($1::text[], $2::timestamptz[], $3::int[], $4::text[]) as t(ep, at, n, err)
@@ -89,7 +92,15 @@ export async function recordEndpointFailures(db: Queryable, failures: EndpointFa
        probe_attempt = case when ${OPENS} then 1 else h.probe_attempt end,
        next_probe_at = case when ${OPENS} then excluded.last_failure_at + $6 * interval '1 millisecond' else h.next_probe_at end,
        updated_at = now()
-     returning endpoint_id, prev_state, state, consecutive_failures, failing_since, next_probe_at`,
+     returning endpoint_id, prev_state, state, consecutive_failures, failing_since, next_probe_at, last_error
+     ), ops_src as (
+       select e.account_id, 'endpoint.failing'::text as event_type,
+              json_build_object('accountId', e.account_id, 'endpointId', e.id, 'url', e.url, 'consecutiveFailures', r.consecutive_failures,
+                                'failingSince', ${isoSql('r.failing_since')}, 'lastError', r.last_error) as data
+       from rec r join endpoints e on e.id = r.endpoint_id
+       where r.state = 'open' and (r.prev_state is null or r.prev_state in ('healthy', 'failing'))
+     ), ${emitOperational('ops_src')}
+     select endpoint_id, prev_state, state, consecutive_failures, failing_since, next_probe_at from rec`,
     [failures.map((f) => f.endpointId), failures.map((f) => f.at), failures.map((f) => f.count), failures.map((f) => f.error), openAfter, firstProbeDelayMs],
   );
 }

@@ -4,6 +4,7 @@ import { newSigningSecret } from '../domain/signing';
 import type { Database, Queryable } from './database';
 import { syncEndpointLimits } from './endpointLimits';
 import { openSecret, sealSecret } from './endpointSecrets';
+import { emitOperational, ENDPOINT_CHANGED_DATA, isoSql } from './operational';
 
 export interface EndpointRow {
   id: string;
@@ -33,9 +34,15 @@ export async function createEndpoint(
   input: { url: string; eventTypes: EventType[]; description?: string; enabled?: boolean; rateLimitPerSecond?: number | null; maxInFlight?: number | null },
 ): Promise<EndpointRow> {
   const id = newId('ep');
+  // endpoint.created is emitted by the same statement (src/db/operational.ts).
   const [row] = await db.query<EndpointRow>(
-    `insert into endpoints (id, account_id, url, description, event_types, enabled, secret, rate_limit_per_second, max_in_flight)
-     values ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9) returning *`,
+    `with e as (
+       insert into endpoints (id, account_id, url, description, event_types, enabled, secret, rate_limit_per_second, max_in_flight)
+       values ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9) returning *
+     ), ops_src as (
+       select e.account_id, 'endpoint.created'::text as event_type, ${ENDPOINT_CHANGED_DATA} as data from e
+     ), ${emitOperational('ops_src')}
+     select * from e`,
     [id, accountId, input.url, input.description ?? '', JSON.stringify(input.eventTypes), input.enabled ?? true, sealSecret(id, newSigningSecret()), input.rateLimitPerSecond ?? null, input.maxInFlight ?? null],
   );
   if (row.rate_limit_per_second !== null || row.max_in_flight !== null) await syncEndpointLimits(db, id, { rateLimitPerSecond: row.rate_limit_per_second, maxInFlight: row.max_in_flight });
@@ -86,7 +93,10 @@ export async function updateEndpoint(
   patch: { url?: string; eventTypes?: EventType[]; description?: string; enabled?: boolean; rateLimitPerSecond?: number | null; maxInFlight?: number | null },
 ): Promise<EndpointRow | undefined> {
   const [row] = await db.query<EndpointRow>(
-    `update endpoints set
+    `with before as (
+       select id, enabled from endpoints where id = $1 and account_id = $2 and deleted_at is null
+     ), e as (
+     update endpoints set
        url = coalesce($3, url),
        event_types = coalesce($4::jsonb, event_types),
        description = coalesce($5, description),
@@ -97,7 +107,15 @@ export async function updateEndpoint(
        rate_limit_per_second = case when $7 then $8::double precision else rate_limit_per_second end,
        max_in_flight = case when $9 then $10::int else max_in_flight end,
        updated_at = now()
-     where id = $1 and account_id = $2 and deleted_at is null returning *`,
+     where id = $1 and account_id = $2 and deleted_at is null returning *
+     ), ops_src as (
+       -- endpoint.updated, and endpoint.disabled when this disabled it (src/db/operational.ts)
+       select e.account_id, 'endpoint.updated'::text as event_type, ${ENDPOINT_CHANGED_DATA} as data from e
+       union all
+       select e.account_id, 'endpoint.disabled', json_build_object('accountId', e.account_id, 'endpointId', e.id, 'url', e.url, 'trigger', 'manual', 'reason', e.disabled_reason, 'disabledAt', ${isoSql('e.disabled_at')})
+       from e join before b on b.id = e.id where b.enabled and not e.enabled
+     ), ${emitOperational('ops_src')}
+     select * from e`,
     [id, accountId, patch.url ?? null, patch.eventTypes ? JSON.stringify(patch.eventTypes) : null, patch.description ?? null, patch.enabled ?? null,
       patch.rateLimitPerSecond !== undefined, patch.rateLimitPerSecond ?? null, patch.maxInFlight !== undefined, patch.maxInFlight ?? null],
   );
@@ -108,7 +126,15 @@ export async function updateEndpoint(
 }
 
 export async function softDeleteEndpoint(db: Queryable, accountId: string, id: string): Promise<boolean> {
-  const rows = await db.query('update endpoints set deleted_at = now(), enabled = false, updated_at = now() where id = $1 and account_id = $2 and deleted_at is null returning id', [id, accountId]);
+  const rows = await db.query(
+    `with e as (
+       update endpoints set deleted_at = now(), enabled = false, updated_at = now() where id = $1 and account_id = $2 and deleted_at is null returning id, account_id, url
+     ), ops_src as (
+       select e.account_id, 'endpoint.deleted'::text as event_type, json_build_object('accountId', e.account_id, 'endpointId', e.id, 'url', e.url) as data from e
+     ), ${emitOperational('ops_src')}
+     select id from e`,
+    [id, accountId],
+  );
   return rows.length > 0;
 }
 
@@ -133,10 +159,17 @@ export function activeSecrets(row: Pick<EndpointRow, 'secret' | 'previous_secret
   return secrets;
 }
 
-/** Disables an enabled endpoint with a reason (410 Gone, auto-disable); false if it already was. */
+/** Disables an enabled endpoint with a reason (410 Gone, auto-disable) and emits endpoint.disabled in the same statement; false if it already was. */
 export async function disableEndpoint(db: Queryable, endpointId: string, reason: string, at: Date): Promise<boolean> {
   const rows = await db.query(
-    `update endpoints set enabled = false, disabled_reason = $2, disabled_at = $3, updated_at = now() where id = $1 and enabled returning id`,
+    `with e as (
+       update endpoints set enabled = false, disabled_reason = $2, disabled_at = $3, updated_at = now() where id = $1 and enabled returning id, account_id, url, disabled_reason, disabled_at
+     ), ops_src as (
+       select e.account_id, 'endpoint.disabled'::text as event_type,
+              json_build_object('accountId', e.account_id, 'endpointId', e.id, 'url', e.url, 'trigger', 'automatic', 'reason', e.disabled_reason, 'disabledAt', ${isoSql('e.disabled_at')}) as data
+       from e
+     ), ${emitOperational('ops_src')}
+     select id from e`,
     [endpointId, reason, at],
   );
   return rows.length > 0;

@@ -1,5 +1,6 @@
 import type { EventType } from '../domain/eventCatalog';
 import type { Queryable } from './database';
+import { PLATFORM } from './operational';
 
 export interface EventRow {
   id: string;
@@ -35,7 +36,7 @@ export async function acceptEvent(
 ): Promise<AcceptedEvent> {
   const [row] = await db.query<{ account_found: number; event_id: string | null; deliveries: AcceptedEvent['deliveries'] }>(
     `with acc as (
-       select id, plan from accounts where id = $1
+       select id, plan from accounts where id = $1 and id <> ${PLATFORM} -- operational events are emitted, never published
      ), ev as (
        insert into events (id, account_id, event_type, body, idempotency_key, request_hash, is_test, created_at)
        select $2, acc.id, $3, $4, $5, $6, $7, $8 from acc

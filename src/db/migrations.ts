@@ -230,6 +230,22 @@ create unlogged table rate_limits (
 )
 `,
   },
+  {
+    id: 14,
+    name: 'operational webhooks and recover',
+    // The platform's operational endpoints are endpoints of an internal paid account (see
+    // src/domain/operationalEvents.ts); rr_new_id makes time-sortable ids (src/domain/ids.ts) in
+    // the SQL statements that emit operational events. One delivery per event and endpoint (as
+    // publishing makes them) becomes a constraint, so recovering missing events is idempotent;
+    // the account/time index finds an account's events since a time. `if not exists`: a large
+    // database can have them built beforehand with CREATE INDEX CONCURRENTLY (README).
+    sql: `
+insert into accounts (id, name, plan) values ('acc_000000000000000000platform', 'Platform (operational webhooks)', 'paid') on conflict (id) do nothing;
+create or replace function rr_new_id(prefix text) returns text language sql volatile as $$ select prefix || '_' || (select string_agg(substr('0123456789abcdefghjkmnpqrstvwxyz', (((floor(extract(epoch from now()) * 1000)::bigint >> (5 * i)) & 31)::int + 1), 1), '' order by i desc) from generate_series(0, 9) as i) || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16) $$;
+create unique index if not exists deliveries_event_endpoint on deliveries (event_id, endpoint_id);
+create index if not exists events_account_created on events (account_id, created_at)
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

@@ -4,6 +4,7 @@ import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { markDispatched, undispatched } from '../db/deliveries';
 import type { RetrySchedule } from '../domain/retrySchedule';
+import { PLATFORM_ACCOUNT_ID } from '../domain/operationalEvents';
 import { redactUrl } from '../domain/redact';
 import { batchWorkflowId, workflowIdFor } from '../domain/workflowIds';
 import type { Logger } from '../logger';
@@ -282,6 +283,37 @@ export class Dispatcher {
       if (err instanceof WorkflowNotFoundError) return;
       this.log.warn('dispatch.cancel_failed', { deliveryId: target.id, error: (err as Error).message });
     }
+  }
+
+  private operational?: Promise<void>;
+  private operationalAgain = false;
+
+  /**
+   * Operational events were (or may have been) emitted: start their deliveries now rather than at
+   * the reconciler's next pass (which starts them anyway if this fails or the process dies).
+   * Calls while a pass runs are coalesced into one more pass.
+   */
+  kickOperational(): void {
+    if (this.operational) {
+      this.operationalAgain = true;
+      return;
+    }
+    this.operational = (async () => {
+      do {
+        this.operationalAgain = false;
+        const rows = await undispatched(this.db, 0, 200, PLATFORM_ACCOUNT_ID);
+        if (rows.length) await this.dispatchAll(rows);
+      } while (this.operationalAgain);
+    })()
+      .catch((err: Error) => this.log.warn('dispatch.operational_failed', { error: err.message }))
+      .finally(() => {
+        this.operational = undefined;
+      });
+  }
+
+  /** Resolves when the operational pass under way (if any) is done. */
+  async operationalSettled(): Promise<void> {
+    while (this.operational) await this.operational;
   }
 
   /** One pass: start workflows for accepted deliveries that a crash left unstarted. */

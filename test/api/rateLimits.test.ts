@@ -253,7 +253,7 @@ test('when the OpenAPI document is read, then every authenticated operation docu
     }
   }
   expect(authenticated).toBeGreaterThan(20);
-  expect(send.sort()).toEqual(['recoverEndpoint', 'resendDelivery', 'retryDelivery', 'retryEndpoint', 'sendTestEvent']);
+  expect(send.sort()).toEqual(['recoverEndpoint', 'resendDeliveries', 'resendDelivery', 'retryDelivery', 'retryEndpoint', 'sendTestEvent']);
   expect(doc.paths['/v1/endpoints'].post.responses['409'].$ref).toBe('#/components/responses/Conflict');
 });
 

@@ -26,7 +26,7 @@ def before_call(context, case, kwargs):
     if not isinstance(body, dict):
         return
     path, method = case.operation.path, case.method.upper()
-    if path in ("/v1/endpoints", "/v1/endpoints/{id}") and method in ("POST", "PATCH"):
+    if path in ("/v1/endpoints", "/v1/endpoints/{id}", "/v1/operational-endpoints", "/v1/operational-endpoints/{id}") and method in ("POST", "PATCH"):
         url = body.get("url")
         if isinstance(url, str) and len(url) <= 2048 and WELL_FORMED.fullmatch(url):
             body["url"] = RECEIVER_URL

@@ -68,7 +68,7 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
       connection: nativeConnection,
       cfg,
       workflowBundle: { code: readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8') },
-      activityDeps: { db, send: sender.send, log: opts.log ?? silentLogger, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), sendStops, wakeDrain: (r) => dispatcher.wakeDrain(r) },
+      activityDeps: { db, send: sender.send, log: opts.log ?? silentLogger, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), sendStops, wakeDrain: (r) => dispatcher.wakeDrain(r), operationalEmitted: () => dispatcher.kickOperational() },
     });
     workerRun = worker.run();
   }

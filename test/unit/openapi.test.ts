@@ -1,9 +1,10 @@
 import { validate, compileErrors } from '@readme/openapi-parser';
 import { createApp } from '../../src/api/app';
-import { dataComponent, openApiDocument } from '../../src/api/openapi';
+import { dataComponent, openApiDocument, operationalDataComponent, operationalWebhookComponent } from '../../src/api/openapi';
 import { registry } from '../../src/api/route';
 import { loadConfig } from '../../src/config';
 import { EVENT_CATALOG, EVENT_TYPES } from '../../src/domain/eventCatalog';
+import { OPERATIONAL_EVENT_TYPES, OPERATIONAL_EVENTS } from '../../src/domain/operationalEvents';
 
 // Building the app declares every route; the document needs nothing else.
 createApp({ cfg: loadConfig({ ADMIN_TOKEN: 'a'.repeat(32) }), adminToken: 'a'.repeat(32) } as never);
@@ -40,7 +41,7 @@ test('when a route declares examples, then they are valid for its own zod schema
 
 test('when an account route is read, then the admin\'s ?accountId= and its 400/404 are documented', () => {
   const accountRoutes = operations.filter((o) => o.op['x-auth'] === 'account');
-  expect(accountRoutes.length).toBe(18); // 13 + the three /v1/api-keys routes + the two retry routes
+  expect(accountRoutes.length).toBe(19); // 13 + the three /v1/api-keys routes + the two retry routes + bulk resend
   for (const { path, method, op } of accountRoutes) {
     expect([path, method, op.parameters.filter((p: any) => p.name === 'accountId' && p.in === 'query').length]).toEqual([path, method, 1]);
     expect([path, method, Object.keys(op.responses)]).toEqual([path, method, expect.arrayContaining(['400', '401', '404'])]);
@@ -49,7 +50,7 @@ test('when an account route is read, then the admin\'s ?accountId= and its 400/4
 
 test('when a body is optional on the server, then requestBody.required is false, and every body route documents 400, 413 and 415', () => {
   const required = Object.fromEntries(operations.filter((o) => o.op.requestBody).map((o) => [o.op.operationId, o.op.requestBody.required]));
-  expect(required).toEqual({ createAccount: true, updateAccount: false, createPortalLink: false, createEndpoint: true, updateEndpoint: false, sendTestEvent: false, recoverEndpoint: true, publishEvent: true, createApiKey: true });
+  expect(required).toEqual({ createAccount: true, updateAccount: false, createPortalLink: false, createEndpoint: true, updateEndpoint: false, sendTestEvent: false, recoverEndpoint: true, publishEvent: true, createApiKey: true, createOperationalEndpoint: true, updateOperationalEndpoint: false, recoverOperationalEndpoint: true, resendDeliveries: true });
   for (const { op } of operations.filter((o) => o.method === 'post' || o.method === 'patch')) expect([op.operationId, Object.keys(op.responses)]).toEqual([op.operationId, expect.arrayContaining(['400', '413', '415'])]);
 });
 
@@ -69,4 +70,19 @@ test('when event types appear in requests, then they are the catalog\'s enum, an
     expect(Object.keys(data.properties)).toEqual(expect.arrayContaining(['participantId', 'email', 'code', 'campaignId']));
   }
   expect(resolve(doc.components.schemas.RewardUnlockedData.properties.reward).required).toEqual(expect.arrayContaining(['id', 'amount', 'currency']));
+});
+
+test('when the operational events are read, then each is a webhook of the document with a JSON Schema for its body and data, and its example is valid', () => {
+  expect(Object.keys(doc.webhooks)).toEqual(OPERATIONAL_EVENT_TYPES);
+  expect(doc.components.schemas.OperationalEventType.enum).toEqual(OPERATIONAL_EVENT_TYPES);
+  expect(resolve(doc.components.schemas.OperationalEndpointIn.properties.eventTypes.items).enum).toEqual(OPERATIONAL_EVENT_TYPES);
+  for (const type of OPERATIONAL_EVENT_TYPES) {
+    const body = resolve(doc.webhooks[type].post.requestBody.content['application/json'].schema);
+    expect(body).toBe(doc.components.schemas[operationalWebhookComponent(type)]);
+    expect(body.properties.eventType.const).toBe(type);
+    const data = resolve(body.properties.data);
+    expect(data).toBe(doc.components.schemas[operationalDataComponent(type)]);
+    expect(data.required).toEqual(expect.arrayContaining(['accountId', 'endpointId']));
+    expect(OPERATIONAL_EVENTS[type].schema.safeParse(OPERATIONAL_EVENTS[type].example).error?.issues).toBeUndefined();
+  }
 });

@@ -8,7 +8,8 @@ import { actingAccount, principal } from '../auth';
 import { ApiError } from '../errors';
 import { attemptOut, deliveryOut } from '../mappers';
 import { defineRoute } from '../route';
-import { DeliveryDetailOut, DeliveryListOut, DeliveryListQuery, ResendOut } from '../schemas';
+import { BulkResendIn, BulkResendOut, DeliveryDetailOut, DeliveryListOut, DeliveryListQuery, ResendOut } from '../schemas';
+import { resendMatching } from '../../db/recover';
 
 const DELIVERY_EXAMPLE = { id: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R', eventId: 'evt_01JM6Z5B2C4V6B8N0M2Q4W6E8Q', endpointId: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', eventType: 'referrer_added', status: 'delivered', attemptCount: 1, deliveredAt: '2025-02-09T03:00:28.140Z', createdAt: '2025-02-09T03:00:28.002Z', workflowId: 'batch-acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O-01JM6Z5B' };
 
@@ -52,6 +53,15 @@ export function deliveriesRouter(deps: ApiDeps): Router {
       throw new ApiError(409, 'delivery_pending', 'This delivery is still being retried; resend it once it has finished.');
     }
     return { deliveryId: row.id };
+  });
+
+  defineRoute(router, { method: 'post', path: '/v1/delivery-resends', operationId: 'resendDeliveries', example: { body: { status: 'undeliverable', endpointId: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', since: '2025-02-08T00:00:00Z' }, response: { deliveryIds: [DELIVERY_EXAMPLE.id], more: false } }, summary: 'Bulk resend: a new attempt series now (same webhook-id) for every undeliverable or cancelled delivery matching the filter (status, and optionally endpoint, event type and creation time, as the delivery log filters), oldest first, at most `limit` (1000) per call. Deliveries of a disabled or deleted endpoint, and purged payloads, are left out; a repeated call resends nothing twice.', tag, auth: 'account', body: BulkResendIn, response: { status: 202, schema: BulkResendOut }, errors: [402], limit: 'send' }, async (ctx, { body }) => {
+    const a = await actingAccount(ctx, deps.db);
+    if (a.plan !== 'paid') throw ApiError.planRequired();
+    const limit = body.limit ?? 1000;
+    const rows = await resendMatching(deps.db, a.id, { status: body.status, endpointId: body.endpointId, eventType: body.eventType, since: body.since ? new Date(body.since) : undefined, until: body.until ? new Date(body.until) : undefined }, limit);
+    await deps.dispatcher.dispatchAll(rows.map((r) => ({ id: r.id, series: r.series, meta: { accountId: a.id, endpointId: r.endpoint_id, eventType: r.event_type, url: r.url } })));
+    return { deliveryIds: rows.map((r) => r.id), more: rows.length >= limit };
   });
 
   defineRoute(router, { method: 'post', path: '/v1/deliveries/:id/retry', operationId: 'retryDelivery', example: { response: { deliveryId: DELIVERY_EXAMPLE.id } }, summary: 'Retry now: a pending delivery is attempted now instead of at its next back-off slot (also when held by an open circuit: it is then the probe, and its success sends the endpoint\'s other held deliveries).', tag, auth: 'account', response: { status: 202, schema: ResendOut }, errors: [402, 404, 409], limit: 'send' }, async (ctx) => {

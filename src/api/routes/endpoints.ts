@@ -7,14 +7,15 @@ import { healthOf } from '../../db/endpointHealth';
 import { pendingOfEndpoint } from '../../db/drain';
 import { normaliseEndpointUrl } from '../../domain/endpointUrl';
 import { EVENT_CATALOG } from '../../domain/eventCatalog';
-import { cancelEndpointDeliveries, resendDelivery } from '../../services/deliveryControl';
+import { cancelEndpointDeliveries } from '../../services/deliveryControl';
+import { recoverEndpoint } from '../../services/recover';
 import { publishEvent } from '../../services/publishEvent';
 import type { ApiDeps } from '../context';
 import { actingAccount } from '../auth';
 import { ApiError, type FieldError } from '../errors';
 import { endpointOut } from '../mappers';
 import { defineRoute } from '../route';
-import { EndpointIn, EndpointListOut, EndpointOut, EndpointPatchIn, EndpointWithSecretOut, RecoverIn, RecoverOut, ResendOut, SecretOut, TestIn } from '../schemas';
+import { EndpointIn, EndpointListOut, EndpointOut, EndpointPatchIn, EndpointWithSecretOut, RecoveredOut, RecoverIn, RecoverOut, ResendOut, SecretOut, TestIn } from '../schemas';
 
 const RECOVER_LIMIT = 1000;
 const ENDPOINT_EXAMPLE = { id: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', url: 'https://hooks.acme.example/referrals', eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', enabled: true, disabledReason: null, disabledAt: null, createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z', rateLimitPerSecond: null, maxInFlight: null, health: { state: 'healthy', since: '2025-02-09T03:00:28.002Z', consecutiveFailures: 0 } };
@@ -47,6 +48,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     const max = deps.cfg.MAX_ENDPOINTS_PER_ACCOUNT;
     const ep = await createEndpointWithinCap(deps.db, a.id, body, max);
     if (!ep) throw new ApiError(409, 'endpoint_limit_reached', `The account already has ${max} endpoints, the most it may have (MAX_ENDPOINTS_PER_ACCOUNT); delete one before adding another.`);
+    deps.dispatcher?.kickOperational(); // endpoint.created
     return { ...endpointOut(ep), secret: ep.secret };
   });
 
@@ -69,6 +71,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     const ep = await updateEndpoint(deps.db, a.id, before.id, body);
     if (!ep) throw ApiError.notFound('endpoint');
     if (before.enabled && !ep.enabled) await cancelEndpointDeliveries(deps, ep.id, 'endpoint disabled');
+    deps.dispatcher?.kickOperational(); // endpoint.updated (and endpoint.disabled)
     return endpointOut(ep, (await healthOf(deps.db, [ep.id])).get(ep.id));
   });
 
@@ -77,6 +80,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     const ep = await found(ctx, a);
     await softDeleteEndpoint(deps.db, a.id, ep.id);
     await cancelEndpointDeliveries(deps, ep.id, 'endpoint deleted');
+    deps.dispatcher?.kickOperational(); // endpoint.deleted
   });
 
   defineRoute(router, { method: 'get', path: '/v1/endpoints/:id/secret', operationId: 'getEndpointSecret', example: { response: { secret: SECRET_EXAMPLE } }, summary: 'Reveal the signing secret.', tag, auth: 'account', response: { status: 200, schema: SecretOut }, errors: [404] }, async (ctx) => {
@@ -105,18 +109,12 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return { deliveryId: published.deliveries[0].id };
   });
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/recover', operationId: 'recoverEndpoint', example: { body: { since: '2025-02-08T00:00:00Z' }, response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'] } }, summary: `Resend every undeliverable delivery of this endpoint created since a time (at most ${RECOVER_LIMIT}).`, tag, auth: 'account', body: RecoverIn, response: { status: 202, schema: RecoverOut }, errors: [402, 404, 409], limit: 'send' }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/recover', operationId: 'recoverEndpoint', example: { body: { since: '2025-02-08T00:00:00Z', limit: 1000 }, response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'], recovered: { undeliverable: 1, cancelled: 0, missing: 0 }, more: false } }, summary: `Recover what the endpoint lost since a time, oldest first, at most \`limit\` (default ${RECOVER_LIMIT}) per call: its undeliverable deliveries and those cancelled by auto-disable, a disable, a 410 or a downgrade are resent (same webhook-id), and events it never got (published while it was disabled, Svix's "replay missing") are delivered. Idempotent: a repeated call brings back nothing twice; \`more\` says whether to call again.`, tag, auth: 'account', body: RecoverIn, response: { status: 202, schema: RecoveredOut }, errors: [402, 404, 409], limit: 'send' }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
     const ep = await found(ctx, a);
     if (!ep.enabled) throw new ApiError(409, 'endpoint_disabled', 'Enable the endpoint before recovering its deliveries.');
-    const rows = await deps.db.query<{ id: string }>(
-      `select id from deliveries where endpoint_id = $1 and status = 'undeliverable' and created_at >= $2 order by id limit $3`,
-      [ep.id, new Date(body.since), RECOVER_LIMIT],
-    );
-    const ids: string[] = [];
-    for (const row of rows) if (await resendDelivery(deps, a.id, row.id)) ids.push(row.id);
-    return { deliveryIds: ids } satisfies z.infer<typeof RecoverOut>;
+    return (await recoverEndpoint(deps, ep, { since: new Date(body.since), limit: body.limit ?? RECOVER_LIMIT, include: body.include })) satisfies z.infer<typeof RecoveredOut>;
   });
 
   defineRoute(router, { method: 'post', path: '/v1/endpoints/:id/retry', operationId: 'retryEndpoint', example: { response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'] } }, summary: `Retry pending now: every pending delivery of this endpoint (held ones included) is attempted now instead of at its next back-off slot, oldest first; while its circuit is open the first request is the probe, and only its success sends the rest. Answers the first ${RECOVER_LIMIT} pending ids.`, tag, auth: 'account', response: { status: 202, schema: RecoverOut }, errors: [402, 404, 409], limit: 'send' }, async (ctx) => {

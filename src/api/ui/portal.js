@@ -503,11 +503,7 @@ function fillCard(card, ep) {
   fillHealth(card, ep.health);
 
   const reason = card.querySelector('.card-disabled');
-  if (!ep.enabled) {
-    const when = ep.disabledAt ? ` on ${formatTime(ep.disabledAt)}` : '';
-    reason.textContent = ep.disabledReason ? `Disabled${when}: ${ep.disabledReason}` : `Disabled${when}. No webhooks are sent to it.`;
-  }
-  reason.hidden = ep.enabled;
+  fillBanner(card, ep);
 
   const toggle = inCard(card, 'toggle-enabled'); // absent on free plans
   if (toggle) {
@@ -520,6 +516,29 @@ function fillCard(card, ep) {
     if (ep.enabled) toggle.removeAttribute('aria-describedby');
     else toggle.setAttribute('aria-describedby', reason.id);
   }
+}
+
+/**
+ * A banner on an endpoint that is disabled or failing: why, and what to do about it. The
+ * reason paragraph (.card-disabled) also describes the Enable button of a disabled endpoint.
+ */
+function fillBanner(card, ep) {
+  const banner = card.querySelector('.card-banner');
+  const reason = card.querySelector('.card-disabled');
+  const advice = card.querySelector('.card-banner-advice');
+  const h = ep.health || { state: 'healthy', consecutiveFailures: 0 };
+  if (!ep.enabled) {
+    const when = ep.disabledAt ? ` on ${formatTime(ep.disabledAt)}` : '';
+    reason.textContent = ep.disabledReason ? `Disabled${when}: ${ep.disabledReason}` : `Disabled${when}. No webhooks are sent to it.`;
+    advice.textContent = 'Nothing is sent to it, and new events are not queued for it. Fix your receiver so it answers 2xx, press Enable, then Recover from the time it stopped: that resends what failed or was cancelled and delivers the events it missed.';
+  } else if (h.state !== 'healthy') {
+    const last = h.lastError ? ` (last error: ${h.lastError})` : '';
+    reason.textContent = h.state === 'failing'
+      ? `Failing: ${plural(h.consecutiveFailures, 'attempt', 'attempts')} in a row failed since ${formatTime(h.since)}${last}.`
+      : `Not receiving: ${plural(h.consecutiveFailures, 'attempt', 'attempts')} in a row failed${last}, so deliveries are held since ${formatTime(h.since)} and retried when a probe succeeds.`;
+    advice.textContent = 'Check that your receiver answers 2xx within the timeout. Once it does, press Retry pending now to send what is waiting at once; otherwise it is retried automatically. An endpoint that keeps failing is disabled.';
+  }
+  banner.hidden = ep.enabled && h.state === 'healthy';
 }
 
 const HEALTH_LABELS = { healthy: 'Healthy', failing: 'Failing', open: 'Circuit open', probing: 'Probing' };
@@ -716,10 +735,14 @@ async function recoverSince(button, ep, card) {
   input.removeAttribute('aria-invalid');
   await busy(button, async () => {
     try {
-      const { deliveryIds } = await api('POST', `/v1/endpoints/${enc(ep.id)}/recover`, { since: since.toISOString() });
+      const { deliveryIds, recovered, more } = await api('POST', `/v1/endpoints/${enc(ep.id)}/recover`, { since: since.toISOString() });
+      const parts = [];
+      if (recovered.undeliverable) parts.push(plural(recovered.undeliverable, 'undeliverable delivery', 'undeliverable deliveries'));
+      if (recovered.cancelled) parts.push(plural(recovered.cancelled, 'cancelled delivery', 'cancelled deliveries'));
+      if (recovered.missing) parts.push(plural(recovered.missing, 'missed event', 'missed events'));
       announce(deliveryIds.length
-        ? `Resent ${plural(deliveryIds.length, 'undeliverable delivery', 'undeliverable deliveries')} created since ${since.toLocaleString()}.`
-        : `No undeliverable deliveries since ${since.toLocaleString()}; nothing was resent.`);
+        ? `Recovered ${parts.join(', ')} since ${since.toLocaleString()}.${more ? ' There is more: press Recover again.' : ''}`
+        : `Nothing failed, was cancelled or was missed since ${since.toLocaleString()}; nothing was resent.`);
       await refreshLogAndDetails();
     } catch (err) { reportError(err); }
   });
