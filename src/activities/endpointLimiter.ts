@@ -3,6 +3,7 @@ import type { Queryable } from '../db/database';
 import type { AttemptContext } from '../db/deliveries';
 import { clearThrottleStreak, releaseInFlightSlots, reserveSendSlots, takeInFlightSlots, throttleEndpoint } from '../db/endpointLimits';
 import type { LimitReason } from '../domain/endpointGate';
+import { MAX_RETRY_AFTER_MS } from '../domain/retrySchedule';
 import type { Logger } from '../logger';
 
 /** Leave to send one delivery: not before `startAtMs`, holding concurrency slot `slot` (if the endpoint has maxInFlight) until released. */
@@ -110,7 +111,7 @@ export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseM
     for (const o of outcomes) {
       if (o.statusCode === 429 || (o.statusCode === 503 && o.retryAfterMs !== undefined)) {
         if (paused.has(o.endpointId)) continue;
-        const until = await throttleEndpoint(deps.db, o.endpointId, o.startedAtMs, o.retryAfterMs);
+        const until = await throttleEndpoint(deps.db, o.endpointId, o.startedAtMs, o.retryAfterMs === undefined ? undefined : Math.min(o.retryAfterMs, MAX_RETRY_AFTER_MS)); // capped as a delivery's own wait
         paused.set(o.endpointId, until.getTime());
         deps.log.warn('endpoint.throttled', { endpointId: o.endpointId, accountId: o.accountId, statusCode: o.statusCode, retryAfterMs: o.retryAfterMs ?? null, until: until.toISOString() });
       } else if (o.ok && (streaks.get(o.endpointId) ?? 0) > 0) cleared.add(o.endpointId);
