@@ -29,7 +29,7 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
     // A pre-built bundle carries the workflow interceptors already.
     interceptors: { activity: tracing.activityInterceptors, ...('workflowBundle' in workflows ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
     sinks: tracing.sinks,
-    activities: { ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), ...opts.activityDeps }), ...createRetentionActivities(opts.activityDeps) },
+    activities: { ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), attemptTimeoutMs: opts.cfg.ATTEMPT_TIMEOUT, ...opts.activityDeps }), ...createRetentionActivities(opts.activityDeps) },
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentWorkflowTaskExecutions: 100,
     maxConcurrentLocalActivityExecutions: 200,
