@@ -34,12 +34,16 @@ export class AttemptLease {
   private readonly signal: AbortSignal;
   private readonly held = new Set<string>();
 
-  /** Call right before the claim statement: the lease is counted from here. */
-  constructor(requestTimeoutMs: number) {
+  /**
+   * Call right before the claim statement: the lease is counted from here. It lasts the activity's
+   * start-to-close timeout, or `maxLeaseMs` when shorter: how long a re-run after a crash waits
+   * for it (a request that could not start within it is not sent; the caller hands it on).
+   */
+  constructor(requestTimeoutMs: number, maxLeaseMs = Infinity) {
     const ctx = Context.current();
     const info = ctx.info;
     this.token = `${info.workflowExecution?.workflowId ?? info.activityId}#${info.attempt}#${randomUUID().slice(0, 8)}`;
-    this.leaseMs = info.startToCloseTimeoutMs > 0 ? info.startToCloseTimeoutMs : requestTimeoutMs + 30_000;
+    this.leaseMs = Math.min(maxLeaseMs, info.startToCloseTimeoutMs > 0 ? info.startToCloseTimeoutMs : requestTimeoutMs + 30_000);
     this.sendBy = performance.now() + this.leaseMs - requestTimeoutMs - SEND_MARGIN_MS;
     this.signal = ctx.cancellationSignal;
   }

@@ -743,7 +743,9 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    * switched in the same write) and returned for the batch workflow to start.
    */
   async function postBatch(input: PostBatchInput): Promise<PostBatchResult> {
-    const lease = new AttemptLease(requestTimeoutMs);
+    // As long as a retry attempt's (not the batch activity's longer timeout): a batch re-run after
+    // a worker crash hands the dead run's deliveries to their retry workflows, which wait it out.
+    const lease = new AttemptLease(requestTimeoutMs, requestTimeoutMs + 30_000);
     try {
       return await postBatchUnder(input, lease);
     } finally {
