@@ -14,6 +14,8 @@ module.exports = {
   testTimeout: 120_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
+    // tsc --noEmit and ESLint over the whole code base: a type or lint error fails `npm test`.
+    { ...common, displayName: 'lint', testMatch: ['<rootDir>/test/lint/**/*.test.ts'] },
     { ...common, displayName: 'workflows', testMatch: ['<rootDir>/test/workflows/**/*.test.ts'] },
     { ...common, displayName: 'api:pglite', testMatch: ['<rootDir>/test/api/**/*.test.ts'], testPathIgnorePatterns: ['\\.pg\\.test\\.ts$'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },

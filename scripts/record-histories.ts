@@ -348,6 +348,7 @@ async function main() {
   if (missing.length) throw new Error(`not recorded: ${missing.join(', ')}`);
   writeFileSync(
     join(OUT_DIR, 'manifest.json'),
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     JSON.stringify({ recordedWith: { at: new Date().toISOString().slice(0, 10), commit: gitCommit(), temporalCli: TEMPORAL_CLI_VERSION, sdk: require('@temporalio/worker/package.json').version }, histories: manifest }, null, 2) + '\n',
   );
 

@@ -16,7 +16,11 @@ import { deliveriesByStatus, heldByReason, pendingStats } from './db/stats';
 
 /** Shared start-up pieces of the entry points (main, api, worker). */
 export async function openAppDatabase(cfg: Config): Promise<Database> {
-  const db = await openDatabase({ url: cfg.DATABASE_URL, pgliteDir: join(cfg.DATA_DIR, 'pg') });
+  const db = await openDatabase({
+    url: cfg.DATABASE_URL,
+    pgliteDir: join(cfg.DATA_DIR, 'pg'),
+    timeouts: { acquireMs: cfg.DATABASE_ACQUIRE_TIMEOUT, statementMs: cfg.DATABASE_STATEMENT_TIMEOUT, idleInTransactionMs: cfg.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT },
+  });
   await migrate(db);
   return db;
 }

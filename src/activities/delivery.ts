@@ -18,6 +18,7 @@ import { claimDrainPage, countHeldWakeup, handBackFromDrain, hasPending, reclaim
 import { healthOf, takeProbeLease } from '../db/endpointHealth';
 import { limitHoldDelayMs } from '../domain/endpointGate';
 import { createEndpointLimiter, type LimitHeld, type Permit } from './endpointLimiter';
+import { AttemptLease } from './attemptLease';
 
 /** The recovery drain claims this many deliveries per page and sends this many at once. */
 const DRAIN_PAGE_SIZE = 200;
@@ -157,7 +158,12 @@ export interface DeliveryActivityDeps {
    * deliveries now (the Dispatcher's kickOperational). Without it, the reconciler starts them.
    */
   operationalEmitted?: () => void;
+  /** The HTTP sender's timeout (ATTEMPT_TIMEOUT): a request starts only if it ends before its attempt's lease (src/activities/attemptLease.ts). */
+  attemptTimeoutMs?: number;
 }
+
+/** attempt() did not send: this execution's lease would end before the request could (or Temporal cancelled it). */
+const LEASE_LOST = Symbol('lease lost');
 
 /** One attempt's facts: what was sent, what came back, and what follows. */
 interface Attempted {
@@ -269,13 +275,14 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   const slots = deps.slots ?? new SendSlots();
   const stops = deps.sendStops ?? new SendStops();
   const STOPPED = 'stopped before the request was sent: endpoint deleted or disabled, or account downgraded';
+  const requestTimeoutMs = deps.attemptTimeoutMs ?? 15_000;
 
   /**
    * Signs and sends one attempt (the endpoint's current URL and secrets) and classifies the answer.
    * `mark` was taken before the check that cleared it; undefined when the API stopped the
    * endpoint since (in this process) and nothing was sent.
    */
-  async function attempt(ctx: AttemptContext, seriesAttempt: number, input: { schedule: RetrySchedule; windowEndsAtMs: number }, mark: number): Promise<Attempted | undefined> {
+  async function attempt(ctx: AttemptContext, seriesAttempt: number, input: { schedule: RetrySchedule; windowEndsAtMs: number }, mark: number, lease: AttemptLease): Promise<Attempted | undefined | typeof LEASE_LOST> {
     const startedAtMs = await now();
     const headers = {
       'content-type': 'application/json',
@@ -284,6 +291,11 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     };
     const ticket = stops.ticket(ctx.delivery.endpoint_id, mark);
     if (!ticket) return undefined;
+    // Last thing before the wire, with nothing awaited after it: a zombie attempt stops here.
+    if (!lease.canSend()) {
+      ticket.done();
+      return LEASE_LOST;
+    }
     let result: SendResult;
     try {
       result = await deps.send(ctx.url, headers, ctx.body, ticket.signal);
@@ -326,6 +338,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       nextAttemptAt: a.nextAttemptAtMs === undefined ? undefined : new Date(a.nextAttemptAtMs),
       delivered: a.ok,
       handOverTo,
+      fence: a.ctx.fenced ? a.ctx.delivery.attempt_token ?? undefined : undefined,
     };
   }
 
@@ -422,6 +435,15 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    * open it sends nothing, unless forced: then its first request is the probe.
    */
   async function drainPage(input: DrainPageInput): Promise<DrainPageResult> {
+    const lease = new AttemptLease(requestTimeoutMs);
+    try {
+      return await drainPageUnder(input, lease);
+    } finally {
+      await lease.release(deps.db).catch((err: Error) => deps.log.warn('delivery.fence_release_failed', { endpointId: input.endpointId, error: err.message }));
+    }
+  }
+
+  async function drainPageUnder(input: DrainPageInput, lease: AttemptLease): Promise<DrainPageResult> {
     const owner = callerWorkflowId();
     const nowMs = await now();
     const out: DrainPageResult = { delivered: 0, failed: 0, done: false };
@@ -446,12 +468,20 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       // Probe: nothing parked to send right now (all waking within 5 s, or owned elsewhere): a held wake-up probes; look again soon.
       return { ...out, done: true, open: probe ? true : undefined, nextProbeAtMs: probe ? nowMs + 10_000 : undefined };
     }
-    const contexts = (await claimForAttempt(deps.db, claimed, owner)).filter((c) => c.claimed && c.delivery.status === 'pending');
-    contexts.sort((a, b) => new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1));
+    const owned = (await claimForAttempt(deps.db, claimed, owner, lease.fence)).filter((c) => c.claimed && c.delivery.status === 'pending');
+    owned.sort((a, b) => new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1));
+    const contexts = owned.filter((c) => c.fenced);
+    lease.took(contexts.map((c) => c.delivery.id));
     const cursorOf = (c: AttemptContext | undefined) => (c ? { createdAt: new Date(c.delivery.created_at).toISOString(), id: c.delivery.id } : input.after);
-    out.after = cursorOf(contexts[contexts.length - 1]);
+    out.after = cursorOf(owned[owned.length - 1]);
     out.done = claimed.length < pageSize || input.deliveryIds !== undefined;
     const back = (ctxs: AttemptContext[]) => handBackFromDrain(deps.db, owner, ctxs.map((c) => ({ id: c.delivery.id, workflowId: workflowIdFor(c.delivery.id, c.delivery.series) })));
+    // An earlier execution of this page (timed out, maybe still sending) holds these: their retry workflows send them after its lease.
+    if (contexts.length < owned.length) await back(owned.filter((c) => !c.fenced));
+    if (contexts.length === 0) {
+      if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
+      return out;
+    }
     if (contexts.some((c) => stopReason(c))) {
       await back(contexts); // the retry workflows end them (cancelled) at their next wake-up
       return { ...out, stopped: true, done: true };
@@ -461,7 +491,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const limits = contexts[0]?.limits;
     const rate = limits?.rate_limit_per_second ?? null;
     const roundSize = Math.max(1, Math.min(DRAIN_CONCURRENCY, limits?.max_in_flight ?? DRAIN_CONCURRENCY, rate === null ? DRAIN_CONCURRENCY : Math.ceil(rate)));
-    const checkedWave = waveChecker(owner);
+    const checkedWave = waveChecker(owner, lease.token);
     /** Ends the page early: the rest goes back to its retry workflows, and the drain continues after the last one handled. */
     const pause = async (i: number, untilMs: number): Promise<DrainPageResult> => {
       await back(contexts.slice(i));
@@ -485,7 +515,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       // rate-limit slot (≤ LIMIT_MAX_WAIT_MS later). Checking after that sleep would bunch paced
       // requests behind a slow read; in one process, the API's stops still abort them (attempt()).
       const sent = await Promise.all(
-        admission.permits.map(async (permit): Promise<Attempted | 'stopped' | undefined> => {
+        admission.permits.map(async (permit): Promise<Attempted | 'stopped' | undefined | typeof LEASE_LOST> => {
           const ctx = permit.ctx;
           let checked: { check?: SendCheck; mark: number };
           try {
@@ -495,6 +525,10 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
             throw err;
           }
           const k = checked.check;
+          if (k?.owned && !k.fenced) {
+            releaseBoth(() => undefined, permit)();
+            return LEASE_LOST;
+          }
           if (!k || !k.owned || stopReason(k)) {
             releaseBoth(() => undefined, permit)();
             return 'stopped';
@@ -502,21 +536,24 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
           await limiter.pace(permit);
           const release = releaseBoth(await slots.acquire(ctx.url), permit);
           try {
-            return await attempt(ctx, ctx.delivery.attempt_count + 1, { schedule: input.schedule, windowEndsAtMs: new Date(ctx.delivery.created_at).getTime() + input.schedule.windowMs }, checked.mark);
+            return await attempt(ctx, ctx.delivery.attempt_count + 1, { schedule: input.schedule, windowEndsAtMs: new Date(ctx.delivery.created_at).getTime() + input.schedule.windowMs }, checked.mark, lease);
           } finally {
             release();
           }
         }),
       );
       i += round.length;
-      const attempted = sent.filter((a): a is Attempted => a !== undefined && a !== 'stopped');
-      const unsent = round.filter((_c, k) => sent[k] === undefined || sent[k] === 'stopped');
+      const attempted = sent.filter((a): a is Attempted => a !== undefined && a !== 'stopped' && a !== LEASE_LOST);
+      const unsent = round.filter((_c, k) => sent[k] === undefined || sent[k] === 'stopped' || sent[k] === LEASE_LOST);
       if (unsent.length) await back(unsent); // stopped before the wire: their retry workflows end them (cancelled) or carry on
       // Delivered or not, each goes back to its retry workflow in the same write; a failed one is
       // retried on its own schedule, so its next_attempt_at (its retry workflow's wake-up) stays.
       const records = attempted.map((a) => ({ ...attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)), nextAttemptAt: a.ok ? undefined : a.ctx.delivery.next_attempt_at ?? undefined }));
       const numbers = await persistently(() => recordAttempts(deps.db, records));
-      attempted.forEach((a, k) => logAttempt(a, numbers[k]));
+      attempted.forEach((a, k) => {
+        lease.recorded(a.ctx.delivery.id);
+        logAttempt(a, numbers[k]);
+      });
       afterSuccesses(attempted);
       const failed = attempted.filter((a) => !a.ok);
       out.delivered += attempted.length - failed.length;
@@ -525,6 +562,12 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       if (sent.some((a) => a === 'stopped')) {
         await back(contexts.slice(i));
         return { ...out, stopped: true, done: true };
+      }
+      if (sent.some((a) => a === LEASE_LOST)) {
+        // This page outlived its lease (or was cancelled): the rest goes back, a new page (a new lease) picks up from before this round.
+        await back(contexts.slice(i));
+        if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
+        return { ...out, done: false, after: cursorOf(contexts[i - round.length - 1]) };
       }
       const paused = await persistently(() => applyThrottles(attempted));
       if (failed.length) {
@@ -560,10 +603,32 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    * carrying the back-off when the attempt failed and another may follow.
    */
   async function postWebhook(input: PostWebhookInput): Promise<{ statusCode: number; attempt: number; finished: boolean }> {
+    // A regular activity learns of its own timeout only through a heartbeat's answer (the lease does not depend on it).
+    Context.current().heartbeat();
+    const lease = new AttemptLease(requestTimeoutMs);
+    try {
+      return await postWebhookUnder(input, lease);
+    } finally {
+      await lease.release(deps.db).catch((err: Error) => deps.log.warn('delivery.fence_release_failed', { deliveryId: input.deliveryId, error: err.message }));
+    }
+  }
+
+  /**
+   * No request under this attempt's lease (another execution of this workflow holds the
+   * delivery's fence, or this one's ran out): retried soon, without moving the back-off.
+   */
+  async function leaseHold(ctx: AttemptContext, input: PostWebhookInput, waitMs: number, why: string): Promise<ApplicationFailure> {
+    await countHeldWakeup(deps.db, ctx.delivery.id, ctx.delivery.series);
+    const nowMs = await now();
+    const delayMs = Math.min(Math.max(1_000, waitMs + 1_000), Math.max(1_000, input.windowEndsAtMs - nowMs - 1_000));
+    return ApplicationFailure.create({ type: FailureType.Held, message: `held: ${why}`, nextRetryDelay: delayMs, details: [{ nextRetryDelayMs: delayMs, held: 'attempt_lease' }] });
+  }
+
+  async function postWebhookUnder(input: PostWebhookInput, lease: AttemptLease): Promise<{ statusCode: number; attempt: number; finished: boolean }> {
     const info = Context.current().info;
     const wakeup = info.attempt + (input.attemptOffset ?? 0); // this series' wake-ups so far, this one included
     let mark = stops.mark();
-    const [ctx] = await claimForAttempt(deps.db, [{ id: input.deliveryId, series: input.series }], callerWorkflowId());
+    const [ctx] = await claimForAttempt(deps.db, [{ id: input.deliveryId, series: input.series }], callerWorkflowId(), lease.fence);
     const stop = (reason: string) => ApplicationFailure.create({ type: FailureType.Cancelled, message: reason, nonRetryable: true });
     if (!ctx) throw stop('delivery not found');
     // Re-run after a crash that followed a successful attempt: it is done, don't send again.
@@ -573,6 +638,9 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     if (!ctx.claimed) {
       throw ApplicationFailure.create({ type: FailureType.Superseded, message: `delivery is owned by workflow ${ctx.delivery.workflow_id}`, nonRetryable: true });
     }
+    // An earlier execution of this attempt (timed out, maybe still running) holds it: wait its lease out.
+    if (!ctx.fenced) throw await leaseHold(ctx, input, ctx.fence_wait_ms, 'an earlier execution of this attempt may still be sending it');
+    lease.took([ctx.delivery.id]);
     const why = stopReason(ctx);
     if (why) throw stop(why);
 
@@ -600,8 +668,13 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     let release = slots.tryAcquire(ctx.url);
     if (!release) {
       release = await slots.acquire(ctx.url);
+      Context.current().heartbeat();
       mark = stops.mark();
-      const check = (await persistently(() => checkBeforeSend(deps.db, [{ id: ctx.delivery.id, series: input.series }], callerWorkflowId()))).get(ctx.delivery.id);
+      const check = (await persistently(() => checkBeforeSend(deps.db, [{ id: ctx.delivery.id, series: input.series }], callerWorkflowId(), lease.token))).get(ctx.delivery.id);
+      if (check?.owned && !check.fenced) {
+        releaseBoth(release, permit)();
+        throw await leaseHold(ctx, input, 0, 'this execution\'s lease ended while it waited for a send slot');
+      }
       const whyNow = check && (check.owned ? stopReason(check) : `delivery is ${check.status}, no longer this workflow's to send`);
       if (!check || whyNow) {
         releaseBoth(release, permit)();
@@ -610,16 +683,19 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
         throw stop(whyNow ?? 'delivery not found');
       }
     }
-    let a: Attempted | undefined;
+    let sent: Attempted | undefined | typeof LEASE_LOST;
     try {
-      a = await attempt(ctx, seriesAttempt, input, mark);
+      sent = await attempt(ctx, seriesAttempt, input, mark, lease);
     } finally {
       releaseBoth(release, permit)();
     }
-    if (!a) throw stop(STOPPED);
+    if (sent === LEASE_LOST) throw await leaseHold(ctx, input, 0, 'not sent: this execution outlived its lease or was cancelled');
+    if (!sent) throw stop(STOPPED);
+    const a = sent;
     // The request is out: a database blip now must not turn into a second POST, so the write is
     // retried here for a while before the attempt as a whole is failed (and later repeated).
     const [attemptNumber] = await persistently(() => recordAttempts(deps.db, [attemptRecord(a)]));
+    lease.recorded(a.ctx.delivery.id);
     logAttempt(a, attemptNumber);
     afterSuccesses([a]);
     await persistently(() => applyThrottles([a!]));
@@ -641,7 +717,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    * whose slots came free together (in the same turn of the event loop, or while the previous
    * check ran) into one read.
    */
-  function waveChecker(workflowId: string): (id: string, series: number) => Promise<{ check?: SendCheck; mark: number }> {
+  function waveChecker(workflowId: string, fenceToken: string): (id: string, series: number) => Promise<{ check?: SendCheck; mark: number }> {
     let wave: { id: string; series: number; resolve(c: { check?: SendCheck; mark: number }): void; reject(err: unknown): void }[] = [];
     let running = false;
     let scheduled = false;
@@ -653,7 +729,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       wave = [];
       try {
         const mark = stops.mark();
-        const checks = await persistently(() => checkBeforeSend(deps.db, taken, workflowId));
+        const checks = await persistently(() => checkBeforeSend(deps.db, taken, workflowId, fenceToken));
         for (const t of taken) t.resolve({ check: checks.get(t.id), mark });
       } catch (err) {
         for (const t of taken) t.reject(err);
@@ -680,10 +756,22 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    * switched in the same write) and returned for the batch workflow to start.
    */
   async function postBatch(input: PostBatchInput): Promise<PostBatchResult> {
+    // As long as a retry attempt's (not the batch activity's longer timeout): a batch re-run after
+    // a worker crash hands the dead run's deliveries to their retry workflows, which wait it out.
+    const lease = new AttemptLease(requestTimeoutMs, requestTimeoutMs + 30_000);
+    try {
+      return await postBatchUnder(input, lease);
+    } finally {
+      await lease.release(deps.db).catch((err: Error) => deps.log.warn('delivery.fence_release_failed', { batchId: callerWorkflowId(), error: err.message }));
+    }
+  }
+
+  async function postBatchUnder(input: PostBatchInput, lease: AttemptLease): Promise<PostBatchResult> {
     const batchId = callerWorkflowId();
     const series = new Map(input.deliveries.map((d) => [d.deliveryId, d.series]));
     const claimMark = stops.mark();
-    const contexts = await claimForAttempt(deps.db, input.deliveries.map((d) => ({ id: d.deliveryId, series: d.series })), batchId);
+    const contexts = await claimForAttempt(deps.db, input.deliveries.map((d) => ({ id: d.deliveryId, series: d.series })), batchId, lease.fence);
+    lease.took(contexts.filter((c) => c.fenced).map((c) => c.delivery.id));
     const out: PostBatchResult = { delivered: 0, finished: 0, skipped: 0, retrying: [] };
     const handOff = (ctx: AttemptContext, delayMs: number): HandOff => ({
       deliveryId: ctx.delivery.id,
@@ -706,6 +794,9 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
         // again (idempotent). Owned by anyone else: that workflow sends it.
         if (d.workflow_id === workflowIdFor(d.id, d.series) || d.workflow_id?.startsWith('drain-')) resumed.push(ctx);
         else out.skipped++;
+      } else if (!ctx.fenced) {
+        // An earlier run of this batch (timed out, maybe still sending) holds it: its retry workflow sends it after that lease.
+        out.retrying.push(handOff(ctx, ctx.fence_wait_ms + 1_000));
       } else {
         const why = stopReason(ctx);
         if (why) stopped.push({ ctx, why });
@@ -757,12 +848,16 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     }
 
     const recorder = attemptRecorder(deps.db, sendNow.length);
-    const send = async (ctx: AttemptContext, release: () => void, mark: number): Promise<Attempted | 'finished'> => {
-      let a: Attempted | undefined;
+    const send = async (ctx: AttemptContext, release: () => void, mark: number): Promise<Attempted | 'finished' | 'lease'> => {
+      let a: Attempted | undefined | typeof LEASE_LOST;
       try {
-        a = await attempt(ctx, 1, input, mark);
+        a = await attempt(ctx, 1, input, mark, lease);
       } finally {
         release();
+      }
+      if (a === LEASE_LOST) {
+        recorder.drop();
+        return 'lease';
       }
       if (!a) {
         // Nothing was sent. The API cancels it too; recording it here leaves nothing pending if it could not.
@@ -772,14 +867,15 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       }
       // A failed one is handed to its own retry workflow in the same write.
       const n = await recorder.record(attemptRecord(a, a.nextAttemptAtMs === undefined ? undefined : workflowIdFor(ctx.delivery.id, ctx.delivery.series)));
+      lease.recorded(ctx.delivery.id);
       logAttempt(a, n);
       return a;
     };
     // Requests start only when they can start at once (a free slot of their origin). The claim
     // above was the check for those that can; the others wait for a slot and are checked again,
     // in one read per wave, right before they are sent.
-    const checkedWave = waveChecker(batchId);
-    const sending = sendNow.map(async (ctx): Promise<Attempted | 'finished' | 'skipped'> => {
+    const checkedWave = waveChecker(batchId, lease.token);
+    const sending = sendNow.map(async (ctx): Promise<Attempted | 'finished' | 'skipped' | 'lease'> => {
       const limited = permits.get(ctx.delivery.id);
       // Its rate-limit slot (≤ LIMIT_MAX_WAIT_MS away): the claim stays its check, as a check after
       // the sleep would bunch paced requests behind a slow read.
@@ -796,6 +892,11 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
         throw err;
       }
       const { check, mark } = checked;
+      if (check?.owned && !check.fenced) {
+        release();
+        recorder.drop();
+        return 'lease'; // this run's lease ended while it waited for a slot: its retry workflow sends it
+      }
       const why = !check ? 'delivery not found' : check.owned ? stopReason(check) : `delivery is ${check.status}, no longer this batch's to send`;
       if (!why) return send(ctx, release, mark);
       release();
@@ -819,11 +920,12 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const failed = [...settled, ...(await bookkeeping)].find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
     const attempted: Attempted[] = [];
-    for (const r of settled as PromiseFulfilledResult<Attempted | 'finished' | 'skipped'>[]) {
+    (settled as PromiseFulfilledResult<Attempted | 'finished' | 'skipped' | 'lease'>[]).forEach((r, k) => {
       if (r.value === 'finished') out.finished++;
       else if (r.value === 'skipped') out.skipped++;
+      else if (r.value === 'lease') out.retrying.push(handOff(sendNow[k], 1_000)); // not sent
       else attempted.push(r.value);
-    }
+    });
     await persistently(() => applyThrottles(attempted));
     afterSuccesses(attempted);
     const autoDisabled = await persistently(() => endpointFailures(attempted.filter((a) => !a.ok), input.schedule, gate.probes));

@@ -6,6 +6,7 @@ import { DELIVERY_STATUSES } from '../domain/errors';
 import { OPERATIONAL_EVENT_TYPES, OperationalEventTypeName } from '../domain/operationalEvents';
 
 /** Text that can be stored: Postgres refuses NUL (U+0000) in text, so it is a 400, not a 500. */
+// eslint-disable-next-line no-control-regex -- NUL is exactly what it refuses
 export const text = () => z.string().regex(/^[^\u0000]*$/, 'must not contain NUL (U+0000) characters');
 
 /** A path id or `?accountId=`: a NUL or an absurd length is a 400 naming it, never a database error. */

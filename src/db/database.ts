@@ -7,8 +7,24 @@ export interface Queryable {
 
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** `unbounded`: without the statement timeouts (schema migrations, which may rewrite a large table). */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: { unbounded?: boolean }): Promise<T>;
   close(): Promise<void>;
+}
+
+/**
+ * How long a real Postgres may keep the service waiting (0 = no limit). A stalled database then
+ * fails the statement, and the activity with it, instead of holding an attempt open past its
+ * Temporal timeout. PGlite is one in-process connection with no pool and no timers inside a
+ * statement: none of these applies there (src/db/deliveries.ts's attempt fences still do).
+ */
+export interface PoolTimeouts {
+  /** Waiting for a free pooled connection, or for a new one to connect (pg `connectionTimeoutMillis`). */
+  acquireMs?: number;
+  /** Server side `statement_timeout`; the client gives up on an answer 5 s after it (`query_timeout`: the connection is dropped). */
+  statementMs?: number;
+  /** Server side `idle_in_transaction_session_timeout`: a transaction whose process stalled releases its locks. */
+  idleInTransactionMs?: number;
 }
 
 export async function openPglite(dataDir: string | undefined): Promise<Database> {
@@ -26,9 +42,16 @@ export async function openPglite(dataDir: string | undefined): Promise<Database>
   };
 }
 
-export async function openPostgres(url: string, maxConnections = 10): Promise<Database> {
-  const { Pool } = await import('pg');
-  const pool = new Pool({ connectionString: url, max: maxConnections });
+export async function openPostgres(url: string, maxConnections = 10, timeouts: PoolTimeouts = {}): Promise<Database> {
+  const { Client, Pool } = await import('pg');
+  const { acquireMs = 0, statementMs = 0, idleInTransactionMs = 0 } = timeouts;
+  const pool = new Pool({
+    connectionString: url,
+    max: maxConnections,
+    ...(acquireMs > 0 ? { connectionTimeoutMillis: acquireMs } : {}),
+    ...(statementMs > 0 ? { statement_timeout: statementMs, query_timeout: statementMs + 5_000 } : {}),
+    ...(idleInTransactionMs > 0 ? { idle_in_transaction_session_timeout: idleInTransactionMs } : {}),
+  });
   pool.on('error', () => {
     /* idle-client errors (server restart) surface on the next query instead of crashing */
   });
@@ -38,18 +61,23 @@ export async function openPostgres(url: string, maxConnections = 10): Promise<Da
     async query<R>(sql: string, params: unknown[] = []) {
       return (await pool.query(sql, params)).rows as R[];
     },
-    async transaction(fn) {
-      const client = await pool.connect();
+    async transaction(fn, opts = {}) {
+      const dedicated = opts.unbounded ? new Client({ connectionString: url }) : undefined;
+      if (dedicated) await dedicated.connect();
+      const client = dedicated ?? (await pool.connect());
+      let broken: Error | undefined;
       try {
         await client.query('begin');
         const result = await fn({ query: async <R>(sql: string, params: unknown[] = []) => (await client.query(sql, params)).rows as R[] });
         await client.query('commit');
         return result;
       } catch (err) {
-        await client.query('rollback').catch(() => undefined);
+        await client.query('rollback').catch((e: Error) => (broken = e));
         throw err;
       } finally {
-        client.release();
+        // A connection whose rollback failed (timed out, dropped) is not reused.
+        if (dedicated) await dedicated.end().catch(() => undefined);
+        else (client as import('pg').PoolClient).release(broken);
       }
     },
     close: () => pool.end(),
@@ -57,6 +85,6 @@ export async function openPostgres(url: string, maxConnections = 10): Promise<Da
 }
 
 /** DATABASE_URL → real Postgres; otherwise embedded PGlite under `pgliteDir` (in memory when undefined). */
-export function openDatabase(opts: { url?: string; pgliteDir?: string }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url) : openPglite(opts.pgliteDir);
+export function openDatabase(opts: { url?: string; pgliteDir?: string; timeouts?: PoolTimeouts }): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, undefined, opts.timeouts) : openPglite(opts.pgliteDir);
 }

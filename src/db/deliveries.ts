@@ -31,6 +31,9 @@ export interface DeliveryRow {
   held_wakeups: number;
   /** A recovery drain that claimed it sends it until then. */
   lease_until: Date | null;
+  /** The one activity execution that may send it now (its fence), and until when: see claimForAttempt. */
+  attempt_token: string | null;
+  attempt_lease_until: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -105,6 +108,10 @@ export interface AttemptContext {
   delivery: DeliveryRow;
   /** This workflow owns the attempt: it claimed the pending delivery, or already held it. */
   claimed: boolean;
+  /** Claimed, and this activity execution holds its fence (asked for one): it may send it until its lease ends. */
+  fenced: boolean;
+  /** Not fenced because another execution's lease holds it: in this many ms that lease ends. */
+  fence_wait_ms: number;
   body: string;
   url: string;
   secret: string;
@@ -125,19 +132,35 @@ export interface AttemptContext {
  * `workflowId` when nobody owns them yet, in one statement. A delivery owned by another workflow,
  * or of another series (resent since), comes back with claimed = false: this workflow must not
  * send it.
+ *
+ * With a `fence`, the claim also takes the delivery's attempt fence for this activity execution
+ * (`token`, unique per execution) for `leaseMs`, unless another execution's lease still holds it:
+ * then fenced = false and fence_wait_ms says when it ends. The owner alone cannot tell two
+ * executions of one workflow apart (a timed-out attempt still running and its retry); the fence
+ * can. The lease starts at the statement's start (now()), so it ends no earlier than `leaseMs`
+ * after the caller sent the statement: a request started before `leaseMs` minus its own timeout
+ * has passed on the caller's clock has ended before anyone else can take the fence.
  */
-export async function claimForAttempt(db: Queryable, targets: { id: string; series: number }[], workflowId: string): Promise<AttemptContext[]> {
-  // Writes only when the owner changes (retry attempts of an owned delivery are plain reads).
+export async function claimForAttempt(db: Queryable, targets: { id: string; series: number }[], workflowId: string, fence?: { token: string; leaseMs: number }): Promise<AttemptContext[]> {
+  // Without a fence, writes only when the owner changes (retry attempts of an owned delivery are plain reads).
   const rows = await db.query<Record<string, unknown>>(
     `with t as (
        select * from unnest($1::text[], $2::int[]) as t(id, series)
      ), claimed as (
-       update deliveries d set workflow_id = $3::text from t
-       where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending' and d.workflow_id is null
-       returning d.id
+       update deliveries d set workflow_id = $3::text,
+         -- the fence is free: nobody's, this execution's own, or its lease ended
+         attempt_token = case when d.attempt_token is null or d.attempt_token = $4::text or d.attempt_lease_until <= now() then $4::text else d.attempt_token end,
+         attempt_lease_until = case when d.attempt_token is null or d.attempt_token = $4::text or d.attempt_lease_until <= now()
+                                    then now() + $5::int * interval '1 millisecond' else d.attempt_lease_until end
+       from t
+       where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending'
+         and (d.workflow_id is null or ($4::text is not null and d.workflow_id = $3::text))
+       returning d.id, d.attempt_token is not distinct from $4::text and $4::text is not null as fenced
      )
      select row_to_json(d.*) as delivery,
             (c.id is not null or (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text)) as claimed,
+            coalesce(c.fenced, false) as fenced,
+            greatest(0, coalesce(extract(epoch from d.attempt_lease_until - now()) * 1000, 0))::int as fence_wait_ms,
             ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged,
@@ -148,13 +171,14 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
      join accounts a on a.id = d.account_id
      left join endpoint_health h on h.endpoint_id = d.endpoint_id
      left join endpoint_limits lim on lim.endpoint_id = d.endpoint_id`,
-    [targets.map((t) => t.id), targets.map((t) => t.series), workflowId],
+    [targets.map((t) => t.id), targets.map((t) => t.series), workflowId, fence?.token ?? null, fence?.leaseMs ?? 0],
   );
-  const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at', 'held_since', 'held_at', 'lease_until'];
+  const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at', 'held_since', 'held_at', 'lease_until', 'attempt_lease_until'];
   return rows.map((row) => {
     const d = row.delivery as Record<string, unknown>;
     for (const k of dates) if (typeof d[k] === 'string') d[k] = new Date(d[k] as string);
     if (row.claimed) d.workflow_id = workflowId; // the row was read before the claim
+    if (row.fenced) d.attempt_token = fence!.token;
     const { rate_limit_per_second, max_in_flight, throttled_until, throttle_streak, ...rest } = row;
     const limited = rate_limit_per_second !== null || max_in_flight !== null || throttled_until !== null || Number(throttle_streak) > 0;
     const limits: EndpointLimitsInfo | null = limited
@@ -169,6 +193,8 @@ export interface SendCheck {
   id: string;
   /** Still pending in the given series and owned by the asking workflow. */
   owned: boolean;
+  /** The asking execution still holds the delivery's attempt fence, unexpired (true when it gave no token). */
+  fenced: boolean;
   status: DeliveryStatus;
   endpoint_enabled: boolean;
   endpoint_deleted: boolean;
@@ -181,15 +207,16 @@ export interface SendCheck {
  * for a free slot): in one read, whether each delivery is still pending and owned by `workflowId`,
  * and whether its endpoint and account still allow sending.
  */
-export async function checkBeforeSend(db: Queryable, targets: { id: string; series: number }[], workflowId: string): Promise<Map<string, SendCheck>> {
+export async function checkBeforeSend(db: Queryable, targets: { id: string; series: number }[], workflowId: string, fenceToken?: string): Promise<Map<string, SendCheck>> {
   if (targets.length === 0) return new Map();
   const rows = await db.query<SendCheck>(
     `select d.id, d.status, (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text) as owned,
+            ($4::text is null or (d.attempt_token = $4::text and d.attempt_lease_until > now())) as fenced,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged
      from unnest($1::text[], $2::int[]) as t(id, series) join deliveries d on d.id = t.id and d.id = any($1::text[])
      join endpoints ep on ep.id = d.endpoint_id join accounts a on a.id = d.account_id join events ev on ev.id = d.event_id`,
-    [targets.map((t) => t.id), targets.map((t) => t.series), workflowId],
+    [targets.map((t) => t.id), targets.map((t) => t.series), workflowId, fenceToken ?? null],
   );
   return new Map(rows.map((r) => [r.id, r]));
 }
@@ -241,6 +268,8 @@ export interface AttemptRecord {
   delivered?: boolean;
   /** Hands the (still pending) delivery to this workflow, its own retry workflow, for the attempts that follow. */
   handOverTo?: string;
+  /** The attempt fence the attempt was made under: released (the next attempt need not wait for its lease). */
+  fence?: string;
 }
 
 /**
@@ -255,10 +284,12 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
   const col = <T>(f: (a: AttemptRecord) => T) => attempts.map(f);
   const rows = await db.query<{ id: string; attempt: number }>(
     `with t as (
-       select * from unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::text[])
-         as t(delivery_id, series, started_at, duration_ms, status_code, error, response_body, next_attempt_at, delivered, hand_over_to)
+       select * from unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::text[], $11::text[])
+         as t(delivery_id, series, started_at, duration_ms, status_code, error, response_body, next_attempt_at, delivered, hand_over_to, fence)
      ), upd as (
        update deliveries d set attempt_count = d.attempt_count + 1, last_attempt_at = t.started_at, next_attempt_at = t.next_attempt_at, updated_at = now(),
+         attempt_token = case when d.attempt_token = t.fence then null else d.attempt_token end,
+         attempt_lease_until = case when d.attempt_token = t.fence then null else d.attempt_lease_until end,
          workflow_id = case when t.hand_over_to is not null and d.status = 'pending' then t.hand_over_to else d.workflow_id end,
          -- A 2xx is what happened, also for an attempt that was in flight while the endpoint was
          -- deleted or disabled (the delivery was cancelled meanwhile): delivered, no reason left.
@@ -297,10 +328,17 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
     [
       col((a) => a.deliveryId), col((a) => a.series), col((a) => a.startedAt), col((a) => a.durationMs), col((a) => a.statusCode ?? null),
       col((a) => a.error ?? null), col((a) => a.responseBody ?? null), col((a) => a.nextAttemptAt ?? null), col((a) => a.delivered === true), col((a) => a.handOverTo ?? null),
+      col((a) => a.fence ?? null),
     ],
   );
   const byId = new Map(rows.map((r) => [r.id, r.attempt]));
   return attempts.map((a) => byId.get(a.deliveryId) ?? 0);
+}
+
+/** Releases the attempt fences an activity execution took but made no (recorded) attempt under. */
+export async function releaseFences(db: Queryable, ids: string[], token: string): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query(`update deliveries set attempt_token = null, attempt_lease_until = null where id = any($1::text[]) and attempt_token = $2`, [ids, token]);
 }
 
 /**

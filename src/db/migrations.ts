@@ -246,6 +246,17 @@ create unique index if not exists deliveries_event_endpoint on deliveries (event
 create index if not exists events_account_created on events (account_id, created_at)
 `,
   },
+  {
+    id: 15,
+    name: 'attempt fences',
+    // One live attempt per delivery (src/db/deliveries.ts claimForAttempt): the activity execution
+    // that may send it now, and until when. A timed-out attempt still running (a zombie) finds its
+    // token taken over, or its lease past, and does not send.
+    sql: `
+alter table deliveries add column attempt_token text;
+alter table deliveries add column attempt_lease_until timestamptz
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {
@@ -259,6 +270,6 @@ export async function migrate(db: Database): Promise<void> {
       // One statement per call: PGlite's extended protocol takes a single statement.
       for (const statement of m.sql.split(/;\s*\n/).map((x) => x.trim()).filter(Boolean)) await tx.query(statement);
       await tx.query('insert into schema_migrations (id, name) values ($1, $2)', [m.id, m.name]);
-    });
+    }, { unbounded: true }); // a migration may rewrite a large table: no statement timeouts
   }
 }

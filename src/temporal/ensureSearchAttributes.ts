@@ -19,6 +19,7 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
     throw new Error(
       `could not register search attributes ${missing.map((k) => k.name).join(', ')} on namespace ${namespace} (${(err as Error).message}); ` +
         `register them with \`temporal operator search-attribute create --namespace ${namespace} --name <Name> --type Keyword\` or set TEMPORAL_SEARCH_ATTRIBUTES=false`,
+      { cause: err },
     );
   }
 }

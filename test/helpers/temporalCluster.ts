@@ -146,7 +146,7 @@ export async function startTemporalCluster(opts: { namespace?: string; startTime
   } catch (err) {
     const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n') : '';
     await stop();
-    throw new Error(`${(err as Error).message}${tail ? `\n--- last lines of the Temporal server log ---\n${tail}` : ''}`);
+    throw new Error(`${(err as Error).message}${tail ? `\n--- last lines of the Temporal server log ---\n${tail}` : ''}`, { cause: err });
   }
 }
 
@@ -281,7 +281,7 @@ async function retry(fn: () => Promise<unknown>, what: string, deadline: number,
     } catch (err) {
       const message = (err as Error).message;
       if (okIf?.test(message)) return;
-      if (Date.now() > deadline) throw new Error(`timed out ${what}: ${message}`);
+      if (Date.now() > deadline) throw new Error(`timed out ${what}: ${message}`, { cause: err });
     }
     await sleep(500);
   }
@@ -293,7 +293,7 @@ async function run(file: string, args: string[]): Promise<string> {
     return stdout;
   } catch (err) {
     const e = err as Error & { stderr?: string; stdout?: string };
-    throw new Error(`${file.split('/').pop()} ${args.join(' ')} failed: ${(e.stderr || e.stdout || e.message).trim()}`);
+    throw new Error(`${file.split('/').pop()} ${args.join(' ')} failed: ${(e.stderr || e.stdout || e.message).trim()}`, { cause: err });
   }
 }
 

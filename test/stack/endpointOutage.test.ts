@@ -47,8 +47,8 @@ describeStack('endpoint outage, recovery drain and send limits on two workers (T
   const hits: Hit[] = [];
   /** Per path: the status to answer and how long to wait first. */
   const behaviour = new Map<string, { status: number; delayMs: number }>();
-  let open = new Map<string, number>();
-  let mostOpen = new Map<string, number>();
+  const open = new Map<string, number>();
+  const mostOpen = new Map<string, number>();
   let apiBase = '';
   let workers: AppProcess[] = [];
 
@@ -102,7 +102,7 @@ describeStack('endpoint outage, recovery drain and send limits on two workers (T
         ...workers.map((w) => w.waitForLog('worker.running', 90_000)),
       ]);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n${tails(processes)}`);
+      throw new Error(`${(err as Error).message}\n${tails(processes)}`, { cause: err });
     }
   }, 180_000);
 
@@ -161,7 +161,7 @@ describeStack('endpoint outage, recovery drain and send limits on two workers (T
     try {
       await waitFor(async () => ((await counts(endpointId)).delivered === N ? true : undefined), 'every delivery delivered', 240_000, 500);
     } catch (err) {
-      throw new Error(`${(err as Error).message}: ${JSON.stringify(await counts(endpointId))}\n${tails(processes)}`);
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(await counts(endpointId))}\n${tails(processes)}`, { cause: err });
     }
     const ok = hits.filter((h) => h.path === path && h.status === 200);
     const firstOk = Math.min(...ok.map((h) => h.at));
@@ -194,7 +194,7 @@ describeStack('endpoint outage, recovery drain and send limits on two workers (T
     try {
       await waitFor(async () => ((await counts(endpointId)).delivered === N ? true : undefined), 'every delivery delivered', 120_000, 500);
     } catch (err) {
-      throw new Error(`${(err as Error).message}: ${JSON.stringify(await counts(endpointId))}\n${tails(processes)}`);
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(await counts(endpointId))}\n${tails(processes)}`, { cause: err });
     }
     const mine = hits.filter((h) => h.path === path).sort((a, b) => a.at - b.at);
     let busiest = 0;

@@ -168,7 +168,7 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
         ...workers.map(async (w) => expect((await w.waitForLog('worker.running', 90_000)).workflowCode).toBe(join(build!.dir, 'workflow-bundle.js'))),
       ]);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n${tails(processes)}`);
+      throw new Error(`${(err as Error).message}\n${tails(processes)}`, { cause: err });
     }
     const tReady = Date.now();
 
@@ -257,7 +257,7 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     try {
       await waitFor(async () => ((await statusCounts()).delivered === expected ? true : undefined), 'every delivery to be delivered', 120_000, 500);
     } catch (err) {
-      throw new Error(`${(err as Error).message}: ${JSON.stringify(await statusCounts())}, killed=${Boolean(killedAt)}\n${tails(processes)}\n${serverTail(cluster!)}`);
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(await statusCounts())}, killed=${Boolean(killedAt)}\n${tails(processes)}\n${serverTail(cluster!)}`, { cause: err });
     }
     const tDone = Date.now();
 

@@ -220,7 +220,7 @@ async function copyText(text) {
   area.value = text;
   document.body.append(area);
   area.select();
-  let ok = false;
+  let ok;
   try { ok = document.execCommand('copy'); } catch { ok = false; }
   area.remove();
   if (previous && previous.focus) previous.focus();
