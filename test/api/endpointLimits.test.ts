@@ -74,15 +74,15 @@ test('when an endpoint is created or changed with send limits, then they are sto
   expect((await h.call('GET', `/v1/endpoints/${created.body.id}`, { token: account.apiKey })).body).toMatchObject({ rateLimitPerSecond: null, maxInFlight: 7 });
 });
 
-test('when ten connections reserve rate-limit slots at once, then the slots are disjoint, paced at 95 % of R, and none lies beyond the wait allowed', async () => {
+test('when ten connections reserve rate-limit slots at once, then the slots are disjoint, paced at 90 % of R, and none lies beyond the wait allowed', async () => {
   const { endpointId } = await endpointWith({ rateLimitPerSecond: 20 });
   const now = Date.now();
   const reservations = await Promise.all(Array.from({ length: 10 }, () => reserveSendSlots(h.db, endpointId, 10, now, 2_000)));
   const starts = reservations.flatMap((r) => Array.from({ length: r!.granted }, (_, i) => r!.firstAtMs + i * r!.intervalMs)).sort((a, b) => a - b);
-  // Paced at 95 % of 20/s (52.6 ms apart): 2 s starting now hold 39 slots (0 ms … 2,000 ms), then nothing more within the wait.
-  expect([38, 39]).toContain(starts.length); // 38 when the float product lands a hair under 38 intervals
+  // Paced at 90 % of 20/s (55.6 ms apart): 2 s starting now hold 37 slots (0 ms … 2,000 ms), then nothing more within the wait.
+  expect([36, 37]).toContain(starts.length); // 36 when the float product lands a hair under 36 intervals
   expect(starts[0]).toBe(now);
-  starts.slice(1).forEach((t, i) => expect(t - starts[i]).toBeCloseTo(1000 / 19, 0));
+  starts.slice(1).forEach((t, i) => expect(t - starts[i]).toBeCloseTo(1000 / 18, 0));
   expect(starts[starts.length - 1] - now).toBeLessThanOrEqual(2_000);
   const none = await reserveSendSlots(h.db, endpointId, 5, now, 2_000);
   expect(none!.granted).toBe(0);
@@ -123,10 +123,10 @@ test('when 40 events go to an endpoint limited to 10 requests per second, then n
     expect(seen.length).toBe(40);
     expect(requests).toHaveLength(40);
     expect(new Set(requests.map((r) => r.id)).size).toBe(40);
-    // Slots are 105 ms apart (10 starts in a second); + 1 for a request that left a little late. Without the limit all 40 arrive within one second.
+    // Slots are 111 ms apart (9 or 10 starts in a second); + 1 for a request that left a little late. Without the limit all 40 arrive within one second.
     expect(busiestSecond(requests as unknown as ReceivedRequest[])).toBeLessThanOrEqual(11);
     const at = requests.map((r) => r.at).sort((a, b) => a - b);
-    expect(at[39] - at[0]).toBeGreaterThanOrEqual(3_500); // 40 at 9.5/s: 4.1 s
+    expect(at[39] - at[0]).toBeGreaterThanOrEqual(3_500); // 40 at 9/s: 4.3 s
     for (const id of ids) await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
   } finally {
     await outside.stop();
