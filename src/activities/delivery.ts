@@ -321,6 +321,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       nextAttemptAt: a.nextAttemptAtMs === undefined ? undefined : new Date(a.nextAttemptAtMs),
       delivered: a.ok,
       handOverTo,
+      outcome: statusClass(a.result),
     };
   }
 

@@ -200,7 +200,7 @@ function links(paths: Record<string, Record<string, Json>>): void {
     res[status].links = { ...(res[status].links as Json | undefined), [name]: { operationId, parameters } };
   };
   for (const op of ['getAccount', 'updateAccount', 'createPortalLink']) link('/v1/accounts', 'post', 201, op, op, { id: '$response.body#/id' });
-  for (const op of ['getEndpoint', 'updateEndpoint', 'deleteEndpoint', 'getEndpointSecret', 'rotateEndpointSecret', 'sendTestEvent', 'recoverEndpoint']) {
+  for (const op of ['getEndpoint', 'updateEndpoint', 'deleteEndpoint', 'getEndpointSecret', 'rotateEndpointSecret', 'sendTestEvent', 'recoverEndpoint', 'getEndpointStats']) {
     link('/v1/endpoints', 'post', 201, op, op, { id: '$response.body#/id' });
   }
   link('/v1/endpoints/{id}/test', 'post', 202, 'getDelivery', 'getDelivery', { id: '$response.body#/deliveryId' });

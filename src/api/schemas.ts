@@ -182,3 +182,30 @@ export const ApiKeyOut = z.object({
 export const ApiKeyCreatedOut = ApiKeyOut.extend({ key: z.string().describe('shown once; stored only as a hash') });
 export const ApiKeyListOut = z.object({ data: z.array(ApiKeyOut) });
 export const MyAccountOut = z.object({ id: z.string(), name: z.string(), plan: Plan, access: PortalScope.describe('`read` for a read-only portal link') });
+
+export const StatsWindowName = z.enum(['1h', '24h', '7d']);
+export const EndpointStatsQuery = z.object({
+  window: StatsWindowName.default('24h').describe('`1h` (1-minute buckets), `24h` (15-minute buckets) or `7d` (1-hour buckets)'),
+  accountId: text().max(64).optional(),
+});
+const FailedByOut = z
+  .object({ '3xx': z.number().int(), '4xx': z.number().int(), '5xx': z.number().int(), timeout: z.number().int(), network: z.number().int(), refused: z.number().int() })
+  .describe('failed attempts by class: an HTTP status class (3xx: redirects, which are never followed), `timeout`, `network` (no answer: refused connection, reset, DNS) or `refused` (the destination policy refused the address)');
+const StatsFiguresOut = z.object({
+  attempts: z.number().int(),
+  succeeded: z.number().int().describe('attempts answered 2xx'),
+  failed: z.number().int(),
+  failedBy: FailedByOut,
+  successRate: z.number().min(0).max(1).nullable().describe('succeeded / attempts (0 to 1, 4 decimals); null without attempts'),
+  p50Ms: z.number().int().nullable().describe('median response time of the attempts that got an HTTP answer, estimated from a histogram with buckets at most 25 % wide; null without any'),
+  p95Ms: z.number().int().nullable().describe('95th percentile response time, estimated like p50Ms'),
+});
+export const EndpointStatsOut = z.object({
+  window: StatsWindowName,
+  bucketSeconds: z.number().int(),
+  from: z.string().describe('start of the first bucket (buckets are aligned to multiples of bucketSeconds, UTC)'),
+  to: z.string().describe('end of the last bucket (the current one, still filling)'),
+  totals: StatsFiguresOut,
+  buckets: z.array(StatsFiguresOut.extend({ start: z.string() })).describe('every bucket of the window, oldest first, empty ones included'),
+  lastError: z.object({ at: z.string(), error: z.string() }).nullable().describe('the latest failed attempt in the window'),
+});
