@@ -453,6 +453,8 @@ function createCard(endpoint) {
   recoverHelp.id = `recover-help-${n}`;
   inCard(card, 'recover-since').setAttribute('aria-describedby', recoverHelp.id);
   card.querySelector('.card-disabled').id = `disabled-reason-${n}`;
+  linkLabel(card.querySelector('.stats-window-label'), inCard(card, 'stats-window'), `stats-window-${n}`);
+  inCard(card, 'stats-window').addEventListener('change', () => loadStats(card, id));
   card.setAttribute('aria-labelledby', (card.querySelector('.card-url').id = `card-url-${n}`));
 
   const select = inCard(card, 'test-event-type');
@@ -501,6 +503,7 @@ function fillCard(card, ep) {
   description.hidden = !ep.description;
   card.querySelector('.card-event-list').textContent = ep.eventTypes.join(', ');
   fillHealth(card, ep.health);
+  loadStats(card, ep.id);
 
   const reason = card.querySelector('.card-disabled');
   if (!ep.enabled) {
@@ -539,6 +542,17 @@ function fillHealth(card, health) {
   }
   if (h.state !== 'healthy' && h.lastError) parts.push(`Last error: ${h.lastError}`);
   card.querySelector('.card-health-detail').textContent = parts.join(' ');
+}
+
+/** The card's stats for its chosen period (stats.js draws them); a failure leaves the last figures. */
+async function loadStats(card, endpointId) {
+  const period = inCard(card, 'stats-window').value || '24h';
+  try {
+    const stats = await api('GET', `/v1/endpoints/${enc(endpointId)}/stats?window=${enc(period)}`);
+    if (inCard(card, 'stats-window').value === period) renderEndpointStats(card, stats);
+  } catch (err) {
+    if (err.status !== 401) card.querySelector('.card-stats').dataset.error = err.detail || 'unavailable';
+  }
 }
 
 async function toggleEnabled(button, ep) {
