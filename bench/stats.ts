@@ -39,7 +39,7 @@ async function open(): Promise<{ db: Database; label: string; drop(): Promise<vo
   const url = new URL(server);
   url.pathname = `/${name}`;
   const db = await openPostgres(url.toString());
-  const version = (await db.query<{ v: string }>('show server_version'))[0].v;
+  const version = (await db.query<{ v: string }>("select current_setting('server_version') as v"))[0].v;
   return {
     db,
     label: `Postgres ${version}`,

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { EVENT_TYPES, EventTypeName } from '../domain/eventCatalog';
 import { normaliseEndpointUrl } from '../domain/endpointUrl';
 import { DELIVERY_STATUSES } from '../domain/errors';
+import { customHeaderProblems, MAX_CUSTOM_HEADERS } from '../domain/customHeaders';
 
 /** Text that can be stored: Postgres refuses NUL (U+0000) in text, so it is a 400, not a 500. */
 export const text = () => z.string().regex(/^[^\u0000]*$/, 'must not contain NUL (U+0000) characters');
@@ -60,6 +61,13 @@ const rateLimitPerSecond = z
   .nullable()
   .describe('most requests per second this endpoint receives, across every worker (null: no limit); may be fractional, e.g. 0.5 = one request every 2 s');
 const maxInFlight = z.number().int().min(1).max(1_000).nullable().describe('most requests to this endpoint open at once, across every worker (null: no limit)');
+const customHeaders = () =>
+  z
+    .record(z.string(), z.string())
+    .superRefine((headers, ctx) => {
+      for (const p of customHeaderProblems(headers)) ctx.addIssue({ code: 'custom', path: p.path ? [p.path] : [], message: p.message });
+    })
+    .describe(`custom request headers added to every webhook (at most ${MAX_CUSTOM_HEADERS}; e.g. an Authorization for your gateway); they never replace the signature, content or connection headers. Stored encrypted.`);
 export const EndpointIn = z.strictObject({
   url: endpointUrl,
   eventTypes: eventTypeList,
@@ -67,6 +75,7 @@ export const EndpointIn = z.strictObject({
   enabled: z.boolean().optional(),
   rateLimitPerSecond: rateLimitPerSecond.optional(),
   maxInFlight: maxInFlight.optional(),
+  headers: customHeaders().optional(),
 });
 export const EndpointPatchIn = z.strictObject({
   url: endpointUrl.optional(),
@@ -75,6 +84,7 @@ export const EndpointPatchIn = z.strictObject({
   enabled: z.boolean().optional(),
   rateLimitPerSecond: rateLimitPerSecond.optional().describe('null removes the limit'),
   maxInFlight: maxInFlight.optional().describe('null removes the limit'),
+  headers: customHeaders().nullable().optional().describe('replaces the whole set; null or {} removes them all'),
 });
 export const HealthState = z.enum(['healthy', 'failing', 'open', 'probing']);
 export const EndpointHealthOut = z
@@ -98,6 +108,7 @@ export const EndpointOut = z.object({
   updatedAt: z.string(),
   rateLimitPerSecond: z.number().nullable().describe('most requests per second (null: no limit)'),
   maxInFlight: z.number().int().nullable().describe('most requests open at once (null: no limit)'),
+  headers: z.record(z.string(), z.string()).describe('custom request headers sent with every webhook ({} for none)'),
   health: EndpointHealthOut,
 });
 export const EndpointWithSecretOut = EndpointOut.extend({ secret: z.string() });

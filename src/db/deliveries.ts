@@ -109,6 +109,8 @@ export interface AttemptContext {
   secret: string;
   previous_secret: string | null;
   previous_secret_expires_at: Date | null;
+  /** The endpoint's custom headers as stored (sealed JSON; null: none): opened only to send. */
+  custom_headers: string | null;
   endpoint_enabled: boolean;
   endpoint_deleted: boolean;
   plan: string;
@@ -137,7 +139,7 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
      )
      select row_to_json(d.*) as delivery,
             (c.id is not null or (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text)) as claimed,
-            ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
+            ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.headers as custom_headers,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged,
             row_to_json(h.*) as health,

@@ -122,3 +122,34 @@ async function expectSoon(cond: () => Promise<boolean>, timeoutMs = 10_000): Pro
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+test('when a customer adds custom headers in the form, then the card lists their names, a reserved one is refused next to the field, and editing shows and replaces them', async () => {
+  const account = await newAccount(h);
+  await page.goto(await portalUrl(account.id));
+  await page.getByTestId('endpoint-url').fill('http://127.0.0.1:9/gateway');
+  await page.getByTestId('event-type-referrer_added').check();
+  await page.getByTestId('endpoint-headers').fill('Authorization: Bearer gw_abc\nWebhook-Signature: v1,forged');
+  await page.getByTestId('save-endpoint').click();
+  await page.getByTestId('field-error-headers').waitFor();
+  expect(await page.getByTestId('field-error-headers').textContent()).toMatch(/^Webhook-Signature: "Webhook-Signature" is set by the service/);
+  expect(await page.getByTestId('endpoint-headers').getAttribute('aria-invalid')).toBe('true');
+  expect(await page.getByTestId('endpoint-headers').getAttribute('aria-describedby')).toBe('endpoint-headers-help field-error-headers');
+
+  await page.getByTestId('endpoint-headers').fill('Authorization: Bearer gw_abc\nX-Tenant: acme');
+  await screenshot(page, 'custom-headers-form', { docs: true });
+  await page.getByTestId('save-endpoint').click();
+  await page.getByTestId('new-secret-notice').waitFor();
+  const card = page.getByTestId('endpoint-card').first();
+  await card.getByTestId('endpoint-card-headers').waitFor();
+  expect(await card.getByTestId('endpoint-card-headers').textContent()).toBe('Custom headers: Authorization, X-Tenant');
+  expect(await page.textContent('[data-testid="endpoint-list"]')).not.toContain('gw_abc'); // names only on the card
+  const [ep] = (await h.call('GET', '/v1/endpoints', { token: account.apiKey })).body.data;
+  expect(ep.headers).toEqual({ Authorization: 'Bearer gw_abc', 'X-Tenant': 'acme' });
+
+  await card.getByTestId('edit-endpoint').click();
+  expect(await page.getByTestId('endpoint-headers').inputValue()).toBe('Authorization: Bearer gw_abc\nX-Tenant: acme');
+  await page.getByTestId('endpoint-headers').fill('X-Tenant: globex');
+  await page.getByTestId('save-endpoint').click();
+  await expectSoon(async () => (await card.getByTestId('endpoint-card-headers').textContent()) === 'Custom headers: X-Tenant');
+  expect((await h.call('GET', `/v1/endpoints/${ep.id}`, { token: account.apiKey })).body.headers).toEqual({ 'X-Tenant': 'globex' });
+});

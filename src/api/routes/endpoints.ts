@@ -18,7 +18,7 @@ import { endpointStats } from '../../db/endpointStats';
 import { EndpointIn, EndpointStatsOut, EndpointStatsQuery, EndpointListOut, EndpointOut, EndpointPatchIn, EndpointWithSecretOut, RecoverIn, RecoverOut, ResendOut, SecretOut, TestIn } from '../schemas';
 
 const RECOVER_LIMIT = 1000;
-const ENDPOINT_EXAMPLE = { id: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', url: 'https://hooks.acme.example/referrals', eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', enabled: true, disabledReason: null, disabledAt: null, createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z', rateLimitPerSecond: null, maxInFlight: null, health: { state: 'healthy', since: '2025-02-09T03:00:28.002Z', consecutiveFailures: 0 } };
+const ENDPOINT_EXAMPLE = { id: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', url: 'https://hooks.acme.example/referrals', eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', enabled: true, disabledReason: null, disabledAt: null, createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z', rateLimitPerSecond: null, maxInFlight: null, headers: { 'X-Tenant': 'acme' }, health: { state: 'healthy', since: '2025-02-09T03:00:28.002Z', consecutiveFailures: 0 } };
 const SECRET_EXAMPLE = 'whsec_MfKQ9r8GKYqTqM0L4Y1xZ9b2d3e4f5g6';
 
 export function endpointsRouter(deps: ApiDeps): Router {
@@ -42,7 +42,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return problem ? [{ path: 'url', message: problem }] : [];
   };
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints', operationId: 'createEndpoint', example: { body: { url: ENDPOINT_EXAMPLE.url, eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync' }, response: { ...ENDPOINT_EXAMPLE, secret: SECRET_EXAMPLE } }, summary: 'Add a webhook endpoint (at most MAX_ENDPOINTS_PER_ACCOUNT per account, else 409 endpoint_limit_reached). The response carries its signing secret.', tag, auth: 'account', body: EndpointIn, check: checkUrl, response: { status: 201, schema: EndpointWithSecretOut }, errors: [402, 409] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints', operationId: 'createEndpoint', example: { body: { url: ENDPOINT_EXAMPLE.url, eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', headers: { 'X-Tenant': 'acme' } }, response: { ...ENDPOINT_EXAMPLE, secret: SECRET_EXAMPLE } }, summary: 'Add a webhook endpoint (at most MAX_ENDPOINTS_PER_ACCOUNT per account, else 409 endpoint_limit_reached). The response carries its signing secret.', tag, auth: 'account', body: EndpointIn, check: checkUrl, response: { status: 201, schema: EndpointWithSecretOut }, errors: [402, 409] }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
     const max = deps.cfg.MAX_ENDPOINTS_PER_ACCOUNT;
