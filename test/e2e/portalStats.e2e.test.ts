@@ -135,8 +135,8 @@ test('when a customer adds custom headers in the form, then the card lists their
   expect(await page.getByTestId('endpoint-headers').getAttribute('aria-invalid')).toBe('true');
   expect(await page.getByTestId('endpoint-headers').getAttribute('aria-describedby')).toBe('endpoint-headers-help field-error-headers');
 
-  await page.getByTestId('endpoint-headers').fill('Authorization: Bearer gw_abc\nX-Tenant: acme');
   await screenshot(page, 'custom-headers-form', { docs: true });
+  await page.getByTestId('endpoint-headers').fill('Authorization: Bearer gw_abc\nX-Tenant: acme');
   await page.getByTestId('save-endpoint').click();
   await page.getByTestId('new-secret-notice').waitFor();
   const card = page.getByTestId('endpoint-card').first();
