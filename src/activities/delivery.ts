@@ -7,6 +7,8 @@ import { workflowIdFor } from '../domain/workflowIds';
 import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
 import { redactUrl } from '../domain/redact';
 import { signatureHeaders } from '../domain/signing';
+import { requestHeaders } from '../domain/customHeaders';
+import { openHeaders } from '../db/endpointSecrets';
 import { SendSlots } from '../http/sendSlots';
 import { SendStops } from '../http/sendStops';
 import type { SendResult, WebhookSender } from '../http/sendWebhook';
@@ -284,11 +286,12 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    */
   async function attempt(ctx: AttemptContext, seriesAttempt: number, input: { schedule: RetrySchedule; windowEndsAtMs: number }, mark: number, lease: AttemptLease): Promise<Attempted | undefined | typeof LEASE_LOST> {
     const startedAtMs = await now();
-    const headers = {
+    // The endpoint's custom headers go first and can never replace the service's (requestHeaders).
+    const headers = requestHeaders(openHeaders(ctx.delivery.endpoint_id, ctx.custom_headers), {
       'content-type': 'application/json',
       'user-agent': USER_AGENT,
       ...signatureHeaders(activeSecrets(ctx, new Date(startedAtMs), ctx.delivery.endpoint_id), ctx.delivery.id, Math.floor(startedAtMs / 1000), ctx.body),
-    };
+    });
     const ticket = stops.ticket(ctx.delivery.endpoint_id, mark);
     if (!ticket) return undefined;
     // Last thing before the wire, with nothing awaited after it: a zombie attempt stops here.
@@ -339,6 +342,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       delivered: a.ok,
       handOverTo,
       fence: a.ctx.fenced ? a.ctx.delivery.attempt_token ?? undefined : undefined,
+      outcome: statusClass(a.result),
     };
   }
 

@@ -41,6 +41,7 @@ export function endpointOut(e: EndpointRow, health?: EndpointHealthRow): z.infer
     updatedAt: iso(e.updated_at)!,
     rateLimitPerSecond: e.rate_limit_per_second === null || e.rate_limit_per_second === undefined ? null : Number(e.rate_limit_per_second),
     maxInFlight: e.max_in_flight ?? null,
+    headers: e.headers ?? {},
     health: healthOut(e, health),
   };
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { EVENT_CATALOG, EVENT_TYPES, EventTypeName } from '../domain/eventCatalog';
 import { OPERATIONAL_EVENT_TYPES, OPERATIONAL_EVENTS, OperationalEventTypeName } from '../domain/operationalEvents';
+import { HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, MAX_CUSTOM_HEADERS, MAX_HEADER_NAME_CHARS, MAX_HEADER_VALUE_CHARS, RESERVED_HEADER_NAMES, RESERVED_HEADER_PREFIXES } from '../domain/customHeaders';
 import { registry, type RouteSpec } from './route';
 import * as schemas from './schemas';
 
@@ -70,7 +71,23 @@ function overrides(): Map<z.ZodType, Json> {
     [schemas.AccountIn.shape.name, trimmedName],
     [schemas.AccountPatchIn.shape.name.unwrap(), trimmedName],
     [schemas.ApiKeyIn.shape.name, trimmedName],
+    [schemas.EndpointIn.shape.headers.unwrap(), customHeadersDoc()],
+    [schemas.EndpointPatchIn.shape.headers.unwrap().unwrap(), customHeadersDoc()],
   ]);
+}
+
+/** Custom headers as customHeaderProblems checks them (names compared case-insensitively, spelled out for JSON Schema's regexes). */
+function customHeadersDoc(): Json {
+  const anyCase = (name: string) => name.replace(/[a-z]/g, (c) => `[${c}${c.toUpperCase()}]`);
+  const reserved = [...RESERVED_HEADER_NAMES.map((n) => `${anyCase(n)}$`), ...RESERVED_HEADER_PREFIXES.map(anyCase)];
+  return {
+    type: 'object',
+    maxProperties: MAX_CUSTOM_HEADERS,
+    propertyNames: { type: 'string', minLength: 1, maxLength: MAX_HEADER_NAME_CHARS, pattern: HEADER_NAME_PATTERN.source, not: { pattern: `^(${reserved.join('|')})` } },
+    additionalProperties: { type: 'string', maxLength: MAX_HEADER_VALUE_CHARS, pattern: HEADER_VALUE_PATTERN.source },
+    description: `Custom request headers added to every webhook (at most ${MAX_CUSTOM_HEADERS}; e.g. an \`Authorization\` for your gateway). Names are RFC 7230 tokens, case-insensitive and unique; they may not be ${RESERVED_HEADER_NAMES.join(', ')} or start with ${RESERVED_HEADER_PREFIXES.join(' or ')}. Values have no line breaks or control characters. Stored encrypted.`,
+    examples: [{ Authorization: 'Bearer gw_7Hq2', 'X-Tenant': 'acme' }],
+  };
 }
 
 /** Path ids and `?accountId=`, as the server checks them (IdParam, actingAccount). */
@@ -225,7 +242,7 @@ function links(paths: Record<string, Record<string, Json>>): void {
     res[status].links = { ...(res[status].links as Json | undefined), [name]: { operationId, parameters } };
   };
   for (const op of ['getAccount', 'updateAccount', 'createPortalLink']) link('/v1/accounts', 'post', 201, op, op, { id: '$response.body#/id' });
-  for (const op of ['getEndpoint', 'updateEndpoint', 'deleteEndpoint', 'getEndpointSecret', 'rotateEndpointSecret', 'sendTestEvent', 'recoverEndpoint']) {
+  for (const op of ['getEndpoint', 'updateEndpoint', 'deleteEndpoint', 'getEndpointSecret', 'rotateEndpointSecret', 'sendTestEvent', 'recoverEndpoint', 'getEndpointStats']) {
     link('/v1/endpoints', 'post', 201, op, op, { id: '$response.body#/id' });
   }
   for (const op of ['getOperationalEndpoint', 'updateOperationalEndpoint', 'deleteOperationalEndpoint', 'getOperationalEndpointSecret', 'rotateOperationalEndpointSecret', 'recoverOperationalEndpoint']) {

@@ -7,6 +7,7 @@ const FILES = {
   '/portal': { file: 'portal.html', type: 'text/html; charset=utf-8' },
   '/portal/app.js': { file: 'portal.js', type: 'text/javascript; charset=utf-8' },
   '/portal/app.css': { file: 'portal.css', type: 'text/css; charset=utf-8' },
+  '/portal/stats.js': { file: 'stats.js', type: 'text/javascript; charset=utf-8' },
 } as const;
 
 // Same-origin scripts and styles only: data rendered by the page can never execute.

@@ -4,6 +4,7 @@ import { EVENT_TYPES, EventTypeName } from '../domain/eventCatalog';
 import { normaliseEndpointUrl } from '../domain/endpointUrl';
 import { DELIVERY_STATUSES } from '../domain/errors';
 import { OPERATIONAL_EVENT_TYPES, OperationalEventTypeName } from '../domain/operationalEvents';
+import { customHeaderProblems, MAX_CUSTOM_HEADERS } from '../domain/customHeaders';
 
 /** Text that can be stored: Postgres refuses NUL (U+0000) in text, so it is a 400, not a 500. */
 // eslint-disable-next-line no-control-regex -- NUL is exactly what it refuses
@@ -62,6 +63,13 @@ const rateLimitPerSecond = z
   .nullable()
   .describe('most requests per second this endpoint receives, across every worker (null: no limit); may be fractional, e.g. 0.5 = one request every 2 s');
 const maxInFlight = z.number().int().min(1).max(1_000).nullable().describe('most requests to this endpoint open at once, across every worker (null: no limit)');
+const customHeaders = () =>
+  z
+    .record(z.string(), z.string())
+    .superRefine((headers, ctx) => {
+      for (const p of customHeaderProblems(headers)) ctx.addIssue({ code: 'custom', path: p.path ? [p.path] : [], message: p.message });
+    })
+    .describe(`custom request headers added to every webhook (at most ${MAX_CUSTOM_HEADERS}; e.g. an Authorization for your gateway); they never replace the signature, content or connection headers. Stored encrypted.`);
 export const EndpointIn = z.strictObject({
   url: endpointUrl,
   eventTypes: eventTypeList,
@@ -69,6 +77,7 @@ export const EndpointIn = z.strictObject({
   enabled: z.boolean().optional(),
   rateLimitPerSecond: rateLimitPerSecond.optional(),
   maxInFlight: maxInFlight.optional(),
+  headers: customHeaders().optional(),
 });
 export const EndpointPatchIn = z.strictObject({
   url: endpointUrl.optional(),
@@ -77,6 +86,7 @@ export const EndpointPatchIn = z.strictObject({
   enabled: z.boolean().optional(),
   rateLimitPerSecond: rateLimitPerSecond.optional().describe('null removes the limit'),
   maxInFlight: maxInFlight.optional().describe('null removes the limit'),
+  headers: customHeaders().nullable().optional().describe('replaces the whole set; null or {} removes them all'),
 });
 export const HealthState = z.enum(['healthy', 'failing', 'open', 'probing']);
 export const EndpointHealthOut = z
@@ -100,6 +110,7 @@ export const EndpointOut = z.object({
   updatedAt: z.string(),
   rateLimitPerSecond: z.number().nullable().describe('most requests per second (null: no limit)'),
   maxInFlight: z.number().int().nullable().describe('most requests open at once (null: no limit)'),
+  headers: z.record(z.string(), z.string()).describe('custom request headers sent with every webhook ({} for none)'),
   health: EndpointHealthOut,
 });
 export const EndpointWithSecretOut = EndpointOut.extend({ secret: z.string() });
@@ -231,3 +242,29 @@ export const OperationalEndpointPatchIn = z.strictObject({
 export const OperationalEndpointOut = EndpointOut.omit({ eventTypes: true, rateLimitPerSecond: true, maxInFlight: true }).extend({ eventTypes: z.array(OperationalEventTypeName) });
 export const OperationalEndpointWithSecretOut = OperationalEndpointOut.extend({ secret: z.string() });
 export const OperationalEndpointListOut = z.object({ data: z.array(OperationalEndpointOut) });
+export const StatsWindowName = z.enum(['1h', '24h', '7d']);
+export const EndpointStatsQuery = z.object({
+  window: StatsWindowName.default('24h').describe('`1h` (1-minute buckets), `24h` (15-minute buckets) or `7d` (1-hour buckets)'),
+  accountId: text().max(64).optional(),
+});
+const FailedByOut = z
+  .object({ '3xx': z.number().int(), '4xx': z.number().int(), '5xx': z.number().int(), timeout: z.number().int(), network: z.number().int(), refused: z.number().int() })
+  .describe('failed attempts by class: an HTTP status class (3xx: redirects, which are never followed), `timeout`, `network` (no answer: refused connection, reset, DNS) or `refused` (the destination policy refused the address)');
+const StatsFiguresOut = z.object({
+  attempts: z.number().int(),
+  succeeded: z.number().int().describe('attempts answered 2xx'),
+  failed: z.number().int(),
+  failedBy: FailedByOut,
+  successRate: z.number().min(0).max(1).nullable().describe('succeeded / attempts (0 to 1, 4 decimals); null without attempts'),
+  p50Ms: z.number().int().nullable().describe('median response time of the attempts that got an HTTP answer, estimated from a histogram with buckets at most 25 % wide; null without any'),
+  p95Ms: z.number().int().nullable().describe('95th percentile response time, estimated like p50Ms'),
+});
+export const EndpointStatsOut = z.object({
+  window: StatsWindowName,
+  bucketSeconds: z.number().int(),
+  from: z.string().describe('start of the first bucket (buckets are aligned to multiples of bucketSeconds, UTC)'),
+  to: z.string().describe('end of the last bucket (the current one, still filling)'),
+  totals: StatsFiguresOut,
+  buckets: z.array(StatsFiguresOut.extend({ start: z.string() })).describe('every bucket of the window, oldest first, empty ones included'),
+  lastError: z.object({ at: z.string(), error: z.string() }).nullable().describe('the latest failed attempt in the window'),
+});

@@ -1,4 +1,5 @@
 import type { DeliveryStatus } from '../domain/errors';
+import { LATENCY_BOUNDS_MS } from '../domain/endpointStats';
 import type { EndpointLimitsInfo } from './endpointLimits';
 import type { Queryable } from './database';
 import { healthFromJson, type EndpointHealthRow } from './endpointHealth';
@@ -117,6 +118,8 @@ export interface AttemptContext {
   secret: string;
   previous_secret: string | null;
   previous_secret_expires_at: Date | null;
+  /** The endpoint's custom headers as stored (sealed JSON; null: none): opened only to send. */
+  custom_headers: string | null;
   endpoint_enabled: boolean;
   endpoint_deleted: boolean;
   plan: string;
@@ -162,6 +165,7 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
             coalesce(c.fenced, false) as fenced,
             greatest(0, coalesce(extract(epoch from d.attempt_lease_until - now()) * 1000, 0))::int as fence_wait_ms,
             ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
+            ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.headers as custom_headers,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged,
             row_to_json(h.*) as health,
@@ -270,7 +274,41 @@ export interface AttemptRecord {
   handOverTo?: string;
   /** The attempt fence the attempt was made under: released (the next attempt need not wait for its lease). */
   fence?: string;
+  /** Outcome class (src/metrics.ts statusClass: 2xx, 4xx, timeout, network, refused…) for the stats rollup; derived from statusCode when absent. */
+  outcome?: string;
 }
+
+/**
+ * The recorded attempts (`upd`) added to their endpoints' per-minute rollup (src/db/endpointStats.ts):
+ * one row per endpoint and minute, counts by outcome, a histogram of response times (attempts
+ * that got an answer) and the latest error. Rows are upserted in key order, so two statements
+ * that touch the same rows take their locks in the same order.
+ */
+const STATS_ROLLUP = `agg as (
+       select endpoint_id, to_timestamp(floor(extract(epoch from started_at) / 60) * 60) as minute,
+         count(*)::int as attempts, count(*) filter (where delivered)::int as succeeded,
+         count(*) filter (where not delivered and outcome = '3xx')::int as f3, count(*) filter (where not delivered and outcome = '4xx')::int as f4,
+         count(*) filter (where not delivered and outcome = '5xx')::int as f5, count(*) filter (where not delivered and outcome = 'timeout')::int as ft,
+         count(*) filter (where not delivered and outcome not in ('3xx', '4xx', '5xx', 'timeout', 'refused'))::int as fn,
+         count(*) filter (where not delivered and outcome = 'refused')::int as fr,
+         array_agg(width_bucket(duration_ms, $13::int[])) filter (where status_code is not null) as lb,
+         (array_agg(left(error, 500) order by started_at desc) filter (where not delivered))[1] as last_error,
+         max(started_at) filter (where not delivered) as last_error_at
+       from upd group by 1, 2
+     ), rollup as (
+       insert into endpoint_attempt_stats as s (endpoint_id, minute, attempts, succeeded, failed_3xx, failed_4xx, failed_5xx, failed_timeout, failed_network, failed_refused, latency, last_error, last_error_at)
+       select endpoint_id, minute, attempts, succeeded, f3, f4, f5, ft, fn, fr,
+         (select array_agg((select count(*) from unnest(agg.lb) x where x = i)::int order by i) from generate_series(1, cardinality($13::int[])) i),
+         last_error, last_error_at
+       from agg order by endpoint_id, minute
+       on conflict (endpoint_id, minute) do update set attempts = s.attempts + excluded.attempts, succeeded = s.succeeded + excluded.succeeded,
+         failed_3xx = s.failed_3xx + excluded.failed_3xx, failed_4xx = s.failed_4xx + excluded.failed_4xx, failed_5xx = s.failed_5xx + excluded.failed_5xx,
+         failed_timeout = s.failed_timeout + excluded.failed_timeout, failed_network = s.failed_network + excluded.failed_network, failed_refused = s.failed_refused + excluded.failed_refused,
+         latency = (select array_agg(coalesce(x, 0) + coalesce(y, 0) order by i) from unnest(s.latency, excluded.latency) with ordinality as u(x, y, i)),
+         last_error = case when excluded.last_error_at >= s.last_error_at or s.last_error_at is null then coalesce(excluded.last_error, s.last_error) else s.last_error end,
+         last_error_at = greatest(s.last_error_at, excluded.last_error_at)
+       returning 1
+     )`;
 
 /**
  * Records attempts and their deliveries' counters in one statement, numbered per delivery; a
@@ -284,8 +322,8 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
   const col = <T>(f: (a: AttemptRecord) => T) => attempts.map(f);
   const rows = await db.query<{ id: string; attempt: number }>(
     `with t as (
-       select * from unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::text[], $11::text[])
-         as t(delivery_id, series, started_at, duration_ms, status_code, error, response_body, next_attempt_at, delivered, hand_over_to, fence)
+       select * from unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::text[], $11::text[], $12::text[])
+         as t(delivery_id, series, started_at, duration_ms, status_code, error, response_body, next_attempt_at, delivered, hand_over_to, fence, outcome)
      ), upd as (
        update deliveries d set attempt_count = d.attempt_count + 1, last_attempt_at = t.started_at, next_attempt_at = t.next_attempt_at, updated_at = now(),
          attempt_token = case when d.attempt_token = t.fence then null else d.attempt_token end,
@@ -299,7 +337,8 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
          finished_at = case when t.delivered and d.status <> 'delivered' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.finished_at end
        from t where d.id = any($1::text[]) and d.id = t.delivery_id -- any(): the primary key index, not a scan
          and d.series = t.series -- an attempt of an older series never touches a resent one
-       returning d.id, d.attempt_count as attempt, d.endpoint_id, t.series, t.started_at, t.duration_ms, t.status_code, t.error, t.response_body, t.delivered
+       returning d.id, d.attempt_count as attempt, d.endpoint_id, t.series, t.started_at, t.duration_ms, t.status_code, t.error, t.response_body, t.delivered,
+         coalesce(t.outcome, case when t.status_code is null then 'network' else (t.status_code / 100)::text || 'xx' end) as outcome
      ), ins as (
        insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body)
        select id, attempt, series, started_at, duration_ms, status_code, error, response_body from upd returning 1
@@ -323,12 +362,12 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
                                 'recoveredAt', ${isoSql('r.at')}) as data
        from healthy r join endpoints e on e.id = r.endpoint_id
        where r.prev_state in ('open', 'probing')
-     ), ${emitOperational('ops_src')}
+     ), ${emitOperational('ops_src')}, ${STATS_ROLLUP}
      select id, attempt from upd`,
     [
       col((a) => a.deliveryId), col((a) => a.series), col((a) => a.startedAt), col((a) => a.durationMs), col((a) => a.statusCode ?? null),
       col((a) => a.error ?? null), col((a) => a.responseBody ?? null), col((a) => a.nextAttemptAt ?? null), col((a) => a.delivered === true), col((a) => a.handOverTo ?? null),
-      col((a) => a.fence ?? null),
+      col((a) => a.fence ?? null), col((a) => a.outcome ?? null), LATENCY_BOUNDS_MS,
     ],
   );
   const byId = new Map(rows.map((r) => [r.id, r.attempt]));

@@ -1,3 +1,4 @@
+import type { CustomHeaders } from '../domain/customHeaders';
 import { isCurrent, isEncrypted, open, seal, type KeyRing } from '../domain/secretBox';
 import type { Queryable } from './database';
 
@@ -32,6 +33,20 @@ export function openSecret(endpointId: string, stored: string | null): string | 
   return isEncrypted(stored) ? open(secretKeyRing(), endpointId, stored) : stored;
 }
 
+/** Custom headers are bound to this id (not the endpoint id alone), so a sealed secret pasted into the headers column does not open. */
+const headersAad = (endpointId: string) => `headers:${endpointId}`;
+
+/** The stored form of an endpoint's custom headers (null: none), sealed like its signing secret. */
+export function sealHeaders(endpointId: string, headers: CustomHeaders | null | undefined): string | null {
+  if (!headers || Object.keys(headers).length === 0) return null;
+  return sealSecret(headersAad(endpointId), JSON.stringify(headers));
+}
+
+export function openHeaders(endpointId: string, stored: string | null | undefined): CustomHeaders {
+  if (!stored) return {};
+  return JSON.parse(openSecret(headersAad(endpointId), stored)) as CustomHeaders;
+}
+
 export interface ReencryptCounts {
   endpoints: number;
   reencrypted: number;
@@ -41,7 +56,7 @@ export interface ReencryptCounts {
 }
 
 /**
- * Re-encrypts every endpoint's secret and previous secret (deleted endpoints too) under the
+ * Re-encrypts every endpoint's secret, previous secret and custom headers (deleted endpoints too) under the
  * ring's newest key, plaintext ones included, in batches by id. Idempotent: values already
  * under the newest key are left alone. A row rotated meanwhile is skipped, not overwritten.
  */
@@ -50,22 +65,23 @@ export async function reencryptSecrets(db: Queryable, ring: KeyRing, opts: { bat
   const counts: ReencryptCounts = { endpoints: 0, reencrypted: 0, alreadyCurrent: 0, skipped: 0 };
   let after = '';
   for (;;) {
-    const rows = await db.query<{ id: string; secret: string; previous_secret: string | null }>(
-      'select id, secret, previous_secret from endpoints where id > $1 order by id limit $2',
+    const rows = await db.query<{ id: string; secret: string; previous_secret: string | null; headers: string | null }>(
+      'select id, secret, previous_secret, headers from endpoints where id > $1 order by id limit $2',
       [after, batchSize],
     );
     if (rows.length === 0) break;
     for (const row of rows) {
       counts.endpoints++;
       const current = (v: string | null) => v === null || isCurrent(ring, v);
-      if (current(row.secret) && current(row.previous_secret)) {
+      if (current(row.secret) && current(row.previous_secret) && current(row.headers)) {
         counts.alreadyCurrent++;
         continue;
       }
-      const reseal = (v: string | null) => (v === null || isCurrent(ring, v) ? v : seal(ring, row.id, open(ring, row.id, v)));
+      const reseal = (v: string | null, aad = row.id) => (v === null || isCurrent(ring, v) ? v : seal(ring, aad, open(ring, aad, v)));
       const updated = await db.query(
-        'update endpoints set secret = $2, previous_secret = $3 where id = $1 and secret = $4 and previous_secret is not distinct from $5 returning id',
-        [row.id, reseal(row.secret), reseal(row.previous_secret), row.secret, row.previous_secret],
+        `update endpoints set secret = $2, previous_secret = $3, headers = $6 where id = $1 and secret = $4 and previous_secret is not distinct from $5
+           and headers is not distinct from $7 returning id`,
+        [row.id, reseal(row.secret), reseal(row.previous_secret), row.secret, row.previous_secret, reseal(row.headers, headersAad(row.id)), row.headers],
       );
       if (updated.length) counts.reencrypted++;
       else counts.skipped++;

@@ -3,7 +3,8 @@ import { newId } from '../domain/ids';
 import { newSigningSecret } from '../domain/signing';
 import type { Database, Queryable } from './database';
 import { syncEndpointLimits } from './endpointLimits';
-import { openSecret, sealSecret } from './endpointSecrets';
+import type { CustomHeaders } from '../domain/customHeaders';
+import { openHeaders, openSecret, sealHeaders, sealSecret } from './endpointSecrets';
 import { emitOperational, ENDPOINT_CHANGED_DATA, isoSql } from './operational';
 
 export interface EndpointRow {
@@ -24,6 +25,8 @@ export interface EndpointRow {
   last_success_at: Date | null;
   rate_limit_per_second: number | null;
   max_in_flight: number | null;
+  /** Custom request headers, opened here; the table holds them sealed (see endpointSecrets.ts sealHeaders). */
+  headers: CustomHeaders;
   created_at: Date;
   updated_at: Date;
 }
@@ -31,19 +34,19 @@ export interface EndpointRow {
 export async function createEndpoint(
   db: Queryable,
   accountId: string,
-  input: { url: string; eventTypes: EventType[]; description?: string; enabled?: boolean; rateLimitPerSecond?: number | null; maxInFlight?: number | null },
+  input: { url: string; eventTypes: EventType[]; description?: string; enabled?: boolean; rateLimitPerSecond?: number | null; maxInFlight?: number | null; headers?: CustomHeaders | null },
 ): Promise<EndpointRow> {
   const id = newId('ep');
   // endpoint.created is emitted by the same statement (src/db/operational.ts).
   const [row] = await db.query<EndpointRow>(
     `with e as (
-       insert into endpoints (id, account_id, url, description, event_types, enabled, secret, rate_limit_per_second, max_in_flight)
-       values ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9) returning *
+       insert into endpoints (id, account_id, url, description, event_types, enabled, secret, rate_limit_per_second, max_in_flight, headers)
+       values ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10) returning *
      ), ops_src as (
        select e.account_id, 'endpoint.created'::text as event_type, ${ENDPOINT_CHANGED_DATA} as data from e
      ), ${emitOperational('ops_src')}
      select * from e`,
-    [id, accountId, input.url, input.description ?? '', JSON.stringify(input.eventTypes), input.enabled ?? true, sealSecret(id, newSigningSecret()), input.rateLimitPerSecond ?? null, input.maxInFlight ?? null],
+    [id, accountId, input.url, input.description ?? '', JSON.stringify(input.eventTypes), input.enabled ?? true, sealSecret(id, newSigningSecret()), input.rateLimitPerSecond ?? null, input.maxInFlight ?? null, sealHeaders(id, input.headers)],
   );
   if (row.rate_limit_per_second !== null || row.max_in_flight !== null) await syncEndpointLimits(db, id, { rateLimitPerSecond: row.rate_limit_per_second, maxInFlight: row.max_in_flight });
   return opened(row);
@@ -73,7 +76,7 @@ export async function createEndpointWithinCap(
 function opened(row: EndpointRow): EndpointRow;
 function opened(row: EndpointRow | undefined): EndpointRow | undefined;
 function opened(row: EndpointRow | undefined): EndpointRow | undefined {
-  return row && { ...row, secret: openSecret(row.id, row.secret), previous_secret: openSecret(row.id, row.previous_secret) };
+  return row && { ...row, secret: openSecret(row.id, row.secret), previous_secret: openSecret(row.id, row.previous_secret), headers: openHeaders(row.id, row.headers as unknown as string | null) };
 }
 
 /** Only live endpoints of this account: another account's id reads as "not found". */
@@ -90,7 +93,7 @@ export async function updateEndpoint(
   db: Queryable,
   accountId: string,
   id: string,
-  patch: { url?: string; eventTypes?: EventType[]; description?: string; enabled?: boolean; rateLimitPerSecond?: number | null; maxInFlight?: number | null },
+  patch: { url?: string; eventTypes?: EventType[]; description?: string; enabled?: boolean; rateLimitPerSecond?: number | null; maxInFlight?: number | null; headers?: CustomHeaders | null },
 ): Promise<EndpointRow | undefined> {
   const [row] = await db.query<EndpointRow>(
     `with before as (
@@ -106,6 +109,7 @@ export async function updateEndpoint(
        failing_since = case when $6::boolean then null else failing_since end,
        rate_limit_per_second = case when $7 then $8::double precision else rate_limit_per_second end,
        max_in_flight = case when $9 then $10::int else max_in_flight end,
+       headers = case when $11 then $12::text else headers end,
        updated_at = now()
      where id = $1 and account_id = $2 and deleted_at is null returning *
      ), ops_src as (
@@ -117,7 +121,8 @@ export async function updateEndpoint(
      ), ${emitOperational('ops_src')}
      select * from e`,
     [id, accountId, patch.url ?? null, patch.eventTypes ? JSON.stringify(patch.eventTypes) : null, patch.description ?? null, patch.enabled ?? null,
-      patch.rateLimitPerSecond !== undefined, patch.rateLimitPerSecond ?? null, patch.maxInFlight !== undefined, patch.maxInFlight ?? null],
+      patch.rateLimitPerSecond !== undefined, patch.rateLimitPerSecond ?? null, patch.maxInFlight !== undefined, patch.maxInFlight ?? null,
+      patch.headers !== undefined, patch.headers === undefined ? null : sealHeaders(id, patch.headers)],
   );
   if (row && (patch.rateLimitPerSecond !== undefined || patch.maxInFlight !== undefined)) await syncEndpointLimits(db, id, { rateLimitPerSecond: row.rate_limit_per_second, maxInFlight: row.max_in_flight });
   // Re-enabled: a fresh start for its health record (circuit closed, streak and auto-disable clock reset).

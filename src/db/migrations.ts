@@ -231,6 +231,55 @@ create unlogged table rate_limits (
 `,
   },
   {
+    id: 13,
+    name: 'endpoint stats rollup and custom headers',
+    // endpoint_attempt_stats: the attempt log rolled up per endpoint and minute (one row per
+    // minute that had attempts), written by recordAttempts in the same statement as the attempts,
+    // so GET /v1/endpoints/:id/stats reads at most one row per minute of its window whatever the
+    // number of attempts. latency: a histogram of response times over LATENCY_BOUNDS_MS
+    // (src/domain/endpointStats.ts), for p50/p95. endpoints.headers: the custom request headers,
+    // sealed like the signing secret (they may carry a receiver's credentials). The rollup starts
+    // from the attempts of the last 8 days (LATENCY_BOUNDS_MS spelled out: a migration is frozen).
+    sql: `
+create table endpoint_attempt_stats (
+  endpoint_id text not null references endpoints(id) on delete cascade,
+  minute timestamptz not null,
+  attempts int not null,
+  succeeded int not null,
+  failed_3xx int not null,
+  failed_4xx int not null,
+  failed_5xx int not null,
+  failed_timeout int not null,
+  failed_network int not null,
+  failed_refused int not null,
+  latency int[] not null,
+  last_error text,
+  last_error_at timestamptz,
+  primary key (endpoint_id, minute)
+);
+create index endpoint_attempt_stats_minute on endpoint_attempt_stats (minute);
+insert into endpoint_attempt_stats (endpoint_id, minute, attempts, succeeded, failed_3xx, failed_4xx, failed_5xx, failed_timeout, failed_network, failed_refused, latency, last_error, last_error_at)
+select endpoint_id, minute, attempts, succeeded, f3, f4, f5, ft, fn, 0,
+  (select array_agg((select count(*) from unnest(g.lb) x where x = i)::int order by i) from generate_series(1, 47) i), last_error, last_error_at
+from (
+  select endpoint_id, minute, count(*)::int as attempts, count(*) filter (where ok)::int as succeeded,
+    count(*) filter (where status_code between 300 and 399)::int as f3, count(*) filter (where status_code between 400 and 499)::int as f4,
+    count(*) filter (where not ok and (status_code >= 500 or status_code < 200))::int as f5,
+    count(*) filter (where status_code is null and error like 'timed out%')::int as ft,
+    count(*) filter (where status_code is null and error not like 'timed out%')::int as fn,
+    array_agg(b) filter (where b is not null) as lb,
+    (array_agg(left(error, 500) order by started_at desc) filter (where not ok))[1] as last_error, max(started_at) filter (where not ok) as last_error_at
+  from (
+    select d.endpoint_id, to_timestamp(floor(extract(epoch from a.started_at) / 60) * 60) as minute, a.started_at, a.status_code, coalesce(a.error, '') as error,
+      coalesce(a.status_code between 200 and 299, false) as ok,
+      case when a.status_code is not null then width_bucket(a.duration_ms, array[0,1,2,3,4,5,6,8,10,12,15,20,25,30,40,50,60,80,100,120,150,200,250,300,400,500,600,800,1000,1200,1500,2000,2500,3000,4000,5000,6000,8000,10000,12000,15000,20000,25000,30000,40000,50000,60000]) end as b
+    from delivery_attempts a join deliveries d on d.id = a.delivery_id where a.started_at > now() - interval '8 days'
+  ) t group by endpoint_id, minute
+) g;
+alter table endpoints add column headers text
+`,
+  },
+  {
     id: 14,
     name: 'operational webhooks and recover',
     // The platform's operational endpoints are endpoints of an internal paid account (see

@@ -1,8 +1,10 @@
 import type { Queryable } from './database';
+import { purgeStats } from './endpointStats';
 
 /**
  * One bounded purge batch: attempt logs older than the cutoff, and the payloads of events
- * older than the cutoff that nothing is still delivering. Delivery rows (status history) stay.
+ * older than the cutoff that nothing is still delivering, and stats rollup rows older than any
+ * stats window. Delivery rows (status history) stay.
  */
 export async function purgeBatch(db: Queryable, cutoff: Date, batchSize: number): Promise<{ attempts: number; payloads: number }> {
   const attempts = await db.query(
@@ -19,5 +21,7 @@ export async function purgeBatch(db: Queryable, cutoff: Date, batchSize: number)
      returning 1`,
     [cutoff, batchSize],
   );
+  // The stats rollup is read for at most 7 days back (GET /v1/endpoints/:id/stats?window=7d).
+  await purgeStats(db, new Date(Date.now() - 8 * 86_400_000), batchSize);
   return { attempts: attempts.length, payloads: payloads.length };
 }

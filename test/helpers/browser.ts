@@ -17,7 +17,14 @@ export async function launchBrowser(): Promise<Browser> {
   });
 }
 
-export async function screenshot(page: Page, name: string): Promise<void> {
+/** The README's screenshots (docs/screenshots/), refreshed by the e2e tests that take them. */
+export const DOCS_SCREENSHOT_DIR = resolve(__dirname, '..', '..', 'docs', 'screenshots');
+
+export async function screenshot(page: Page, name: string, opts: { docs?: boolean } = {}): Promise<void> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+  if (opts.docs) {
+    mkdirSync(DOCS_SCREENSHOT_DIR, { recursive: true });
+    await page.screenshot({ path: join(DOCS_SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+  }
 }

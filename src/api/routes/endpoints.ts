@@ -15,10 +15,11 @@ import { actingAccount } from '../auth';
 import { ApiError, type FieldError } from '../errors';
 import { endpointOut } from '../mappers';
 import { defineRoute } from '../route';
-import { EndpointIn, EndpointListOut, EndpointOut, EndpointPatchIn, EndpointWithSecretOut, RecoveredOut, RecoverIn, RecoverOut, ResendOut, SecretOut, TestIn } from '../schemas';
+import { endpointStats } from '../../db/endpointStats';
+import { EndpointIn, EndpointStatsOut, EndpointStatsQuery, EndpointListOut, EndpointOut, EndpointPatchIn, EndpointWithSecretOut, RecoveredOut, RecoverIn, RecoverOut, ResendOut, SecretOut, TestIn } from '../schemas';
 
 const RECOVER_LIMIT = 1000;
-const ENDPOINT_EXAMPLE = { id: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', url: 'https://hooks.acme.example/referrals', eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', enabled: true, disabledReason: null, disabledAt: null, createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z', rateLimitPerSecond: null, maxInFlight: null, health: { state: 'healthy', since: '2025-02-09T03:00:28.002Z', consecutiveFailures: 0 } };
+const ENDPOINT_EXAMPLE = { id: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', url: 'https://hooks.acme.example/referrals', eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', enabled: true, disabledReason: null, disabledAt: null, createdAt: '2025-02-09T03:00:28.002Z', updatedAt: '2025-02-09T03:00:28.002Z', rateLimitPerSecond: null, maxInFlight: null, headers: { 'X-Tenant': 'acme' }, health: { state: 'healthy', since: '2025-02-09T03:00:28.002Z', consecutiveFailures: 0 } };
 const SECRET_EXAMPLE = 'whsec_MfKQ9r8GKYqTqM0L4Y1xZ9b2d3e4f5g6';
 
 export function endpointsRouter(deps: ApiDeps): Router {
@@ -42,7 +43,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return problem ? [{ path: 'url', message: problem }] : [];
   };
 
-  defineRoute(router, { method: 'post', path: '/v1/endpoints', operationId: 'createEndpoint', example: { body: { url: ENDPOINT_EXAMPLE.url, eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync' }, response: { ...ENDPOINT_EXAMPLE, secret: SECRET_EXAMPLE } }, summary: 'Add a webhook endpoint (at most MAX_ENDPOINTS_PER_ACCOUNT per account, else 409 endpoint_limit_reached). The response carries its signing secret.', tag, auth: 'account', body: EndpointIn, check: checkUrl, response: { status: 201, schema: EndpointWithSecretOut }, errors: [402, 409] }, async (ctx, { body }) => {
+  defineRoute(router, { method: 'post', path: '/v1/endpoints', operationId: 'createEndpoint', example: { body: { url: ENDPOINT_EXAMPLE.url, eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', headers: { 'X-Tenant': 'acme' } }, response: { ...ENDPOINT_EXAMPLE, secret: SECRET_EXAMPLE } }, summary: 'Add a webhook endpoint (at most MAX_ENDPOINTS_PER_ACCOUNT per account, else 409 endpoint_limit_reached). The response carries its signing secret.', tag, auth: 'account', body: EndpointIn, check: checkUrl, response: { status: 201, schema: EndpointWithSecretOut }, errors: [402, 409] }, async (ctx, { body }) => {
     const a = await account(ctx);
     paid(a);
     const max = deps.cfg.MAX_ENDPOINTS_PER_ACCOUNT;
@@ -127,5 +128,26 @@ export function endpointsRouter(deps: ApiDeps): Router {
     return { deliveryIds: ids } satisfies z.infer<typeof RecoverOut>;
   });
 
+  defineRoute(router, { method: 'get', path: '/v1/endpoints/:id/stats', operationId: 'getEndpointStats', example: { response: STATS_EXAMPLE }, summary: 'Attempts, successes, failures by class, success rate and p50/p95 response time of one endpoint over a window, in time buckets (read from a per-minute rollup of the attempt log).', tag, auth: 'account', query: EndpointStatsQuery, response: { status: 200, schema: EndpointStatsOut }, errors: [404] }, async (ctx, { query }) => {
+    const ep = await found(ctx, await account(ctx));
+    const s = await endpointStats(deps.db, ep.id, query.window);
+    const iso = (d: Date) => d.toISOString();
+    return { ...s, from: iso(s.from), to: iso(s.to), buckets: s.buckets.map((b) => ({ ...b, start: iso(b.start) })), lastError: s.lastError && { at: iso(s.lastError.at), error: s.lastError.error } } satisfies z.infer<typeof EndpointStatsOut>;
+  });
+
   return router;
 }
+
+const NO_FAILURES = { '3xx': 0, '4xx': 0, '5xx': 0, timeout: 0, network: 0, refused: 0 };
+const STATS_EXAMPLE: z.infer<typeof EndpointStatsOut> = {
+  window: '1h',
+  bucketSeconds: 60,
+  from: '2025-02-09T02:01:00.000Z',
+  to: '2025-02-09T03:01:00.000Z',
+  totals: { attempts: 120, succeeded: 114, failed: 6, failedBy: { ...NO_FAILURES, '5xx': 4, timeout: 2 }, successRate: 0.95, p50Ms: 84, p95Ms: 410 },
+  buckets: [
+    { start: '2025-02-09T02:01:00.000Z', attempts: 2, succeeded: 2, failed: 0, failedBy: NO_FAILURES, successRate: 1, p50Ms: 81, p95Ms: 96 },
+    { start: '2025-02-09T02:02:00.000Z', attempts: 0, succeeded: 0, failed: 0, failedBy: NO_FAILURES, successRate: null, p50Ms: null, p95Ms: null },
+  ],
+  lastError: { at: '2025-02-09T02:47:12.301Z', error: 'HTTP 503' },
+};

@@ -235,9 +235,9 @@ async function copySecret(secret) {
 // ---------------------------------------------------------------------------
 // Endpoint form (add and edit share one form)
 
-const FIELD_IDS = { url: 'endpoint-url', description: 'endpoint-description', rateLimitPerSecond: 'endpoint-rate-limit', maxInFlight: 'endpoint-max-in-flight' };
+const FIELD_IDS = { url: 'endpoint-url', description: 'endpoint-description', rateLimitPerSecond: 'endpoint-rate-limit', maxInFlight: 'endpoint-max-in-flight', headers: 'endpoint-headers' };
 const LIMIT_FIELDS = ['rateLimitPerSecond', 'maxInFlight'];
-const HELP_IDS = { url: 'endpoint-url-help', eventTypes: 'event-types-help' };
+const HELP_IDS = { url: 'endpoint-url-help', eventTypes: 'event-types-help', headers: 'endpoint-headers-help' };
 
 function renderEventTypeOptions() {
   const box = $('event-type-options');
@@ -261,7 +261,7 @@ function eventTypeInputs() {
 }
 
 function clearFieldErrors() {
-  for (const field of ['url', 'eventTypes', 'description', ...LIMIT_FIELDS]) {
+  for (const field of ['url', 'eventTypes', 'description', ...LIMIT_FIELDS, 'headers']) {
     const message = $(`field-error-${field}`);
     message.hidden = true;
     message.textContent = '';
@@ -292,11 +292,13 @@ function markField(field, invalid) {
 
 /** Shows 400 `errors` next to their fields; paths like `eventTypes.2` belong to the event types. */
 function showFieldErrors(errors) {
-  const byField = { url: [], eventTypes: [], description: [], rateLimitPerSecond: [], maxInFlight: [] };
+  const byField = { url: [], eventTypes: [], description: [], rateLimitPerSecond: [], maxInFlight: [], headers: [] };
   const other = [];
   for (const { path, message } of errors) {
-    const field = String(path || '').split('.')[0];
-    if (byField[field]) byField[field].push(message);
+    const [field, ...rest] = String(path || '').split('.');
+    // `headers.X-Name`: say which header (a name may itself contain dots).
+    if (field === 'headers' && rest.length) byField.headers.push(`${rest.join('.')}: ${message}.`);
+    else if (byField[field]) byField[field].push(message);
     else other.push(message);
   }
   let firstInvalid = null;
@@ -325,7 +327,24 @@ function readForm() {
     // Empty: no limit (null). The server names a bad value; a non-number is sent as typed so it does.
     rateLimitPerSecond: limitValue($('endpoint-rate-limit').value),
     maxInFlight: limitValue($('endpoint-max-in-flight').value),
+    headers: parseHeaders($('endpoint-headers').value),
   };
+}
+
+/** `Name: value` per line (blank lines ignored); a line without a colon is kept as an error for validateLocally. */
+function parseHeaders(text) {
+  const headers = {};
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    const colon = line.indexOf(':');
+    if (colon <= 0) return { invalidLine: line.trim() };
+    headers[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+  }
+  return headers;
+}
+
+function headersText(headers) {
+  return Object.entries(headers || {}).map(([name, value]) => `${name}: ${value}`).join('\n');
 }
 
 function limitValue(raw) {
@@ -340,6 +359,7 @@ function validateLocally(values) {
   const errors = [];
   if (!values.url) errors.push({ path: 'url', message: 'Enter the URL of your endpoint.' });
   if (!values.eventTypes.length) errors.push({ path: 'eventTypes', message: 'Select at least one event type.' });
+  if (values.headers.invalidLine !== undefined) errors.push({ path: 'headers', message: `Write each header as "Name: value" ("${values.headers.invalidLine}" has no colon).` });
   return errors;
 }
 
@@ -360,6 +380,7 @@ async function onSubmitEndpoint(event) {
         const body = { url: values.url, eventTypes: values.eventTypes };
         if (values.description) body.description = values.description;
         for (const field of LIMIT_FIELDS) if (values[field] !== null) body[field] = values[field];
+        if (Object.keys(values.headers).length) body.headers = values.headers;
         const created = await api('POST', '/v1/endpoints', body);
         resetForm();
         showSecretNotice(created.secret);
@@ -381,6 +402,7 @@ function startEdit(endpoint) {
   $('endpoint-description').value = endpoint.description || '';
   $('endpoint-rate-limit').value = endpoint.rateLimitPerSecond ?? '';
   $('endpoint-max-in-flight').value = endpoint.maxInFlight ?? '';
+  $('endpoint-headers').value = headersText(endpoint.headers);
   for (const box of eventTypeInputs()) box.checked = endpoint.eventTypes.includes(box.value);
   $('form-title').textContent = 'Edit endpoint';
   $('save-endpoint').textContent = 'Save changes';
@@ -453,6 +475,8 @@ function createCard(endpoint) {
   recoverHelp.id = `recover-help-${n}`;
   inCard(card, 'recover-since').setAttribute('aria-describedby', recoverHelp.id);
   card.querySelector('.card-disabled').id = `disabled-reason-${n}`;
+  linkLabel(card.querySelector('.stats-window-label'), inCard(card, 'stats-window'), `stats-window-${n}`);
+  inCard(card, 'stats-window').addEventListener('change', () => loadStats(card, id));
   card.setAttribute('aria-labelledby', (card.querySelector('.card-url').id = `card-url-${n}`));
 
   const select = inCard(card, 'test-event-type');
@@ -500,7 +524,12 @@ function fillCard(card, ep) {
   description.textContent = ep.description || '';
   description.hidden = !ep.description;
   card.querySelector('.card-event-list').textContent = ep.eventTypes.join(', ');
+  // Names only: values may be credentials (shown in the edit form, where they are changed).
+  const headerNames = Object.keys(ep.headers || {});
+  card.querySelector('.card-header-list').textContent = headerNames.join(', ');
+  card.querySelector('.card-headers').hidden = !headerNames.length;
   fillHealth(card, ep.health);
+  loadStats(card, ep.id);
 
   const reason = card.querySelector('.card-disabled');
   fillBanner(card, ep);
@@ -558,6 +587,17 @@ function fillHealth(card, health) {
   }
   if (h.state !== 'healthy' && h.lastError) parts.push(`Last error: ${h.lastError}`);
   card.querySelector('.card-health-detail').textContent = parts.join(' ');
+}
+
+/** The card's stats for its chosen period (stats.js draws them); a failure leaves the last figures. */
+async function loadStats(card, endpointId) {
+  const period = inCard(card, 'stats-window').value || '24h';
+  try {
+    const stats = await api('GET', `/v1/endpoints/${enc(endpointId)}/stats?window=${enc(period)}`);
+    if (inCard(card, 'stats-window').value === period) renderEndpointStats(card, stats);
+  } catch (err) {
+    if (err.status !== 401) card.querySelector('.card-stats').dataset.error = err.detail || 'unavailable';
+  }
 }
 
 async function toggleEnabled(button, ep) {
