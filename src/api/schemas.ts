@@ -239,7 +239,7 @@ export const OperationalEndpointPatchIn = z.strictObject({
   description: text().max(500).optional(),
   enabled: z.boolean().optional(),
 });
-export const OperationalEndpointOut = EndpointOut.omit({ eventTypes: true, rateLimitPerSecond: true, maxInFlight: true }).extend({ eventTypes: z.array(OperationalEventTypeName) });
+export const OperationalEndpointOut = EndpointOut.omit({ eventTypes: true, rateLimitPerSecond: true, maxInFlight: true, headers: true }).extend({ eventTypes: z.array(OperationalEventTypeName) });
 export const OperationalEndpointWithSecretOut = OperationalEndpointOut.extend({ secret: z.string() });
 export const OperationalEndpointListOut = z.object({ data: z.array(OperationalEndpointOut) });
 export const StatsWindowName = z.enum(['1h', '24h', '7d']);

@@ -21,7 +21,7 @@ const RECOVER_LIMIT = 1000;
 
 /** An operational endpoint as the API shows it (no send limits: the platform's own receiver). */
 function operationalOut(e: EndpointRow, health?: EndpointHealthRow): z.infer<typeof OperationalEndpointOut> {
-  const { rateLimitPerSecond: _r, maxInFlight: _m, ...out } = endpointOut(e, health);
+  const { rateLimitPerSecond: _r, maxInFlight: _m, headers: _h, ...out } = endpointOut(e, health);
   return { ...out, eventTypes: e.event_types as unknown as OperationalEventType[] };
 }
 

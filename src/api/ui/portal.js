@@ -1,3 +1,4 @@
+/* global renderEndpointStats -- from stats.js, loaded before this script */
 // Webhook settings portal: plain ES2020, no framework, no build step.
 // Everything rendered from data goes through textContent / createElement (never innerHTML),
 // and the page runs under a strict CSP: no inline styles, so visibility uses the `hidden` attribute.

@@ -101,6 +101,7 @@ function latencyChart(s) {
 }
 
 /** Fills a card's stats block from GET /v1/endpoints/:id/stats. */
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- called by portal.js (another classic script on the page)
 function renderEndpointStats(card, s) {
   const q = (testId) => card.querySelector(`[data-testid="${testId}"]`);
   const t = s.totals;
