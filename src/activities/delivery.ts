@@ -34,7 +34,6 @@ const DRAIN_PAGE_SECONDS = 10;
 /** A drain waits inside its page for a pause up to this long; a longer one ends the page (a durable timer waits). */
 const DRAIN_MAX_INLINE_PAUSE_MS = 5_000;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export const USER_AGENT = 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)';
 
@@ -509,7 +508,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       if (admission.permits.length === 0) {
         const retryAtMs = Math.min(...admission.held.map((h) => h.retryAtMs));
         if (retryAtMs - roundAt > DRAIN_MAX_INLINE_PAUSE_MS) return pause(i, retryAtMs);
-        await sleep(Math.max(50, retryAtMs - roundAt));
+        await Context.current().sleep(Math.max(50, retryAtMs - roundAt)); // rejects when cancelled (worker shutdown)
         continue;
       }
       const round = admission.permits.map((p) => p.ctx);
