@@ -150,6 +150,10 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
       ATTEMPT_TIMEOUT: '5s',
       DISPATCH_RECONCILE_INTERVAL: '2s',
       TEMPORAL_SEARCH_ATTRIBUTES: 'true',
+      // This test is about a crash, not an outage: the kill's timeouts and the 500s must not open a
+      // circuit, whose held deliveries park for minutes (their retry workflows would then finish
+      // long after their deliveries were drained; test/stack/endpointOutage.test.ts covers that).
+      CIRCUIT_OPEN_AFTER: '100000',
     };
     const apis = [apiPort1, apiPort2].map((port, i) => spawnApp(`api-${i + 1}`, 'src/api-server.ts', { ...common, PORT: String(port) }, logDir, { distDir: build!.dir }));
     const workers = [metricsPort1, metricsPort2].map((port, i) => spawnApp(`worker-${i + 1}`, 'src/worker.ts', { ...common, PORT: '0', WORKER_METRICS_PORT: String(port) }, logDir, { distDir: build!.dir }));
@@ -329,7 +333,7 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
         return n === retryWorkflows.length ? n : undefined;
       },
       'visibility to list every retry workflow as delivered',
-      30_000,
+      90_000, // a retry that met the dead run's attempt fence waits out its lease (ATTEMPT_TIMEOUT + 30 s) first
       500,
     );
     expect(visibleDelivered).toBe(retryWorkflows.length);
