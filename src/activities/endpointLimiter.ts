@@ -131,7 +131,9 @@ export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseM
     const endpointId = permit.ctx.delivery.endpoint_id;
     const entry = lastPaced.get(endpointId) ?? { chain: Promise.resolve(), lastAt: -Infinity };
     const turn = entry.chain.then(async () => {
-      const wait = Math.max(permit.localAtMs, entry.lastAt + permit.intervalMs) - Date.now();
+      // Never more than a second past the permit's own slot: a rate lowered since the previous
+      // request (a longer spacing) must not hold a request its reservation already allowed.
+      const wait = Math.max(permit.localAtMs, Math.min(entry.lastAt + permit.intervalMs, permit.localAtMs + 1_000)) - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       entry.lastAt = Date.now();
     });

@@ -327,15 +327,21 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     expect(retryWorkflows.every((w) => parentOf(w)?.startsWith('batch-'))).toBe(true);
     // The Postgres visibility store serves the custom search attributes (the Web UI's filters):
     // every retry workflow ended delivered, and each account's batches are found by account.
+    const describeLeft = async () => {
+      const q = (x: string) => countWorkflows(cluster!, `TaskQueue = "${taskQueue}" AND WorkflowType = "deliverWebhook" AND ${x}`);
+      return `running ${await q('ExecutionStatus = "Running"')}, completed ${await q('ExecutionStatus = "Completed"')}, delivered ${await q('RrDeliveryStatus = "delivered"')}, of ${retryWorkflows.length}`;
+    };
     const visibleDelivered = await waitFor(
       async () => {
         const n = await countWorkflows(cluster!, `TaskQueue = "${taskQueue}" AND RrDeliveryStatus = "delivered"`);
         return n === retryWorkflows.length ? n : undefined;
       },
-      'visibility to list every retry workflow as delivered',
+      `visibility to list every retry workflow as delivered (${retryWorkflows.length})`,
       90_000, // a retry that met the dead run's attempt fence waits out its lease (ATTEMPT_TIMEOUT + 30 s) first
       500,
-    );
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}: ${await describeLeft()}`);
+    });
     expect(visibleDelivered).toBe(retryWorkflows.length);
     expect(await countWorkflows(cluster!, `TaskQueue = "${taskQueue}" AND WorkflowType = "deliverBatch" AND RrAccountId = "${accounts[0].id}"`)).toBeGreaterThan(0);
     const victimIdentity = `${victim.child.pid}@`;
