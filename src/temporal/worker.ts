@@ -50,6 +50,10 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
     // back-off; an evicted one is replayed from its (short) history when its timer fires.
     maxCachedWorkflows: opts.cfg.WORKER_MAX_CACHED_WORKFLOWS,
     shutdownGraceTime: '20s',
+    // Shutdown is bounded: an activity that ignores its cancellation (a request to a receiver that
+    // never answers, a drain page mid-round) cannot hold the process past this; its attempt is then
+    // retried elsewhere, and the attempt fence keeps it from being sent twice.
+    shutdownForceTime: '45s',
   });
 }
 

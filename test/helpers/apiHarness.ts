@@ -107,10 +107,12 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
       return { status: res.status, body: parsed as any, headers: res.headers };
     },
     async close() {
+      server.closeIdleConnections();
       await new Promise((ok) => server.close(ok));
       if (worker) {
         worker.shutdown();
-        await workerRun;
+        // After shutdownForceTime the worker gives up on what ignored its cancellation: run() rejects.
+        await workerRun?.catch((err: Error) => console.warn(`[harness] worker stopped forcibly: ${err.message}`));
       }
       sender.close();
       await nativeConnection?.close();
