@@ -5,14 +5,14 @@ import type { AccountRow } from '../../db/accounts';
 import { createEndpointWithinCap, getEndpoint, listEndpoints, rotateSecret, softDeleteEndpoint, updateEndpoint } from '../../db/endpoints';
 import { healthOf } from '../../db/endpointHealth';
 import { pendingOfEndpoint } from '../../db/drain';
-import { normaliseEndpointUrl } from '../../domain/endpointUrl';
 import { EVENT_CATALOG } from '../../domain/eventCatalog';
 import { cancelEndpointDeliveries } from '../../services/deliveryControl';
 import { recoverEndpoint } from '../../services/recover';
 import { publishEvent } from '../../services/publishEvent';
 import type { ApiDeps } from '../context';
 import { actingAccount } from '../auth';
-import { ApiError, type FieldError } from '../errors';
+import { endpointUrlCheck } from '../endpointUrlCheck';
+import { ApiError } from '../errors';
 import { endpointOut } from '../mappers';
 import { defineRoute } from '../route';
 import { endpointStats } from '../../db/endpointStats';
@@ -34,14 +34,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
     if (!ep) throw ApiError.notFound('endpoint');
     return ep;
   };
-  /** The destination policy needs DNS: checked with the schema, so one 400 names every bad field. */
-  const checkUrl = async (raw: unknown, schemaErrors: FieldError[]): Promise<FieldError[]> => {
-    const typed = (raw as { url?: unknown } | null)?.url;
-    if (typeof typed !== 'string' || schemaErrors.some((e) => e.path === 'url')) return [];
-    const n = normaliseEndpointUrl(typed);
-    const problem = 'href' in n ? await deps.guard.check(n.href) : undefined;
-    return problem ? [{ path: 'url', message: problem }] : [];
-  };
+  const checkUrl = endpointUrlCheck(deps.guard);
 
   defineRoute(router, { method: 'post', path: '/v1/endpoints', operationId: 'createEndpoint', example: { body: { url: ENDPOINT_EXAMPLE.url, eventTypes: ['referrer_added', 'reward_unlocked'], description: 'CRM sync', headers: { 'X-Tenant': 'acme' } }, response: { ...ENDPOINT_EXAMPLE, secret: SECRET_EXAMPLE } }, summary: 'Add a webhook endpoint (at most MAX_ENDPOINTS_PER_ACCOUNT per account, else 409 endpoint_limit_reached). The response carries its signing secret.', tag, auth: 'account', body: EndpointIn, check: checkUrl, response: { status: 201, schema: EndpointWithSecretOut }, errors: [402, 409] }, async (ctx, { body }) => {
     const a = await account(ctx);

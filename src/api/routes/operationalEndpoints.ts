@@ -4,13 +4,13 @@ import type { z } from 'zod';
 import { createEndpoint, getEndpoint, listEndpoints, rotateSecret, softDeleteEndpoint, updateEndpoint, type EndpointRow } from '../../db/endpoints';
 import { healthOf } from '../../db/endpointHealth';
 import type { EndpointHealthRow } from '../../db/endpointHealth';
-import { normaliseEndpointUrl } from '../../domain/endpointUrl';
 import type { EventType } from '../../domain/eventCatalog';
 import { PLATFORM_ACCOUNT_ID, type OperationalEventType } from '../../domain/operationalEvents';
 import { cancelEndpointDeliveries } from '../../services/deliveryControl';
 import { recoverEndpoint } from '../../services/recover';
 import type { ApiDeps } from '../context';
-import { ApiError, type FieldError } from '../errors';
+import { endpointUrlCheck } from '../endpointUrlCheck';
+import { ApiError } from '../errors';
 import { endpointOut } from '../mappers';
 import { defineRoute } from '../route';
 import { OperationalEndpointIn, OperationalEndpointListOut, OperationalEndpointOut, OperationalEndpointPatchIn, OperationalEndpointWithSecretOut, RecoveredOut, RecoverIn, SecretOut } from '../schemas';
@@ -39,13 +39,7 @@ export function operationalEndpointsRouter(deps: ApiDeps): Router {
     if (!ep) throw ApiError.notFound('operational endpoint');
     return ep;
   };
-  const checkUrl = async (raw: unknown, schemaErrors: FieldError[]): Promise<FieldError[]> => {
-    const typed = (raw as { url?: unknown } | null)?.url;
-    if (typeof typed !== 'string' || schemaErrors.some((e) => e.path === 'url')) return [];
-    const n = normaliseEndpointUrl(typed);
-    const problem = 'href' in n ? await deps.guard.check(n.href) : undefined;
-    return problem ? [{ path: 'url', message: problem }] : [];
-  };
+  const checkUrl = endpointUrlCheck(deps.guard);
   const withHealth = async (ep: EndpointRow) => operationalOut(ep, (await healthOf(deps.db, [ep.id])).get(ep.id));
 
   defineRoute(router, { method: 'post', path: '/v1/operational-endpoints', operationId: 'createOperationalEndpoint', example: { body: { url: EXAMPLE.url, eventTypes: ['endpoint.disabled', 'delivery.exhausted'], description: EXAMPLE.description }, response: { ...EXAMPLE, secret: SECRET_EXAMPLE } }, summary: 'Register an operational endpoint of the platform (admin): it receives the operational events it subscribes to (see `webhooks` in this document), signed like any webhook. The response carries its signing secret.', tag, auth: 'admin', body: OperationalEndpointIn, check: checkUrl, response: { status: 201, schema: OperationalEndpointWithSecretOut } }, async (_ctx, { body }) => {
