@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/database';
-import type { AttemptContext } from '../db/deliveries';
+import { oldestFirst, type AttemptContext } from '../db/deliveries';
 import { autoDisableIfDue, finishProbe, markHeld, recordEndpointFailures, scheduleProbe, takeProbeLease, type EndpointFailures, type EndpointHealthRow, type HeldWakeup } from '../db/endpointHealth';
 import { decideGate, holdDelayMs, nextProbeDelayMs, probeIntervalMs, type HoldReason } from '../domain/endpointGate';
 import { retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
@@ -80,7 +80,7 @@ export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAft
       else byEndpoint.set(ctx.delivery.endpoint_id, [...(byEndpoint.get(ctx.delivery.endpoint_id) ?? []), ctx]);
     }
     for (const [endpointId, group] of byEndpoint) {
-      group.sort((a, b) => new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1));
+      group.sort(oldestFirst);
       const h = group[0].health!;
       const decision = decideGate(h, nowMs, owner);
       let rest = group;

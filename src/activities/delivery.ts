@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
-import { checkBeforeSend, claimForAttempt, finishDelivery, handOver, keepWithBatch, recordAttempts, type AttemptContext, type AttemptRecord, type SendCheck } from '../db/deliveries';
+import { checkBeforeSend, claimForAttempt, finishDelivery, handOver, keepWithBatch, oldestFirst, recordAttempts, type AttemptContext, type AttemptRecord, type SendCheck } from '../db/deliveries';
 import { activeSecrets, disableEndpoint } from '../db/endpoints';
 import { FailureType, finalOutcome, type DeliveryStatus } from '../domain/errors';
 import { workflowIdFor } from '../domain/workflowIds';
@@ -472,7 +472,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       return { ...out, done: true, open: probe ? true : undefined, nextProbeAtMs: probe ? nowMs + 10_000 : undefined };
     }
     const owned = (await claimForAttempt(deps.db, claimed, owner, lease.fence)).filter((c) => c.claimed && c.delivery.status === 'pending');
-    owned.sort((a, b) => new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1));
+    owned.sort(oldestFirst);
     const contexts = owned.filter((c) => c.fenced);
     lease.took(contexts.map((c) => c.delivery.id));
     const cursorOf = (c: AttemptContext | undefined) => (c ? { createdAt: new Date(c.delivery.created_at).toISOString(), id: c.delivery.id } : input.after);
@@ -833,7 +833,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       }
       const held: LimitHeld[] = [];
       for (const group of byEndpoint.values()) {
-        group.sort((a, b) => new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1));
+        group.sort(oldestFirst);
         const admission = await persistently(() => limiter.admit(group, batchId, nowMs, LIMIT_MAX_WAIT_MS));
         for (const p of admission.permits) {
           free.push(p.ctx);

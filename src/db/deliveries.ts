@@ -130,6 +130,10 @@ export interface AttemptContext {
   limits: EndpointLimitsInfo | null;
 }
 
+/** Sort order of every sender that picks among deliveries: oldest first, ties by id. */
+export const oldestFirst = (a: Pick<AttemptContext, 'delivery'>, b: Pick<AttemptContext, 'delivery'>): number =>
+  new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1);
+
 /**
  * Loads the attempt context of each delivery and claims the pending ones of the given series for
  * `workflowId` when nobody owns them yet, in one statement. A delivery owned by another workflow,
