@@ -75,7 +75,21 @@ export default tseslint.config(
           ],
           patterns: [
             {
-              group: ['**/activities/*', '**/db/*', '**/http/*', '**/api/*', '**/services/*', '**/temporal/*', '**/bootstrap', '**/config', '**/logger', '**/metrics', '**/tracing', '**/worker', '**/main'],
+              group: [
+                '**/activities/*',
+                '**/db/*',
+                '**/http/*',
+                '**/api/*',
+                '**/services/*',
+                '**/temporal/*',
+                '**/bootstrap',
+                '**/config',
+                '**/logger',
+                '**/metrics',
+                '**/tracing',
+                '**/worker',
+                '**/main',
+              ],
               message: 'workflows import activities (and other worker/API code) as types only: `import type`, then proxyActivities<typeof …>.',
               allowTypeImports: true,
             },

@@ -17,7 +17,13 @@ module.exports = {
     // tsc --noEmit and ESLint over the whole code base: a type or lint error fails `npm test`.
     { ...common, displayName: 'lint', testMatch: ['<rootDir>/test/lint/**/*.test.ts'] },
     { ...common, displayName: 'workflows', testMatch: ['<rootDir>/test/workflows/**/*.test.ts'] },
-    { ...common, displayName: 'api:pglite', testMatch: ['<rootDir>/test/api/**/*.test.ts'], testPathIgnorePatterns: ['\\.pg\\.test\\.ts$'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
+    {
+      ...common,
+      displayName: 'api:pglite',
+      testMatch: ['<rootDir>/test/api/**/*.test.ts'],
+      testPathIgnorePatterns: ['\\.pg\\.test\\.ts$'],
+      setupFiles: ['<rootDir>/test/helpers/usePglite.ts'],
+    },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.e2e.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },
     { ...common, displayName: 'api:postgres', testMatch: ['<rootDir>/test/api/**/*.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePostgres.ts'] },
     { ...common, displayName: 'fuzz', testMatch: ['<rootDir>/test/fuzz/**/*.test.ts'], setupFiles: ['<rootDir>/test/helpers/usePglite.ts'] },

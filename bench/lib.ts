@@ -10,7 +10,9 @@ export function cpuSeconds(pid: number): number {
 }
 
 export function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'));
   return Number(line?.split(/\s+/)[1] ?? 0) / 1024;
 }
 
@@ -106,7 +108,12 @@ export function spawnMain(env: Record<string, string>): ChildProcess {
 
 /** An SVG chart of a latency distribution (CDF), no dependencies. */
 export function latencySvg(series: { name: string; sortedMs: number[] }[]): string {
-  const W = 720, H = 360, L = 60, B = 40, T = 20, R = 20;
+  const W = 720,
+    H = 360,
+    L = 60,
+    B = 40,
+    T = 20,
+    R = 20;
   const maxMs = Math.max(1, ...series.map((s) => percentile(s.sortedMs, 99.9)));
   const x = (ms: number) => L + (Math.min(ms, maxMs) / maxMs) * (W - L - R);
   const y = (q: number) => T + (1 - q) * (H - T - B);

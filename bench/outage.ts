@@ -35,7 +35,11 @@ export interface DrainResult {
 
 type Post = (url: string, body: unknown, token: string) => Promise<{ status: number; json: any }>;
 
-const event = (accountId: string, i: number) => ({ accountId, eventType: 'referrer_added', data: { participantId: i, email: `p${i}@example.com`, code: `c${i}`, campaignId: 'bench' } });
+const event = (accountId: string, i: number) => ({
+  accountId,
+  eventType: 'referrer_added',
+  data: { participantId: i, email: `p${i}@example.com`, code: `c${i}`, campaignId: 'bench' },
+});
 
 /** Held deliveries per reason, from the service's /metrics (rr_deliveries_held). */
 async function heldCount(svc: Stack, admin: string): Promise<number> {
@@ -55,7 +59,14 @@ async function waitForHeld(svc: Stack, admin: string, atLeast: number, timeoutMs
   }
 }
 
-async function account(svc: Stack, post: Post, admin: string, url: string, endpoints: number, extra: Record<string, unknown> = {}): Promise<{ id: string; apiKey: string; endpointIds: string[] }> {
+async function account(
+  svc: Stack,
+  post: Post,
+  admin: string,
+  url: string,
+  endpoints: number,
+  extra: Record<string, unknown> = {},
+): Promise<{ id: string; apiKey: string; endpointIds: string[] }> {
   const acc = await post(`${svc.api}/v1/accounts`, { name: 'bench outage', plan: 'paid' }, admin);
   const endpointIds: string[] = [];
   for (let i = 0; i < endpoints; i++) {
@@ -99,7 +110,9 @@ export async function outage(receiver: BenchReceiver, url: string, post: Post, a
       const requests = receiver.requests - before;
       rows.push({ held: total, rssMiB: svc.rssMiB(), requestsPerEndpointPerProbe: requests / ENDPOINTS / (WINDOW_SECONDS / PROBE_SECONDS) });
       const last = rows[rows.length - 1];
-      console.log(`[outage] ${total} held: ${requests} requests in ${WINDOW_SECONDS} s to ${ENDPOINTS} dead endpoints (${last.requestsPerEndpointPerProbe.toFixed(2)} per endpoint per ${PROBE_SECONDS}-s probe interval); RSS ${JSON.stringify(last.rssMiB)}`);
+      console.log(
+        `[outage] ${total} held: ${requests} requests in ${WINDOW_SECONDS} s to ${ENDPOINTS} dead endpoints (${last.requestsPerEndpointPerProbe.toFixed(2)} per endpoint per ${PROBE_SECONDS}-s probe interval); RSS ${JSON.stringify(last.rssMiB)}`,
+      );
     }
   } finally {
     receiver.status = 200;
@@ -107,7 +120,9 @@ export async function outage(receiver: BenchReceiver, url: string, post: Post, a
   }
   const first = rows[0];
   const last = rows[rows.length - 1];
-  const slopeKiBPerHeld = Object.fromEntries(Object.keys(last.rssMiB).map((k) => [k, rows.length > 1 ? ((last.rssMiB[k] - first.rssMiB[k]) * 1024) / (last.held - first.held) : NaN]));
+  const slopeKiBPerHeld = Object.fromEntries(
+    Object.keys(last.rssMiB).map((k) => [k, rows.length > 1 ? ((last.rssMiB[k] - first.rssMiB[k]) * 1024) / (last.held - first.held) : NaN]),
+  );
   return { endpoints: ENDPOINTS, probeIntervalSeconds: PROBE_SECONDS, rows, slopeKiBPerHeld };
 }
 
@@ -132,7 +147,14 @@ export async function drain(receiver: BenchReceiver, url: string, post: Post, ad
       await waitUntil(() => receiver.firstSeen.size >= n, 30 * 60_000, `the ${n} to drain`);
       const times = [...receiver.firstSeen.values()].map((v) => v.at).sort((a, b) => a - b);
       const drainSeconds = (times[times.length - 1] - times[0]) / 1000;
-      const result = { n, sentWhileDown: sent, noticedAfterSeconds: (times[0] - back) / 1000, drainSeconds, perSecond: n / drainSeconds, duplicates: receiver.requests - receiver.firstSeen.size };
+      const result = {
+        n,
+        sentWhileDown: sent,
+        noticedAfterSeconds: (times[0] - back) / 1000,
+        drainSeconds,
+        perSecond: n / drainSeconds,
+        duplicates: receiver.requests - receiver.firstSeen.size,
+      };
       console.log(`[drain] ${JSON.stringify(result)}`);
       return result;
     };

@@ -29,7 +29,10 @@ import { BenchReceiver, latencySvg, percentile, pool, waitUntil } from './lib';
 import { drain, outage } from './outage';
 import { startEmbedded, startPostgresStack, type Stack } from './stacks';
 
-const STACKS = (process.env.BENCH_STACKS ?? 'embedded,postgres').split(',').map((s) => s.trim()).filter(Boolean);
+const STACKS = (process.env.BENCH_STACKS ?? 'embedded,postgres')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1000);
 const FANOUTS = process.env.BENCH_FANOUTS === 'none' ? [] : (process.env.BENCH_FANOUTS ?? '1,5,20').split(',').map(Number);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -47,15 +50,21 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 function post(url: string, body: unknown, token: string, retries = 3): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
-    const req = http.request(url, { method: 'POST', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, json: chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined }));
-    });
+    const req = http.request(
+      url,
+      { method: 'POST', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, json: chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined }));
+      },
+    );
     // A kept-alive socket the server closed as it was reused: the request never arrived (Node's documented retry case).
     // With an idempotency key any connection error may be retried (the service answers a repeat with the original).
     const idempotent = typeof body === 'object' && body !== null && 'idempotencyKey' in body;
-    req.on('error', (err: NodeJS.ErrnoException) => ((req.reusedSocket || idempotent) && err.code === 'ECONNRESET' && retries > 0 ? post(url, body, token, retries - 1).then(resolve, reject) : reject(err)));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      (req.reusedSocket || idempotent) && err.code === 'ECONNRESET' && retries > 0 ? post(url, body, token, retries - 1).then(resolve, reject) : reject(err),
+    );
     req.end(data);
   });
 }
@@ -69,7 +78,11 @@ async function accountWithEndpoints(svc: Stack, url: string, n: number): Promise
   return acc.json.id;
 }
 
-const event = (accountId: string, i: number) => ({ accountId, eventType: 'referrer_added', data: { participantId: i, email: `p${i}@example.com`, code: `c${i}`, campaignId: 'bench' } });
+const event = (accountId: string, i: number) => ({
+  accountId,
+  eventType: 'referrer_added',
+  data: { participantId: i, email: `p${i}@example.com`, code: `c${i}`, campaignId: 'bench' },
+});
 
 /** CPU seconds per component between two readings, per 1,000 deliveries. */
 function cpuPer1000(before: Record<string, number>, after: Record<string, number>, deliveries: number): Record<string, number> {
@@ -125,16 +138,19 @@ async function baseline(receiver: BenchReceiver, url: string, count: number) {
   const body = JSON.stringify({ eventType: 'referrer_added', data: event('acc', 1).data, createdAt: Date.now(), updatedAt: Date.now() });
   const cpu0 = process.cpuUsage();
   const started = Date.now();
-  await pool([...Array(count).keys()], CONCURRENCY, (i) =>
-    new Promise<void>((resolve, reject) => {
-      const headers = { 'content-type': 'application/json', ...signatureHeaders([secret], `base_${i}`, Math.floor(Date.now() / 1000), body) };
-      const req = http.request(url, { method: 'POST', agent, headers }, (res) => {
-        res.resume();
-        res.on('end', () => resolve());
-      });
-      req.on('error', reject);
-      req.end(body);
-    }),
+  await pool(
+    [...Array(count).keys()],
+    CONCURRENCY,
+    (i) =>
+      new Promise<void>((resolve, reject) => {
+        const headers = { 'content-type': 'application/json', ...signatureHeaders([secret], `base_${i}`, Math.floor(Date.now() / 1000), body) };
+        const req = http.request(url, { method: 'POST', agent, headers }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        });
+        req.on('error', reject);
+        req.end(body);
+      }),
   );
   const seconds = (Date.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
@@ -211,8 +227,23 @@ async function fairness(receiverA: BenchReceiver, urlA: string) {
     return {
       fairness: process.env.TEMPORAL_FAIRNESS ?? 'true (default)',
       settings: Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(TEMPORAL_FAIRNESS|DISPATCH_|WORKER_)/.test(k))),
-      a: { events: FAIR_EVENTS, fanout: FAIR_FANOUT, deliveries: expected, publishSeconds: (aPublished - aStart) / 1000, seconds: (aEnd - aStart) / 1000, deliveriesPerSecond: expected / ((aEnd - aStart) / 1000), duplicates: receiverA.requests - expected },
-      b: { ratePerSecond: FAIR_B_RATE, published: bSent, duringBurstMs: stats(during), quietMs: stats(quiet), publishApiMs: { p50: percentile(bPublishMs, 50), p99: percentile(bPublishMs, 99) }, duplicates: receiverB.requests - bSent },
+      a: {
+        events: FAIR_EVENTS,
+        fanout: FAIR_FANOUT,
+        deliveries: expected,
+        publishSeconds: (aPublished - aStart) / 1000,
+        seconds: (aEnd - aStart) / 1000,
+        deliveriesPerSecond: expected / ((aEnd - aStart) / 1000),
+        duplicates: receiverA.requests - expected,
+      },
+      b: {
+        ratePerSecond: FAIR_B_RATE,
+        published: bSent,
+        duringBurstMs: stats(during),
+        quietMs: stats(quiet),
+        publishApiMs: { p50: percentile(bPublishMs, 50), p99: percentile(bPublishMs, 99) },
+        duplicates: receiverB.requests - bSent,
+      },
       cpuSecondsPer1000: cpu,
       load: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '),
       sortedBLatencies: [...during].sort((x, y) => x - y),
@@ -235,7 +266,9 @@ async function runStack(name: string, receiver: BenchReceiver, url: string): Pro
   const full: Run[] = [];
   const paced: Run[] = [];
   const line = (r: Run) =>
-    console.log(`[${name}] fan-out ${r.fanout}${r.offeredPerSecond ? ` at ${r.offeredPerSecond}/s offered` : ''}: ${r.deliveries} deliveries in ${r.seconds.toFixed(1)} s = ${r.deliveriesPerSecond.toFixed(0)}/s; p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms`);
+    console.log(
+      `[${name}] fan-out ${r.fanout}${r.offeredPerSecond ? ` at ${r.offeredPerSecond}/s offered` : ''}: ${r.deliveries} deliveries in ${r.seconds.toFixed(1)} s = ${r.deliveriesPerSecond.toFixed(0)}/s; p50/p95/p99 ${r.latencyMs.p50}/${r.latencyMs.p95}/${r.latencyMs.p99} ms`,
+    );
   try {
     if (FANOUTS.length) await throughput(svc, receiver, url, 1, Math.min(EVENTS, 500)); // warm-up: bundle, JIT, connections
     for (const f of FANOUTS) {
@@ -255,7 +288,10 @@ async function runStack(name: string, receiver: BenchReceiver, url: string): Pro
   return { description: svc.description, full, paced };
 }
 
-const fmtCpu = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' · ');
+const fmtCpu = (c: Record<string, number>) =>
+  Object.entries(c)
+    .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+    .join(' · ');
 const row = (r: Run) =>
   `| ${r.fanout} | ${r.offeredPerSecond ? `${r.offeredPerSecond}/s` : 'all at once'} | ${r.deliveries} | ${r.deliveriesPerSecond.toFixed(0)} | ${r.latencyMs.p50} / ${r.latencyMs.p95} / ${r.latencyMs.p99} | ${r.publishLatencyMs.p50.toFixed(1)} / ${r.publishLatencyMs.p99.toFixed(1)} | ${fmtCpu(r.cpuSecondsPer1000)} | ${r.duplicates} |`;
 
@@ -279,7 +315,10 @@ async function main() {
   const drained = process.env.BENCH_SKIP_DRAIN || !SCENARIOS.has('drain') ? undefined : await drain(receiver, url, post, ADMIN, DRAIN, CONCURRENCY);
   const out = process.env.BENCH_SKIP_OUTAGE || !SCENARIOS.has('outage') ? undefined : await outage(receiver, url, post, ADMIN, OUTAGE, CONCURRENCY);
   const fair = SCENARIOS.has('fairness') ? await fairness(receiver, url) : undefined;
-  if (fair) console.log(`[fairness] A: ${fair.a.deliveries} deliveries in ${fair.a.seconds.toFixed(1)} s = ${fair.a.deliveriesPerSecond.toFixed(0)}/s; B during A's burst: p50/p99/max ${fair.b.duringBurstMs.p50}/${fair.b.duringBurstMs.p99}/${fair.b.duringBurstMs.max} ms (${fair.b.duringBurstMs.count} events); load ${fair.load}`);
+  if (fair)
+    console.log(
+      `[fairness] A: ${fair.a.deliveries} deliveries in ${fair.a.seconds.toFixed(1)} s = ${fair.a.deliveriesPerSecond.toFixed(0)}/s; B during A's burst: p50/p99/max ${fair.b.duringBurstMs.p50}/${fair.b.duringBurstMs.p99}/${fair.b.duringBurstMs.max} ms (${fair.b.duringBurstMs.count} events); load ${fair.load}`,
+    );
   await receiver.stop();
 
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
@@ -296,7 +335,12 @@ async function main() {
       ...[...r.full, ...r.paced].map(row),
     ]),
     ...skipped.map((s) => `\nSkipped: ${s}`),
-    ...(base ? ['', `Baseline (the same signed POSTs straight from one Node process, ${CONCURRENCY} in flight): ${base.deliveriesPerSecond.toFixed(0)}/s, CPU ${base.cpuSecondsPer1000.toFixed(2)} s per 1,000. Best service figure / baseline: ${(best / base.deliveriesPerSecond).toFixed(3)}.`] : []),
+    ...(base
+      ? [
+          '',
+          `Baseline (the same signed POSTs straight from one Node process, ${CONCURRENCY} in flight): ${base.deliveriesPerSecond.toFixed(0)}/s, CPU ${base.cpuSecondsPer1000.toFixed(2)} s per 1,000. Best service figure / baseline: ${(best / base.deliveriesPerSecond).toFixed(3)}.`,
+        ]
+      : []),
     ...(out
       ? [
           '',
@@ -304,22 +348,34 @@ async function main() {
           '',
           '| deliveries held | requests per dead endpoint per probe interval | RSS (MiB) |',
           '|---|---|---|',
-          ...out.rows.map((r) => `| ${r.held} | ${r.requestsPerEndpointPerProbe.toFixed(2)} | ${Object.entries(r.rssMiB).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(' · ')} |`),
+          ...out.rows.map(
+            (r) =>
+              `| ${r.held} | ${r.requestsPerEndpointPerProbe.toFixed(2)} | ${Object.entries(r.rssMiB)
+                .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+                .join(' · ')} |`,
+          ),
           '',
-          `Memory per held delivery (growth between the rows): ${Object.entries(out.slopeKiBPerHeld).map(([k, v]) => `${k} ${v.toFixed(2)} KiB`).join(' · ')}.`,
+          `Memory per held delivery (growth between the rows): ${Object.entries(out.slopeKiBPerHeld)
+            .map(([k, v]) => `${k} ${v.toFixed(2)} KiB`)
+            .join(' · ')}.`,
         ]
       : []),
     ...(drained
       ? [
           '',
           `Drain (embedded): ${drained.held} deliveries held for one dead endpoint; it came back and its next probe went through after ${drained.noticedAfterSeconds.toFixed(1)} s; then all ${drained.held} arrived in ${drained.drainSeconds.toFixed(1)} s = **${drained.deliveriesPerSecond.toFixed(0)} deliveries/s**, ${drained.duplicates} duplicates.` +
-            (drained.rateLimit ? ` With rateLimitPerSecond ${drained.rateLimit.perSecond} and ${drained.rateLimit.held} held: ${drained.rateLimit.observedPerSecond.toFixed(1)}/s (${drained.rateLimit.deviationPercent.toFixed(1)} %).` : ''),
+            (drained.rateLimit
+              ? ` With rateLimitPerSecond ${drained.rateLimit.perSecond} and ${drained.rateLimit.held} held: ${drained.rateLimit.observedPerSecond.toFixed(1)}/s (${drained.rateLimit.deviationPercent.toFixed(1)} %).`
+              : ''),
         ]
       : []),
     ...(fair
       ? [
           '',
-          `Fairness (embedded; TEMPORAL_FAIRNESS=${fair.fairness}${Object.keys(fair.settings).filter((k) => k !== 'TEMPORAL_FAIRNESS').map((k) => `, ${k}=${fair.settings[k]}`).join('')}; load ${fair.load}):`,
+          `Fairness (embedded; TEMPORAL_FAIRNESS=${fair.fairness}${Object.keys(fair.settings)
+            .filter((k) => k !== 'TEMPORAL_FAIRNESS')
+            .map((k) => `, ${k}=${fair.settings[k]}`)
+            .join('')}; load ${fair.load}):`,
           '',
           '| account | offered | deliveries | publish→receipt p50 / p95 / p99 / max (ms) | deliveries/s |',
           '|---|---|---|---|---|',
@@ -333,8 +389,32 @@ async function main() {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'results.md'), md + '\n');
   const fairOut = fair && (({ sortedBLatencies, ...x }) => x)(fair);
-  writeFileSync(join(dir, 'results.json'), JSON.stringify({ machine, stacks: results.map((r) => ({ ...r, full: r.full.map(({ sortedLatencies, ...x }) => x), paced: r.paced.map(({ sortedLatencies, ...x }) => x) })), skipped, baseline: base, outage: out, drain: drained, fairness: fairOut }, null, 2));
-  if (all.length) writeFileSync(join(dir, 'latency.svg'), latencySvg((all.some((r) => r.offeredPerSecond) ? all.filter((r) => r.offeredPerSecond) : all).map((r) => ({ name: `${r.stack}, ${r.fanout} endpoint(s)/event, ${r.offeredPerSecond ? `${r.offeredPerSecond}/s` : 'all at once'}`, sortedMs: r.sortedLatencies }))));
+  writeFileSync(
+    join(dir, 'results.json'),
+    JSON.stringify(
+      {
+        machine,
+        stacks: results.map((r) => ({ ...r, full: r.full.map(({ sortedLatencies, ...x }) => x), paced: r.paced.map(({ sortedLatencies, ...x }) => x) })),
+        skipped,
+        baseline: base,
+        outage: out,
+        drain: drained,
+        fairness: fairOut,
+      },
+      null,
+      2,
+    ),
+  );
+  if (all.length)
+    writeFileSync(
+      join(dir, 'latency.svg'),
+      latencySvg(
+        (all.some((r) => r.offeredPerSecond) ? all.filter((r) => r.offeredPerSecond) : all).map((r) => ({
+          name: `${r.stack}, ${r.fanout} endpoint(s)/event, ${r.offeredPerSecond ? `${r.offeredPerSecond}/s` : 'all at once'}`,
+          sortedMs: r.sortedLatencies,
+        })),
+      ),
+    );
   if (fair) writeFileSync(join(dir, 'fairness.svg'), latencySvg([{ name: `account B during A's burst (TEMPORAL_FAIRNESS=${fair.fairness})`, sortedMs: fair.sortedBLatencies }]));
   console.log('\n' + md + `\n\nWritten to ${dir}/`);
   agent.destroy();

@@ -22,7 +22,15 @@ export interface Stack {
 export async function startEmbedded(admin: string, extraEnv: Record<string, string> = {}): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rr-bench-'));
   const [port, tport, uport] = [await freePort(), await freePort(), await freePort()];
-  const child = spawnMain({ DATA_DIR: dataDir, PORT: String(port), TEMPORAL_DEV_PORT: String(tport), TEMPORAL_UI_PORT: String(uport), ADMIN_TOKEN: admin, LOG_LEVEL: 'warn', ...extraEnv });
+  const child = spawnMain({
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    TEMPORAL_DEV_PORT: String(tport),
+    TEMPORAL_UI_PORT: String(uport),
+    ADMIN_TOKEN: admin,
+    LOG_LEVEL: 'warn',
+    ...extraEnv,
+  });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c));
   await waitUntil(() => out.includes('Webhook delivery service is running'), 120_000, 'the service to start');
@@ -80,7 +88,14 @@ export async function startPostgresStack(admin: string): Promise<Stack> {
   const app = await freshDatabase(process.env.TEST_DATABASE_URL); // its pool closes in drop()
   const logDir = mkdtempSync(join(tmpdir(), 'rr-bench-stack-'));
   const port = await freePort();
-  const common = { DATABASE_URL: app.url!, TEMPORAL_ADDRESS: cluster.address, ADMIN_TOKEN: admin, LOG_LEVEL: 'warn', DESTINATION_ALLOW_CIDRS: '127.0.0.0/8', WORKER_METRICS_PORT: '0' };
+  const common = {
+    DATABASE_URL: app.url!,
+    TEMPORAL_ADDRESS: cluster.address,
+    ADMIN_TOKEN: admin,
+    LOG_LEVEL: 'warn',
+    DESTINATION_ALLOW_CIDRS: '127.0.0.0/8',
+    WORKER_METRICS_PORT: '0',
+  };
   const worker = spawnApp('worker', 'src/worker.ts', common, logDir);
   const api = spawnApp('api', 'src/api-server.ts', { ...common, PORT: String(port), HOST: '127.0.0.1' }, logDir);
   await waitForHttp(`http://127.0.0.1:${port}/readyz`, 60_000);

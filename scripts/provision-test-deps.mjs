@@ -75,10 +75,14 @@ if (!existsSync(`${stDir}/.installed`)) {
     console.log(`[provision] installing schemathesis ${SCHEMATHESIS_VERSION} from PyPI into ${stDir} …`);
     const partial = `${stDir}.partial`;
     rmSync(partial, { recursive: true, force: true });
-    execFileSync(py, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--target', partial, `schemathesis==${SCHEMATHESIS_VERSION}`], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' },
-    });
+    execFileSync(
+      py,
+      ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--target', partial, `schemathesis==${SCHEMATHESIS_VERSION}`],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, PIP_ROOT_USER_ACTION: 'ignore' },
+      },
+    );
     const python = execFileSync(py, ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
     writeFileSync(`${partial}/.installed`, JSON.stringify({ version: SCHEMATHESIS_VERSION, python }) + '\n');
     rmSync(stDir, { recursive: true, force: true });

@@ -55,8 +55,10 @@ const PATHS = {
   'resend-retried': 'deliverWebhook of a resend: the local first attempt fails (503), back-off timer, the retry activity succeeds',
   'resend-gone': 'deliverWebhook of a resend whose local first attempt answers 410 Gone: no retry; recordOutcome undeliverable, endpoint disabled',
   purge: 'purgeOldData started by the retention Schedule (triggered): purges backdated attempt logs and payloads in one batch',
-  'drain-recovered': 'drainEndpoint started (signalWithStart, wake circuit-opened) when five first attempts answered 503 (Retry-After 15 s) open the endpoint\'s circuit: the drain is the prober (drain page, timer until the probe is due); the receiver comes back, the probe succeeds and the drain sends the parked deliveries',
-  'drain-retry-now': 'drainEndpoint started by POST /v1/endpoints/:id/retry (wake retry-endpoint, forceProbe) after the customer fixed the receiver, circuit closed: a drain page sends the delivery its retry workflow parked for 15 s (Retry-After), the drain ends',
+  'drain-recovered':
+    "drainEndpoint started (signalWithStart, wake circuit-opened) when five first attempts answered 503 (Retry-After 15 s) open the endpoint's circuit: the drain is the prober (drain page, timer until the probe is due); the receiver comes back, the probe succeeds and the drain sends the parked deliveries",
+  'drain-retry-now':
+    'drainEndpoint started by POST /v1/endpoints/:id/retry (wake retry-endpoint, forceProbe) after the customer fixed the receiver, circuit closed: a drain page sends the delivery its retry workflow parked for 15 s (Retry-After), the drain ends',
 } as const;
 export type RecordedPath = keyof typeof PATHS;
 
@@ -113,7 +115,10 @@ async function main() {
       const script = SCRIPTS[path] ?? [{ status: 404 }];
       const reply = RECOVERED.has(path) ? { status: RECOVERED.get(path)!, delayMs: 0, retryAfter: undefined } : script[Math.min(n, script.length) - 1];
       onRequest.get(path)?.(n);
-      setTimeout(() => res.writeHead(reply.status, { 'content-type': 'text/plain', ...(reply.retryAfter ? { 'retry-after': reply.retryAfter } : {}) }).end('recorded'), reply.delayMs ?? 0);
+      setTimeout(
+        () => res.writeHead(reply.status, { 'content-type': 'text/plain', ...(reply.retryAfter ? { 'retry-after': reply.retryAfter } : {}) }).end('recorded'),
+        reply.delayMs ?? 0,
+      );
     });
   });
   await new Promise<void>((ok) => receiver.listen(0, '127.0.0.1', ok));
@@ -121,7 +126,14 @@ async function main() {
 
   console.log(`starting the Temporal dev server (temporal ${TEMPORAL_CLI_VERSION}) …`);
   const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: devServerExecutable(), ip: '127.0.0.1', ui: false, namespace: cfg.TEMPORAL_NAMESPACE, searchAttributes: DELIVERY_SEARCH_ATTRIBUTES, log: { format: 'pretty', level: 'error' } },
+    server: {
+      executable: devServerExecutable(),
+      ip: '127.0.0.1',
+      ui: false,
+      namespace: cfg.TEMPORAL_NAMESPACE,
+      searchAttributes: DELIVERY_SEARCH_ATTRIBUTES,
+      log: { format: 'pretty', level: 'error' },
+    },
   });
   useSecretKeyRing(keyRing([randomBytes(32)]));
   const db = await openPglite(undefined);
@@ -131,11 +143,18 @@ async function main() {
   const dispatcher = new Dispatcher(client, db, cfg, silentLogger, { eagerStart: true });
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
-  console.log('bundling today\'s workflow code and starting the worker …');
+  console.log("bundling today's workflow code and starting the worker …");
   const worker = await createDeliveryWorker({
     connection: env.nativeConnection,
     cfg,
-    activityDeps: { db, send: sender.send, log: silentLogger, autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), wakeDrain: (r) => dispatcher.wakeDrain(r) },
+    activityDeps: {
+      db,
+      send: sender.send,
+      log: silentLogger,
+      autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
+      startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),
+      wakeDrain: (r) => dispatcher.wakeDrain(r),
+    },
   });
   const workerRun = worker.run();
   const app = createApp({ cfg, db, dispatcher, guard, log: silentLogger, metrics: new Registry(), adminToken, temporalReady: async () => true });
@@ -170,7 +189,8 @@ async function main() {
     const byEndpoint = Object.fromEntries(Object.entries(acc.endpoints).map(([p, id]) => [id, p]));
     return Object.fromEntries((pub.deliveries as { id: string; endpointId: string }[]).map((d) => [byEndpoint[d.endpointId], d.id]));
   }
-  const row = async (deliveryId: string) => (await db.query<{ status: string; workflow_id: string; series: number }>('select status, workflow_id, series from deliveries where id = $1', [deliveryId]))[0];
+  const row = async (deliveryId: string) =>
+    (await db.query<{ status: string; workflow_id: string; series: number }>('select status, workflow_id, series from deliveries where id = $1', [deliveryId]))[0];
   const finished = async (deliveryId: string, timeoutMs = 60_000) => {
     for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100)) {
       const r = await row(deliveryId);
@@ -181,7 +201,16 @@ async function main() {
   /** The workflow's result, once it exists (a hand-over is recorded in the database before the workflow starts). */
   const result = async (workflowId: string) => {
     const handle = client.workflow.getHandle(workflowId);
-    for (let i = 0; i < 100 && !(await handle.describe().then(() => true, () => false)); i++) await sleep(100);
+    for (
+      let i = 0;
+      i < 100 &&
+      !(await handle.describe().then(
+        () => true,
+        () => false,
+      ));
+      i++
+    )
+      await sleep(100);
     return handle.result();
   };
 
@@ -284,7 +313,16 @@ async function main() {
       for (let i = 0; i < 5; i++) deliveries.push((await publish(acc))['/drain-recovered']);
       const drainId = `drain-${endpointId}`;
       const handle = client.workflow.getHandle(drainId);
-      for (let i = 0; i < 600 && !(await handle.describe().then(() => true, () => false)); i++) await sleep(100);
+      for (
+        let i = 0;
+        i < 600 &&
+        !(await handle.describe().then(
+          () => true,
+          () => false,
+        ));
+        i++
+      )
+        await sleep(100);
       RECOVERED.set('/drain-recovered', 200);
       const r = (await handle.result()) as { pages: number; delivered: number; failed: number };
       for (const d of deliveries) if ((await finished(d)).status !== 'delivered') throw new Error(`drain-recovered: ${d} not delivered`);
@@ -330,7 +368,15 @@ async function main() {
   mkdirSync(OUT_DIR, { recursive: true });
   if (process.argv.includes('--archive')) archivePrevious();
   for (const f of readdirSync(OUT_DIR)) if (f.endsWith('.json')) rmSync(join(OUT_DIR, f));
-  const secrets = [adminToken, ...apiKeys, ...(await db.query<{ id: string; secret: string; previous_secret: string | null }>('select id, secret, previous_secret from endpoints')).flatMap((s) => [s.secret, openSecret(s.id, s.secret), openSecret(s.id, s.previous_secret) ?? ''])];
+  const secrets = [
+    adminToken,
+    ...apiKeys,
+    ...(await db.query<{ id: string; secret: string; previous_secret: string | null }>('select id, secret, previous_secret from endpoints')).flatMap((s) => [
+      s.secret,
+      openSecret(s.id, s.secret),
+      openSecret(s.id, s.previous_secret) ?? '',
+    ]),
+  ];
   const manifest: Record<string, { workflowId: string; workflowType: string; what: string }> = {};
   for (const { path, workflowId } of recorded.sort((a, b) => a.path.localeCompare(b.path))) {
     const handle = client.workflow.getHandle(workflowId);
@@ -348,8 +394,20 @@ async function main() {
   if (missing.length) throw new Error(`not recorded: ${missing.join(', ')}`);
   writeFileSync(
     join(OUT_DIR, 'manifest.json'),
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    JSON.stringify({ recordedWith: { at: new Date().toISOString().slice(0, 10), commit: gitCommit(), temporalCli: TEMPORAL_CLI_VERSION, sdk: require('@temporalio/worker/package.json').version }, histories: manifest }, null, 2) + '\n',
+    JSON.stringify(
+      {
+        recordedWith: {
+          at: new Date().toISOString().slice(0, 10),
+          commit: gitCommit(),
+          temporalCli: TEMPORAL_CLI_VERSION,
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          sdk: require('@temporalio/worker/package.json').version,
+        },
+        histories: manifest,
+      },
+      null,
+      2,
+    ) + '\n',
   );
 
   await schedule.delete();

@@ -115,10 +115,21 @@ export async function ensureDemoAccount(db: Database, cfg: Config): Promise<stri
 
 /** Scrape-time gauges from the database (served by the API process). */
 export function addDatabaseGauges(registry: Registry, db: Database): void {
-  registry.add(new Gauge('rr_deliveries', 'Deliveries by current status.', async () => (await deliveriesByStatus(db)).map((r) => ({ labels: { status: r.status }, value: r.n })), ['status']));
+  registry.add(
+    new Gauge('rr_deliveries', 'Deliveries by current status.', async () => (await deliveriesByStatus(db)).map((r) => ({ labels: { status: r.status }, value: r.n })), ['status']),
+  );
   registry.add(new Gauge('rr_deliveries_pending', 'Deliveries still being retried.', async () => [{ value: (await pendingStats(db)).pending }]));
-  registry.add(new Gauge('rr_deliveries_held', 'Pending deliveries held by their endpoint (no request on their wake-ups), by reason: circuit_open, probing, throttled (429), rate_limited, max_in_flight.', async () => (await heldByReason(db)).map((r) => ({ labels: { reason: r.reason }, value: r.n })), ['reason']));
-  registry.add(new Gauge('rr_deliveries_oldest_pending_age_seconds', 'Age of the oldest pending delivery (0 when none).', async () => [{ value: (await pendingStats(db)).oldestAgeSeconds }]));
+  registry.add(
+    new Gauge(
+      'rr_deliveries_held',
+      'Pending deliveries held by their endpoint (no request on their wake-ups), by reason: circuit_open, probing, throttled (429), rate_limited, max_in_flight.',
+      async () => (await heldByReason(db)).map((r) => ({ labels: { reason: r.reason }, value: r.n })),
+      ['reason'],
+    ),
+  );
+  registry.add(
+    new Gauge('rr_deliveries_oldest_pending_age_seconds', 'Age of the oldest pending delivery (0 when none).', async () => [{ value: (await pendingStats(db)).oldestAgeSeconds }]),
+  );
 }
 
 /** /readyz probe: Temporal's frontend answers its gRPC health check with SERVING. */

@@ -23,7 +23,23 @@ export interface Logger {
 }
 
 /** Field names whose values are never logged, at any of the first three levels of nesting. */
-const SECRET_FIELDS = ['authorization', 'cookie', 'set-cookie', 'secret', 'secrets', 'previousSecret', 'previous_secret', 'token', 'apiKey', 'api_key', 'adminToken', 'password', 'webhook-signature', 'x-rr-signature', 'signature'];
+const SECRET_FIELDS = [
+  'authorization',
+  'cookie',
+  'set-cookie',
+  'secret',
+  'secrets',
+  'previousSecret',
+  'previous_secret',
+  'token',
+  'apiKey',
+  'api_key',
+  'adminToken',
+  'password',
+  'webhook-signature',
+  'x-rr-signature',
+  'signature',
+];
 /** Field names that hold endpoint URLs (often capability URLs): scheme and host only. */
 const URL_FIELDS = ['url', 'endpointUrl'];
 
@@ -84,7 +100,13 @@ export function createLogger(level: Level = 'info', write?: (line: string) => vo
 export function childLogger(log: Logger, fields: Record<string, unknown>): Logger {
   if (log.child) return log.child(fields);
   const add = (f?: Record<string, unknown>) => ({ ...fields, ...f });
-  return { debug: (m, f) => log.debug(m, add(f)), info: (m, f) => log.info(m, add(f)), warn: (m, f) => log.warn(m, add(f)), error: (m, f) => log.error(m, add(f)), child: (f) => childLogger(log, { ...fields, ...f }) };
+  return {
+    debug: (m, f) => log.debug(m, add(f)),
+    info: (m, f) => log.info(m, add(f)),
+    warn: (m, f) => log.warn(m, add(f)),
+    error: (m, f) => log.error(m, add(f)),
+    child: (f) => childLogger(log, { ...fields, ...f }),
+  };
 }
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silentLogger };

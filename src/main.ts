@@ -14,7 +14,17 @@ import { resolve } from 'node:path';
 import { createApp } from './api/app';
 import { httpOrigin, isWildcardAddress } from './api/origin';
 import { portalLink } from './api/routes/accounts';
-import { addDatabaseGauges, configureSecretEncryption, temporalHealth, destinationGuard, ensureDemoAccount, openAppDatabase, resolveAdminToken, resolvePortalKeys, webhookSender } from './bootstrap';
+import {
+  addDatabaseGauges,
+  configureSecretEncryption,
+  temporalHealth,
+  destinationGuard,
+  ensureDemoAccount,
+  openAppDatabase,
+  resolveAdminToken,
+  resolvePortalKeys,
+  webhookSender,
+} from './bootstrap';
 import { deliveryMetrics, Registry } from './metrics';
 import { ConfigError, loadConfig, type Config } from './config';
 import { SendStops } from './http/sendStops';
@@ -50,8 +60,13 @@ async function main() {
     nativeConnection = await NativeConnection.connect(temporal);
     connection = await Connection.connect(temporal);
   } else {
-    const remoteOnly = (['TEMPORAL_TLS', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_SERVER_NAME', 'TEMPORAL_API_KEY'] as const).filter((k) => cfg[k] !== undefined);
-    if (remoteOnly.length) throw new ConfigError(`${remoteOnly.join(', ')} apply to a Temporal cluster at TEMPORAL_ADDRESS; without TEMPORAL_ADDRESS \`npm start\` runs its own dev server (no TLS). Set TEMPORAL_ADDRESS, or unset them.`);
+    const remoteOnly = (['TEMPORAL_TLS', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_SERVER_NAME', 'TEMPORAL_API_KEY'] as const).filter(
+      (k) => cfg[k] !== undefined,
+    );
+    if (remoteOnly.length)
+      throw new ConfigError(
+        `${remoteOnly.join(', ')} apply to a Temporal cluster at TEMPORAL_ADDRESS; without TEMPORAL_ADDRESS \`npm start\` runs its own dev server (no TLS). Set TEMPORAL_ADDRESS, or unset them.`,
+      );
     console.log('Starting the Temporal dev server …');
     env = await TestWorkflowEnvironment.createLocal({
       server: {
@@ -65,7 +80,12 @@ async function main() {
         searchAttributes: DELIVERY_SEARCH_ATTRIBUTES,
         log: { format: 'pretty', level: 'warn' },
         extraArgs: [
-          '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF', '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+          '--sqlite-pragma',
+          'journal_mode=WAL',
+          '--sqlite-pragma',
+          'synchronous=OFF',
+          '--dynamic-config-value',
+          'system.enableActivityEagerExecution=true',
           // Fairness between accounts: the backlog is dispatched in turn per fairness key (the account).
           ...(cfg.TEMPORAL_FAIRNESS ? ['--dynamic-config-value', 'matching.enableFairness=true'] : []),
           // One partition: fairness orders each partition's backlog on its own, and one node needs no more.
@@ -88,7 +108,18 @@ async function main() {
   addDatabaseGauges(metrics, db);
   // API and worker in one process: a delete, disable or downgrade also aborts requests not yet on the wire.
   const sendStops = new SendStops();
-  const activityDeps = { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r), sendStops, slots: new SendSlots(), wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r), operationalEmitted: () => dispatcher.kickOperational() };
+  const activityDeps = {
+    db,
+    send: sender.send,
+    log,
+    metrics: deliveryMetrics(metrics),
+    autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
+    startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r),
+    sendStops,
+    slots: new SendSlots(),
+    wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r),
+    operationalEmitted: () => dispatcher.kickOperational(),
+  };
   const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps });
   // Fairness between accounts: a bursting account's first attempts run on slots of their own (src/services/burstLane.ts).
   const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;
@@ -163,9 +194,14 @@ async function assertPortsFree(cfg: Config) {
   if (!cfg.TEMPORAL_ADDRESS) wanted.push([cfg.TEMPORAL_DEV_PORT, 'TEMPORAL_DEV_PORT'], [cfg.TEMPORAL_UI_PORT, 'TEMPORAL_UI_PORT']);
   for (const [port, name] of wanted) {
     const free = await new Promise<boolean>((ok) => {
-      const probe = createServer().once('error', () => ok(false)).listen(port, '127.0.0.1', () => probe.close(() => ok(true)));
+      const probe = createServer()
+        .once('error', () => ok(false))
+        .listen(port, '127.0.0.1', () => probe.close(() => ok(true)));
     });
-    if (!free) throw new ConfigError(`Port ${port} (${name}) is already in use — is another instance running? Set ${name} to another port${name === 'PORT' ? '' : ', or TEMPORAL_ADDRESS to use a running Temporal server'}.`);
+    if (!free)
+      throw new ConfigError(
+        `Port ${port} (${name}) is already in use — is another instance running? Set ${name} to another port${name === 'PORT' ? '' : ', or TEMPORAL_ADDRESS to use a running Temporal server'}.`,
+      );
   }
 }
 

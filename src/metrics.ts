@@ -17,7 +17,11 @@ interface Metric {
 
 export class Counter implements Metric {
   readonly metric: prom.Counter;
-  constructor(readonly name: string, readonly help: string, labelNames: string[] = []) {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    labelNames: string[] = [],
+  ) {
     this.metric = new prom.Counter({ name, help, labelNames, registers: [] });
   }
   inc(labels: Labels = {}, by = 1): void {
@@ -27,7 +31,12 @@ export class Counter implements Metric {
 
 export class Histogram implements Metric {
   readonly metric: prom.Histogram;
-  constructor(readonly name: string, readonly help: string, readonly buckets: number[], labelNames: string[] = []) {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: number[],
+    labelNames: string[] = [],
+  ) {
     this.metric = new prom.Histogram({ name, help, buckets, labelNames, registers: [] });
   }
   observe(value: number, labels: Labels = {}): void {
@@ -38,7 +47,12 @@ export class Histogram implements Metric {
 /** A gauge whose samples are read when scraped (e.g. from the database); a failed read shows NaN (unlabelled) or no samples. */
 export class Gauge implements Metric {
   readonly metric: prom.Gauge;
-  constructor(readonly name: string, readonly help: string, read: () => Promise<{ labels?: Labels; value: number }[]>, labelNames: string[] = []) {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    read: () => Promise<{ labels?: Labels; value: number }[]>,
+    labelNames: string[] = [],
+  ) {
     this.metric = new prom.Gauge({
       name,
       help,
@@ -76,7 +90,13 @@ export class Registry {
 export function deliveryMetrics(registry: Registry) {
   return {
     attempts: registry.add(new Counter('rr_delivery_attempts_total', 'Delivery attempts by outcome class (2xx, 3xx, 4xx, 5xx, timeout, network, refused).', ['outcome'])),
-    attemptSeconds: registry.add(new Histogram('rr_delivery_attempt_duration_seconds', 'Duration of one delivery attempt (request to response).', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30])),
+    attemptSeconds: registry.add(
+      new Histogram(
+        'rr_delivery_attempt_duration_seconds',
+        'Duration of one delivery attempt (request to response).',
+        [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30],
+      ),
+    ),
     finished: registry.add(new Counter('rr_deliveries_finished_total', 'Deliveries that reached a final status, by status.', ['status'])),
   };
 }

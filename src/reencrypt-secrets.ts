@@ -21,7 +21,9 @@ async function main() {
   try {
     console.log(`Re-encrypting endpoint signing secrets under key ${ring.keys[0].id} (ring: ${ring.keys.map((k) => k.id).join(', ')}) …`);
     const counts = await reencryptSecrets(db, ring, { onBatch: (c) => console.log(`  ${c.endpoints} endpoints read`) });
-    console.log(`Done: ${counts.endpoints} endpoints, ${counts.reencrypted} re-encrypted, ${counts.alreadyCurrent} already under the newest key, ${counts.skipped} changed meanwhile${counts.skipped ? ' (run again)' : ''}.`);
+    console.log(
+      `Done: ${counts.endpoints} endpoints, ${counts.reencrypted} re-encrypted, ${counts.alreadyCurrent} already under the newest key, ${counts.skipped} changed meanwhile${counts.skipped ? ' (run again)' : ''}.`,
+    );
     if (counts.skipped) process.exitCode = 2;
   } finally {
     await db.close();
@@ -29,6 +31,6 @@ async function main() {
 }
 
 main().catch((err: Error) => {
-  console.error(err instanceof ConfigError ? err.message : err.message ?? err);
+  console.error(err instanceof ConfigError ? err.message : (err.message ?? err));
   process.exit(1);
 });

@@ -15,7 +15,12 @@ import { envDetectorSync, Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, NoopSpanProcessor, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import type { ClientInterceptors } from '@temporalio/client';
-import { makeWorkflowExporter, OpenTelemetryActivityInboundInterceptor, OpenTelemetryActivityOutboundInterceptor, OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
+import {
+  makeWorkflowExporter,
+  OpenTelemetryActivityInboundInterceptor,
+  OpenTelemetryActivityOutboundInterceptor,
+  OpenTelemetryWorkflowClientInterceptor,
+} from '@temporalio/interceptors-opentelemetry';
 import type { WorkerOptions } from '@temporalio/worker';
 import type { Middleware } from 'koa';
 import { redactUrl } from './domain/redact';
@@ -38,7 +43,9 @@ export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean 
  */
 export function startTracing(opts: { serviceName: string; exporter?: SpanExporter; env?: NodeJS.ProcessEnv }): { enabled: boolean; shutdown(): Promise<void> } {
   if (current?.provider) return { enabled: true, shutdown: () => current!.provider!.shutdown() };
-  const resource = Resource.default().merge(new Resource({ 'service.name': opts.serviceName })).merge(envDetectorSync.detect());
+  const resource = Resource.default()
+    .merge(new Resource({ 'service.name': opts.serviceName }))
+    .merge(envDetectorSync.detect());
   if (!opts.exporter && !tracingRequested(opts.env)) {
     current = { processor: new NoopSpanProcessor(), resource };
     return { enabled: false, shutdown: async () => undefined };

@@ -36,7 +36,17 @@ async function main() {
   const dispatcher = new Dispatcher(client, db, cfg, log);
   const sender = webhookSender(cfg, destinationGuard(cfg));
   const metrics = new Registry();
-  const activityDeps = { db, send: sender.send, log, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r), slots: new SendSlots(), wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r), operationalEmitted: () => dispatcher.kickOperational() };
+  const activityDeps = {
+    db,
+    send: sender.send,
+    log,
+    metrics: deliveryMetrics(metrics),
+    autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
+    startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r),
+    slots: new SendSlots(),
+    wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r),
+    operationalEmitted: () => dispatcher.kickOperational(),
+  };
   const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps });
   // The bulk lane, where the API sends a bursting account's first attempts (src/services/burstLane.ts).
   const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;

@@ -28,7 +28,14 @@ export default async function globalSetup(): Promise<void> {
   }
 
   const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: devServerExecutable(), ip: '127.0.0.1', ui: false, log: { format: 'pretty', level: 'error' }, searchAttributes: DELIVERY_SEARCH_ATTRIBUTES, extraArgs: ['--dynamic-config-value', 'matching.enableFairness=true'] },
+    server: {
+      executable: devServerExecutable(),
+      ip: '127.0.0.1',
+      ui: false,
+      log: { format: 'pretty', level: 'error' },
+      searchAttributes: DELIVERY_SEARCH_ATTRIBUTES,
+      extraArgs: ['--dynamic-config-value', 'matching.enableFairness=true'],
+    },
   });
   (globalThis as Record<string, unknown>).__RR_TEMPORAL_ENV = env;
   process.env.RR_TEST_TEMPORAL_ADDRESS = env.address;

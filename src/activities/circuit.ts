@@ -1,6 +1,16 @@
 import type { Queryable } from '../db/database';
 import { oldestFirst, type AttemptContext } from '../db/deliveries';
-import { autoDisableIfDue, finishProbe, markHeld, recordEndpointFailures, scheduleProbe, takeProbeLease, type EndpointFailures, type EndpointHealthRow, type HeldWakeup } from '../db/endpointHealth';
+import {
+  autoDisableIfDue,
+  finishProbe,
+  markHeld,
+  recordEndpointFailures,
+  scheduleProbe,
+  takeProbeLease,
+  type EndpointFailures,
+  type EndpointHealthRow,
+  type HeldWakeup,
+} from '../db/endpointHealth';
 import { decideGate, holdDelayMs, nextProbeDelayMs, probeIntervalMs, type HoldReason } from '../domain/endpointGate';
 import { retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
 import type { Logger } from '../logger';
@@ -64,7 +74,14 @@ function heldDetail(h: EndpointHealthRow, reason: HoldReason): string {
  * request, no attempt row); after failures, moves each endpoint's health record (one statement per
  * batch) and applies auto-disable from the same record.
  */
-export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAfterMs: number; settings?: CircuitSettings; circuitOpened?: (endpointId: string, accountId: string) => Promise<void> | undefined; operationalEmitted?: () => void }) {
+export function createCircuit(deps: {
+  db: Queryable;
+  log: Logger;
+  autoDisableAfterMs: number;
+  settings?: CircuitSettings;
+  circuitOpened?: (endpointId: string, accountId: string) => Promise<void> | undefined;
+  operationalEmitted?: () => void;
+}) {
   const settings = deps.settings ?? DEFAULT_CIRCUIT;
 
   /**
@@ -72,7 +89,13 @@ export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAft
    * them all (no extra statement); an open one whose probe is due sends its oldest as the probe if
    * this run wins the lease, and holds the rest. `wakeups` gives each delivery's wake-ups so far.
    */
-  async function gate(ctxs: AttemptContext[], owner: string, nowMs: number, input: { schedule: RetrySchedule; windowEndsAtMs: number }, wakeups: (ctx: AttemptContext) => number): Promise<GateResult> {
+  async function gate(
+    ctxs: AttemptContext[],
+    owner: string,
+    nowMs: number,
+    input: { schedule: RetrySchedule; windowEndsAtMs: number },
+    wakeups: (ctx: AttemptContext) => number,
+  ): Promise<GateResult> {
     const out: GateResult = { send: [], probes: new Map(), held: [] };
     const byEndpoint = new Map<string, AttemptContext[]>();
     for (const ctx of ctxs) {
@@ -110,11 +133,25 @@ export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAft
 
   /** Records held wake-ups (one statement) and logs them; `handOver` gives each one's new owner (a batch hands them to their retry workflows). */
   async function hold(owner: string, nowMs: number, held: Held[], handOver?: (ctx: AttemptContext) => string): Promise<Set<string>> {
-    const rows: HeldWakeup[] = held.map((x) => ({ deliveryId: x.ctx.delivery.id, series: x.ctx.delivery.series, reason: x.reason, detail: x.detail, until: new Date(nowMs + x.delayMs), handOverTo: handOver?.(x.ctx) }));
+    const rows: HeldWakeup[] = held.map((x) => ({
+      deliveryId: x.ctx.delivery.id,
+      series: x.ctx.delivery.series,
+      reason: x.reason,
+      detail: x.detail,
+      until: new Date(nowMs + x.delayMs),
+      handOverTo: handOver?.(x.ctx),
+    }));
     const marked = new Set(await markHeld(deps.db, owner, new Date(nowMs), rows));
     for (const x of held) {
       const d = x.ctx.delivery;
-      deps.log.info('delivery.held', { deliveryId: d.id, accountId: d.account_id, endpointId: d.endpoint_id, series: d.series, reason: x.reason, until: new Date(nowMs + x.delayMs).toISOString() });
+      deps.log.info('delivery.held', {
+        deliveryId: d.id,
+        accountId: d.account_id,
+        endpointId: d.endpoint_id,
+        series: d.series,
+        reason: x.reason,
+        until: new Date(nowMs + x.delayMs).toISOString(),
+      });
     }
     return marked;
   }
@@ -132,7 +169,13 @@ export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAft
         const next = nextProbeDelayMs(schedule, f.startedAtMs - (probe.failingSinceMs ?? f.startedAtMs), settings.probeMaxIntervalMs);
         const row = await finishProbe(deps.db, f.endpointId, probe.owner, new Date(f.startedAtMs), f.error, next);
         if (row) {
-          deps.log.info('endpoint.probe_failed', { endpointId: f.endpointId, accountId: f.accountId, deliveryId: f.deliveryId, error: f.error, nextProbeAt: isoOrNull(row.next_probe_at) });
+          deps.log.info('endpoint.probe_failed', {
+            endpointId: f.endpointId,
+            accountId: f.accountId,
+            deliveryId: f.deliveryId,
+            error: f.error,
+            nextProbeAt: isoOrNull(row.next_probe_at),
+          });
           if (await autoDisableIfDue(deps.db, f.endpointId, row.failing_since, new Date(f.startedAtMs), deps.autoDisableAfterMs)) {
             deps.log.warn('endpoint.auto_disabled', { endpointId: f.endpointId, accountId: f.accountId });
             disabled.add(f.endpointId);
@@ -156,7 +199,13 @@ export function createCircuit(deps: { db: Queryable; log: Logger; autoDisableAft
       const e = byEndpoint.get(t.endpoint_id)!;
       if (t.state === 'open' && t.prev_state !== 'open' && t.prev_state !== 'probing') {
         opened = true; // endpoint.failing was emitted with the transition
-        deps.log.warn('endpoint.circuit_opened', { endpointId: t.endpoint_id, accountId: e.accountId, consecutiveFailures: t.consecutive_failures, lastError: e.error, nextProbeAt: isoOrNull(t.next_probe_at) });
+        deps.log.warn('endpoint.circuit_opened', {
+          endpointId: t.endpoint_id,
+          accountId: e.accountId,
+          consecutiveFailures: t.consecutive_failures,
+          lastError: e.error,
+          nextProbeAt: isoOrNull(t.next_probe_at),
+        });
         // The first probe: the retry schedule anchored at the streak's start.
         const at = e.at.getTime();
         await scheduleProbe(deps.db, t.endpoint_id, new Date(at + nextProbeDelayMs(schedule, at - new Date(t.failing_since).getTime(), settings.probeMaxIntervalMs)));

@@ -1,6 +1,17 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Queryable } from '../db/database';
-import { checkBeforeSend, claimForAttempt, finishDelivery, handOver, keepWithBatch, oldestFirst, recordAttempts, type AttemptContext, type AttemptRecord, type SendCheck } from '../db/deliveries';
+import {
+  checkBeforeSend,
+  claimForAttempt,
+  finishDelivery,
+  handOver,
+  keepWithBatch,
+  oldestFirst,
+  recordAttempts,
+  type AttemptContext,
+  type AttemptRecord,
+  type SendCheck,
+} from '../db/deliveries';
 import { activeSecrets, disableEndpoint } from '../db/endpoints';
 import { FailureType, finalOutcome, type DeliveryStatus } from '../domain/errors';
 import { workflowIdFor } from '../domain/workflowIds';
@@ -33,7 +44,6 @@ const LIMIT_MAX_WAIT_MS = 1_000;
 const DRAIN_PAGE_SECONDS = 10;
 /** A drain waits inside its page for a pause up to this long; a longer one ends the page (a durable timer waits). */
 const DRAIN_MAX_INLINE_PAUSE_MS = 5_000;
-
 
 export const USER_AGENT = 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)';
 
@@ -231,7 +241,12 @@ function attemptRecorder(db: Queryable, expected: number, lingerMs = 100): Attem
     outstanding -= taken.length;
     try {
       if (failed) throw failed;
-      const numbers = await persistently(() => recordAttempts(db, taken.map((t) => t.record)));
+      const numbers = await persistently(() =>
+        recordAttempts(
+          db,
+          taken.map((t) => t.record),
+        ),
+      );
       taken.forEach((t, i) => t.resolve(numbers[i]));
     } catch (err) {
       failed = err;
@@ -283,7 +298,13 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    * `mark` was taken before the check that cleared it; undefined when the API stopped the
    * endpoint since (in this process) and nothing was sent.
    */
-  async function attempt(ctx: AttemptContext, seriesAttempt: number, input: { schedule: RetrySchedule; windowEndsAtMs: number }, mark: number, lease: AttemptLease): Promise<Attempted | undefined | typeof LEASE_LOST> {
+  async function attempt(
+    ctx: AttemptContext,
+    seriesAttempt: number,
+    input: { schedule: RetrySchedule; windowEndsAtMs: number },
+    mark: number,
+    lease: AttemptLease,
+  ): Promise<Attempted | undefined | typeof LEASE_LOST> {
     const startedAtMs = await now();
     // The endpoint's custom headers go first and can never replace the service's (requestHeaders).
     const headers = requestHeaders(openHeaders(ctx.delivery.endpoint_id, ctx.custom_headers), {
@@ -324,7 +345,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       retryAfterMs: parseRetryAfter(result.retryAfter, startedAtMs),
     });
     const nextAttemptAtMs = !ok && !nonRetryable && startedAtMs + delayMs < input.windowEndsAtMs ? startedAtMs + delayMs : undefined;
-    const error = ok ? undefined : result.error ?? `HTTP ${result.statusCode}`;
+    const error = ok ? undefined : (result.error ?? `HTTP ${result.statusCode}`);
     return { ctx, seriesAttempt, startedAtMs, result, ok, failureType, nonRetryable, delayMs, nextAttemptAtMs, error };
   }
 
@@ -340,7 +361,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       nextAttemptAt: a.nextAttemptAtMs === undefined ? undefined : new Date(a.nextAttemptAtMs),
       delivered: a.ok,
       handOverTo,
-      fence: a.ctx.fenced ? a.ctx.delivery.attempt_token ?? undefined : undefined,
+      fence: a.ctx.fenced ? (a.ctx.delivery.attempt_token ?? undefined) : undefined,
       outcome: statusClass(a.result),
     };
   }
@@ -380,7 +401,14 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
    */
   const endpointFailures = (failed: Attempted[], schedule: RetrySchedule, probes?: Map<string, Probe>) =>
     circuit.failed(
-      failed.map((a) => ({ deliveryId: a.ctx.delivery.id, endpointId: a.ctx.delivery.endpoint_id, accountId: a.ctx.delivery.account_id, startedAtMs: a.startedAtMs, statusCode: a.result.statusCode, error: a.error ?? 'attempt failed' })),
+      failed.map((a) => ({
+        deliveryId: a.ctx.delivery.id,
+        endpointId: a.ctx.delivery.endpoint_id,
+        accountId: a.ctx.delivery.account_id,
+        startedAtMs: a.startedAtMs,
+        statusCode: a.result.statusCode,
+        error: a.error ?? 'attempt failed',
+      })),
       schedule,
       probes,
     );
@@ -393,23 +421,43 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
   /** A probe went through (the circuit is closed): the endpoint's held deliveries are sent now by its drain. */
   async function probeSucceeded(ctx: AttemptContext): Promise<void> {
     deps.log.info('endpoint.recovered', { endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id, probeDeliveryId: ctx.delivery.id });
-    await deps.wakeDrain?.({ endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id, reason: 'probe-succeeded' })
+    await deps
+      .wakeDrain?.({ endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id, reason: 'probe-succeeded' })
       .catch((err: Error) => deps.log.warn('drain.wake_failed', { endpointId: ctx.delivery.endpoint_id, error: err.message })); // held deliveries still wake on their own
   }
 
   const limiter = createEndpointLimiter({ db: deps.db, log: deps.log, leaseMs: circuit.settings.probeLeaseMs });
   /** Deliveries held by their endpoint's send limits, with how long each parks. */
-  const limitHolds = (held: LimitHeld[], nowMs: number, input: { schedule: RetrySchedule }, windowEndsAtMs: (ctx: AttemptContext) => number, wakeups: (ctx: AttemptContext) => number): Held[] =>
-    held.map((h) => ({ ctx: h.ctx, reason: h.reason, detail: h.detail, delayMs: limitHoldDelayMs({ nowMs, retryAtMs: h.retryAtMs, schedule: input.schedule, wakeups: wakeups(h.ctx), windowEndsAtMs: windowEndsAtMs(h.ctx) }) }));
+  const limitHolds = (
+    held: LimitHeld[],
+    nowMs: number,
+    input: { schedule: RetrySchedule },
+    windowEndsAtMs: (ctx: AttemptContext) => number,
+    wakeups: (ctx: AttemptContext) => number,
+  ): Held[] =>
+    held.map((h) => ({
+      ctx: h.ctx,
+      reason: h.reason,
+      detail: h.detail,
+      delayMs: limitHoldDelayMs({ nowMs, retryAtMs: h.retryAtMs, schedule: input.schedule, wakeups: wakeups(h.ctx), windowEndsAtMs: windowEndsAtMs(h.ctx) }),
+    }));
   /** The endpoint's drain sends what its limits held, at the endpoint's pace (its pause ended, or its next rate slots). */
   const wakeLimitedDrain = async (ctx: AttemptContext): Promise<void> => {
-    await deps.wakeDrain?.({ endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id, reason: 'limited', heldOnly: true })
+    await deps
+      .wakeDrain?.({ endpointId: ctx.delivery.endpoint_id, accountId: ctx.delivery.account_id, reason: 'limited', heldOnly: true })
       .catch((err: Error) => deps.log.warn('drain.wake_failed', { endpointId: ctx.delivery.endpoint_id, error: err.message })); // held ones still wake on their own
   };
   /** A 429 pauses its whole endpoint; a 2xx after one clears the pause streak. */
   const applyThrottles = (attempted: Attempted[]) =>
     limiter.afterAttempts(
-      attempted.map((a) => ({ endpointId: a.ctx.delivery.endpoint_id, accountId: a.ctx.delivery.account_id, startedAtMs: a.startedAtMs, ok: a.ok, statusCode: a.result.statusCode, retryAfterMs: parseRetryAfter(a.result.retryAfter, a.startedAtMs) })),
+      attempted.map((a) => ({
+        endpointId: a.ctx.delivery.endpoint_id,
+        accountId: a.ctx.delivery.account_id,
+        startedAtMs: a.startedAtMs,
+        ok: a.ok,
+        statusCode: a.result.statusCode,
+        retryAfterMs: parseRetryAfter(a.result.retryAfter, a.startedAtMs),
+      })),
       new Map(attempted.map((a) => [a.ctx.delivery.endpoint_id, a.ctx.limits?.throttle_streak ?? 0])),
     );
   /** Releases an origin send slot and the permit's concurrency slot (leased: a failed release frees itself). */
@@ -428,7 +476,12 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     if (leaseUntil < nowMs) await reclaimFromDrain(deps.db, { id: ctx.delivery.id, series: ctx.delivery.series, owner: callerWorkflowId(), nowMs });
     await countHeldWakeup(deps.db, ctx.delivery.id, ctx.delivery.series); // no request: it must not move the back-off
     const delayMs = Math.min(Math.max(1_000, leaseUntil - nowMs + 1_000 + Math.round(Math.random() * 2_000)), Math.max(1_000, input.windowEndsAtMs - nowMs - 1_000));
-    return ApplicationFailure.create({ type: FailureType.Held, message: `held: being sent by ${ctx.delivery.workflow_id}`, nextRetryDelay: delayMs, details: [{ nextRetryDelayMs: delayMs, held: 'draining' }] });
+    return ApplicationFailure.create({
+      type: FailureType.Held,
+      message: `held: being sent by ${ctx.delivery.workflow_id}`,
+      nextRetryDelay: delayMs,
+      details: [{ nextRetryDelayMs: delayMs, held: 'draining' }],
+    });
   }
 
   /**
@@ -465,7 +518,16 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       probe = { deliveryId: '', owner, probeAttempt: n, failingSinceMs: health.failing_since ? new Date(health.failing_since).getTime() : undefined };
     }
     const pageSize = probe ? 1 : await drainPageSize(input.endpointId);
-    const claimed = await claimDrainPage(deps.db, { endpointId: input.endpointId, owner, nowMs, leaseMs: DRAIN_LEASE_MS, limit: pageSize, deliveryIds: input.deliveryIds, after: input.after, heldOnly: input.heldOnly });
+    const claimed = await claimDrainPage(deps.db, {
+      endpointId: input.endpointId,
+      owner,
+      nowMs,
+      leaseMs: DRAIN_LEASE_MS,
+      limit: pageSize,
+      deliveryIds: input.deliveryIds,
+      after: input.after,
+      heldOnly: input.heldOnly,
+    });
     if (claimed.length === 0) {
       if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
       // Probe: nothing parked to send right now (all waking within 5 s, or owned elsewhere): a held wake-up probes; look again soon.
@@ -478,7 +540,12 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const cursorOf = (c: AttemptContext | undefined) => (c ? { createdAt: new Date(c.delivery.created_at).toISOString(), id: c.delivery.id } : input.after);
     out.after = cursorOf(owned[owned.length - 1]);
     out.done = claimed.length < pageSize || input.deliveryIds !== undefined;
-    const back = (ctxs: AttemptContext[]) => handBackFromDrain(deps.db, owner, ctxs.map((c) => ({ id: c.delivery.id, workflowId: workflowIdFor(c.delivery.id, c.delivery.series) })));
+    const back = (ctxs: AttemptContext[]) =>
+      handBackFromDrain(
+        deps.db,
+        owner,
+        ctxs.map((c) => ({ id: c.delivery.id, workflowId: workflowIdFor(c.delivery.id, c.delivery.series) })),
+      );
     // An earlier execution of this page (timed out, maybe still sending) holds these: their retry workflows send them after its lease.
     if (contexts.length < owned.length) await back(owned.filter((c) => !c.fenced));
     if (contexts.length === 0) {
@@ -501,7 +568,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
       return { ...out, done: false, after: cursorOf(contexts[i - 1]), pausedUntilMs: untilMs };
     };
-    for (let i = 0; i < contexts.length; ) {
+    for (let i = 0; i < contexts.length;) {
       // The endpoint's send limits (429 pause, maxInFlight, rate limit) pace the rounds; none: 50 at once.
       const roundAt = await now();
       const admission = await persistently(() => limiter.admit(contexts.slice(i, i + roundSize), owner, roundAt, LIMIT_MAX_WAIT_MS));
@@ -539,7 +606,13 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
           await limiter.pace(permit);
           const release = releaseBoth(await slots.acquire(ctx.url), permit);
           try {
-            return await attempt(ctx, ctx.delivery.attempt_count + 1, { schedule: input.schedule, windowEndsAtMs: new Date(ctx.delivery.created_at).getTime() + input.schedule.windowMs }, checked.mark, lease);
+            return await attempt(
+              ctx,
+              ctx.delivery.attempt_count + 1,
+              { schedule: input.schedule, windowEndsAtMs: new Date(ctx.delivery.created_at).getTime() + input.schedule.windowMs },
+              checked.mark,
+              lease,
+            );
           } finally {
             release();
           }
@@ -551,7 +624,10 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       if (unsent.length) await back(unsent); // stopped before the wire: their retry workflows end them (cancelled) or carry on
       // Delivered or not, each goes back to its retry workflow in the same write; a failed one is
       // retried on its own schedule, so its next_attempt_at (its retry workflow's wake-up) stays.
-      const records = attempted.map((a) => ({ ...attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)), nextAttemptAt: a.ok ? undefined : a.ctx.delivery.next_attempt_at ?? undefined }));
+      const records = attempted.map((a) => ({
+        ...attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)),
+        nextAttemptAt: a.ok ? undefined : (a.ctx.delivery.next_attempt_at ?? undefined),
+      }));
       const numbers = await persistently(() => recordAttempts(deps.db, records));
       attempted.forEach((a, k) => {
         lease.recorded(a.ctx.delivery.id);
@@ -660,7 +736,17 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       const admission = await limiter.admit([ctx], callerWorkflowId(), nowMs, LIMIT_MAX_WAIT_MS);
       if (admission.held.length) {
         await wakeLimitedDrain(ctx);
-        throw await heldFailure(callerWorkflowId(), nowMs, limitHolds(admission.held, nowMs, input, () => input.windowEndsAtMs, () => wakeup - 1));
+        throw await heldFailure(
+          callerWorkflowId(),
+          nowMs,
+          limitHolds(
+            admission.held,
+            nowMs,
+            input,
+            () => input.windowEndsAtMs,
+            () => wakeup - 1,
+          ),
+        );
       }
       permit = admission.permits[0];
       await limiter.pace(permit);
@@ -676,7 +762,7 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       const check = (await persistently(() => checkBeforeSend(deps.db, [{ id: ctx.delivery.id, series: input.series }], callerWorkflowId(), lease.token))).get(ctx.delivery.id);
       if (check?.owned && !check.fenced) {
         releaseBoth(release, permit)();
-        throw await leaseHold(ctx, input, 0, 'this execution\'s lease ended while it waited for a send slot');
+        throw await leaseHold(ctx, input, 0, "this execution's lease ended while it waited for a send slot");
       }
       const whyNow = check && (check.owned ? stopReason(check) : `delivery is ${check.status}, no longer this workflow's to send`);
       if (!check || whyNow) {
@@ -773,7 +859,12 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     const batchId = callerWorkflowId();
     const series = new Map(input.deliveries.map((d) => [d.deliveryId, d.series]));
     const claimMark = stops.mark();
-    const contexts = await claimForAttempt(deps.db, input.deliveries.map((d) => ({ id: d.deliveryId, series: d.series })), batchId, lease.fence);
+    const contexts = await claimForAttempt(
+      deps.db,
+      input.deliveries.map((d) => ({ id: d.deliveryId, series: d.series })),
+      batchId,
+      lease.fence,
+    );
     lease.took(contexts.filter((c) => c.fenced).map((c) => c.delivery.id));
     const out: PostBatchResult = { delivered: 0, finished: 0, skipped: 0, retrying: [] };
     const handOff = (ctx: AttemptContext, delayMs: number): HandOff => ({
@@ -842,7 +933,13 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
         held.push(...admission.held);
       }
       if (held.length) {
-        const holds = limitHolds(held, nowMs, input, () => input.windowEndsAtMs, () => 0);
+        const holds = limitHolds(
+          held,
+          nowMs,
+          input,
+          () => input.windowEndsAtMs,
+          () => 0,
+        );
         await persistently(() => circuit.hold(batchId, nowMs, holds, (ctx) => workflowIdFor(ctx.delivery.id, ctx.delivery.series)));
         for (const x of holds) out.retrying.push(handOff(x.ctx, x.delayMs));
         for (const ctx of new Map(held.map((h) => [h.ctx.delivery.endpoint_id, h.ctx])).values()) await wakeLimitedDrain(ctx);
@@ -909,14 +1006,16 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
       return 'finished';
     });
     // Bookkeeping that could wait until the first requests started.
-    const bookkeeping = Promise.allSettled([(async () => {
-      for (const { ctx, why } of stopped) {
-        await persistently(() => recordOutcome({ deliveryId: ctx.delivery.id, series: ctx.delivery.series, status: 'cancelled', reason: why }));
-        out.finished++;
-      }
-      const nowMs = await now();
-      for (const ctx of resumed) out.retrying.push(handOff(ctx, Math.max(0, (ctx.delivery.next_attempt_at?.getTime() ?? nowMs) - nowMs)));
-    })()]);
+    const bookkeeping = Promise.allSettled([
+      (async () => {
+        for (const { ctx, why } of stopped) {
+          await persistently(() => recordOutcome({ deliveryId: ctx.delivery.id, series: ctx.delivery.series, status: 'cancelled', reason: why }));
+          out.finished++;
+        }
+        const nowMs = await now();
+        for (const ctx of resumed) out.retrying.push(handOff(ctx, Math.max(0, (ctx.delivery.next_attempt_at?.getTime() ?? nowMs) - nowMs)));
+      })(),
+    ]);
     // Settled, not all: when a write fails, no request of this run may still be in flight once
     // the batch hands everything over to retry workflows.
     const settled = await Promise.allSettled(sending);
@@ -926,12 +1025,19 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     (settled as PromiseFulfilledResult<Attempted | 'finished' | 'skipped' | 'lease'>[]).forEach((r, k) => {
       if (r.value === 'finished') out.finished++;
       else if (r.value === 'skipped') out.skipped++;
-      else if (r.value === 'lease') out.retrying.push(handOff(sendNow[k], 1_000)); // not sent
+      else if (r.value === 'lease')
+        out.retrying.push(handOff(sendNow[k], 1_000)); // not sent
       else attempted.push(r.value);
     });
     await persistently(() => applyThrottles(attempted));
     afterSuccesses(attempted);
-    const autoDisabled = await persistently(() => endpointFailures(attempted.filter((a) => !a.ok), input.schedule, gate.probes));
+    const autoDisabled = await persistently(() =>
+      endpointFailures(
+        attempted.filter((a) => !a.ok),
+        input.schedule,
+        gate.probes,
+      ),
+    );
     for (const a of attempted) if (a.ok && gate.probes.get(a.ctx.delivery.endpoint_id)?.deliveryId === a.ctx.delivery.id) await probeSucceeded(a.ctx);
 
     for (const a of attempted) {
@@ -976,11 +1082,24 @@ export function createDeliveryActivities(deps: DeliveryActivityDeps) {
     // workflow only sends what it owns, and one the batch no longer owns (finished, resent)
     // needs no retry workflow.
     const owned = new Set(
-      await persistently(() => handOver(deps.db, request.batchId, request.retrying.map((r) => ({ id: r.deliveryId, series: r.series, workflowId: workflowIdFor(r.deliveryId, r.series) })))),
+      await persistently(() =>
+        handOver(
+          deps.db,
+          request.batchId,
+          request.retrying.map((r) => ({ id: r.deliveryId, series: r.series, workflowId: workflowIdFor(r.deliveryId, r.series) })),
+        ),
+      ),
     );
     const retrying = request.retrying.filter((r) => owned.has(r.deliveryId));
     const finished = request.retrying.filter((r) => !owned.has(r.deliveryId));
-    if (finished.length) await persistently(() => keepWithBatch(deps.db, request.batchId, finished.map((r) => ({ id: r.deliveryId, workflowId: workflowIdFor(r.deliveryId, r.series) }))));
+    if (finished.length)
+      await persistently(() =>
+        keepWithBatch(
+          deps.db,
+          request.batchId,
+          finished.map((r) => ({ id: r.deliveryId, workflowId: workflowIdFor(r.deliveryId, r.series) })),
+        ),
+      );
     if (retrying.length) await deps.startRetryWorkflows({ ...request, retrying });
   }
 

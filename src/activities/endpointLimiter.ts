@@ -88,7 +88,13 @@ export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseM
     if (slots && granted < slots.length) await releaseInFlightSlots(deps.db, endpointId, holder, slots.slice(granted));
     const permits = group.slice(0, granted).map((ctx, i): Permit => {
       const slot = slots?.[i];
-      return { ctx, startAtMs: firstAtMs + i * intervalMs, localAtMs: localNow + (firstAtMs + i * intervalMs - nowMs), intervalMs, release: slot === undefined ? noop : () => releaseInFlightSlots(deps.db, endpointId, holder, [slot]) };
+      return {
+        ctx,
+        startAtMs: firstAtMs + i * intervalMs,
+        localAtMs: localNow + (firstAtMs + i * intervalMs - nowMs),
+        intervalMs,
+        release: slot === undefined ? noop : () => releaseInFlightSlots(deps.db, endpointId, holder, [slot]),
+      };
     });
     const rest = group.slice(granted);
     // Fewer than the concurrency slots taken: the rate limit held them back; otherwise the slots did.
@@ -113,10 +119,19 @@ export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseM
         if (paused.has(o.endpointId)) continue;
         const until = await throttleEndpoint(deps.db, o.endpointId, o.startedAtMs, o.retryAfterMs === undefined ? undefined : Math.min(o.retryAfterMs, MAX_RETRY_AFTER_MS)); // capped as a delivery's own wait
         paused.set(o.endpointId, until.getTime());
-        deps.log.warn('endpoint.throttled', { endpointId: o.endpointId, accountId: o.accountId, statusCode: o.statusCode, retryAfterMs: o.retryAfterMs ?? null, until: until.toISOString() });
+        deps.log.warn('endpoint.throttled', {
+          endpointId: o.endpointId,
+          accountId: o.accountId,
+          statusCode: o.statusCode,
+          retryAfterMs: o.retryAfterMs ?? null,
+          until: until.toISOString(),
+        });
       } else if (o.ok && (streaks.get(o.endpointId) ?? 0) > 0) cleared.add(o.endpointId);
     }
-    await clearThrottleStreak(deps.db, [...cleared].filter((id) => !paused.has(id)));
+    await clearThrottleStreak(
+      deps.db,
+      [...cleared].filter((id) => !paused.has(id)),
+    );
     return paused;
   }
 

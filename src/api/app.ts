@@ -38,7 +38,10 @@ export function createApp(deps: ApiDeps): Koa {
   });
   open.get('/readyz', async (ctx) => {
     const [db, temporal] = await Promise.all([
-      deps.db.query('select 1').then(() => true, () => false),
+      deps.db.query('select 1').then(
+        () => true,
+        () => false,
+      ),
       deps.temporalReady ? deps.temporalReady().catch(() => false) : Promise.resolve(true),
     ]);
     ctx.status = db && temporal ? 200 : 503;
@@ -55,7 +58,8 @@ export function createApp(deps: ApiDeps): Koa {
   const metrics = new Router();
   if (!deps.cfg.METRICS_PUBLIC) metrics.use(authenticate(deps.db, creds, limits));
   metrics.get('/metrics', async (ctx) => {
-    if (!deps.cfg.METRICS_PUBLIC && !['admin', 'metrics'].includes(principal(ctx).kind)) throw new ApiError(403, 'forbidden', 'Metrics need the metrics token (METRICS_TOKEN) or the admin token.');
+    if (!deps.cfg.METRICS_PUBLIC && !['admin', 'metrics'].includes(principal(ctx).kind))
+      throw new ApiError(403, 'forbidden', 'Metrics need the metrics token (METRICS_TOKEN) or the admin token.');
     ctx.type = deps.metrics?.contentType ?? 'text/plain; version=0.0.4';
     ctx.body = deps.metrics ? await deps.metrics.render() : '';
   });
@@ -72,7 +76,15 @@ export function createApp(deps: ApiDeps): Koa {
   });
   v1.use(authenticate(deps.db, creds, limits));
   v1.use(jsonBody(deps.cfg.MAX_PAYLOAD_BYTES));
-  for (const r of [accountsRouter(deps), eventTypesRouter(), endpointsRouter(deps), eventsRouter(deps), deliveriesRouter(deps), apiKeysRouter(deps), operationalEndpointsRouter(deps)]) {
+  for (const r of [
+    accountsRouter(deps),
+    eventTypesRouter(),
+    endpointsRouter(deps),
+    eventsRouter(deps),
+    deliveriesRouter(deps),
+    apiKeysRouter(deps),
+    operationalEndpointsRouter(deps),
+  ]) {
     v1.use(r.routes(), r.allowedMethods());
   }
   app.use(v1.routes());

@@ -60,7 +60,12 @@ export function errorMiddleware(log: Logger): Middleware {
         ctx.body = { code: err.code, detail: err.detail, ...(err.errors ? { errors: err.errors } : {}) };
         return;
       }
-      ((ctx.state.log as Logger | undefined) ?? log).error('api.unhandled_error', { method: ctx.method, path: ctx.path, error: (err as Error).message, stack: (err as Error).stack });
+      ((ctx.state.log as Logger | undefined) ?? log).error('api.unhandled_error', {
+        method: ctx.method,
+        path: ctx.path,
+        error: (err as Error).message,
+        stack: (err as Error).stack,
+      });
       ctx.status = 500;
       ctx.body = { code: 'internal_error', detail: 'Internal server error.' };
     }

@@ -22,7 +22,7 @@ export function healthOut(e: Pick<EndpointRow, 'created_at'>, h: EndpointHealthR
     state: h.state,
     since: iso(h.since)!,
     consecutiveFailures: h.consecutive_failures,
-    lastError: h.state === 'healthy' ? undefined : h.last_error ?? undefined,
+    lastError: h.state === 'healthy' ? undefined : (h.last_error ?? undefined),
     nextProbeAt: circuit ? iso(h.next_probe_at) : undefined,
   };
 }
@@ -61,7 +61,9 @@ export function deliveryOut(d: DeliveryRow, temporal: { uiUrl?: string; namespac
     finishedReason: d.final_reason ?? undefined,
     createdAt: iso(d.created_at)!,
     workflowId,
-    workflowUrl: temporal.uiUrl ? `${temporal.uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}` : undefined,
+    workflowUrl: temporal.uiUrl
+      ? `${temporal.uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`
+      : undefined,
     held: heldOut(d),
   };
 }

@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { EVENT_CATALOG, EVENT_TYPES, EventTypeName } from '../domain/eventCatalog';
 import { OPERATIONAL_EVENT_TYPES, OPERATIONAL_EVENTS, OperationalEventTypeName } from '../domain/operationalEvents';
-import { HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN, MAX_CUSTOM_HEADERS, MAX_HEADER_NAME_CHARS, MAX_HEADER_VALUE_CHARS, RESERVED_HEADER_NAMES, RESERVED_HEADER_PREFIXES } from '../domain/customHeaders';
+import {
+  HEADER_NAME_PATTERN,
+  HEADER_VALUE_PATTERN,
+  MAX_CUSTOM_HEADERS,
+  MAX_HEADER_NAME_CHARS,
+  MAX_HEADER_VALUE_CHARS,
+  RESERVED_HEADER_NAMES,
+  RESERVED_HEADER_PREFIXES,
+} from '../domain/customHeaders';
 import { registry, type RouteSpec } from './route';
 import * as schemas from './schemas';
 
@@ -22,7 +30,11 @@ const pascal = (s: string) => s.replace(/(^|_)([a-z])/g, (_m, _u, c: string) => 
 export const dataComponent = (type: string) => `${pascal(type)}Data`;
 const eventInComponent = (type: string) => `${pascal(type)}EventIn`;
 /** `endpoint.failing` → `EndpointFailing`: its `data` is `EndpointFailingData`, its whole body `EndpointFailingWebhook`. */
-const operationalName = (type: string) => type.split('.').map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+const operationalName = (type: string) =>
+  type
+    .split('.')
+    .map((w) => w[0].toUpperCase() + w.slice(1))
+    .join('');
 export const operationalDataComponent = (type: string) => `${operationalName(type)}Data`;
 export const operationalWebhookComponent = (type: string) => `${operationalName(type)}Webhook`;
 
@@ -35,13 +47,34 @@ const RATE_LIMIT_HEADERS: Json = {
 };
 
 const ERRORS: Record<number, { name: string; description: string; example: Json; headers?: Json }> = {
-  400: { name: 'BadRequest', description: 'Invalid input (body, query or path; the admin token without `?accountId=` on an account route), or a body that is not JSON. `errors` lists every bad field; nothing was stored.', example: { code: 'validation_failed', detail: 'The request has 1 invalid field.', errors: [{ path: 'url', message: 'must use https' }] } },
+  400: {
+    name: 'BadRequest',
+    description:
+      'Invalid input (body, query or path; the admin token without `?accountId=` on an account route), or a body that is not JSON. `errors` lists every bad field; nothing was stored.',
+    example: { code: 'validation_failed', detail: 'The request has 1 invalid field.', errors: [{ path: 'url', message: 'must use https' }] },
+  },
   401: { name: 'Unauthorized', description: 'Missing or invalid bearer token.', example: { code: 'unauthorized', detail: 'Send an Authorization: Bearer <token> header.' } },
-  402: { name: 'PlanRequired', description: 'Webhooks need a paid plan (code `plan_required`).', example: { code: 'plan_required', detail: 'Webhooks are a paid-plan feature; upgrade the account to use them.' } },
+  402: {
+    name: 'PlanRequired',
+    description: 'Webhooks need a paid plan (code `plan_required`).',
+    example: { code: 'plan_required', detail: 'Webhooks are a paid-plan feature; upgrade the account to use them.' },
+  },
   403: { name: 'Forbidden', description: 'The route needs the platform admin token.', example: { code: 'forbidden', detail: 'This route needs the platform admin token.' } },
-  404: { name: 'NotFound', description: 'Not found, or it belongs to another account (including an unknown `?accountId=`).', example: { code: 'not_found', detail: 'endpoint not found' } },
-  409: { name: 'Conflict', description: 'Conflicts with the current state (see `code`).', example: { code: 'endpoint_disabled', detail: 'Enable the endpoint before sending a test event.' } },
-  413: { name: 'PayloadTooLarge', description: 'The request body (or the webhook body it would make) exceeds MAX_PAYLOAD_BYTES.', example: { code: 'payload_too_large', detail: 'The request body exceeds the limit of 262144 bytes.' } },
+  404: {
+    name: 'NotFound',
+    description: 'Not found, or it belongs to another account (including an unknown `?accountId=`).',
+    example: { code: 'not_found', detail: 'endpoint not found' },
+  },
+  409: {
+    name: 'Conflict',
+    description: 'Conflicts with the current state (see `code`).',
+    example: { code: 'endpoint_disabled', detail: 'Enable the endpoint before sending a test event.' },
+  },
+  413: {
+    name: 'PayloadTooLarge',
+    description: 'The request body (or the webhook body it would make) exceeds MAX_PAYLOAD_BYTES.',
+    example: { code: 'payload_too_large', detail: 'The request body exceeds the limit of 262144 bytes.' },
+  },
   429: {
     name: 'TooManyRequests',
     description:
@@ -49,7 +82,11 @@ const ERRORS: Record<number, { name: string; description: string; example: Json;
     example: { code: 'rate_limited', detail: 'Too many requests with this credential: at most 100 per 1s (RATE_LIMIT_API). Retry in 1 s.' },
     headers: RATE_LIMIT_HEADERS,
   },
-  415: { name: 'UnsupportedMediaType', description: 'A request body that is not `application/json`.', example: { code: 'unsupported_media_type', detail: 'Send the request body as application/json.' } },
+  415: {
+    name: 'UnsupportedMediaType',
+    description: 'A request body that is not `application/json`.',
+    example: { code: 'unsupported_media_type', detail: 'Send the request body as application/json.' },
+  },
 };
 
 /** Characters JavaScript's String.prototype.trim removes (zod's `.trim()`), spelled out so every regex dialect agrees. */
@@ -59,15 +96,26 @@ const JS_SPACE = '\\t\\n\\u000b\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u202
 function overrides(): Map<z.ZodType, Json> {
   const eventTypeList = (description: string): Json => ({ type: 'array', minItems: 1, items: ref('EventType'), description });
   const subscribed = 'Event types to receive (at least one; duplicates are ignored).';
-  const operationalTypeList: Json = { type: 'array', minItems: 1, items: ref('OperationalEventType'), description: 'Operational event types to receive (at least one; duplicates are ignored).' };
-  const trimmedName = { type: 'string', minLength: 1, maxLength: 200, allOf: [{ pattern: `[^${JS_SPACE}]` }, { pattern: '^[^\\u0000]*$' }], description: 'Leading and trailing white space is removed; it must not be empty.' };
+  const operationalTypeList: Json = {
+    type: 'array',
+    minItems: 1,
+    items: ref('OperationalEventType'),
+    description: 'Operational event types to receive (at least one; duplicates are ignored).',
+  };
+  const trimmedName = {
+    type: 'string',
+    minLength: 1,
+    maxLength: 200,
+    allOf: [{ pattern: `[^${JS_SPACE}]` }, { pattern: '^[^\\u0000]*$' }],
+    description: 'Leading and trailing white space is removed; it must not be empty.',
+  };
   return new Map<z.ZodType, Json>([
     [schemas.EndpointIn.shape.eventTypes, eventTypeList(subscribed)],
     [schemas.EndpointPatchIn.shape.eventTypes.unwrap(), eventTypeList(subscribed)],
     [schemas.OperationalEndpointIn.shape.eventTypes, operationalTypeList],
     [schemas.OperationalEndpointPatchIn.shape.eventTypes.unwrap(), operationalTypeList],
     [schemas.EventIn.shape.eventType, { ...ref('EventType'), description: 'Selects the schema of `data`.' }],
-    [schemas.EventIn.shape.data, { type: 'object', description: 'The event\'s payload: the schema of its `eventType` (see the `oneOf`).' }],
+    [schemas.EventIn.shape.data, { type: 'object', description: "The event's payload: the schema of its `eventType` (see the `oneOf`)." }],
     [schemas.AccountIn.shape.name, trimmedName],
     [schemas.AccountPatchIn.shape.name.unwrap(), trimmedName],
     [schemas.ApiKeyIn.shape.name, trimmedName],
@@ -95,7 +143,7 @@ const ID_SCHEMA = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[^\\
 
 const URL_DOC = {
   description:
-    'The receiver\'s absolute URL, without credentials: `https`, or plain `http` for hosts in DESTINATION_ALLOW_CIDRS (or with ALLOW_HTTP). Every address the host resolves to must be public, or in DESTINATION_ALLOW_CIDRS; anything else is answered 400 naming `url`.',
+    "The receiver's absolute URL, without credentials: `https`, or plain `http` for hosts in DESTINATION_ALLOW_CIDRS (or with ALLOW_HTTP). Every address the host resolves to must be public, or in DESTINATION_ALLOW_CIDRS; anything else is answered 400 naming `url`.",
   format: 'uri',
   // Mirrors normaliseEndpointUrl: white space around is trimmed; inside, no white space, control characters or
   // backslashes anywhere, and an ASCII host without credentials.
@@ -130,7 +178,8 @@ function componentSchemas(): Json {
     const { $schema: _s, $id: _i, ...schema } = (/(In|Query)$/.test(id) || id.endsWith('Data') ? input : output)[id];
     out[id] = schema;
   }
-  for (const id of ['EndpointIn', 'EndpointPatchIn', 'OperationalEndpointIn', 'OperationalEndpointPatchIn']) Object.assign((out[id] as { properties: Json }).properties.url as Json, URL_DOC);
+  for (const id of ['EndpointIn', 'EndpointPatchIn', 'OperationalEndpointIn', 'OperationalEndpointPatchIn'])
+    Object.assign((out[id] as { properties: Json }).properties.url as Json, URL_DOC);
 
   // POST /v1/events: `data` must match the schema of `eventType`; one branch per type.
   for (const type of EVENT_TYPES) {
@@ -166,7 +215,13 @@ function componentName(schema: z.ZodType | undefined): string {
   return found[0] === 'ErrorOut' ? 'Error' : found[0];
 }
 
-const ID_EXAMPLES: Record<string, string> = { accounts: 'acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O', endpoints: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z', 'operational-endpoints': 'ep_01JM6Z7D4F6H8K0M2P4R6T8V0X', deliveries: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R', 'api-keys': 'key_01JM6Z6C3D5B7N9M1Q3W5E7R9T' };
+const ID_EXAMPLES: Record<string, string> = {
+  accounts: 'acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O',
+  endpoints: 'ep_01JM6Z4A1S3D5F7G9H1J3K5L7Z',
+  'operational-endpoints': 'ep_01JM6Z7D4F6H8K0M2P4R6T8V0X',
+  deliveries: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R',
+  'api-keys': 'key_01JM6Z6C3D5B7N9M1Q3W5E7R9T',
+};
 
 function errorStatuses(r: AnyRoute): number[] {
   const statuses = new Set<number>(r.errors ?? []);
@@ -209,7 +264,11 @@ function operation(r: AnyRoute, componentsOut: Json): Json {
   const responses: Json = {};
   const ok = r.response;
   responses[ok.status] = ok.schema
-    ? { description: ok.description ?? 'Success', ...(ok.headers ? { headers: ok.headers } : {}), content: { 'application/json': { schema: ref(componentName(ok.schema)), ...(r.example.response !== undefined ? { example: r.example.response } : {}) } } }
+    ? {
+        description: ok.description ?? 'Success',
+        ...(ok.headers ? { headers: ok.headers } : {}),
+        content: { 'application/json': { schema: ref(componentName(ok.schema)), ...(r.example.response !== undefined ? { example: r.example.response } : {}) } },
+      }
     : { description: ok.description ?? 'Success, no content' };
   for (const status of errorStatuses(r)) responses[status] = { $ref: `#/components/responses/${ERRORS[status].name}` };
 
@@ -224,7 +283,9 @@ function operation(r: AnyRoute, componentsOut: Json): Json {
   return {
     operationId: r.operationId,
     summary: r.summary,
-    ...(r.limit === 'send' ? { description: `${r.summary} Makes the service POST on demand, so an account key or portal link also takes from its account's RATE_LIMIT_SEND budget (429 when spent).` } : {}),
+    ...(r.limit === 'send'
+      ? { description: `${r.summary} Makes the service POST on demand, so an account key or portal link also takes from its account's RATE_LIMIT_SEND budget (429 when spent).` }
+      : {}),
     tags: [r.tag],
     ...(r.auth === 'none' ? { security: [] } : {}),
     ...(parameters.length ? { parameters } : {}),
@@ -245,7 +306,14 @@ function links(paths: Record<string, Record<string, Json>>): void {
   for (const op of ['getEndpoint', 'updateEndpoint', 'deleteEndpoint', 'getEndpointSecret', 'rotateEndpointSecret', 'sendTestEvent', 'recoverEndpoint', 'getEndpointStats']) {
     link('/v1/endpoints', 'post', 201, op, op, { id: '$response.body#/id' });
   }
-  for (const op of ['getOperationalEndpoint', 'updateOperationalEndpoint', 'deleteOperationalEndpoint', 'getOperationalEndpointSecret', 'rotateOperationalEndpointSecret', 'recoverOperationalEndpoint']) {
+  for (const op of [
+    'getOperationalEndpoint',
+    'updateOperationalEndpoint',
+    'deleteOperationalEndpoint',
+    'getOperationalEndpointSecret',
+    'rotateOperationalEndpointSecret',
+    'recoverOperationalEndpoint',
+  ]) {
     link('/v1/operational-endpoints', 'post', 201, op, op, { id: '$response.body#/id' });
   }
   link('/v1/endpoints/{id}/test', 'post', 202, 'getDelivery', 'getDelivery', { id: '$response.body#/deliveryId' });
@@ -261,16 +329,27 @@ function operationalWebhooks(): Json {
   return Object.fromEntries(
     OPERATIONAL_EVENT_TYPES.map((type) => {
       const { description, example } = OPERATIONAL_EVENTS[type];
-      return [type, {
-        post: {
-          operationId: `operational.${type}`,
-          summary: `Operational event \`${type}\``,
-          description: `${description} Delivered to the operational endpoints subscribed to \`${type}\` (POST /v1/operational-endpoints), signed like every webhook: verify \`webhook-signature\` (Standard Webhooks) or \`X-RR-Signature\` with the operational endpoint's secret; \`webhook-id\` is the same on every retry.`,
-          tags: ['Operational webhooks'],
-          requestBody: { required: true, content: { 'application/json': { schema: ref(operationalWebhookComponent(type)), example: { eventType: type, data: example, createdAt: 1739070028002, updatedAt: 1739070028002 } } } },
-          responses: { '200': { description: 'Any 2xx acknowledges it; anything else (or no answer within ATTEMPT_TIMEOUT) is retried on the delivery schedule.' } },
+      return [
+        type,
+        {
+          post: {
+            operationId: `operational.${type}`,
+            summary: `Operational event \`${type}\``,
+            description: `${description} Delivered to the operational endpoints subscribed to \`${type}\` (POST /v1/operational-endpoints), signed like every webhook: verify \`webhook-signature\` (Standard Webhooks) or \`X-RR-Signature\` with the operational endpoint's secret; \`webhook-id\` is the same on every retry.`,
+            tags: ['Operational webhooks'],
+            requestBody: {
+              required: true,
+              content: {
+                'application/json': {
+                  schema: ref(operationalWebhookComponent(type)),
+                  example: { eventType: type, data: example, createdAt: 1739070028002, updatedAt: 1739070028002 },
+                },
+              },
+            },
+            responses: { '200': { description: 'Any 2xx acknowledges it; anything else (or no answer within ATTEMPT_TIMEOUT) is retried on the delivery schedule.' } },
+          },
         },
-      }];
+      ];
     }),
   );
 }
@@ -292,7 +371,7 @@ export function openApiDocument(version: string): Json {
       title: 'Referral webhooks API',
       version,
       description:
-        'Manage webhook endpoints, publish events and inspect deliveries. Bearer auth: the platform admin token, or an account API key (or a portal-link token). Admin-only routes answer 403 to account keys; an account\'s resources read as 404 to any other account.',
+        "Manage webhook endpoints, publish events and inspect deliveries. Bearer auth: the platform admin token, or an account API key (or a portal-link token). Admin-only routes answer 403 to account keys; an account's resources read as 404 to any other account.",
     },
     servers: [{ url: '/' }],
     tags: [...new Set(registry.map((r) => r.tag))].map((name) => ({ name })),
@@ -300,7 +379,10 @@ export function openApiDocument(version: string): Json {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The admin token (ADMIN_TOKEN) or an account API key.' } },
       schemas: componentsOut,
       responses: Object.fromEntries(
-        Object.values(ERRORS).map((e) => [e.name, { description: e.description, ...(e.headers ? { headers: e.headers } : {}), content: { 'application/json': { schema: ref('Error'), example: e.example } } }]),
+        Object.values(ERRORS).map((e) => [
+          e.name,
+          { description: e.description, ...(e.headers ? { headers: e.headers } : {}), content: { 'application/json': { schema: ref('Error'), example: e.example } } },
+        ]),
       ),
     },
     security: [{ bearer: [] }],

@@ -154,7 +154,14 @@ export function sourceAddress(ctx: Pick<Context, 'get' | 'socket'>, hops: number
   const peer = ctx.socket.remoteAddress ?? 'unknown';
   let address = peer;
   if (hops > 0) {
-    const chain = [...ctx.get('x-forwarded-for').split(',').map((s) => s.trim()).filter(Boolean), peer];
+    const chain = [
+      ...ctx
+        .get('x-forwarded-for')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      peer,
+    ];
     address = chain[Math.max(0, chain.length - 1 - hops)];
   }
   return addressKey(address);
@@ -171,5 +178,8 @@ export function addressKey(address: string): string {
   const h = groups(head);
   const t = tail === undefined ? [] : groups(tail);
   const full = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return `${full.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+  return `${full
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
 }

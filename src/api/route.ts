@@ -56,7 +56,6 @@ export function parseWith<T extends z.ZodType>(schema: T, value: unknown, prefix
   return result.data;
 }
 
-
 /** Path parameters (ids): a NUL or an absurd length is a 400 naming the parameter, never a database error. */
 function checkParams(params: Record<string, string> | undefined): void {
   const bad = Object.entries(params ?? {}).flatMap(([name, value]) => {
@@ -81,13 +80,16 @@ export function defineRoute<B extends z.ZodType | undefined = undefined, Q exten
 ): void {
   if (!registry.some((r) => r.method === spec.method && r.path === spec.path)) registry.push(spec as unknown as RouteSpec<z.ZodType | undefined, z.ZodType | undefined>);
   router[spec.method](spec.path, async (ctx) => {
-    if (spec.auth === 'admin') requireAdmin(ctx); // before validation: an account key learns nothing about admin routes
+    if (spec.auth === 'admin')
+      requireAdmin(ctx); // before validation: an account key learns nothing about admin routes
     else if (spec.auth !== 'none') requireAccountAccess(ctx, spec.method);
     const p = principal(ctx);
     if (spec.limit === 'send' && p?.kind === 'account') await (ctx.state.rateLimits as RateLimits | undefined)?.take(ctx, 'send', p.accountId);
     checkParams(ctx.params);
     // No body at all reads as `{}`; any JSON value that was sent (null, [], "x") is validated as sent.
-    const body = (spec.body ? await parseBody(spec as unknown as RouteSpec<z.ZodType, z.ZodType | undefined>, ctx.state.body === undefined ? {} : ctx.state.body) : undefined) as Parsed<B>;
+    const body = (
+      spec.body ? await parseBody(spec as unknown as RouteSpec<z.ZodType, z.ZodType | undefined>, ctx.state.body === undefined ? {} : ctx.state.body) : undefined
+    ) as Parsed<B>;
     const query = (spec.query ? parseWith(spec.query, ctx.query, 'query') : undefined) as Parsed<Q>;
     const out = await handler(ctx, { body, query });
     ctx.status = spec.response.status;

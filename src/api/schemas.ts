@@ -69,7 +69,9 @@ const customHeaders = () =>
     .superRefine((headers, ctx) => {
       for (const p of customHeaderProblems(headers)) ctx.addIssue({ code: 'custom', path: p.path ? [p.path] : [], message: p.message });
     })
-    .describe(`custom request headers added to every webhook (at most ${MAX_CUSTOM_HEADERS}; e.g. an Authorization for your gateway); they never replace the signature, content or connection headers. Stored encrypted.`);
+    .describe(
+      `custom request headers added to every webhook (at most ${MAX_CUSTOM_HEADERS}; e.g. an Authorization for your gateway); they never replace the signature, content or connection headers. Stored encrypted.`,
+    );
 export const EndpointIn = z.strictObject({
   url: endpointUrl,
   eventTypes: eventTypeList,
@@ -91,7 +93,9 @@ export const EndpointPatchIn = z.strictObject({
 export const HealthState = z.enum(['healthy', 'failing', 'open', 'probing']);
 export const EndpointHealthOut = z
   .object({
-    state: HealthState.describe('`healthy`; `failing` (consecutive failures); `open`: circuit open, deliveries are held, not sent, and one probe at a time decides; `probing`: that probe is out'),
+    state: HealthState.describe(
+      '`healthy`; `failing` (consecutive failures); `open`: circuit open, deliveries are held, not sent, and one probe at a time decides; `probing`: that probe is out',
+    ),
     since: z.string().describe('when the endpoint entered this state (for `open` and `probing`: when the circuit opened)'),
     consecutiveFailures: z.number().int(),
     lastError: z.string().optional(),
@@ -154,12 +158,14 @@ export const DeliveryOut = z.object({
   finishedReason: z.string().optional(),
   createdAt: z.string(),
   workflowId: z.string().describe('the Temporal workflow that owns the delivery: its first-attempt batch (`batch-…`), or `delivery-<id>` once it retries'),
-  workflowUrl: z.string().optional().describe('that workflow in the Temporal Web UI, when its address is known; for the admin token only (the Web UI is the operator\'s)'),
+  workflowUrl: z.string().optional().describe("that workflow in the Temporal Web UI, when its address is known; for the admin token only (the Web UI is the operator's)"),
   held: z
     .object({
       reason: z
         .enum(HOLD_REASONS as [HoldReason, ...HoldReason[]])
-        .describe('`circuit_open`: the endpoint\'s circuit is open; `probing`: one probe request to it is out; `throttled`: the endpoint answered 429 and is paused for its Retry-After; `rate_limited` / `max_in_flight`: the endpoint\'s own limits (its recovery drain sends it at that pace)'),
+        .describe(
+          "`circuit_open`: the endpoint's circuit is open; `probing`: one probe request to it is out; `throttled`: the endpoint answered 429 and is paused for its Retry-After; `rate_limited` / `max_in_flight`: the endpoint's own limits (its recovery drain sends it at that pace)",
+        ),
       detail: z.string(),
       since: z.string().describe('first held wake-up since its last real attempt'),
       until: z.string().optional().describe('when it wakes next (no request is made while the circuit stays open)'),
@@ -167,7 +173,10 @@ export const DeliveryOut = z.object({
     .optional()
     .describe('present while a pending delivery is held by its endpoint (open circuit, 429 pause or its send limits): its wake-ups make no request and log no attempt'),
 });
-export const DeliveryDetailOut = DeliveryOut.extend({ attempts: z.array(AttemptOut), payload: z.string().nullable().describe('the exact body receivers get; null once purged by retention') });
+export const DeliveryDetailOut = DeliveryOut.extend({
+  attempts: z.array(AttemptOut),
+  payload: z.string().nullable().describe('the exact body receivers get; null once purged by retention'),
+});
 export const DeliveryListOut = z.object({ data: z.array(DeliveryOut), nextCursor: z.string().nullable() });
 export const ResendOut = z.object({ deliveryId: z.string() });
 export const TestIn = z.strictObject({ eventType: EventTypeName.optional() });
@@ -179,7 +188,9 @@ export const RecoverIn = z.strictObject({
     .array(RecoverKind)
     .min(1)
     .optional()
-    .describe('what to bring back (default all three): `undeliverable` deliveries, `cancelled` ones (cancelled by auto-disable, a disable, a 410 or a downgrade), and `missing` events (published since then, of a type the endpoint subscribes to, that never got a delivery to it, e.g. while it was disabled)'),
+    .describe(
+      'what to bring back (default all three): `undeliverable` deliveries, `cancelled` ones (cancelled by auto-disable, a disable, a 410 or a downgrade), and `missing` events (published since then, of a type the endpoint subscribes to, that never got a delivery to it, e.g. while it was disabled)',
+    ),
 });
 export const RecoverOut = z.object({ deliveryIds: z.array(z.string()) });
 export const RecoveredOut = RecoverOut.extend({
@@ -197,12 +208,18 @@ export const BulkResendIn = z.strictObject({
 export const BulkResendOut = RecoverOut.extend({ more: z.boolean().describe('the limit was reached: there may be more to resend (call again; nothing is resent twice)') });
 export const PortalScope = z.enum(['manage', 'read']);
 export const PortalLinkIn = z.strictObject({
-  ttlSeconds: z.number().int().min(60).max(7 * 86_400).optional().describe('lifetime; PORTAL_LINK_MAX_TTL (default 24 h) shortens a longer one'),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(7 * 86_400)
+    .optional()
+    .describe('lifetime; PORTAL_LINK_MAX_TTL (default 24 h) shortens a longer one'),
   scope: PortalScope.optional().describe('`read`: the page shows everything but changes nothing (default `manage`)'),
 });
 export const PortalLinkOut = z.object({
   id: z.string().describe('revoke this one link with DELETE /v1/accounts/:id/portal-links/:linkId'),
-  url: z.string().describe('open it to manage this account\'s webhooks; the token is in the fragment'),
+  url: z.string().describe("open it to manage this account's webhooks; the token is in the fragment"),
   expiresAt: z.string(),
   scope: PortalScope,
 });
@@ -223,7 +240,8 @@ const operationalEventTypeList = z
   .min(1, 'select at least one event type')
   .superRefine((types, ctx) => {
     types.forEach((t, i) => {
-      if (!(OPERATIONAL_EVENT_TYPES as string[]).includes(t)) ctx.addIssue({ code: 'custom', path: [i], message: `unknown operational event type "${t}"; known: ${OPERATIONAL_EVENT_TYPES.join(', ')}` });
+      if (!(OPERATIONAL_EVENT_TYPES as string[]).includes(t))
+        ctx.addIssue({ code: 'custom', path: [i], message: `unknown operational event type "${t}"; known: ${OPERATIONAL_EVENT_TYPES.join(', ')}` });
     });
   })
   .transform((types) => [...new Set(types)] as z.output<typeof OperationalEventTypeName>[]);
@@ -239,7 +257,9 @@ export const OperationalEndpointPatchIn = z.strictObject({
   description: text().max(500).optional(),
   enabled: z.boolean().optional(),
 });
-export const OperationalEndpointOut = EndpointOut.omit({ eventTypes: true, rateLimitPerSecond: true, maxInFlight: true, headers: true }).extend({ eventTypes: z.array(OperationalEventTypeName) });
+export const OperationalEndpointOut = EndpointOut.omit({ eventTypes: true, rateLimitPerSecond: true, maxInFlight: true, headers: true }).extend({
+  eventTypes: z.array(OperationalEventTypeName),
+});
 export const OperationalEndpointWithSecretOut = OperationalEndpointOut.extend({ secret: z.string() });
 export const OperationalEndpointListOut = z.object({ data: z.array(OperationalEndpointOut) });
 export const StatsWindowName = z.enum(['1h', '24h', '7d']);
@@ -249,14 +269,20 @@ export const EndpointStatsQuery = z.object({
 });
 const FailedByOut = z
   .object({ '3xx': z.number().int(), '4xx': z.number().int(), '5xx': z.number().int(), timeout: z.number().int(), network: z.number().int(), refused: z.number().int() })
-  .describe('failed attempts by class: an HTTP status class (3xx: redirects, which are never followed), `timeout`, `network` (no answer: refused connection, reset, DNS) or `refused` (the destination policy refused the address)');
+  .describe(
+    'failed attempts by class: an HTTP status class (3xx: redirects, which are never followed), `timeout`, `network` (no answer: refused connection, reset, DNS) or `refused` (the destination policy refused the address)',
+  );
 const StatsFiguresOut = z.object({
   attempts: z.number().int(),
   succeeded: z.number().int().describe('attempts answered 2xx'),
   failed: z.number().int(),
   failedBy: FailedByOut,
   successRate: z.number().min(0).max(1).nullable().describe('succeeded / attempts (0 to 1, 4 decimals); null without attempts'),
-  p50Ms: z.number().int().nullable().describe('median response time of the attempts that got an HTTP answer, estimated from a histogram with buckets at most 25 % wide; null without any'),
+  p50Ms: z
+    .number()
+    .int()
+    .nullable()
+    .describe('median response time of the attempts that got an HTTP answer, estimated from a histogram with buckets at most 25 % wide; null without any'),
   p95Ms: z.number().int().nullable().describe('95th percentile response time, estimated like p50Ms'),
 });
 export const EndpointStatsOut = z.object({

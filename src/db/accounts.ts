@@ -27,10 +27,11 @@ export async function getAccount(db: Queryable, id: string): Promise<AccountRow 
 }
 
 export async function updateAccount(db: Queryable, id: string, patch: { name?: string; plan?: Plan }): Promise<AccountRow | undefined> {
-  const [row] = await db.query<AccountRow>(
-    `update accounts set name = coalesce($2, name), plan = coalesce($3, plan), updated_at = now() where id = $1 returning *`,
-    [id, patch.name ?? null, patch.plan ?? null],
-  );
+  const [row] = await db.query<AccountRow>(`update accounts set name = coalesce($2, name), plan = coalesce($3, plan), updated_at = now() where id = $1 returning *`, [
+    id,
+    patch.name ?? null,
+    patch.plan ?? null,
+  ]);
   return row;
 }
 

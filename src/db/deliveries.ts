@@ -93,7 +93,12 @@ export async function markDispatched(db: Queryable, started: { id: string; serie
 }
 
 /** Accepted deliveries whose workflow start was not confirmed `olderThanMs` after the last change, with what a start needs. */
-export async function undispatched(db: Queryable, olderThanMs: number, limit: number, accountId?: string): Promise<{ id: string; series: number; meta: { accountId: string; endpointId: string; eventType: string; url: string } }[]> {
+export async function undispatched(
+  db: Queryable,
+  olderThanMs: number,
+  limit: number,
+  accountId?: string,
+): Promise<{ id: string; series: number; meta: { accountId: string; endpointId: string; eventType: string; url: string } }[]> {
   const rows = await db.query<{ id: string; series: number; account_id: string; endpoint_id: string; event_type: string; url: string }>(
     `select d.id, d.series, d.account_id, d.endpoint_id, d.event_type, e.url from deliveries d join endpoints e on e.id = d.endpoint_id
      where d.dispatched_series < d.series and d.updated_at < now() - ($1::bigint * interval '1 millisecond')
@@ -148,7 +153,12 @@ export const oldestFirst = (a: Pick<AttemptContext, 'delivery'>, b: Pick<Attempt
  * after the caller sent the statement: a request started before `leaseMs` minus its own timeout
  * has passed on the caller's clock has ended before anyone else can take the fence.
  */
-export async function claimForAttempt(db: Queryable, targets: { id: string; series: number }[], workflowId: string, fence?: { token: string; leaseMs: number }): Promise<AttemptContext[]> {
+export async function claimForAttempt(
+  db: Queryable,
+  targets: { id: string; series: number }[],
+  workflowId: string,
+  fence?: { token: string; leaseMs: number },
+): Promise<AttemptContext[]> {
   // Without a fence, writes only when the owner changes (retry attempts of an owned delivery are plain reads).
   const rows = await db.query<Record<string, unknown>>(
     `with t as (
@@ -190,7 +200,12 @@ export async function claimForAttempt(db: Queryable, targets: { id: string; seri
     const { rate_limit_per_second, max_in_flight, throttled_until, throttle_streak, ...rest } = row;
     const limited = rate_limit_per_second !== null || max_in_flight !== null || throttled_until !== null || Number(throttle_streak) > 0;
     const limits: EndpointLimitsInfo | null = limited
-      ? { rate_limit_per_second: rate_limit_per_second === null ? null : Number(rate_limit_per_second), max_in_flight: max_in_flight as number | null, throttled_until: throttled_until ? new Date(throttled_until as string) : null, throttle_streak: Number(throttle_streak) }
+      ? {
+          rate_limit_per_second: rate_limit_per_second === null ? null : Number(rate_limit_per_second),
+          max_in_flight: max_in_flight as number | null,
+          throttled_until: throttled_until ? new Date(throttled_until as string) : null,
+          throttle_streak: Number(throttle_streak),
+        }
       : null;
     return { ...(rest as unknown as AttemptContext), delivery: d as unknown as DeliveryRow, health: healthFromJson(row.health) ?? null, limits };
   });
@@ -369,9 +384,19 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
      ), ${emitOperational('ops_src')}, ${STATS_ROLLUP}
      select id, attempt from upd`,
     [
-      col((a) => a.deliveryId), col((a) => a.series), col((a) => a.startedAt), col((a) => a.durationMs), col((a) => a.statusCode ?? null),
-      col((a) => a.error ?? null), col((a) => a.responseBody ?? null), col((a) => a.nextAttemptAt ?? null), col((a) => a.delivered === true), col((a) => a.handOverTo ?? null),
-      col((a) => a.fence ?? null), col((a) => a.outcome ?? null), LATENCY_BOUNDS_MS,
+      col((a) => a.deliveryId),
+      col((a) => a.series),
+      col((a) => a.startedAt),
+      col((a) => a.durationMs),
+      col((a) => a.statusCode ?? null),
+      col((a) => a.error ?? null),
+      col((a) => a.responseBody ?? null),
+      col((a) => a.nextAttemptAt ?? null),
+      col((a) => a.delivered === true),
+      col((a) => a.handOverTo ?? null),
+      col((a) => a.fence ?? null),
+      col((a) => a.outcome ?? null),
+      LATENCY_BOUNDS_MS,
     ],
   );
   const byId = new Map(rows.map((r) => [r.id, r.attempt]));

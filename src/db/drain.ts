@@ -54,7 +54,10 @@ export async function reclaimFromDrain(db: Queryable, q: { id: string; series: n
 
 /** A forced probe found nothing to send: the circuit stays open as it was. */
 export async function releaseProbeLease(db: Queryable, endpointId: string, owner: string): Promise<void> {
-  await db.query(`update endpoint_health set state = 'open', prev_state = state, probe_owner = null, probe_lease_until = null, updated_at = now() where endpoint_id = $1 and probe_owner = $2 and state = 'probing'`, [endpointId, owner]);
+  await db.query(
+    `update endpoint_health set state = 'open', prev_state = state, probe_owner = null, probe_lease_until = null, updated_at = now() where endpoint_id = $1 and probe_owner = $2 and state = 'probing'`,
+    [endpointId, owner],
+  );
 }
 
 /** Pending deliveries of an endpoint, oldest first (for the retry route's answer). */

@@ -147,7 +147,14 @@ export async function takeProbeLease(db: Queryable, endpointId: string, owner: s
  * lease's owner moves it; returns the auto-disable clock, or undefined when `owner` no longer
  * held the lease.
  */
-export async function finishProbe(db: Queryable, endpointId: string, owner: string, at: Date, error: string, nextDelayMs: number): Promise<{ failing_since: Date; next_probe_at: Date } | undefined> {
+export async function finishProbe(
+  db: Queryable,
+  endpointId: string,
+  owner: string,
+  at: Date,
+  error: string,
+  nextDelayMs: number,
+): Promise<{ failing_since: Date; next_probe_at: Date } | undefined> {
   const [row] = await db.query<{ failing_since: Date; next_probe_at: Date }>(
     `update endpoint_health set prev_state = state, state = 'open', probe_attempt = probe_attempt + 1,
        next_probe_at = $3::timestamptz + $5 * interval '1 millisecond', probe_owner = null, probe_lease_until = null,
@@ -186,7 +193,16 @@ export async function markHeld(db: Queryable, owner: string, at: Date, held: Hel
      from unnest($1::text[], $2::int[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) as t(id, series, reason, detail, until, hand_over_to)
      where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending' and d.workflow_id = $8
      returning d.id`,
-    [held.map((h) => h.deliveryId), held.map((h) => h.series), at, held.map((h) => h.reason), held.map((h) => h.detail), held.map((h) => h.until), held.map((h) => h.handOverTo ?? null), owner],
+    [
+      held.map((h) => h.deliveryId),
+      held.map((h) => h.series),
+      at,
+      held.map((h) => h.reason),
+      held.map((h) => h.detail),
+      held.map((h) => h.until),
+      held.map((h) => h.handOverTo ?? null),
+      owner,
+    ],
   );
   return rows.map((r) => r.id);
 }

@@ -39,7 +39,12 @@ interface Acc {
   latency: number[];
 }
 
-const emptyAcc = (): Acc => ({ attempts: 0, succeeded: 0, failedBy: Object.fromEntries(FAILURE_CLASSES.map((c) => [c, 0])) as FailedBy, latency: new Array<number>(LATENCY_BOUNDS_MS.length).fill(0) });
+const emptyAcc = (): Acc => ({
+  attempts: 0,
+  succeeded: 0,
+  failedBy: Object.fromEntries(FAILURE_CLASSES.map((c) => [c, 0])) as FailedBy,
+  latency: new Array<number>(LATENCY_BOUNDS_MS.length).fill(0),
+});
 
 function figures(a: Acc): StatsFigures {
   const failed = a.attempts - a.succeeded;

@@ -34,7 +34,15 @@ export interface EndpointRow {
 export async function createEndpoint(
   db: Queryable,
   accountId: string,
-  input: { url: string; eventTypes: EventType[]; description?: string; enabled?: boolean; rateLimitPerSecond?: number | null; maxInFlight?: number | null; headers?: CustomHeaders | null },
+  input: {
+    url: string;
+    eventTypes: EventType[];
+    description?: string;
+    enabled?: boolean;
+    rateLimitPerSecond?: number | null;
+    maxInFlight?: number | null;
+    headers?: CustomHeaders | null;
+  },
 ): Promise<EndpointRow> {
   const id = newId('ep');
   // endpoint.created is emitted by the same statement (src/db/operational.ts).
@@ -46,9 +54,21 @@ export async function createEndpoint(
        select e.account_id, 'endpoint.created'::text as event_type, ${ENDPOINT_CHANGED_DATA} as data from e
      ), ${emitOperational('ops_src')}
      select * from e`,
-    [id, accountId, input.url, input.description ?? '', JSON.stringify(input.eventTypes), input.enabled ?? true, sealSecret(id, newSigningSecret()), input.rateLimitPerSecond ?? null, input.maxInFlight ?? null, sealHeaders(id, input.headers)],
+    [
+      id,
+      accountId,
+      input.url,
+      input.description ?? '',
+      JSON.stringify(input.eventTypes),
+      input.enabled ?? true,
+      sealSecret(id, newSigningSecret()),
+      input.rateLimitPerSecond ?? null,
+      input.maxInFlight ?? null,
+      sealHeaders(id, input.headers),
+    ],
   );
-  if (row.rate_limit_per_second !== null || row.max_in_flight !== null) await syncEndpointLimits(db, id, { rateLimitPerSecond: row.rate_limit_per_second, maxInFlight: row.max_in_flight });
+  if (row.rate_limit_per_second !== null || row.max_in_flight !== null)
+    await syncEndpointLimits(db, id, { rateLimitPerSecond: row.rate_limit_per_second, maxInFlight: row.max_in_flight });
   return opened(row);
 }
 
@@ -58,12 +78,7 @@ export async function createEndpoint(
  * block the inserts that reference the account), so concurrent creates for one account count one
  * after the other, each in a snapshot that sees the others' endpoints, and the cap holds.
  */
-export async function createEndpointWithinCap(
-  db: Database,
-  accountId: string,
-  input: Parameters<typeof createEndpoint>[2],
-  max: number,
-): Promise<EndpointRow | undefined> {
+export async function createEndpointWithinCap(db: Database, accountId: string, input: Parameters<typeof createEndpoint>[2], max: number): Promise<EndpointRow | undefined> {
   if (max <= 0) return createEndpoint(db, accountId, input);
   return db.transaction(async (tx) => {
     await tx.query('select 1 from accounts where id = $1 for no key update', [accountId]);
@@ -76,7 +91,14 @@ export async function createEndpointWithinCap(
 function opened(row: EndpointRow): EndpointRow;
 function opened(row: EndpointRow | undefined): EndpointRow | undefined;
 function opened(row: EndpointRow | undefined): EndpointRow | undefined {
-  return row && { ...row, secret: openSecret(row.id, row.secret), previous_secret: openSecret(row.id, row.previous_secret), headers: openHeaders(row.id, row.headers as unknown as string | null) };
+  return (
+    row && {
+      ...row,
+      secret: openSecret(row.id, row.secret),
+      previous_secret: openSecret(row.id, row.previous_secret),
+      headers: openHeaders(row.id, row.headers as unknown as string | null),
+    }
+  );
 }
 
 /** Only live endpoints of this account: another account's id reads as "not found". */
@@ -93,7 +115,15 @@ export async function updateEndpoint(
   db: Queryable,
   accountId: string,
   id: string,
-  patch: { url?: string; eventTypes?: EventType[]; description?: string; enabled?: boolean; rateLimitPerSecond?: number | null; maxInFlight?: number | null; headers?: CustomHeaders | null },
+  patch: {
+    url?: string;
+    eventTypes?: EventType[];
+    description?: string;
+    enabled?: boolean;
+    rateLimitPerSecond?: number | null;
+    maxInFlight?: number | null;
+    headers?: CustomHeaders | null;
+  },
 ): Promise<EndpointRow | undefined> {
   const [row] = await db.query<EndpointRow>(
     `with before as (
@@ -120,11 +150,23 @@ export async function updateEndpoint(
        from e join before b on b.id = e.id where b.enabled and not e.enabled
      ), ${emitOperational('ops_src')}
      select * from e`,
-    [id, accountId, patch.url ?? null, patch.eventTypes ? JSON.stringify(patch.eventTypes) : null, patch.description ?? null, patch.enabled ?? null,
-      patch.rateLimitPerSecond !== undefined, patch.rateLimitPerSecond ?? null, patch.maxInFlight !== undefined, patch.maxInFlight ?? null,
-      patch.headers !== undefined, patch.headers === undefined ? null : sealHeaders(id, patch.headers)],
+    [
+      id,
+      accountId,
+      patch.url ?? null,
+      patch.eventTypes ? JSON.stringify(patch.eventTypes) : null,
+      patch.description ?? null,
+      patch.enabled ?? null,
+      patch.rateLimitPerSecond !== undefined,
+      patch.rateLimitPerSecond ?? null,
+      patch.maxInFlight !== undefined,
+      patch.maxInFlight ?? null,
+      patch.headers !== undefined,
+      patch.headers === undefined ? null : sealHeaders(id, patch.headers),
+    ],
   );
-  if (row && (patch.rateLimitPerSecond !== undefined || patch.maxInFlight !== undefined)) await syncEndpointLimits(db, id, { rateLimitPerSecond: row.rate_limit_per_second, maxInFlight: row.max_in_flight });
+  if (row && (patch.rateLimitPerSecond !== undefined || patch.maxInFlight !== undefined))
+    await syncEndpointLimits(db, id, { rateLimitPerSecond: row.rate_limit_per_second, maxInFlight: row.max_in_flight });
   // Re-enabled: a fresh start for its health record (circuit closed, streak and auto-disable clock reset).
   if (row && patch.enabled === true) await db.query('delete from endpoint_health where endpoint_id = $1', [id]);
   return opened(row);

@@ -32,7 +32,18 @@ export interface AcceptedEvent {
  */
 export async function acceptEvent(
   db: Queryable,
-  e: { id: string; accountId: string; eventType: EventType; body: string; idempotencyKey?: string; requestHash: string; isTest: boolean; createdAt: Date; onlyEndpointId?: string; deliveryIdPrefix: string },
+  e: {
+    id: string;
+    accountId: string;
+    eventType: EventType;
+    body: string;
+    idempotencyKey?: string;
+    requestHash: string;
+    isTest: boolean;
+    createdAt: Date;
+    onlyEndpointId?: string;
+    deliveryIdPrefix: string;
+  },
 ): Promise<AcceptedEvent> {
   const [row] = await db.query<{ account_found: number; event_id: string | null; deliveries: AcceptedEvent['deliveries'] }>(
     `with acc as (

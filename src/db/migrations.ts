@@ -311,14 +311,21 @@ alter table deliveries add column attempt_lease_until timestamptz
 export async function migrate(db: Database): Promise<void> {
   await db.query('create table if not exists schema_migrations (id int primary key, name text not null, applied_at timestamptz not null default now())');
   for (const m of MIGRATIONS) {
-    await db.transaction(async (tx) => {
-      // Serialise concurrent starters (two workers booting at once) on real Postgres.
-      if (db.kind === 'postgres') await tx.query('select pg_advisory_xact_lock(727274)');
-      const done = await tx.query('select 1 from schema_migrations where id = $1', [m.id]);
-      if (done.length > 0) return;
-      // One statement per call: PGlite's extended protocol takes a single statement.
-      for (const statement of m.sql.split(/;\s*\n/).map((x) => x.trim()).filter(Boolean)) await tx.query(statement);
-      await tx.query('insert into schema_migrations (id, name) values ($1, $2)', [m.id, m.name]);
-    }, { unbounded: true }); // a migration may rewrite a large table: no statement timeouts
+    await db.transaction(
+      async (tx) => {
+        // Serialise concurrent starters (two workers booting at once) on real Postgres.
+        if (db.kind === 'postgres') await tx.query('select pg_advisory_xact_lock(727274)');
+        const done = await tx.query('select 1 from schema_migrations where id = $1', [m.id]);
+        if (done.length > 0) return;
+        // One statement per call: PGlite's extended protocol takes a single statement.
+        for (const statement of m.sql
+          .split(/;\s*\n/)
+          .map((x) => x.trim())
+          .filter(Boolean))
+          await tx.query(statement);
+        await tx.query('insert into schema_migrations (id, name) values ($1, $2)', [m.id, m.name]);
+      },
+      { unbounded: true },
+    ); // a migration may rewrite a large table: no statement timeouts
   }
 }

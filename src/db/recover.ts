@@ -72,7 +72,12 @@ export interface ResendFilter {
  * deliveries of live, enabled endpoints, with their payload kept, are taken; the status is
  * checked under the row lock, so a repeated call does not take a resent (now pending) one again.
  */
-export async function resendMatching(db: Queryable, accountId: string, f: ResendFilter, limit: number): Promise<(Omit<Recovered, 'kind'> & { endpoint_id: string; url: string })[]> {
+export async function resendMatching(
+  db: Queryable,
+  accountId: string,
+  f: ResendFilter,
+  limit: number,
+): Promise<(Omit<Recovered, 'kind'> & { endpoint_id: string; url: string })[]> {
   return db.query(
     `with pick as (
        select d.id, d.status, ep.url from deliveries d join endpoints ep on ep.id = d.endpoint_id

@@ -23,9 +23,25 @@ export const HEADER_VALUE_PATTERN = /^([\x21-\x7e\x80-\xff]([\t\x20-\x7e\x80-\xf
  * connection (hop-by-hop, RFC 7230 §6.1) and would change how the request travels.
  */
 export const RESERVED_HEADER_NAMES = [
-  'webhook-id', 'webhook-timestamp', 'webhook-signature', 'x-rr-signature',
-  'content-type', 'content-length', 'content-encoding', 'user-agent', 'host',
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect',
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+  'x-rr-signature',
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'user-agent',
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
 ];
 /** Prefixes kept for headers the service may add later. */
 export const RESERVED_HEADER_PREFIXES = ['webhook-', 'x-rr-'];
@@ -43,13 +59,19 @@ export function customHeaderProblems(headers: CustomHeaders): { path: string; me
     if (name.length === 0 || name.length > MAX_HEADER_NAME_CHARS || !HEADER_NAME_PATTERN.test(name)) {
       problems.push({ path: name, message: `a header name is 1 to ${MAX_HEADER_NAME_CHARS} token characters (letters, digits and !#$%&'*+.^_\`|~-), no spaces or colons` });
     } else if (RESERVED_HEADER_NAMES.includes(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p))) {
-      problems.push({ path: name, message: `"${name}" is set by the service (signature, content or connection headers, and names starting with ${RESERVED_HEADER_PREFIXES.join(' or ')}) and cannot be replaced` });
+      problems.push({
+        path: name,
+        message: `"${name}" is set by the service (signature, content or connection headers, and names starting with ${RESERVED_HEADER_PREFIXES.join(' or ')}) and cannot be replaced`,
+      });
     } else if (seen.has(lower)) {
       problems.push({ path: name, message: `"${name}" is given twice (header names are case-insensitive)` });
     }
     seen.add(lower);
     if (typeof value !== 'string' || value.length > MAX_HEADER_VALUE_CHARS || !HEADER_VALUE_PATTERN.test(value)) {
-      problems.push({ path: name, message: `a header value is at most ${MAX_HEADER_VALUE_CHARS} characters without line breaks, NUL or other control characters (tab is allowed inside), and without white space at either end` });
+      problems.push({
+        path: name,
+        message: `a header value is at most ${MAX_HEADER_VALUE_CHARS} characters without line breaks, NUL or other control characters (tab is allowed inside), and without white space at either end`,
+      });
     }
   }
   return problems;

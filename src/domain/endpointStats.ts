@@ -4,7 +4,11 @@
  * from it. Pure logic; src/db/endpointStats.ts does the I/O.
  */
 
-export const STATS_WINDOWS = { '1h': { seconds: 3_600, bucketSeconds: 60 }, '24h': { seconds: 86_400, bucketSeconds: 900 }, '7d': { seconds: 604_800, bucketSeconds: 3_600 } } as const;
+export const STATS_WINDOWS = {
+  '1h': { seconds: 3_600, bucketSeconds: 60 },
+  '24h': { seconds: 86_400, bucketSeconds: 900 },
+  '7d': { seconds: 604_800, bucketSeconds: 3_600 },
+} as const;
 export type StatsWindow = keyof typeof STATS_WINDOWS;
 
 /** Failure classes, as the metrics name them (src/metrics.ts statusClass); 2xx is success. */
@@ -18,8 +22,8 @@ export type FailureClass = (typeof FAILURE_CLASSES)[number];
  * Append-only: stored histograms are indexed by position.
  */
 export const LATENCY_BOUNDS_MS: readonly number[] = [
-  0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 120, 150, 200, 250, 300, 400, 500, 600, 800,
-  1_000, 1_200, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 6_000, 8_000, 10_000, 12_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000,
+  0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 120, 150, 200, 250, 300, 400, 500, 600, 800, 1_000, 1_200, 1_500, 2_000, 2_500, 3_000, 4_000, 5_000, 6_000,
+  8_000, 10_000, 12_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000,
 ];
 
 /** The histogram bucket (0-based) of a response time. */

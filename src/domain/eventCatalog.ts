@@ -58,7 +58,7 @@ export const UnlockedReward = z
     currency: z.string().min(1),
     type: z.string().min(1),
     side: z.enum(['referrer', 'referee']).optional(),
-    isReferrer: z.boolean().optional().describe('true: the referrer\'s reward; false: the referee\'s (same as `side`)'),
+    isReferrer: z.boolean().optional().describe("true: the referrer's reward; false: the referee's (same as `side`)"),
   })
   .superRefine((r, ctx) => {
     if (r.side === undefined && r.isReferrer === undefined) {

@@ -15,7 +15,7 @@ const base = {
   accountId: z.string().describe('the customer account the endpoint belongs to'),
   endpointId: z.string(),
 };
-const endpointUrl = z.string().describe('the endpoint\'s URL');
+const endpointUrl = z.string().describe("the endpoint's URL");
 
 export const EndpointFailingData = z.object({
   ...base,
@@ -27,7 +27,9 @@ export const EndpointFailingData = z.object({
 export const EndpointDisabledData = z.object({
   ...base,
   url: endpointUrl,
-  trigger: z.enum(['automatic', 'manual']).describe('`automatic`: the service disabled it (the receiver answered 410 Gone, or every attempt failed for AUTO_DISABLE_AFTER); `manual`: the account disabled it'),
+  trigger: z
+    .enum(['automatic', 'manual'])
+    .describe('`automatic`: the service disabled it (the receiver answered 410 Gone, or every attempt failed for AUTO_DISABLE_AFTER); `manual`: the account disabled it'),
   reason: z.string().nullable().describe('why, in words (also `disabledReason` on the endpoint)'),
   disabledAt: time,
 });
@@ -61,7 +63,8 @@ const changed = { ...ids, url, description: 'CRM sync', eventTypes: ['referrer_a
 
 export const OPERATIONAL_EVENTS = {
   'endpoint.failing': {
-    description: 'An endpoint\'s failure streak reached CIRCUIT_OPEN_AFTER failed attempts in a row: its circuit opened, and its deliveries are held while one probe at a time tests it. Sent once per streak.',
+    description:
+      "An endpoint's failure streak reached CIRCUIT_OPEN_AFTER failed attempts in a row: its circuit opened, and its deliveries are held while one probe at a time tests it. Sent once per streak.",
     schema: EndpointFailingData,
     example: { ...ids, url, consecutiveFailures: 5, failingSince: '2025-02-09T03:00:28.002Z', lastError: 'HTTP 503' },
   },
@@ -76,12 +79,25 @@ export const OPERATIONAL_EVENTS = {
     example: { ...ids, url, failingSince: '2025-02-09T03:00:28.002Z', recoveredAt: '2025-02-09T05:12:40.118Z' },
   },
   'delivery.exhausted': {
-    description: 'A delivery ended undeliverable: its retry window closed without a 2xx, or the receiver refused it for good (410 Gone, forbidden destination). It is never retried again (recover or resend it).',
+    description:
+      'A delivery ended undeliverable: its retry window closed without a 2xx, or the receiver refused it for good (410 Gone, forbidden destination). It is never retried again (recover or resend it).',
     schema: DeliveryExhaustedData,
-    example: { ...ids, deliveryId: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R', eventId: 'evt_01JM6Z5B2C4V6B8N0M2Q4W6E8Q', eventType: 'referrer_added', attemptCount: 14, reason: 'retry window exhausted; last error: HTTP 503', finishedAt: '2025-02-12T03:00:28.002Z' },
+    example: {
+      ...ids,
+      deliveryId: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R',
+      eventId: 'evt_01JM6Z5B2C4V6B8N0M2Q4W6E8Q',
+      eventType: 'referrer_added',
+      attemptCount: 14,
+      reason: 'retry window exhausted; last error: HTTP 503',
+      finishedAt: '2025-02-12T03:00:28.002Z',
+    },
   },
   'endpoint.created': { description: 'An account added an endpoint.', schema: EndpointChangedData, example: changed },
-  'endpoint.updated': { description: 'An account changed an endpoint (URL, event types, description, enabled, send limits); `data` is the endpoint after the change.', schema: EndpointChangedData, example: { ...changed, enabled: false } },
+  'endpoint.updated': {
+    description: 'An account changed an endpoint (URL, event types, description, enabled, send limits); `data` is the endpoint after the change.',
+    schema: EndpointChangedData,
+    example: { ...changed, enabled: false },
+  },
   'endpoint.deleted': { description: 'An account deleted an endpoint; its pending deliveries were cancelled.', schema: EndpointDeletedData, example: { ...ids, url } },
 } as const;
 

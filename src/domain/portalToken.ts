@@ -44,7 +44,12 @@ export interface PortalClaims {
   scope: PortalScope;
 }
 
-export function signPortalToken(ring: PortalKeyRing | Buffer, accountId: string, expiresAtMs: number, opts: { scope?: PortalScope; nowMs?: number; linkId?: string } = {}): { token: string; linkId: string } {
+export function signPortalToken(
+  ring: PortalKeyRing | Buffer,
+  accountId: string,
+  expiresAtMs: number,
+  opts: { scope?: PortalScope; nowMs?: number; linkId?: string } = {},
+): { token: string; linkId: string } {
   const { id, key } = ring instanceof PortalKeyRing ? ring.newest : { id: keyId(ring), key: ring };
   const linkId = opts.linkId ?? `pl_${randomBytes(12).toString('base64url')}`;
   const claims = { a: accountId, e: Math.floor(expiresAtMs / 1000), i: opts.nowMs ?? Date.now(), k: id, j: linkId, ...(opts.scope === 'read' ? { s: 'read' } : {}) };

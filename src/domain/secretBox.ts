@@ -37,7 +37,10 @@ export function keyRing(keys: readonly Buffer[]): KeyRing {
 
 /** Parses `SECRET_ENCRYPTION_KEYS`: comma-separated base64 (or base64url) keys of 32 bytes each; undefined when a key is malformed. */
 export function parseKeyList(value: string): Buffer[] | undefined {
-  const parts = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const parts = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (parts.length === 0) return undefined;
   const keys: Buffer[] = [];
   for (const p of parts) {

@@ -5,9 +5,7 @@ import { AllowList, classifyAddress, schemeProblem, urlProblem, type Destination
 export type Resolver = (hostname: string) => Promise<LookupAddress[]>;
 
 export const systemResolver: Resolver = (hostname) =>
-  new Promise((resolve, reject) =>
-    dnsLookup(hostname, { all: true, verbatim: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))),
-  );
+  new Promise((resolve, reject) => dnsLookup(hostname, { all: true, verbatim: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))));
 
 export class DestinationForbiddenError extends Error {
   constructor(message: string) {
@@ -23,7 +21,10 @@ export class DestinationForbiddenError extends Error {
  */
 export class DestinationGuard {
   private readonly allow: AllowList;
-  constructor(private readonly policy: DestinationPolicy, private readonly resolve: Resolver = systemResolver) {
+  constructor(
+    private readonly policy: DestinationPolicy,
+    private readonly resolve: Resolver = systemResolver,
+  ) {
     this.allow = new AllowList(policy.allowCidrs);
   }
 

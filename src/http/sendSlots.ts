@@ -50,7 +50,8 @@ export class SendSlots {
       const k = key(url);
       const o = this.origins.get(k)!;
       const next = o.waiting.shift();
-      if (next) next(this.releaser(url)); // the slot passes on; busy stays
+      if (next)
+        next(this.releaser(url)); // the slot passes on; busy stays
       else if (--o.busy === 0) this.origins.delete(k);
     };
   }

@@ -19,7 +19,8 @@ export class AccountShare {
       return await task();
     } finally {
       const next = account.waiting.shift();
-      if (next) next(); // the turn passes on; running stays
+      if (next)
+        next(); // the turn passes on; running stays
       else if (--account.running === 0) this.accounts.delete(accountId);
     }
   }

@@ -107,7 +107,13 @@ export class Dispatcher {
   }
 
   private async start(target: DispatchTarget): Promise<void> {
-    const input: DeliverWebhookInput = { deliveryId: target.id, series: target.series, schedule: scheduleFrom(this.cfg), attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT, searchAttributes: this.cfg.TEMPORAL_SEARCH_ATTRIBUTES };
+    const input: DeliverWebhookInput = {
+      deliveryId: target.id,
+      series: target.series,
+      schedule: scheduleFrom(this.cfg),
+      attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT,
+      searchAttributes: this.cfg.TEMPORAL_SEARCH_ATTRIBUTES,
+    };
     const meta = target.meta ?? (await this.meta(target.id));
     // Bounded: with Temporal unreachable the request path answers anyway and the reconciler starts it later.
     await this.client.withDeadline(Date.now() + START_DEADLINE_MS, () =>
@@ -138,7 +144,12 @@ export class Dispatcher {
           ? {
               typedSearchAttributes: [
                 { key: RrAccountId, value: accountId },
-                ...(meta ? [{ key: RrEndpointId, value: meta.endpointId }, { key: RrEventType, value: meta.eventType }] : []),
+                ...(meta
+                  ? [
+                      { key: RrEndpointId, value: meta.endpointId },
+                      { key: RrEventType, value: meta.eventType },
+                    ]
+                  : []),
                 { key: RrDeliveryStatus, value: 'pending' },
               ],
             }
@@ -213,17 +224,19 @@ export class Dispatcher {
     };
     const bulk = this.lanes?.take(accountId, targets.length) === 'bulk';
     try {
-      await this.client.withDeadline(Date.now() + START_DEADLINE_MS, () => this.client.workflow.start('deliverBatch', {
-        taskQueue: bulk ? bulkTaskQueue(this.cfg.TEMPORAL_TASK_QUEUE) : this.cfg.TEMPORAL_TASK_QUEUE,
-        workflowId: batchWorkflowId(targets[0].id),
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        // Eager tasks skip the fair queue: a bursting account's would take every slot that frees.
-        requestEagerStart: this.opts.eagerStart && !bulk,
-        priority: fairnessFor(this.cfg, accountId, targets.length),
-        args: [input],
-        staticSummary: `first attempt of ${targets.length} ${targets.length === 1 ? 'delivery' : 'deliveries'}`,
-        ...(input.searchAttributes ? { typedSearchAttributes: [{ key: RrAccountId, value: accountId }] } : {}),
-      }));
+      await this.client.withDeadline(Date.now() + START_DEADLINE_MS, () =>
+        this.client.workflow.start('deliverBatch', {
+          taskQueue: bulk ? bulkTaskQueue(this.cfg.TEMPORAL_TASK_QUEUE) : this.cfg.TEMPORAL_TASK_QUEUE,
+          workflowId: batchWorkflowId(targets[0].id),
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          // Eager tasks skip the fair queue: a bursting account's would take every slot that frees.
+          requestEagerStart: this.opts.eagerStart && !bulk,
+          priority: fairnessFor(this.cfg, accountId, targets.length),
+          args: [input],
+          staticSummary: `first attempt of ${targets.length} ${targets.length === 1 ? 'delivery' : 'deliveries'}`,
+          ...(input.searchAttributes ? { typedSearchAttributes: [{ key: RrAccountId, value: accountId }] } : {}),
+        }),
+      );
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) {
         this.log.warn('dispatch.deferred', { batch: targets.length, firstDeliveryId: targets[0].id, error: (err as Error).message });

@@ -22,7 +22,10 @@ export interface Published {
 }
 
 export class PublishError extends Error {
-  constructor(readonly reason: 'account_not_found' | 'idempotency_conflict' | 'payload_too_large', message: string) {
+  constructor(
+    readonly reason: 'account_not_found' | 'idempotency_conflict' | 'payload_too_large',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -32,7 +35,9 @@ export class PublishError extends Error {
  * is the same request. Prefixed, so hashes stored before keys were sorted are told apart.
  */
 export function requestHash(eventType: string, data: unknown): string {
-  return `c1:${createHash('sha256').update(canonicalJson([eventType, data])).digest('hex')}`;
+  return `c1:${createHash('sha256')
+    .update(canonicalJson([eventType, data]))
+    .digest('hex')}`;
 }
 
 /** JSON with every object's keys sorted, so equal values serialise alike whatever their key order. */
@@ -48,7 +53,11 @@ export function canonicalJson(value: unknown): string {
 /** The hash stored before `requestHash` sorted keys: the validated copy's key order, unprefixed. */
 function legacyRequestHash(eventType: EventType, data: unknown): string | undefined {
   const parsed = EVENT_CATALOG[eventType].schema.safeParse(data);
-  return parsed.success ? createHash('sha256').update(JSON.stringify([eventType, parsed.data])).digest('hex') : undefined;
+  return parsed.success
+    ? createHash('sha256')
+        .update(JSON.stringify([eventType, parsed.data]))
+        .digest('hex')
+    : undefined;
 }
 
 /**
@@ -97,7 +106,11 @@ async function publishNow(
   const result = accepted.eventId
     ? {
         published: { id: eventId, deliveries: accepted.deliveries.map((d) => ({ id: d.id, endpointId: d.endpointId })), replayed: false },
-        targets: accepted.deliveries.map((d): DispatchTarget => ({ id: d.id, series: 1, meta: { accountId: input.accountId, endpointId: d.endpointId, eventType: input.eventType, url: d.url } })),
+        targets: accepted.deliveries.map((d): DispatchTarget => ({
+          id: d.id,
+          series: 1,
+          meta: { accountId: input.accountId, endpointId: d.endpointId, eventType: input.eventType, url: d.url },
+        })),
       }
     : undefined; // idempotency key already used: answered below
 

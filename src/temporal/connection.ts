@@ -11,7 +11,10 @@ export interface TemporalConnectionOptions {
   apiKey?: string;
 }
 
-type TemporalSettings = Pick<Config, 'TEMPORAL_ADDRESS' | 'TEMPORAL_TLS' | 'TEMPORAL_TLS_CA' | 'TEMPORAL_TLS_CERT' | 'TEMPORAL_TLS_KEY' | 'TEMPORAL_TLS_SERVER_NAME' | 'TEMPORAL_API_KEY'>;
+type TemporalSettings = Pick<
+  Config,
+  'TEMPORAL_ADDRESS' | 'TEMPORAL_TLS' | 'TEMPORAL_TLS_CA' | 'TEMPORAL_TLS_CERT' | 'TEMPORAL_TLS_KEY' | 'TEMPORAL_TLS_SERVER_NAME' | 'TEMPORAL_API_KEY'
+>;
 
 /**
  * The connection options of a real Temporal cluster (self-hosted with TLS or mTLS, or
@@ -22,11 +25,15 @@ type TemporalSettings = Pick<Config, 'TEMPORAL_ADDRESS' | 'TEMPORAL_TLS' | 'TEMP
 export function temporalConnectionOptions(cfg: TemporalSettings, readFile: (path: string) => Buffer = readFileSync): TemporalConnectionOptions {
   const address = cfg.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   if (Boolean(cfg.TEMPORAL_TLS_CERT) !== Boolean(cfg.TEMPORAL_TLS_KEY)) {
-    throw new ConfigError(`${cfg.TEMPORAL_TLS_CERT ? 'TEMPORAL_TLS_CERT is set without TEMPORAL_TLS_KEY' : 'TEMPORAL_TLS_KEY is set without TEMPORAL_TLS_CERT'}: mTLS needs both the client certificate and its private key.`);
+    throw new ConfigError(
+      `${cfg.TEMPORAL_TLS_CERT ? 'TEMPORAL_TLS_CERT is set without TEMPORAL_TLS_KEY' : 'TEMPORAL_TLS_KEY is set without TEMPORAL_TLS_CERT'}: mTLS needs both the client certificate and its private key.`,
+    );
   }
   const needsTls = (['TEMPORAL_API_KEY', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_SERVER_NAME'] as const).filter((k) => cfg[k] !== undefined);
   if (cfg.TEMPORAL_TLS === false && needsTls.length) {
-    throw new ConfigError(`TEMPORAL_TLS=false contradicts ${needsTls.join(', ')}: ${needsTls.includes('TEMPORAL_API_KEY') ? 'an API key is never sent over plaintext' : 'these only apply to a TLS connection'}. Unset TEMPORAL_TLS (or set it true).`);
+    throw new ConfigError(
+      `TEMPORAL_TLS=false contradicts ${needsTls.join(', ')}: ${needsTls.includes('TEMPORAL_API_KEY') ? 'an API key is never sent over plaintext' : 'these only apply to a TLS connection'}. Unset TEMPORAL_TLS (or set it true).`,
+    );
   }
   const apiKey = cfg.TEMPORAL_API_KEY;
   if (!(cfg.TEMPORAL_TLS ?? needsTls.length > 0)) return { address };
@@ -72,7 +79,10 @@ function checkClientCertificate(path: string, crt: Buffer, key: Buffer): void {
     throw new ConfigError(`TEMPORAL_TLS_KEY: not a readable private key (${(err as Error).message}).`);
   }
   if (!matches) throw new ConfigError(`TEMPORAL_TLS_KEY is not the private key of the certificate in TEMPORAL_TLS_CERT=${path}.`);
-  if (x509Version(cert.raw) === 1) throw new ConfigError(`TEMPORAL_TLS_CERT=${path}: an X.509 v1 certificate, which the worker's TLS stack refuses; issue a v3 one (openssl x509 -req … -extfile with extendedKeyUsage=clientAuth).`);
+  if (x509Version(cert.raw) === 1)
+    throw new ConfigError(
+      `TEMPORAL_TLS_CERT=${path}: an X.509 v1 certificate, which the worker's TLS stack refuses; issue a v3 one (openssl x509 -req … -extfile with extendedKeyUsage=clientAuth).`,
+    );
 }
 
 /** 1 when the DER certificate's TBSCertificate has no explicit [0] version field, else 3 (or 2). */

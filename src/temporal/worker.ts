@@ -39,7 +39,10 @@ export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worke
     // A pre-built bundle carries the workflow interceptors already.
     interceptors: { activity: tracing.activityInterceptors, ...('workflowBundle' in workflows ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
     sinks: tracing.sinks,
-    activities: { ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), attemptTimeoutMs: opts.cfg.ATTEMPT_TIMEOUT, ...opts.activityDeps }), ...createRetentionActivities(opts.activityDeps) },
+    activities: {
+      ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), attemptTimeoutMs: opts.cfg.ATTEMPT_TIMEOUT, ...opts.activityDeps }),
+      ...createRetentionActivities(opts.activityDeps),
+    },
     maxConcurrentActivityTaskExecutions: bulk ? 4 : 200, // the bulk lane has no activity tasks, only batches' local activities
     maxConcurrentWorkflowTaskExecutions: bulk ? BULK_LANE_BATCHES : 100,
     maxConcurrentLocalActivityExecutions: bulk ? BULK_LANE_BATCHES * 2 : 200,

@@ -35,7 +35,8 @@ export function workflowCode(configured: string | undefined): WorkflowCode {
 export function workflowBundlePath(configured: string | undefined): string | undefined {
   if (configured) {
     const codePath = resolve(configured);
-    if (!existsSync(codePath)) throw new ConfigError(`WORKFLOW_BUNDLE=${configured}: no such file (build it with \`npm run build\`, or unset WORKFLOW_BUNDLE to bundle the workflow code at start).`);
+    if (!existsSync(codePath))
+      throw new ConfigError(`WORKFLOW_BUNDLE=${configured}: no such file (build it with \`npm run build\`, or unset WORKFLOW_BUNDLE to bundle the workflow code at start).`);
     return codePath;
   }
   return existsSync(BUILT_WORKFLOW_BUNDLE) ? BUILT_WORKFLOW_BUNDLE : undefined;

@@ -1,4 +1,14 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, proxyLocalActivities, sleep, TimeoutFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  sleep,
+  TimeoutFailure,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { DeliveryActivities, RecordOutcomeInput } from '../activities/delivery';
 import { FailureType, finalOutcome, NON_RETRYABLE_FAILURES } from '../domain/errors';

@@ -52,7 +52,15 @@ export async function drainEndpoint(input: DrainEndpointInput): Promise<{ pages:
       current = { deliveryIds: all ? undefined : [...new Set(taken.flatMap((w) => w.deliveryIds ?? []))], forceProbe: taken.some((w) => w.forceProbe) };
       if (taken.every((w) => w.heldOnly)) current.heldOnly = true;
     }
-    const r = await drainPage({ endpointId: input.endpointId, accountId: input.accountId, schedule: input.schedule, deliveryIds: current.deliveryIds, forceProbe: current.forceProbe, after: current.after, ...(current.heldOnly ? { heldOnly: true } : {}) });
+    const r = await drainPage({
+      endpointId: input.endpointId,
+      accountId: input.accountId,
+      schedule: input.schedule,
+      deliveryIds: current.deliveryIds,
+      forceProbe: current.forceProbe,
+      after: current.after,
+      ...(current.heldOnly ? { heldOnly: true } : {}),
+    });
     total.pages++;
     total.delivered += r.delivered;
     total.failed += r.failed;
@@ -65,10 +73,15 @@ export async function drainEndpoint(input: DrainEndpointInput): Promise<{ pages:
       // The endpoint paused sending (a 429's Retry-After, or its rate limit far ahead): one timer, then on from `after`.
       await condition(() => wakes.length > 0, Math.max(1_000, r.pausedUntilMs - Date.now()));
       current = { ...current, forceProbe: false, after: r.after };
-    } else if (r.stopped || r.open) current = undefined; // disabled/deleted, or open with nothing pending
-    else if (r.recovered) current = { forceProbe: false }; // the probe went through: everything parked goes now
+    } else if (r.stopped || r.open)
+      current = undefined; // disabled/deleted, or open with nothing pending
+    else if (r.recovered)
+      current = { forceProbe: false }; // the probe went through: everything parked goes now
     else if (r.done) current = undefined;
     else current = { ...current, forceProbe: false, after: r.after };
   }
-  return continueAsNew<typeof drainEndpoint>({ ...input, pending: current ? [{ reason: 'continue', deliveryIds: current.deliveryIds, ...(current.heldOnly ? { heldOnly: true } : {}) }, ...wakes] : wakes });
+  return continueAsNew<typeof drainEndpoint>({
+    ...input,
+    pending: current ? [{ reason: 'continue', deliveryIds: current.deliveryIds, ...(current.heldOnly ? { heldOnly: true } : {}) }, ...wakes] : wakes,
+  });
 }

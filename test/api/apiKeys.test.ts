@@ -13,7 +13,14 @@ test('when an account issues a second key, then both work, the list shows names 
   const a = await newAccount(h);
   const created = await h.call('POST', '/v1/api-keys', { token: a.apiKey, body: { name: '  CRM sync ' } });
   expect(created.status).toBe(201);
-  expect(created.body).toEqual({ id: expect.stringMatching(/^key_/), name: 'CRM sync', prefix: created.body.key.slice(0, 12), createdAt: expect.any(String), lastUsedAt: null, key: expect.stringMatching(/^rrk_/) });
+  expect(created.body).toEqual({
+    id: expect.stringMatching(/^key_/),
+    name: 'CRM sync',
+    prefix: created.body.key.slice(0, 12),
+    createdAt: expect.any(String),
+    lastUsedAt: null,
+    key: expect.stringMatching(/^rrk_/),
+  });
 
   expect((await h.call('GET', '/v1/endpoints', { token: created.body.key })).status).toBe(200);
   const list = await h.call('GET', '/v1/api-keys', { token: a.apiKey });

@@ -74,10 +74,14 @@ test('when the API process is SIGKILLed in the middle of a publishing burst, the
     api.kill('SIGTERM');
   }
 
-  await waitFor(async () => {
-    const rows = await statuses(account.id);
-    return rows.length === keys.length && rows.every((r) => r.status === 'delivered') ? true : undefined;
-  }, 'every delivery to be delivered', 60_000);
+  await waitFor(
+    async () => {
+      const rows = await statuses(account.id);
+      return rows.length === keys.length && rows.every((r) => r.status === 'delivered') ? true : undefined;
+    },
+    'every delivery to be delivered',
+    60_000,
+  );
   const rows = await statuses(account.id);
   const [{ n: events }] = await h.db.query<{ n: string }>('select count(*) as n from events where account_id = $1', [account.id]);
   expect(Number(events)).toBe(keys.length);

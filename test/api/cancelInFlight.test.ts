@@ -54,7 +54,8 @@ async function burstThenStop(stop: Stop, replyDelayMs: number, events: number) {
   } else {
     await Promise.all(
       endpointIds.map(async (id, i) => {
-        const res = stop === 'delete' ? await timed('DELETE', `/v1/endpoints/${id}`, account.apiKey) : await timed('PATCH', `/v1/endpoints/${id}`, account.apiKey, { enabled: false });
+        const res =
+          stop === 'delete' ? await timed('DELETE', `/v1/endpoints/${id}`, account.apiKey) : await timed('PATCH', `/v1/endpoints/${id}`, account.apiKey, { enabled: false });
         expect(res.status).toBe(stop === 'delete' ? 204 : 200);
         answeredAt.set(i, res.at);
       }),
@@ -69,13 +70,15 @@ async function burstThenStop(stop: Stop, replyDelayMs: number, events: number) {
   const attemptCount = async () =>
     (await h.db.query<{ n: number }>('select count(*)::int as n from delivery_attempts a join deliveries d on d.id = a.delivery_id where d.account_id = $1', [account.id]))[0].n;
   // (Bounded waits: what was in flight ends within one reply delay; the checks below say what went wrong.)
-  await waitFor(async () => ((await pendingLeft()) === 0 && (await attemptCount()) === (await receiver.requests()).length) || undefined, 'everything settled', replyDelayMs + 10_000).catch(() => undefined);
+  await waitFor(
+    async () => ((await pendingLeft()) === 0 && (await attemptCount()) === (await receiver.requests()).length) || undefined,
+    'everything settled',
+    replyDelayMs + 10_000,
+  ).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 300)); // nothing else arrives late
   const requests: ObservedRequest[] = await receiver.requests();
 
-  const late = requests
-    .map((r) => ({ id: r.webhookId, msAfterAnswer: r.headersAt - answeredAt.get(Number(r.path.split('/').pop()))! }))
-    .filter((r) => r.msAfterAnswer > 0);
+  const late = requests.map((r) => ({ id: r.webhookId, msAfterAnswer: r.headersAt - answeredAt.get(Number(r.path.split('/').pop()))! })).filter((r) => r.msAfterAnswer > 0);
   const rows = await h.db.query<{ id: string; status: string; final_reason: string | null; got2xx: boolean }>(
     `select d.id, d.status, d.final_reason, coalesce(bool_or(a.status_code between 200 and 299), false) as got2xx
      from deliveries d left join delivery_attempts a on a.delivery_id = d.id and a.series = d.series
@@ -84,10 +87,17 @@ async function burstThenStop(stop: Stop, replyDelayMs: number, events: number) {
   );
   const count = (f: (r: (typeof rows)[number]) => boolean) => rows.filter(f).length;
   if (process.env.REPORT_FIGURES && late.length) {
-    const started = await h.db.query<{ delivery_id: string; started_at: Date }>('select delivery_id, started_at from delivery_attempts where delivery_id = any($1::text[])', [late.map((l) => l.id)]);
+    const started = await h.db.query<{ delivery_id: string; started_at: Date }>('select delivery_id, started_at from delivery_attempts where delivery_id = any($1::text[])', [
+      late.map((l) => l.id),
+    ]);
     const byId = new Map(started.map((r) => [r.delivery_id, r.started_at.getTime()]));
     const ep = new Map(requests.map((r) => [r.webhookId, Number(r.path.split('/').pop())]));
-    console.log(late.slice(0, 60).map((l) => `${l.msAfterAnswer.toFixed(1)}ms late; sender started ${(byId.get(l.id)! - answeredAt.get(ep.get(l.id)!)!).toFixed(1)} ms after answer`).join('\n'));
+    console.log(
+      late
+        .slice(0, 60)
+        .map((l) => `${l.msAfterAnswer.toFixed(1)}ms late; sender started ${(byId.get(l.id)! - answeredAt.get(ep.get(l.id)!)!).toFixed(1)} ms after answer`)
+        .join('\n'),
+    );
   }
   if (process.env.REPORT_FIGURES) {
     const maxLate = Math.max(0, ...late.map((l) => l.msAfterAnswer));

@@ -23,13 +23,18 @@ test('when the admin token rotates, then the previous one keeps working during t
 test('when a scraper holds the metrics token, then it reads /metrics and nothing else', async () => {
   const m = await h.call('GET', '/metrics', { token: metricsToken });
   expect(m.status).toBe(200);
-  for (const [method, path] of [['GET', '/v1/endpoints'], ['GET', '/v1/event-types'], ['POST', '/v1/accounts'], ['GET', '/v1/deliveries']] as const) {
+  for (const [method, path] of [
+    ['GET', '/v1/endpoints'],
+    ['GET', '/v1/event-types'],
+    ['POST', '/v1/accounts'],
+    ['GET', '/v1/deliveries'],
+  ] as const) {
     const res = await h.call(method, path, { token: metricsToken, body: method === 'POST' ? { name: 'x', plan: 'paid' } : undefined });
     expect([method, path, res.status]).toEqual([method, path, 403]);
   }
 });
 
-test('when one portal link is revoked, then it answers 401 at once and the account\'s other links keep working', async () => {
+test("when one portal link is revoked, then it answers 401 at once and the account's other links keep working", async () => {
   const a = await newAccount(h);
   const one = (await h.call('POST', `/v1/accounts/${a.id}/portal-links`, { body: {} })).body;
   const two = (await h.call('POST', `/v1/accounts/${a.id}/portal-links`, { body: {} })).body;
@@ -66,7 +71,8 @@ test('when a link is read-only, then it reads everything and every change is 403
   expect(link.scope).toBe('read');
   const token = tokenOf(link.url);
   expect((await h.call('GET', '/v1/account', { token })).body.access).toBe('read');
-  for (const path of ['/v1/endpoints', `/v1/endpoints/${ep.body.id}`, '/v1/deliveries', '/v1/event-types']) expect([path, (await h.call('GET', path, { token })).status]).toEqual([path, 200]);
+  for (const path of ['/v1/endpoints', `/v1/endpoints/${ep.body.id}`, '/v1/deliveries', '/v1/event-types'])
+    expect([path, (await h.call('GET', path, { token })).status]).toEqual([path, 200]);
   for (const [method, path, body] of [
     ['POST', '/v1/endpoints', { url: 'https://127.0.0.1/x', eventTypes: ['referrer_added'] }],
     ['PATCH', `/v1/endpoints/${ep.body.id}`, { enabled: false }],

@@ -33,7 +33,10 @@ const finished = (token: string, id: string) =>
 
 test('when an endpoint has custom headers, then every attempt carries them beside valid signature headers, and they are sealed at rest and never logged', async () => {
   const account = await newAccount(h);
-  const created = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'], headers: { Authorization: CREDENTIAL, 'X-Tenant': 'acme' } } });
+  const created = await h.call('POST', '/v1/endpoints', {
+    token: account.apiKey,
+    body: { url: receiver.url, eventTypes: ['referrer_added'], headers: { Authorization: CREDENTIAL, 'X-Tenant': 'acme' } },
+  });
   expect(created.status).toBe(201);
   expect(created.body.headers).toEqual({ Authorization: CREDENTIAL, 'X-Tenant': 'acme' });
   expect((await h.call('GET', `/v1/endpoints/${created.body.id}`, { token: account.apiKey })).body.headers).toEqual({ Authorization: CREDENTIAL, 'X-Tenant': 'acme' });
@@ -49,7 +52,11 @@ test('when an endpoint has custom headers, then every attempt carries them besid
     expect(req.headers['content-type']).toBe('application/json');
     expect(req.headers['user-agent']).toMatch(/^rr-webhooks\//);
     expect(req.headers['webhook-id']).toBe(detail.id);
-    new Webhook(created.body.secret).verify(req.body, { 'webhook-id': req.headers['webhook-id'] as string, 'webhook-timestamp': req.headers['webhook-timestamp'] as string, 'webhook-signature': req.headers['webhook-signature'] as string });
+    new Webhook(created.body.secret).verify(req.body, {
+      'webhook-id': req.headers['webhook-id'] as string,
+      'webhook-timestamp': req.headers['webhook-timestamp'] as string,
+      'webhook-signature': req.headers['webhook-signature'] as string,
+    });
   }
 
   const [raw] = await h.db.query<{ headers: string }>('select headers from endpoints where id = $1', [created.body.id]);
@@ -68,17 +75,37 @@ test('when custom headers try to replace signature, content or connection header
   const body = {
     url: receiver.url,
     eventTypes: ['referrer_added'],
-    headers: { 'webhook-signature': 'v1,forged', 'Content-Type': 'text/plain', Host: 'evil.example', 'Transfer-Encoding': 'chunked', 'X-RR-Signature': 'x', 'Bad Name': 'x', 'X-Split': 'a\r\nX-Injected: 1', 'X-Trailing': 'a ' },
+    headers: {
+      'webhook-signature': 'v1,forged',
+      'Content-Type': 'text/plain',
+      Host: 'evil.example',
+      'Transfer-Encoding': 'chunked',
+      'X-RR-Signature': 'x',
+      'Bad Name': 'x',
+      'X-Split': 'a\r\nX-Injected: 1',
+      'X-Trailing': 'a ',
+    },
   };
   const res = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body });
   expect(res.status).toBe(400);
   expect(res.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(
-    ['headers.Bad Name', 'headers.Content-Type', 'headers.Host', 'headers.Transfer-Encoding', 'headers.X-RR-Signature', 'headers.X-Split', 'headers.X-Trailing', 'headers.webhook-signature'].sort(),
+    [
+      'headers.Bad Name',
+      'headers.Content-Type',
+      'headers.Host',
+      'headers.Transfer-Encoding',
+      'headers.X-RR-Signature',
+      'headers.X-Split',
+      'headers.X-Trailing',
+      'headers.webhook-signature',
+    ].sort(),
   );
   expect((await h.call('GET', '/v1/endpoints', { token: account.apiKey })).body.data).toEqual([]);
 
   const many = Object.fromEntries(Array.from({ length: 11 }, (_v, i) => [`X-H${i}`, 'v']));
-  expect((await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'], headers: many } })).body.errors).toEqual([{ path: 'headers', message: 'at most 10 custom headers' }]);
+  expect((await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'], headers: many } })).body.errors).toEqual([
+    { path: 'headers', message: 'at most 10 custom headers' },
+  ]);
   const dup = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'], headers: { 'X-A': '1', 'x-a': '2' } } });
   expect(dup.body.errors).toEqual([{ path: 'headers.x-a', message: expect.stringMatching(/twice/) }]);
 });
@@ -99,10 +126,13 @@ test('when custom headers are replaced or removed with PATCH, then the next webh
   expect(receiver.requests[1].headers['x-new']).toBeUndefined();
 });
 
-test('when a stored header set holds a service header (written before a rule existed), then the service\'s own header is what goes out', async () => {
+test("when a stored header set holds a service header (written before a rule existed), then the service's own header is what goes out", async () => {
   const account = await newAccount(h);
   const created = (await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } })).body;
-  await h.db.query('update endpoints set headers = $2 where id = $1', [created.id, sealHeaders(created.id, { 'Webhook-Signature': 'v1,forged', 'Content-Type': 'text/plain', 'X-Fine': 'yes' })]);
+  await h.db.query('update endpoints set headers = $2 where id = $1', [
+    created.id,
+    sealHeaders(created.id, { 'Webhook-Signature': 'v1,forged', 'Content-Type': 'text/plain', 'X-Fine': 'yes' }),
+  ]);
   const detail = await finished(account.apiKey, (await publish(account.id)).body.deliveries[0].id);
   expect(detail.status).toBe('delivered');
   const req = receiver.requests[0];

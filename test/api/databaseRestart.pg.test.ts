@@ -18,7 +18,11 @@ let stopReconciler: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
   env = { ...process.env, PG_TEST_DIR: join(tmpdir(), `rr-dbrestart-${process.pid}`), PG_TEST_PORT: String(await freePort()) };
-  const url = pg('start').trim().split('\n').pop()!.replace(/^TEST_DATABASE_URL=/, '');
+  const url = pg('start')
+    .trim()
+    .split('\n')
+    .pop()!
+    .replace(/^TEST_DATABASE_URL=/, '');
   h = await startHarness({}, { postgresServerUrl: url });
   receiver = await new Receiver().start();
   stopReconciler = h.dispatcher.startReconciler(1_000);
@@ -40,7 +44,9 @@ test('when the database restarts under load, then every event the platform got a
   // The platform's behaviour: retry with the same idempotency key until it gets a 202.
   const publish = async (i: number) => {
     for (;;) {
-      const res = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(i), idempotencyKey: `k${i}` } }).catch(() => undefined);
+      const res = await h
+        .call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(i), idempotencyKey: `k${i}` } })
+        .catch(() => undefined);
       if (res?.status === 202) {
         accepted.set(`k${i}`, res.body.deliveries[0].id);
         return;
@@ -58,10 +64,15 @@ test('when the database restarts under load, then every event the platform got a
   await Promise.all([first, during]);
   await Promise.all(Array.from({ length: 20 }, (_, i) => publish(60 + i)));
 
-  await waitFor(async () => {
-    const rows = await deliveryStatuses(h, account.id).catch(() => []);
-    return rows.length === 80 && rows.every((r) => r.status === 'delivered') ? true : undefined;
-  }, 'every delivery to be delivered after the restart', 120_000, 250);
+  await waitFor(
+    async () => {
+      const rows = await deliveryStatuses(h, account.id).catch(() => []);
+      return rows.length === 80 && rows.every((r) => r.status === 'delivered') ? true : undefined;
+    },
+    'every delivery to be delivered after the restart',
+    120_000,
+    250,
+  );
   const received = new Set(receiver.requests.map((r) => String(r.headers['webhook-id'])));
   expect(received).toEqual(new Set(accepted.values()));
   const duplicates = receiver.requests.length - received.size;

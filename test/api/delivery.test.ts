@@ -69,12 +69,23 @@ test('when an event is published, then each subscribed endpoint receives it sign
     'webhook-signature': req.headers['webhook-signature'] as string,
   });
   expect(verified).toEqual(body);
-  expect(() => new Webhook(secret).verify(req.body + ' ', { 'webhook-id': deliveryId, 'webhook-timestamp': req.headers['webhook-timestamp'] as string, 'webhook-signature': req.headers['webhook-signature'] as string })).toThrow();
+  expect(() =>
+    new Webhook(secret).verify(req.body + ' ', {
+      'webhook-id': deliveryId,
+      'webhook-timestamp': req.headers['webhook-timestamp'] as string,
+      'webhook-signature': req.headers['webhook-signature'] as string,
+    }),
+  ).toThrow();
 });
 
 test('when the same idempotency key is published twice, then the original answer comes back and only one webhook is sent', async () => {
   const { account } = await setup();
-  const event = { accountId: account.id, eventType: 'reward_unlocked', data: { ...participant(3), reward: { id: 'rw1', amount: 10, currency: 'USD', type: 'cash', side: 'referrer' } }, idempotencyKey: 'reward-rw1' };
+  const event = {
+    accountId: account.id,
+    eventType: 'reward_unlocked',
+    data: { ...participant(3), reward: { id: 'rw1', amount: 10, currency: 'USD', type: 'cash', side: 'referrer' } },
+    idempotencyKey: 'reward-rw1',
+  };
 
   const first = await h.call('POST', '/v1/events', { body: event });
   const second = await h.call('POST', '/v1/events', { body: event });
@@ -169,7 +180,7 @@ test('when an endpoint is disabled while a delivery is retrying, then the delive
   expect(wf.status.name).toMatch(/CANCELLED|COMPLETED/);
 });
 
-test('when a delivery succeeds at once, then its workflow is the account\'s first-attempt batch, filterable by account in the Web UI', async () => {
+test("when a delivery succeeds at once, then its workflow is the account's first-attempt batch, filterable by account in the Web UI", async () => {
   const { account } = await setup();
   const pub = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant() } });
   const detail = await delivered(account.apiKey, pub.body.deliveries[0].id);

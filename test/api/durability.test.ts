@@ -18,7 +18,11 @@ afterAll(async () => {
 const statuses = (accountId: string) => deliveryStatuses(h, accountId);
 
 /** A dispatcher that "dies" before it starts anything, like a process killed right after the commit. */
-const dyingDispatcher = { dispatchAll: async () => { throw new Error('process killed'); } } as unknown as Dispatcher;
+const dyingDispatcher = {
+  dispatchAll: async () => {
+    throw new Error('process killed');
+  },
+} as unknown as Dispatcher;
 
 test('when the API dies between storing an event and starting its workflow, then the retried publish and the reconciler deliver it exactly once', async () => {
   const account = await paidAccountWithEndpoint(h, receiver.url);
@@ -42,7 +46,9 @@ test('when the API dies between storing an event and starting its workflow, then
 
 test('when the caller never retries after such a crash, then the reconciler alone starts the delivery', async () => {
   const account = await paidAccountWithEndpoint(h, receiver.url);
-  await expect(publishEvent({ db: h.db, dispatcher: dyingDispatcher, maxPayloadBytes: 1e6 }, { accountId: account.id, eventType: 'referrer_added', data: participant(2) })).rejects.toThrow();
+  await expect(
+    publishEvent({ db: h.db, dispatcher: dyingDispatcher, maxPayloadBytes: 1e6 }, { accountId: account.id, eventType: 'referrer_added', data: participant(2) }),
+  ).rejects.toThrow();
   const [stored] = await statuses(account.id);
 
   expect(await h.dispatcher.reconcileOnce(0)).toBeGreaterThanOrEqual(1);

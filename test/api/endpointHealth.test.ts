@@ -73,7 +73,7 @@ test('when 10 connections record failures for one endpoint at once, then the tra
   expect((await healthOf(h.db, [endpoint.id])).get(endpoint.id)).toMatchObject({ state: 'open', consecutive_failures: 10 });
 });
 
-test('when the health record\'s failure streak has lasted the auto-disable period, then the endpoint is disabled and its pending deliveries cancelled; re-enabling resets the record', async () => {
+test("when the health record's failure streak has lasted the auto-disable period, then the endpoint is disabled and its pending deliveries cancelled; re-enabling resets the record", async () => {
   const { account, endpoint } = await accountWithEndpoint(h.db, 'https://127.0.0.1/hook');
   const { deliveryId } = await storedDelivery(h.db, account.id, endpoint.id);
   const since = new Date('2030-01-01T00:00:00Z');
@@ -91,7 +91,7 @@ test('when the health record\'s failure streak has lasted the auto-disable perio
   expect((await healthOf(h.db, [endpoint.id])).has(endpoint.id)).toBe(false);
 });
 
-test('when an endpoint\'s first attempts fail the configured number of times in a row, then GET /v1/endpoints/:id shows its circuit open with the last error and the next probe', async () => {
+test("when an endpoint's first attempts fail the configured number of times in a row, then GET /v1/endpoints/:id shows its circuit open with the last error and the next probe", async () => {
   const account = await newAccount(h);
   const created = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } });
   expect(created.status).toBe(201);
@@ -110,7 +110,7 @@ test('when an endpoint\'s first attempts fail the configured number of times in 
   expect(list.body.data[0].health).toEqual(ep.health);
 });
 
-test('when 10 takers race for an open circuit\'s due probe lease, then exactly one wins; the lease blocks others until it expires, and only its owner can finish the probe', async () => {
+test("when 10 takers race for an open circuit's due probe lease, then exactly one wins; the lease blocks others until it expires, and only its owner can finish the probe", async () => {
   const { endpoint } = await accountWithEndpoint(h.db, 'https://127.0.0.1/hook');
   const at = new Date('2030-01-01T00:00:00Z');
   await recordEndpointFailures(h.db, [fail(endpoint.id, at, OPEN_AFTER)], OPEN_AFTER, PROBE_DELAY);
@@ -126,7 +126,13 @@ test('when 10 takers race for an open circuit\'s due probe lease, then exactly o
   expect(await finishProbe(h.db, endpoint.id, 'delivery-other', due, 'HTTP 503', 30_000)).toBeUndefined(); // not its lease
   const finished = await finishProbe(h.db, endpoint.id, owner, due, 'HTTP 502', 30_000);
   expect(new Date(finished!.next_probe_at).getTime()).toBe(due.getTime() + 30_000);
-  expect((await healthOf(h.db, [endpoint.id])).get(endpoint.id)).toMatchObject({ state: 'open', probe_owner: null, probe_attempt: 2, last_error: 'HTTP 502', consecutive_failures: OPEN_AFTER + 1 });
+  expect((await healthOf(h.db, [endpoint.id])).get(endpoint.id)).toMatchObject({
+    state: 'open',
+    probe_owner: null,
+    probe_attempt: 2,
+    last_error: 'HTTP 502',
+    consecutive_failures: OPEN_AFTER + 1,
+  });
 
   // A dead owner's lease expires: the next due taker gets it.
   const next = new Date(due.getTime() + 30_000);
@@ -162,11 +168,13 @@ async function heldDeliveries(n: number) {
   const created = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } });
   await recordEndpointFailures(h.db, [fail(created.body.id, new Date(Date.now() - 60_000), OPEN_AFTER)], OPEN_AFTER, 3_600_000); // next probe in an hour
   const ids: string[] = [];
-  for (let i = 0; i < n; i++) ids.push((await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(i) } })).body.deliveries[0].id);
+  for (let i = 0; i < n; i++)
+    ids.push((await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(i) } })).body.deliveries[0].id);
   for (const id of ids) await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.held ? true : undefined), `${id} to be held`);
   return { account, endpointId: created.body.id as string, ids };
 }
-const delivered = (token: string, id: string) => waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
+const delivered = (token: string, id: string) =>
+  waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
 
 test('when a customer retries a held delivery now (POST /v1/deliveries/:id/retry) and the receiver is back, then it is sent at once as the probe, the circuit closes and the other held deliveries are sent too', async () => {
   const { account, endpointId, ids } = await heldDeliveries(3);
@@ -186,7 +194,7 @@ test('when a customer retries a held delivery now (POST /v1/deliveries/:id/retry
   expect(again.body.code).toBe('delivery_not_pending');
 });
 
-test('when a customer retries an endpoint\'s pending deliveries now (POST /v1/endpoints/:id/retry), then the answer lists them and each is delivered once; other accounts get 404 and free plans 402 (the admin 409 once delivered)', async () => {
+test("when a customer retries an endpoint's pending deliveries now (POST /v1/endpoints/:id/retry), then the answer lists them and each is delivered once; other accounts get 404 and free plans 402 (the admin 409 once delivered)", async () => {
   const { account, endpointId, ids } = await heldDeliveries(3);
   const other = await newAccount(h);
   expect((await h.call('POST', `/v1/endpoints/${endpointId}/retry`, { token: other.apiKey })).status).toBe(404);

@@ -50,16 +50,28 @@ function busiestSecond(requests: ReceivedRequest[]): number {
 
 test('when an endpoint is created or changed with send limits, then they are stored and shown; null removes one; bad values get a 400 naming each field and store nothing', async () => {
   const account = await newAccount(h);
-  const bad = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'], rateLimitPerSecond: 0, maxInFlight: 1.5 } });
+  const bad = await h.call('POST', '/v1/endpoints', {
+    token: account.apiKey,
+    body: { url: receiver.url, eventTypes: ['referrer_added'], rateLimitPerSecond: 0, maxInFlight: 1.5 },
+  });
   expect(bad.status).toBe(400);
   expect(bad.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['maxInFlight', 'rateLimitPerSecond']);
-  for (const [field, value] of [['rateLimitPerSecond', -1], ['rateLimitPerSecond', 10_001], ['rateLimitPerSecond', '5'], ['maxInFlight', 0], ['maxInFlight', 1_001]] as const) {
+  for (const [field, value] of [
+    ['rateLimitPerSecond', -1],
+    ['rateLimitPerSecond', 10_001],
+    ['rateLimitPerSecond', '5'],
+    ['maxInFlight', 0],
+    ['maxInFlight', 1_001],
+  ] as const) {
     const r = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'], [field]: value } });
     expect([r.status, r.body.errors?.[0]?.path]).toEqual([400, field]);
   }
   expect((await h.call('GET', '/v1/endpoints', { token: account.apiKey })).body.data).toHaveLength(0);
 
-  const created = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'], rateLimitPerSecond: 2.5, maxInFlight: 4 } });
+  const created = await h.call('POST', '/v1/endpoints', {
+    token: account.apiKey,
+    body: { url: receiver.url, eventTypes: ['referrer_added'], rateLimitPerSecond: 2.5, maxInFlight: 4 },
+  });
   expect(created.body).toMatchObject({ rateLimitPerSecond: 2.5, maxInFlight: 4 });
   const plain = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } });
   expect(plain.body).toMatchObject({ rateLimitPerSecond: null, maxInFlight: null });
@@ -95,7 +107,12 @@ test('when concurrency slots are taken at once by many holders, then no more tha
   const taken = await Promise.all(Array.from({ length: 8 }, (_, i) => takeInFlightSlots(h.db, endpointId, `holder-${i}`, 1, now, 10_000)));
   expect(taken.flat().sort()).toEqual([0, 1, 2]);
   const holder = `holder-${taken.findIndex((s) => s.length > 0)}`;
-  await releaseInFlightSlots(h.db, endpointId, holder, taken.find((s) => s.length > 0)!);
+  await releaseInFlightSlots(
+    h.db,
+    endpointId,
+    holder,
+    taken.find((s) => s.length > 0)!,
+  );
   expect(await takeInFlightSlots(h.db, endpointId, 'late', 5, now, 10_000)).toHaveLength(1);
   expect(await takeInFlightSlots(h.db, endpointId, 'after-expiry', 5, now + 10_001, 10_000)).toHaveLength(3);
 });
@@ -117,7 +134,14 @@ test('when 40 events go to an endpoint limited to 10 requests per second, then n
     const res = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: outside.url, eventTypes: ['referrer_added'], rateLimitPerSecond: 10 } });
     expect(res.status).toBe(201);
     const ids = await publish(account.id, 40);
-    const seen = await waitFor(async () => { const r = await outside.requests(); return r.length >= 40 ? r : undefined; }, '40 requests', 60_000);
+    const seen = await waitFor(
+      async () => {
+        const r = await outside.requests();
+        return r.length >= 40 ? r : undefined;
+      },
+      '40 requests',
+      60_000,
+    );
     await new Promise((r) => setTimeout(r, 500));
     const requests = (await outside.requests()).map((r) => ({ at: r.headersAt, id: r.webhookId }));
     expect(seen.length).toBe(40);
@@ -127,7 +151,8 @@ test('when 40 events go to an endpoint limited to 10 requests per second, then n
     expect(busiestSecond(requests as unknown as ReceivedRequest[])).toBeLessThanOrEqual(11);
     const at = requests.map((r) => r.at).sort((a, b) => a - b);
     expect(at[39] - at[0]).toBeGreaterThanOrEqual(3_500); // 40 at 9/s: 4.3 s
-    for (const id of ids) await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
+    for (const id of ids)
+      await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
   } finally {
     await outside.stop();
   }

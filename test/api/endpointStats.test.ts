@@ -48,9 +48,13 @@ test('when an endpoint has a seeded attempt log, then its stats count every atte
   const t2 = new Date(now - 20 * 60_000);
   const t3 = new Date(now - 5 * 60_000);
   await seed(account.id, endpointId, [
-    ok(t1, 100), ok(t1, 100), ok(t1, 100),
+    ok(t1, 100),
+    ok(t1, 100),
+    ok(t1, 100),
     { startedAt: t1, durationMs: 50, statusCode: 404, error: 'HTTP 404', outcome: '4xx' },
-    ok(t2, 200), ok(t2, 200), ok(t2, 200),
+    ok(t2, 200),
+    ok(t2, 200),
+    ok(t2, 200),
     { startedAt: t2, durationMs: 1000, statusCode: 503, error: 'HTTP 503', outcome: '5xx' },
     { startedAt: new Date(t2.getTime() + 1), durationMs: 1000, statusCode: 503, error: 'HTTP 503', outcome: '5xx' },
     { startedAt: t3, durationMs: 1, error: 'ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:9', outcome: 'network' },
@@ -68,9 +72,26 @@ test('when an endpoint has a seeded attempt log, then its stats count every atte
   expect(s.buckets).toHaveLength(60);
   expect(new Date(s.to).getTime() - new Date(s.from).getTime()).toBe(3_600_000);
   // Response times of the 9 answered attempts: 50, 100×3, 200×3, 1000×2 (exact median 200, p95 1000).
-  expect(s.totals).toEqual({ attempts: 11, succeeded: 6, failed: 5, failedBy: { ...none, '4xx': 1, '5xx': 2, timeout: 1, network: 1 }, successRate: 0.5455, p50Ms: 208, p95Ms: 1155 });
+  expect(s.totals).toEqual({
+    attempts: 11,
+    succeeded: 6,
+    failed: 5,
+    failedBy: { ...none, '4xx': 1, '5xx': 2, timeout: 1, network: 1 },
+    successRate: 0.5455,
+    p50Ms: 208,
+    p95Ms: 1155,
+  });
   const at = (t: Date) => s.buckets[Math.floor((t.getTime() - new Date(s.from).getTime()) / 60_000)];
-  expect(at(t1)).toEqual({ start: new Date(Math.floor(t1.getTime() / 60_000) * 60_000).toISOString(), attempts: 4, succeeded: 3, failed: 1, failedBy: { ...none, '4xx': 1 }, successRate: 0.75, p50Ms: 107, p95Ms: 119 });
+  expect(at(t1)).toEqual({
+    start: new Date(Math.floor(t1.getTime() / 60_000) * 60_000).toISOString(),
+    attempts: 4,
+    succeeded: 3,
+    failed: 1,
+    failedBy: { ...none, '4xx': 1 },
+    successRate: 0.75,
+    p50Ms: 107,
+    p95Ms: 119,
+  });
   expect(at(t2)).toMatchObject({ attempts: 5, succeeded: 3, failed: 2, failedBy: { ...none, '5xx': 2 }, successRate: 0.6 });
   expect(at(t3)).toMatchObject({ attempts: 2, succeeded: 0, failed: 2, successRate: 0, p50Ms: null, p95Ms: null });
   expect(s.buckets.reduce((n: number, b: { attempts: number }) => n + b.attempts, 0)).toBe(11);
@@ -106,7 +127,7 @@ test('when an endpoint has no attempts, then every figure is zero or null', asyn
   expect(s.lastError).toBeNull();
 });
 
-test('when another account asks for an endpoint\'s stats, then it is 404; an unknown window is 400 naming it', async () => {
+test("when another account asks for an endpoint's stats, then it is 404; an unknown window is 400 naming it", async () => {
   const owner = await newAccount(h);
   const other = await newAccount(h);
   const endpointId = await endpointOf(owner.apiKey);

@@ -26,12 +26,18 @@ test('when an account key calls an admin route, then 403, and admin routes never
   expect((await h.call('POST', '/v1/events', { token: a.apiKey, body: { accountId: a.id, eventType: 'referrer_added', data: participant() } })).status).toBe(403);
 });
 
-test('when an account asks for another account\'s resources, then 404 as if they did not exist', async () => {
+test("when an account asks for another account's resources, then 404 as if they did not exist", async () => {
   const a = await newAccount(h);
   const b = await newAccount(h);
   const ep = await h.call('POST', '/v1/endpoints', { token: a.apiKey, body: { url: 'https://127.0.0.1/hook', eventTypes: ['referrer_added'] } });
   expect(ep.status).toBe(201);
-  for (const [method, path] of [['GET', `/v1/endpoints/${ep.body.id}`], ['GET', `/v1/endpoints/${ep.body.id}/secret`], ['PATCH', `/v1/endpoints/${ep.body.id}`], ['DELETE', `/v1/endpoints/${ep.body.id}`], ['POST', `/v1/endpoints/${ep.body.id}/secret/rotate`]] as const) {
+  for (const [method, path] of [
+    ['GET', `/v1/endpoints/${ep.body.id}`],
+    ['GET', `/v1/endpoints/${ep.body.id}/secret`],
+    ['PATCH', `/v1/endpoints/${ep.body.id}`],
+    ['DELETE', `/v1/endpoints/${ep.body.id}`],
+    ['POST', `/v1/endpoints/${ep.body.id}/secret/rotate`],
+  ] as const) {
     const res = await h.call(method, path, { token: b.apiKey, body: method === 'PATCH' ? { description: 'mine now' } : undefined });
     expect([method, path, res.status, res.body]).toEqual([method, path, 404, errorBody('not_found')]);
   }
@@ -100,15 +106,40 @@ test('when the OpenAPI document is fetched, then it describes every route of the
   expect(res.status).toBe(200);
   expect(res.body.openapi).toBe('3.1.0');
   const routes = Object.entries(res.body.paths).flatMap(([p, ops]: [string, any]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
-  expect(routes).toEqual(expect.arrayContaining([
-    'POST /v1/accounts', 'GET /v1/accounts/{id}', 'PATCH /v1/accounts/{id}', 'GET /v1/event-types',
-    'POST /v1/endpoints', 'GET /v1/endpoints', 'GET /v1/endpoints/{id}', 'PATCH /v1/endpoints/{id}', 'DELETE /v1/endpoints/{id}',
-    'GET /v1/endpoints/{id}/secret', 'POST /v1/endpoints/{id}/secret/rotate', 'POST /v1/endpoints/{id}/test', 'POST /v1/endpoints/{id}/recover',
-    'POST /v1/events', 'GET /v1/deliveries', 'GET /v1/deliveries/{id}', 'POST /v1/deliveries/{id}/resend',
-  ]));
-  const resolve = (o: any): any => (o?.$ref ? resolve(o.$ref.slice(2).split('/').reduce((x: any, k: string) => x[k], res.body)) : o);
+  expect(routes).toEqual(
+    expect.arrayContaining([
+      'POST /v1/accounts',
+      'GET /v1/accounts/{id}',
+      'PATCH /v1/accounts/{id}',
+      'GET /v1/event-types',
+      'POST /v1/endpoints',
+      'GET /v1/endpoints',
+      'GET /v1/endpoints/{id}',
+      'PATCH /v1/endpoints/{id}',
+      'DELETE /v1/endpoints/{id}',
+      'GET /v1/endpoints/{id}/secret',
+      'POST /v1/endpoints/{id}/secret/rotate',
+      'POST /v1/endpoints/{id}/test',
+      'POST /v1/endpoints/{id}/recover',
+      'POST /v1/events',
+      'GET /v1/deliveries',
+      'GET /v1/deliveries/{id}',
+      'POST /v1/deliveries/{id}/resend',
+    ]),
+  );
+  const resolve = (o: any): any =>
+    o?.$ref
+      ? resolve(
+          o.$ref
+            .slice(2)
+            .split('/')
+            .reduce((x: any, k: string) => x[k], res.body),
+        )
+      : o;
   expect(resolve(res.body.paths['/v1/endpoints'].post.requestBody.content['application/json'].schema).required).toEqual(['url', 'eventTypes']);
-  expect(resolve(resolve(resolve(res.body.paths['/v1/endpoints'].get.responses['200'].content['application/json'].schema).properties.data.items)).properties.secret).toBeUndefined();
+  expect(
+    resolve(resolve(resolve(res.body.paths['/v1/endpoints'].get.responses['200'].content['application/json'].schema).properties.data.items)).properties.secret,
+  ).toBeUndefined();
 });
 
 test('when endpoints are listed, then secrets are not included, and event types are public to any token', async () => {

@@ -54,13 +54,16 @@ test('when an event is published, then its first-attempt batch carries the accou
   const pub = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(1) } });
 
   expect(pub.status).toBe(202);
-  const batch = await batchOf(h, pub.body.deliveries.map((d: { id: string }) => d.id));
+  const batch = await batchOf(
+    h,
+    pub.body.deliveries.map((d: { id: string }) => d.id),
+  );
   expect(batch.type).toBe('deliverBatch');
   // A batch of 2 advances its account's turn twice as far as a single delivery.
   expect(batch.priority).toMatchObject({ fairnessKey: account.id, fairnessWeight: 0.5 });
 });
 
-test('when a first attempt fails, then the delivery\'s retry workflow carries the account as fairness key', async () => {
+test("when a first attempt fails, then the delivery's retry workflow carries the account as fairness key", async () => {
   const { account } = await accountWithEndpoints(h, 1);
   receiver.respond = (_req, n) => (n === 1 ? { status: 503, body: 'down' } : { status: 200, body: 'ok' });
 
@@ -80,7 +83,7 @@ test('when a first attempt fails, then the delivery\'s retry workflow carries th
   expect(retry.priority?.fairnessWeight ?? 0).toBe(0); // unset: weight 1, one delivery
 });
 
-test('when an endpoint\'s recovery drain is woken, then the drain workflow carries the account as fairness key', async () => {
+test("when an endpoint's recovery drain is woken, then the drain workflow carries the account as fairness key", async () => {
   const { account, endpoints } = await accountWithEndpoints(h, 1);
 
   await h.dispatcher.wakeDrain({ endpointId: endpoints[0].id, accountId: account.id, reason: 'test' });

@@ -48,7 +48,13 @@ test('when a NUL character is in any field, query parameter or path id, then 400
   ];
   for (const [method, path, body, field] of cases) {
     const res = await h.call(method, path.replace(NUL, '%00'), { body });
-    expect([method, path, res.status, res.body.code, res.body.errors?.map((e: { path: string }) => e.path)]).toEqual([method, path, 400, 'validation_failed', expect.arrayContaining([field])]);
+    expect([method, path, res.status, res.body.code, res.body.errors?.map((e: { path: string }) => e.path)]).toEqual([
+      method,
+      path,
+      400,
+      'validation_failed',
+      expect.arrayContaining([field]),
+    ]);
   }
   expect(await counts()).toEqual(before);
   // In event data a NUL is JSON text (escaped), stored and delivered verbatim.
@@ -63,7 +69,11 @@ test(`when data nests deeper than ${MAX_JSON_DEPTH} levels (here 10,000), then 4
   const res = await rawCall('POST', '/v1/events', `{"accountId":"${a.id}","eventType":"referrer_added","data":${deep}}`);
   expect([res.status, res.body.code]).toEqual([400, 'too_deeply_nested']);
   const justInside = '{"x":'.repeat(MAX_JSON_DEPTH - 2) + '1' + '}'.repeat(MAX_JSON_DEPTH - 2);
-  const ok = await rawCall('POST', '/v1/events', `{"accountId":"${a.id}","eventType":"referrer_added","data":${JSON.stringify(participant()).slice(0, -1)},"extra":${justInside}}}`);
+  const ok = await rawCall(
+    'POST',
+    '/v1/events',
+    `{"accountId":"${a.id}","eventType":"referrer_added","data":${JSON.stringify(participant()).slice(0, -1)},"extra":${justInside}}}`,
+  );
   expect(ok.status).toBe(202);
   expect((await counts())[2]).toBe(before[2] + 1);
 });
@@ -92,7 +102,13 @@ function httpCall(method: string, path: string): Promise<{ status: number; heade
 }
 
 test('when a method is not allowed on a path (PUT, TRACE, DELETE on a collection), then 405 method_not_allowed as JSON with Allow', async () => {
-  for (const [method, path, allow] of [['PUT', '/v1/endpoints', /GET.*POST|POST.*GET/], ['TRACE', '/v1/events', /POST/], ['DELETE', '/v1/deliveries', /GET/], ['PUT', '/healthz', /GET/], ['POST', '/openapi.json', /GET/]] as const) {
+  for (const [method, path, allow] of [
+    ['PUT', '/v1/endpoints', /GET.*POST|POST.*GET/],
+    ['TRACE', '/v1/events', /POST/],
+    ['DELETE', '/v1/deliveries', /GET/],
+    ['PUT', '/healthz', /GET/],
+    ['POST', '/openapi.json', /GET/],
+  ] as const) {
     const res = await httpCall(method, path);
     expect([method, path, res.status, res.headers['content-type']]).toEqual([method, path, 405, expect.stringContaining('application/json')]);
     expect(res.headers.allow).toMatch(allow);
@@ -111,7 +127,14 @@ test('when endpoint URLs are typed with spaces around, or in forms that parse as
   const patched = await h.call('PATCH', `/v1/endpoints/${spaced.body.id}`, { token: a.apiKey, body: { url: ' HTTPS://127.0.0.1:443/Y ' } });
   expect([patched.status, patched.body.url]).toEqual([200, 'https://127.0.0.1/Y']);
   const before = await count('endpoints');
-  for (const url of ['http://127.0.0.1:3960\\@evil.example/x', 'https://127.0.0.1/a\tb', 'https://127.0.0.1/a\nb', 'https://127.0.0.1/a b', 'https://ｅｘａｍｐｌｅ.com/x', 'https://１２７.0.0.1/x']) {
+  for (const url of [
+    'http://127.0.0.1:3960\\@evil.example/x',
+    'https://127.0.0.1/a\tb',
+    'https://127.0.0.1/a\nb',
+    'https://127.0.0.1/a b',
+    'https://ｅｘａｍｐｌｅ.com/x',
+    'https://１２７.0.0.1/x',
+  ]) {
     const res = await create(url);
     expect([url, res.status, res.body.errors?.map((e: { path: string }) => e.path)]).toEqual([url, 400, ['url']]);
   }
@@ -127,7 +150,11 @@ test('when the body is not UTF-8 or has lone surrogates, then 400; a UTF-8 byte-
   expect([bad.status, bad.body.code]).toEqual([400, 'invalid_utf8']);
   const surrogate = await rawCall('POST', '/v1/accounts', json('Acme \\ud800'));
   expect([surrogate.status, surrogate.body.code, surrogate.body.errors[0].path]).toEqual([400, 'validation_failed', 'name']);
-  const inData = await rawCall('POST', '/v1/events', `{"accountId":"${a.id}","eventType":"referrer_added","data":${JSON.stringify(participant()).slice(0, -1)},"note\\udc00":"x"}}`);
+  const inData = await rawCall(
+    'POST',
+    '/v1/events',
+    `{"accountId":"${a.id}","eventType":"referrer_added","data":${JSON.stringify(participant()).slice(0, -1)},"note\\udc00":"x"}}`,
+  );
   expect([inData.status, inData.body.errors?.[0].path]).toEqual([400, 'data.note\udc00']);
   expect(await counts()).toEqual(before);
   const blank = await rawCall('POST', '/v1/accounts', '\r\n');

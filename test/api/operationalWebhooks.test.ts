@@ -64,7 +64,8 @@ test('when a customer endpoint fails until its circuit opens, recovers, answers 
   // Two failures in a row (CIRCUIT_OPEN_AFTER=2) open the circuit: endpoint.failing, once.
   receiver.respond = () => ({ status: 503, body: 'down' });
   const held: string[] = [];
-  for (let i = 1; i <= 2; i++) held.push((await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(i) } })).body.deliveries[0].id);
+  for (let i = 1; i <= 2; i++)
+    held.push((await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(i) } })).body.deliveries[0].id);
   const failing = await opsEvent('endpoint.failing', endpointId);
   expect(failing.data).toMatchObject({ accountId: account.id, endpointId, url: receiver.url, consecutiveFailures: 2, lastError: 'HTTP 503' });
   valid(failing);
@@ -75,7 +76,8 @@ test('when a customer endpoint fails until its circuit opens, recovers, answers 
   const recovered = await opsEvent('endpoint.recovered', endpointId);
   expect(recovered.data).toMatchObject({ accountId: account.id, endpointId, failingSince: failing.data.failingSince });
   valid(recovered);
-  for (const id of held) await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
+  for (const id of held)
+    await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
 
   // 410 Gone: the delivery is undeliverable and the endpoint disabled.
   receiver.respond = () => ({ status: 410 });
@@ -85,7 +87,14 @@ test('when a customer endpoint fails until its circuit opens, recovers, answers 
   expect(disabled.data).toMatchObject({ accountId: account.id, endpointId, trigger: 'automatic', reason: 'receiver answered 410 Gone; endpoint disabled' });
   valid(disabled);
   const exhausted = await opsEvent('delivery.exhausted', endpointId);
-  expect(exhausted.data).toMatchObject({ accountId: account.id, endpointId, deliveryId, eventType: 'referrer_added', attemptCount: 1, reason: 'receiver answered 410 Gone; endpoint disabled' });
+  expect(exhausted.data).toMatchObject({
+    accountId: account.id,
+    endpointId,
+    deliveryId,
+    eventType: 'referrer_added',
+    attemptCount: 1,
+    reason: 'receiver answered 410 Gone; endpoint disabled',
+  });
   valid(exhausted);
 
   expect((await h.call('PATCH', `/v1/endpoints/${endpointId}`, { token: account.apiKey, body: { enabled: true, description: 'CRM v2' } })).status).toBe(200);
@@ -148,7 +157,7 @@ test('when the operational endpoint itself fails, opens, is disabled or exhausts
   expect((await h.call('PATCH', `/v1/operational-endpoints/${opsEndpoint.id}`, { body: { enabled: true } })).status).toBe(200);
 });
 
-test('when operational endpoints are managed, then only the admin token may, event types are checked, the secret has its own route, and the internal platform account is no customer\'s', async () => {
+test("when operational endpoints are managed, then only the admin token may, event types are checked, the secret has its own route, and the internal platform account is no customer's", async () => {
   const account = await newAccount(h);
   expect((await h.call('GET', '/v1/operational-endpoints', { token: account.apiKey })).status).toBe(403);
   const bad = await h.call('POST', '/v1/operational-endpoints', { body: { url: ops.url, eventTypes: ['referrer_added', 'endpoint.failing'] } });

@@ -35,7 +35,10 @@ afterAll(async () => {
 
 async function accountWithEndpoint(path: string): Promise<{ id: string; apiKey: string }> {
   const a = await newAccount(h);
-  const ep = await h.call('POST', '/v1/endpoints', { token: a.apiKey, body: { url: receiver.url.replace(/\/webhooks$/, path), eventTypes: ['referrer_added', 'referee_added', 'reward_unlocked'] } });
+  const ep = await h.call('POST', '/v1/endpoints', {
+    token: a.apiKey,
+    body: { url: receiver.url.replace(/\/webhooks$/, path), eventTypes: ['referrer_added', 'referee_added', 'reward_unlocked'] },
+  });
   expect(ep.status).toBe(201);
   return a;
 }
@@ -43,7 +46,10 @@ async function accountWithEndpoint(path: string): Promise<{ id: string; apiKey: 
 /** Publishes with `data` given as raw JSON text, exactly as the platform would send it. */
 function publishRaw(accountId: string, eventType: string, dataText: string, idempotencyKey?: string) {
   const key = idempotencyKey ? `, "idempotencyKey": ${JSON.stringify(idempotencyKey)}` : '';
-  return h.call('POST', '/v1/events', { rawBody: `{"accountId": ${JSON.stringify(accountId)}, "eventType": "${eventType}", "data": ${dataText}${key}}`, headers: { 'content-type': 'application/json' } });
+  return h.call('POST', '/v1/events', {
+    rawBody: `{"accountId": ${JSON.stringify(accountId)}, "eventType": "${eventType}", "data": ${dataText}${key}}`,
+    headers: { 'content-type': 'application/json' },
+  });
 }
 
 async function received(path: string, n: number): Promise<string[]> {
@@ -96,11 +102,26 @@ test('when data carries fields the catalog does not know (a __proto__ key, neste
 
 test('when the same idempotencyKey comes again with the same data in another key order, then it is the same publish, not a 409', async () => {
   const a = await newAccount(h);
-  const first = await publishRaw(a.id, 'referrer_added', `{"participantId": 1, "email": "o@example.com", "code": "c", "campaignId": "k", "x": 1, "y": {"p": 1, "q": 2}}`, 'order-1');
-  const again = await publishRaw(a.id, 'referrer_added', `{"y": {"q": 2, "p": 1}, "x": 1, "campaignId": "k", "code": "c", "email": "o@example.com", "participantId": 1}`, 'order-1');
+  const first = await publishRaw(
+    a.id,
+    'referrer_added',
+    `{"participantId": 1, "email": "o@example.com", "code": "c", "campaignId": "k", "x": 1, "y": {"p": 1, "q": 2}}`,
+    'order-1',
+  );
+  const again = await publishRaw(
+    a.id,
+    'referrer_added',
+    `{"y": {"q": 2, "p": 1}, "x": 1, "campaignId": "k", "code": "c", "email": "o@example.com", "participantId": 1}`,
+    'order-1',
+  );
   expect([first.status, again.status]).toEqual([202, 202]);
   expect(again.body.id).toBe(first.body.id);
   expect(again.headers.get('idempotent-replayed')).toBe('true');
-  const changed = await publishRaw(a.id, 'referrer_added', `{"participantId": 1, "email": "o@example.com", "code": "c", "campaignId": "k", "x": 2, "y": {"p": 1, "q": 2}}`, 'order-1');
+  const changed = await publishRaw(
+    a.id,
+    'referrer_added',
+    `{"participantId": 1, "email": "o@example.com", "code": "c", "campaignId": "k", "x": 2, "y": {"p": 1, "q": 2}}`,
+    'order-1',
+  );
   expect([changed.status, changed.body.code]).toEqual([409, 'idempotency_conflict']);
 });

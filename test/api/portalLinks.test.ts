@@ -67,12 +67,16 @@ function postRaw(url: string, headers: Record<string, string>, body: unknown): P
 test('when the request carries a forged Host or X-Forwarded-* header and PUBLIC_URL is unset, then the link still points at the API itself', async () => {
   const a = await newAccount(h);
   expect(h.cfg.PUBLIC_URL).toBeUndefined();
-  const res = await postRaw(`${h.baseUrl}/v1/accounts/${a.id}/portal-links`, {
-    authorization: `Bearer ${h.adminToken}`,
-    host: 'evil.example',
-    'x-forwarded-host': 'evil.example',
-    'x-forwarded-proto': 'https',
-  }, {});
+  const res = await postRaw(
+    `${h.baseUrl}/v1/accounts/${a.id}/portal-links`,
+    {
+      authorization: `Bearer ${h.adminToken}`,
+      host: 'evil.example',
+      'x-forwarded-host': 'evil.example',
+      'x-forwarded-proto': 'https',
+    },
+    {},
+  );
   expect(res.status).toBe(201);
   expect(res.body.url).toMatch(new RegExp(`^${h.baseUrl.replace(/\./g, '\\.')}/portal#token=`));
   expect(res.body.url).not.toMatch(/evil/);

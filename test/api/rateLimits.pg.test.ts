@@ -89,7 +89,17 @@ test('when an account sends test events through both processes, then RATE_LIMIT_
   for (const r of results.slice(2)) expect(r.body.detail).toContain('RATE_LIMIT_SEND');
   await waitFor(() => (receiver.requests.filter((r) => r.path === `/webhooks${path}`).length >= 2 ? true : undefined), 'both test events to arrive');
   await new Promise((r) => setTimeout(r, 1000));
-  expect(receiver.requests.filter((r) => r.path === `/webhooks${path}`).map((r) => r.headers['webhook-id']).sort()).toEqual(results.slice(0, 2).map((r) => r.body.deliveryId).sort());
+  expect(
+    receiver.requests
+      .filter((r) => r.path === `/webhooks${path}`)
+      .map((r) => r.headers['webhook-id'])
+      .sort(),
+  ).toEqual(
+    results
+      .slice(0, 2)
+      .map((r) => r.body.deliveryId)
+      .sort(),
+  );
 }, 60_000);
 
 test('when one address fails authentication on both processes, then the failures add up: the 4th, on either, is a 429, and the process that saw it refuses the address even with a valid key', async () => {
@@ -112,7 +122,9 @@ test('when one address fails authentication on both processes, then the failures
 test('when endpoints are created concurrently through both processes, then the account still ends with MAX_ENDPOINTS_PER_ACCOUNT of them', async () => {
   const a = await newAccount(h);
   const results = await Promise.all(
-    Array.from({ length: 10 }, (_, i) => call(i, 'POST', `/v1/endpoints?accountId=${a.id}`, h.adminToken, address(), { url: `${receiver.url}/cap-${i}`, eventTypes: ['referrer_added'] })),
+    Array.from({ length: 10 }, (_, i) =>
+      call(i, 'POST', `/v1/endpoints?accountId=${a.id}`, h.adminToken, address(), { url: `${receiver.url}/cap-${i}`, eventTypes: ['referrer_added'] }),
+    ),
   );
   expect(results.map((r) => r.status).sort()).toEqual([201, 201, 201, 409, 409, 409, 409, 409, 409, 409]);
   expect(results.find((r) => r.status === 409)!.body.code).toBe('endpoint_limit_reached');

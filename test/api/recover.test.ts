@@ -19,9 +19,14 @@ afterEach(async () => {
 });
 
 const reward = { id: 'rw_1', amount: 10, currency: 'USD', type: 'cash', side: 'referrer' };
-const publish = (accountId: string, eventType: string, n: number) => h.call('POST', '/v1/events', { body: { accountId, eventType, data: eventType === 'reward_unlocked' ? { ...participant(n), reward } : participant(n) } });
+const publish = (accountId: string, eventType: string, n: number) =>
+  h.call('POST', '/v1/events', { body: { accountId, eventType, data: eventType === 'reward_unlocked' ? { ...participant(n), reward } : participant(n) } });
 const status = async (token: string, id: string) => (await h.call('GET', `/v1/deliveries/${id}`, { token })).body;
-const until = (token: string, id: string, want: (d: any) => boolean, what: string) => waitFor(async () => { const d = await status(token, id); return want(d) ? d : undefined; }, `${id} ${what}`);
+const until = (token: string, id: string, want: (d: any) => boolean, what: string) =>
+  waitFor(async () => {
+    const d = await status(token, id);
+    return want(d) ? d : undefined;
+  }, `${id} ${what}`);
 const eventsOf = async (accountId: string) => h.db.query<{ id: string; event_type: string }>('select id, event_type from events where account_id = $1 order by id', [accountId]);
 
 test('when an endpoint was disabled with a delivery pending and events were published meanwhile, then recover resends the cancelled delivery and delivers the missing events of its types, at most `limit` per call, and a repeated call brings back nothing twice', async () => {
@@ -69,7 +74,7 @@ test('when an endpoint was disabled with a delivery pending and events were publ
   expect((await eventsOf(account.id)).length).toBe(6);
 });
 
-test('when auto-disable cancelled an endpoint\'s held deliveries, then after re-enabling, recover resends them (only `cancelled` when asked) and each is delivered once more', async () => {
+test("when auto-disable cancelled an endpoint's held deliveries, then after re-enabling, recover resends them (only `cancelled` when asked) and each is delivered once more", async () => {
   const account = await newAccount(h);
   const since = new Date(Date.now() - 1000).toISOString();
   const ep = (await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } })).body;
@@ -112,7 +117,12 @@ test('when a filtered set of undeliverable deliveries is resent in bulk, then on
   expect((await h.call('POST', '/v1/delivery-resends', { token: account.apiKey, body: filter })).body.deliveryIds).toEqual([]);
 
   for (const id of ids.slice(0, 3)) await until(account.apiKey, id, (x) => x.status === 'delivered', 'delivered again');
-  expect(receiver.requests.slice(before).map((r) => r.headers['webhook-id']).sort()).toEqual(ids.slice(0, 3).sort());
+  expect(
+    receiver.requests
+      .slice(before)
+      .map((r) => r.headers['webhook-id'])
+      .sort(),
+  ).toEqual(ids.slice(0, 3).sort());
   expect((await status(account.apiKey, ids[3])).status).toBe('undeliverable'); // another event type
   expect((await h.call('POST', '/v1/delivery-resends', { token: account.apiKey, body: { status: 'delivered' } })).status).toBe(400);
 });

@@ -9,7 +9,10 @@ beforeAll(async () => {
   h = await startHarness({ RETENTION: '30d', RETENTION_PURGE_INTERVAL: '1h' });
 });
 afterAll(async () => {
-  await h.client.schedule.getHandle(RETENTION_SCHEDULE_ID).delete().catch(() => undefined);
+  await h.client.schedule
+    .getHandle(RETENTION_SCHEDULE_ID)
+    .delete()
+    .catch(() => undefined);
   await h?.close();
 });
 
@@ -22,7 +25,8 @@ test('when the purge runs, then attempt logs and finished payloads older than th
   const oldPending = await storedDelivery(h.db, account.id, endpoint.id, 'referrer_added', old);
   const fresh = await storedDelivery(h.db, account.id, endpoint.id, 'referrer_added', new Date());
   await h.db.query(`update deliveries set status = 'delivered' where id = any($1)`, [[oldDone.deliveryId, fresh.deliveryId]]);
-  for (let i = 0; i < 5; i++) await recordAttempts(h.db, [{ deliveryId: oldDone.deliveryId, series: 1, startedAt: new Date(old.getTime() + i * 1000), durationMs: 5, statusCode: 500 }]);
+  for (let i = 0; i < 5; i++)
+    await recordAttempts(h.db, [{ deliveryId: oldDone.deliveryId, series: 1, startedAt: new Date(old.getTime() + i * 1000), durationMs: 5, statusCode: 500 }]);
   await recordAttempts(h.db, [{ deliveryId: fresh.deliveryId, series: 1, startedAt: new Date(), durationMs: 5, statusCode: 200 }]);
 
   const input: PurgeOldDataInput = { retentionMs: 30 * DAY, batchSize: 2 }; // tiny batches: several rounds

@@ -61,12 +61,19 @@ test('when a full run happens (publish, a failing attempt, a rotation, a resend,
   const second = (await publish(account.id, 2)).body.deliveries[0].id;
   expect((await finished(account.apiKey, second)).status).toBe('delivered');
   const last = receiver.requests[receiver.requests.length - 1];
-  const headers = { 'webhook-id': String(last.headers['webhook-id']), 'webhook-timestamp': String(last.headers['webhook-timestamp']), 'webhook-signature': String(last.headers['webhook-signature']) };
+  const headers = {
+    'webhook-id': String(last.headers['webhook-id']),
+    'webhook-timestamp': String(last.headers['webhook-timestamp']),
+    'webhook-signature': String(last.headers['webhook-signature']),
+  };
   for (const s of secrets) expect(new Webhook(s).verify(last.body, headers)).toBeTruthy();
 
   const resent = await h.call('POST', `/v1/deliveries/${first}/resend`, { token: account.apiKey });
   expect(resent.status).toBeLessThan(300);
-  await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${first}`, { token: account.apiKey })).body.status === 'delivered' && receiver.requests.length >= 4 ? true : undefined), 'resend');
+  await waitFor(
+    async () => ((await h.call('GET', `/v1/deliveries/${first}`, { token: account.apiKey })).body.status === 'delivered' && receiver.requests.length >= 4 ? true : undefined),
+    'resend',
+  );
   expect((await h.call('POST', `/v1/endpoints/${ep.id}/test`, { token: account.apiKey, body: { eventType: 'referrer_added' } })).status).toBeLessThan(300);
   await waitFor(async () => (receiver.requests.length >= 5 ? true : undefined), 'test event');
 
@@ -101,7 +108,13 @@ test('when a full run happens (publish, a failing attempt, a rotation, a resend,
 test('when a row still holds a plaintext secret from before encryption, then it keeps working, and the re-encryption moves every secret under the newest key, idempotently, with an old key still reading until then', async () => {
   const account = await newAccount(h);
   const eps: { id: string; secret: string }[] = [];
-  for (let i = 0; i < 3; i++) eps.push((await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: `${receiver.url}/${i}`, eventTypes: ['referrer_added'] } })).body as { id: string; secret: string });
+  for (let i = 0; i < 3; i++)
+    eps.push(
+      (await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: `${receiver.url}/${i}`, eventTypes: ['referrer_added'] } })).body as {
+        id: string;
+        secret: string;
+      },
+    );
   const legacy = `whsec_${randomBytes(24).toString('base64')}`;
   await h.db.query('update endpoints set secret = $2 where id = $1', [eps[0].id, legacy]);
   await h.call('POST', `/v1/endpoints/${eps[1].id}/secret/rotate`, { token: account.apiKey });
@@ -109,7 +122,13 @@ test('when a row still holds a plaintext secret from before encryption, then it 
   const delivered = (await publish(account.id)).body.deliveries;
   for (const d of delivered) expect((await finished(account.apiKey, d.id)).status).toBe('delivered');
   const toLegacy = receiver.requests.find((r) => r.path.endsWith('/0'))!;
-  expect(new Webhook(legacy).verify(toLegacy.body, { 'webhook-id': String(toLegacy.headers['webhook-id']), 'webhook-timestamp': String(toLegacy.headers['webhook-timestamp']), 'webhook-signature': String(toLegacy.headers['webhook-signature']) })).toBeTruthy();
+  expect(
+    new Webhook(legacy).verify(toLegacy.body, {
+      'webhook-id': String(toLegacy.headers['webhook-id']),
+      'webhook-timestamp': String(toLegacy.headers['webhook-timestamp']),
+      'webhook-signature': String(toLegacy.headers['webhook-signature']),
+    }),
+  ).toBeTruthy();
   const before = new Map((await h.call('GET', '/v1/endpoints', { token: account.apiKey })).body.data.map((e: { id: string }) => [e.id, e]));
   expect(before.size).toBe(3);
   const revealed = async () => Promise.all(eps.map(async (e) => (await h.call('GET', `/v1/endpoints/${e.id}/secret`, { token: account.apiKey })).body.secret as string));

@@ -34,7 +34,11 @@ const finished = (token: string, id: string) =>
   }, `delivery ${id}`);
 const headersOf = (i: number) => {
   const r = receiver.requests[i];
-  return { 'webhook-id': String(r.headers['webhook-id']), 'webhook-timestamp': String(r.headers['webhook-timestamp']), 'webhook-signature': String(r.headers['webhook-signature']) };
+  return {
+    'webhook-id': String(r.headers['webhook-id']),
+    'webhook-timestamp': String(r.headers['webhook-timestamp']),
+    'webhook-signature': String(r.headers['webhook-signature']),
+  };
 };
 
 test('when a secret is rotated, then during the overlap receivers holding the old or the new secret both verify, and after it only the new one', async () => {
@@ -134,7 +138,12 @@ test('when a second account uses its key on every route of the first, then every
   }
   expect((await h.call('GET', `/v1/deliveries?endpointId=${ep.id}`, { token: b.apiKey })).body.data).toEqual([]);
   expect((await h.call('GET', `/v1/deliveries?accountId=${a.id}`, { token: b.apiKey })).body.data).toEqual([]); // accountId is for the admin only
-  for (const [method, path] of [['GET', `/v1/accounts/${a.id}`], ['PATCH', `/v1/accounts/${a.id}`], ['POST', '/v1/accounts'], ['POST', '/v1/events']]) {
+  for (const [method, path] of [
+    ['GET', `/v1/accounts/${a.id}`],
+    ['PATCH', `/v1/accounts/${a.id}`],
+    ['POST', '/v1/accounts'],
+    ['POST', '/v1/events'],
+  ]) {
     expect((await h.call(method, path, { token: b.apiKey, body: method === 'GET' ? undefined : {} })).status).toBe(403);
   }
   // Nothing of A changed.

@@ -26,16 +26,21 @@ beforeAll(async () => {
   const [sdkPort, servicePort] = [await freePort(), await freePort()];
   sdkMetricsUrl = `http://127.0.0.1:${sdkPort}/metrics`;
   serviceMetricsUrl = `http://127.0.0.1:${servicePort}/metrics`;
-  worker = spawnApp('worker', 'src/worker.ts', {
-    DATABASE_URL: app.url!,
-    TEMPORAL_ADDRESS: process.env.RR_TEST_TEMPORAL_ADDRESS!,
-    TEMPORAL_TASK_QUEUE: taskQueue,
-    HOST: '127.0.0.1',
-    PORT: '0',
-    WORKER_METRICS_PORT: String(servicePort),
-    TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${sdkPort}`,
-    LOG_LEVEL: 'info',
-  }, logDir);
+  worker = spawnApp(
+    'worker',
+    'src/worker.ts',
+    {
+      DATABASE_URL: app.url!,
+      TEMPORAL_ADDRESS: process.env.RR_TEST_TEMPORAL_ADDRESS!,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      WORKER_METRICS_PORT: String(servicePort),
+      TEMPORAL_METRICS_ADDRESS: `127.0.0.1:${sdkPort}`,
+      LOG_LEVEL: 'info',
+    },
+    logDir,
+  );
   await worker.waitForLog('worker.running', 90_000);
   connection = await Connection.connect({ address: process.env.RR_TEST_TEMPORAL_ADDRESS! });
 }, 120_000);
@@ -64,10 +69,18 @@ test('when a workflow has run on the worker, then its SDK metrics endpoint serve
   // A workflow type this worker does not have: its workflow task fails, the way a non-determinism error does.
   const broken = await client.workflow.start('noSuchWorkflow', { taskQueue, workflowId: `sdk-metrics-broken-${randomBytes(4).toString('hex')}`, args: [] });
 
-  const text = await waitFor(async () => {
-    const t = await scrape(sdkMetricsUrl).catch(() => '');
-    return (sum(t, 'temporal_workflow_completed', { workflow_type: 'purgeOldData' }) ?? 0) >= 1 && (sum(t, 'temporal_workflow_task_execution_failed', { task_queue: taskQueue }) ?? 0) >= 1 ? t : undefined;
-  }, 'temporal_* metrics on the SDK exporter', 30_000, 500);
+  const text = await waitFor(
+    async () => {
+      const t = await scrape(sdkMetricsUrl).catch(() => '');
+      return (sum(t, 'temporal_workflow_completed', { workflow_type: 'purgeOldData' }) ?? 0) >= 1 &&
+        (sum(t, 'temporal_workflow_task_execution_failed', { task_queue: taskQueue }) ?? 0) >= 1
+        ? t
+        : undefined;
+    },
+    'temporal_* metrics on the SDK exporter',
+    30_000,
+    500,
+  );
   await broken.terminate('test done');
 
   expect(sum(text, 'temporal_workflow_completed', { workflow_type: 'purgeOldData', task_queue: taskQueue })).toBeGreaterThanOrEqual(1);

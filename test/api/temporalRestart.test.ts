@@ -22,7 +22,31 @@ describeIfBinary('Temporal dev server restart', () => {
   let stopReconciler: (() => Promise<void>) | undefined;
 
   const startServer = () => {
-    server = spawn((exe as { path: string }).path, ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--db-filename', join(dir, 'temporal.db'), '--log-level', 'error', '--search-attribute', 'RrAccountId=Keyword', '--search-attribute', 'RrEndpointId=Keyword', '--search-attribute', 'RrEventType=Keyword', '--search-attribute', 'RrDeliveryStatus=Keyword'], { stdio: 'ignore' });
+    server = spawn(
+      (exe as { path: string }).path,
+      [
+        'server',
+        'start-dev',
+        '--headless',
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--db-filename',
+        join(dir, 'temporal.db'),
+        '--log-level',
+        'error',
+        '--search-attribute',
+        'RrAccountId=Keyword',
+        '--search-attribute',
+        'RrEndpointId=Keyword',
+        '--search-attribute',
+        'RrEventType=Keyword',
+        '--search-attribute',
+        'RrDeliveryStatus=Keyword',
+      ],
+      { stdio: 'ignore' },
+    );
   };
   const ready = () => waitFor(async () => (await fetchHealth()) || undefined, 'the dev server', 60_000, 250);
   const fetchHealth = async () => {
@@ -70,10 +94,15 @@ describeIfBinary('Temporal dev server restart', () => {
     startServer();
     await ready();
 
-    await waitFor(async () => {
-      const rows = await deliveryStatuses(h, account.id);
-      return rows.length === 80 && rows.every((r) => r.status === 'delivered') ? true : undefined;
-    }, 'every delivery to be delivered after the restart', 120_000, 250);
+    await waitFor(
+      async () => {
+        const rows = await deliveryStatuses(h, account.id);
+        return rows.length === 80 && rows.every((r) => r.status === 'delivered') ? true : undefined;
+      },
+      'every delivery to be delivered after the restart',
+      120_000,
+      250,
+    );
     const ids = new Set(receiver.requests.map((r) => r.headers['webhook-id']));
     expect(ids).toEqual(new Set(accepted));
     const duplicates = receiver.requests.length - ids.size;

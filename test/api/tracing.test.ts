@@ -28,17 +28,24 @@ const parentOf = (s: ReadableSpan, all: ReadableSpan[]) => all.find((p) => p.spa
 test('when an event is published, then the API request, the workflow start, the workflow, the activity and the outbound POST are one trace, each span the child of the one before', async () => {
   const account = await paidAccountWithEndpoint(h, `${receiver.url}/hooks/capability-secret?token=abc123`);
   exporter.reset();
-  const published = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(1) }, headers: { 'x-request-id': 'req-trace-1' } });
+  const published = await h.call('POST', '/v1/events', {
+    body: { accountId: account.id, eventType: 'referrer_added', data: participant(1) },
+    headers: { 'x-request-id': 'req-trace-1' },
+  });
   expect(published.status).toBe(202);
   expect(published.headers.get('x-request-id')).toBe('req-trace-1');
 
-  const trace = await waitFor(() => {
-    const all = exporter.getFinishedSpans();
-    const api = all.find((s) => s.name === 'POST /v1/events');
-    if (!api) return undefined;
-    const same = all.filter((s) => s.spanContext().traceId === api.spanContext().traceId);
-    return same.some((s) => s.name === 'POST webhook') && same.some((s) => s.name.startsWith('RunWorkflow:')) ? { api, same } : undefined;
-  }, 'the publish trace', 30_000);
+  const trace = await waitFor(
+    () => {
+      const all = exporter.getFinishedSpans();
+      const api = all.find((s) => s.name === 'POST /v1/events');
+      if (!api) return undefined;
+      const same = all.filter((s) => s.spanContext().traceId === api.spanContext().traceId);
+      return same.some((s) => s.name === 'POST webhook') && same.some((s) => s.name.startsWith('RunWorkflow:')) ? { api, same } : undefined;
+    },
+    'the publish trace',
+    30_000,
+  );
   const { api, same } = trace;
   const post = same.find((s) => s.name === 'POST webhook')!;
 

@@ -55,10 +55,14 @@ test('when the database stalls an attempt past its timeout and Temporal starts t
     await admin.end();
   }
 
-  await waitFor(async () => {
-    const [d] = await h.db.query<{ status: string }>('select status from deliveries where id = $1', [deliveryId]);
-    return d?.status === 'delivered' ? true : undefined;
-  }, 'the delivery to be delivered', 30_000);
+  await waitFor(
+    async () => {
+      const [d] = await h.db.query<{ status: string }>('select status from deliveries where id = $1', [deliveryId]);
+      return d?.status === 'delivered' ? true : undefined;
+    },
+    'the delivery to be delivered',
+    30_000,
+  );
   await new Promise((r) => setTimeout(r, 3_000)); // room for a late duplicate
   expect(receiver.byWebhookId(deliveryId).length).toBe(2); // the failed first attempt and one success
   const [row] = await h.db.query<{ attempt_count: number; attempt_token: string | null }>('select attempt_count, attempt_token from deliveries where id = $1', [deliveryId]);

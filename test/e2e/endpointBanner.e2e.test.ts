@@ -39,7 +39,7 @@ async function open(accountId: string): Promise<void> {
   await card().waitFor();
 }
 
-test('when an endpoint\'s circuit is open, then its card shows a banner with the failures, the last error and what to do; once it answers again the banner is gone', async () => {
+test("when an endpoint's circuit is open, then its card shows a banner with the failures, the last error and what to do; once it answers again the banner is gone", async () => {
   const account = await newAccount(h);
   const ep = (await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } })).body;
   await open(account.id);

@@ -134,7 +134,8 @@ test('when a read-only link is opened, then the page shows the endpoint and its 
   await page.getByTestId('read-only-message').waitFor();
   await card().waitFor();
   expect(await page.getByTestId('endpoint-form').count()).toBe(0);
-  for (const id of ['edit-endpoint', 'delete-endpoint', 'toggle-enabled', 'rotate-secret', 'send-test', 'recover', 'retry-pending']) expect([id, await card().getByTestId(id).count()]).toEqual([id, 0]);
+  for (const id of ['edit-endpoint', 'delete-endpoint', 'toggle-enabled', 'rotate-secret', 'send-test', 'recover', 'retry-pending'])
+    expect([id, await card().getByTestId(id).count()]).toEqual([id, 0]);
   expect(await card().getByTestId('reveal-secret').count()).toBe(1);
   await row(pub.body.deliveries[0].id).waitFor();
   await screenshot(page, '08-read-only');
@@ -145,7 +146,12 @@ test('when a link is expired or tampered with, then the page refuses it', async 
   const expired = signPortalToken(portalSigningKey(h.adminToken), account.id, Date.now() - 1000);
   await page.goto(`${h.baseUrl}/portal#token=${expired}`);
   await page.getByTestId('auth-error').waitFor();
-  expect(await page.getByTestId('endpoint-form').isVisible().catch(() => false)).toBe(false);
+  expect(
+    await page
+      .getByTestId('endpoint-form')
+      .isVisible()
+      .catch(() => false),
+  ).toBe(false);
   await screenshot(page, '06-expired-link');
 
   const good = await portalUrl(account.id);
@@ -156,7 +162,7 @@ test('when a link is expired or tampered with, then the page refuses it', async 
   await page2.getByTestId('auth-error').waitFor();
 });
 
-test('when one account\'s link is open, then another account\'s endpoints and deliveries never show', async () => {
+test("when one account's link is open, then another account's endpoints and deliveries never show", async () => {
   const a = await newAccount(h);
   const b = await newAccount(h);
   await h.call('POST', '/v1/endpoints', { token: b.apiKey, body: { url: `${receiver.url}?account=b`, eventTypes: ['referrer_added'], description: 'B secret endpoint' } });
@@ -179,7 +185,7 @@ test('when the page is opened on a phone, then it stays usable (no horizontal pa
   const p = await phone.newPage();
   await p.goto(await portalUrl(account.id));
   await p.getByTestId('endpoint-card').first().waitFor();
-  const overflow = await p.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+  const overflow = await p.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
   expect(Number(overflow)).toBeLessThanOrEqual(1);
   await screenshot(p, '07-phone');
   await phone.close();
@@ -195,7 +201,7 @@ async function expect_(cond: () => Promise<boolean | undefined>, timeoutMs = 20_
   }
 }
 
-test('when an endpoint\'s circuit is open, then its card shows it with the next probe, a held delivery\'s details say it is held, and Retry now delivers it', async () => {
+test("when an endpoint's circuit is open, then its card shows it with the next probe, a held delivery's details say it is held, and Retry now delivers it", async () => {
   const account = await newAccount(h);
   const created = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } });
   // Opened by 5 failures a minute ago; the next probe is an hour away.

@@ -40,7 +40,10 @@ async function seedDay(accountId: string, endpointId: string): Promise<{ total: 
     const eventId = newId('evt');
     const id = newId('dlv');
     await h.db.query(`insert into events (id, account_id, event_type, body) values ($1, $2, 'referrer_added', '{}')`, [eventId, accountId]);
-    await h.db.query(`insert into deliveries (id, account_id, event_id, endpoint_id, event_type, status, dispatched_series) values ($1, $2, $3, $4, 'referrer_added', 'delivered', 1)`, [id, accountId, eventId, endpointId]);
+    await h.db.query(
+      `insert into deliveries (id, account_id, event_id, endpoint_id, event_type, status, dispatched_series) values ($1, $2, $3, $4, 'referrer_added', 'delivered', 1)`,
+      [id, accountId, eventId, endpointId],
+    );
     return id;
   };
   for (let i = 0; i < 288; i++) {
@@ -51,9 +54,11 @@ async function seedDay(accountId: string, endpointId: string): Promise<{ total: 
     const fail = incident && i % 3 === 0;
     if (!fail) succeeded++;
     const deliveryId = await delivery();
-    records.push(fail
-      ? { deliveryId, series: 1, startedAt: new Date(at), durationMs: ms, statusCode: 503, error: 'HTTP 503', outcome: '5xx' }
-      : { deliveryId, series: 1, startedAt: new Date(at), durationMs: ms, statusCode: 200, delivered: true, outcome: '2xx' });
+    records.push(
+      fail
+        ? { deliveryId, series: 1, startedAt: new Date(at), durationMs: ms, statusCode: 503, error: 'HTTP 503', outcome: '5xx' }
+        : { deliveryId, series: 1, startedAt: new Date(at), durationMs: ms, statusCode: 200, delivered: true, outcome: '2xx' },
+    );
   }
   records.push({ deliveryId: await delivery(), series: 1, startedAt: new Date(now - 30 * 60_000), durationMs: 5000, error: 'timed out after 5000 ms', outcome: 'timeout' });
   for (let i = 0; i < records.length; i += 50) await recordAttempts(h.db, records.slice(i, i + 50));
@@ -62,7 +67,10 @@ async function seedDay(accountId: string, endpointId: string): Promise<{ total: 
 
 test('when an endpoint has a day of attempts, then its card shows the success rate, attempts, p50/p95, both charts and the last error, and the period can be changed', async () => {
   const account = await newAccount(h);
-  const ep = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: 'http://127.0.0.1:9/referrals', eventTypes: ['referrer_added'], description: 'CRM sync' } });
+  const ep = await h.call('POST', '/v1/endpoints', {
+    token: account.apiKey,
+    body: { url: 'http://127.0.0.1:9/referrals', eventTypes: ['referrer_added'], description: 'CRM sync' },
+  });
   const { total, succeeded } = await seedDay(account.id, ep.body.id);
   const api = (await h.call('GET', `/v1/endpoints/${ep.body.id}/stats?window=24h`, { token: account.apiKey })).body;
   expect(api.totals.attempts).toBe(total);

@@ -40,7 +40,10 @@ beforeAll(async () => {
   // One paid account with an endpoint (at the loopback receiver) per run.
   for (const run of ['account-key', 'admin-token']) {
     accounts[run] = await newAccount(h);
-    const ep = await h.call('POST', '/v1/endpoints', { token: accounts[run].apiKey, body: { url: receiver.url, eventTypes: ['referrer_added', 'referee_added', 'reward_unlocked'] } });
+    const ep = await h.call('POST', '/v1/endpoints', {
+      token: accounts[run].apiKey,
+      body: { url: receiver.url, eventTypes: ['referrer_added', 'referee_added', 'reward_unlocked'] },
+    });
     if (ep.status !== 201) throw new Error(`endpoint creation failed: ${ep.status} ${JSON.stringify(ep.body)}`);
   }
 }, 60_000);
@@ -78,9 +81,23 @@ function schemathesis(name: string, token: string, extraConfig: string): Promise
   );
   const { python } = JSON.parse(readFileSync(join(ST_DIR, '.installed'), 'utf8')) as { python: string };
   const args = [
-    '-m', 'schemathesis.cli', '--config-file', config, 'run', `${h.baseUrl}/openapi.json`,
-    '--checks', 'all', '--phases', 'examples,coverage,fuzzing,stateful',
-    '--report', 'junit,ndjson', '--report-dir', dir, '--request-timeout', '30', '--no-color',
+    '-m',
+    'schemathesis.cli',
+    '--config-file',
+    config,
+    'run',
+    `${h.baseUrl}/openapi.json`,
+    '--checks',
+    'all',
+    '--phases',
+    'examples,coverage,fuzzing,stateful',
+    '--report',
+    'junit,ndjson',
+    '--report-dir',
+    dir,
+    '--request-timeout',
+    '30',
+    '--no-color',
   ];
   const started = Date.now();
   return new Promise((ok, fail) => {
@@ -114,11 +131,15 @@ test.each([
   ['account-key', () => accounts['account-key'].apiKey, ''],
   // The admin acts for an account with ?accountId= on the account routes: always the test's own.
   ['admin-token', () => h.adminToken, () => `[parameters]\naccountId = "${accounts['admin-token'].id}"`],
-] as const)('when schemathesis fuzzes the API with the %s, then every check passes on every operation', async (name, token, extra) => {
-  const run = await schemathesis(name, token(), typeof extra === 'function' ? extra() : extra);
-  const summary = `schemathesis ${VERSION} (${name}, seed ${SEED}, ${Math.round(run.ms / 1000)} s; report in ${join(reportRoot, name)}):\n${run.output.slice(-20_000)}`;
-  // The failures themselves, not a collapsed diff, in the test's output.
-  if (run.code !== 0) throw new Error(`schemathesis exited with ${run.code}\n${summary}`);
-  // Nothing the fuzzer did made the service POST anywhere but the loopback receiver.
-  expect(receiver.requests.every((r) => r.path.startsWith('/webhooks'))).toBe(true);
-}, 600_000);
+] as const)(
+  'when schemathesis fuzzes the API with the %s, then every check passes on every operation',
+  async (name, token, extra) => {
+    const run = await schemathesis(name, token(), typeof extra === 'function' ? extra() : extra);
+    const summary = `schemathesis ${VERSION} (${name}, seed ${SEED}, ${Math.round(run.ms / 1000)} s; report in ${join(reportRoot, name)}):\n${run.output.slice(-20_000)}`;
+    // The failures themselves, not a collapsed diff, in the test's output.
+    if (run.code !== 0) throw new Error(`schemathesis exited with ${run.code}\n${summary}`);
+    // Nothing the fuzzer did made the service POST anywhere but the loopback receiver.
+    expect(receiver.requests.every((r) => r.path.startsWith('/webhooks'))).toBe(true);
+  },
+  600_000,
+);

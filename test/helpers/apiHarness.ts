@@ -26,7 +26,11 @@ export interface Harness {
   adminToken: string;
   client: Client;
   dispatcher: Dispatcher;
-  call(method: string, path: string, opts?: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  call(
+    method: string,
+    path: string,
+    opts?: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   close(): Promise<void>;
 }
 
@@ -34,7 +38,10 @@ export interface Harness {
  * The API in-process on port 0 against the shared real Temporal dev server (a task queue of
  * its own) and a fresh real database, with a delivery worker running beside it.
  */
-export async function startHarness(env: Record<string, string> = {}, opts: { worker?: boolean; temporalAddress?: string; postgresServerUrl?: string; guard?: (cfg: Config) => DestinationGuard; log?: Logger } = {}): Promise<Harness> {
+export async function startHarness(
+  env: Record<string, string> = {},
+  opts: { worker?: boolean; temporalAddress?: string; postgresServerUrl?: string; guard?: (cfg: Config) => DestinationGuard; log?: Logger } = {},
+): Promise<Harness> {
   installTemporalRuntime({ level: 'ERROR' });
   const adminToken = `admin_${randomBytes(16).toString('hex')}`;
   const cfg = loadConfig({
@@ -68,12 +75,32 @@ export async function startHarness(env: Record<string, string> = {}, opts: { wor
       connection: nativeConnection,
       cfg,
       workflowBundle: { code: readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8') },
-      activityDeps: { db, send: sender.send, log: opts.log ?? silentLogger, metrics: deliveryMetrics(metrics), autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER, startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r), sendStops, wakeDrain: (r) => dispatcher.wakeDrain(r), operationalEmitted: () => dispatcher.kickOperational() },
+      activityDeps: {
+        db,
+        send: sender.send,
+        log: opts.log ?? silentLogger,
+        metrics: deliveryMetrics(metrics),
+        autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
+        startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),
+        sendStops,
+        wakeDrain: (r) => dispatcher.wakeDrain(r),
+        operationalEmitted: () => dispatcher.kickOperational(),
+      },
     });
     workerRun = worker.run();
   }
 
-  const app = createApp({ cfg, db, dispatcher, guard, metrics, temporalReady: temporalHealth(connection), log: opts.log ?? (process.env.DEBUG_TESTS ? createLogger('debug') : silentLogger), adminToken, sendStops: nativeConnection ? sendStops : undefined });
+  const app = createApp({
+    cfg,
+    db,
+    dispatcher,
+    guard,
+    metrics,
+    temporalReady: temporalHealth(connection),
+    log: opts.log ?? (process.env.DEBUG_TESTS ? createLogger('debug') : silentLogger),
+    adminToken,
+    sendStops: nativeConnection ? sendStops : undefined,
+  });
   const server: Server = await new Promise((ok) => {
     const s = app.listen(0, '127.0.0.1', () => ok(s));
   });
@@ -129,7 +156,14 @@ export async function newAccount(h: Harness, plan: 'free' | 'paid' = 'paid'): Pr
   return { id: res.body.id, apiKey: res.body.apiKey };
 }
 
-export const participant = (n = 1) => ({ participantId: n, email: `p${n}@example.com`, code: `code${n}`, campaignId: 'PMf8BDZ1zb', rewardCurrency: 'USD', createdOn: '2025-02-09T03:00:28.002+00:00' });
+export const participant = (n = 1) => ({
+  participantId: n,
+  email: `p${n}@example.com`,
+  code: `code${n}`,
+  campaignId: 'PMf8BDZ1zb',
+  rewardCurrency: 'USD',
+  createdOn: '2025-02-09T03:00:28.002+00:00',
+});
 
 /** A paid account with one endpoint for `referrer_added` pointing at `url`, made through the API. */
 export async function paidAccountWithEndpoint(h: Harness, url: string): Promise<{ id: string; apiKey: string }> {

@@ -90,8 +90,11 @@ export function spawnApp(name: string, entry: 'src/api-server.ts' | 'src/worker.
 export async function buildApp(timeoutMs = 240_000): Promise<{ dir: string; remove(): void }> {
   const dir = join(ROOT, '.test-build', randomBytes(4).toString('hex'));
   await new Promise<void>((ok, fail) =>
-    execFile(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), '--out-dir', dir], { cwd: ROOT, timeout: timeoutMs, env: { ...process.env, NODE_OPTIONS: '' } }, (err, _stdout, stderr) =>
-      err ? fail(new Error(`npm run build failed: ${err.message}\n${stderr}`)) : ok(),
+    execFile(
+      process.execPath,
+      [join(ROOT, 'scripts', 'build.mjs'), '--out-dir', dir],
+      { cwd: ROOT, timeout: timeoutMs, env: { ...process.env, NODE_OPTIONS: '' } },
+      (err, _stdout, stderr) => (err ? fail(new Error(`npm run build failed: ${err.message}\n${stderr}`)) : ok()),
     ),
   );
   return {

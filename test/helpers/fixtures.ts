@@ -16,6 +16,16 @@ export async function accountWithEndpoint(db: Database, url: string, plan: 'free
 export async function storedDelivery(db: Database, accountId: string, endpointId: string, eventType: EventType = 'referrer_added', createdAt = new Date()) {
   const eventId = newId('evt', createdAt.getTime());
   const body = webhookBody(eventType, EVENT_CATALOG[eventType].example, createdAt.getTime());
-  const accepted = await acceptEvent(db, { id: eventId, accountId, eventType, body, requestHash: '', isTest: false, createdAt, onlyEndpointId: endpointId, deliveryIdPrefix: idTimePrefix('dlv', createdAt.getTime()) });
+  const accepted = await acceptEvent(db, {
+    id: eventId,
+    accountId,
+    eventType,
+    body,
+    requestHash: '',
+    isTest: false,
+    createdAt,
+    onlyEndpointId: endpointId,
+    deliveryIdPrefix: idTimePrefix('dlv', createdAt.getTime()),
+  });
   return { eventId, deliveryId: accepted.deliveries[0].id };
 }

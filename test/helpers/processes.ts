@@ -37,5 +37,14 @@ export function spawnService(entry: 'api-server' | 'worker', env: Record<string,
 }
 
 export async function waitForHttp(url: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(async () => (await fetch(url).then((r) => r.ok, () => false)) || undefined, `${url} to answer`, timeoutMs, 200);
+  await waitFor(
+    async () =>
+      (await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )) || undefined,
+    `${url} to answer`,
+    timeoutMs,
+    200,
+  );
 }

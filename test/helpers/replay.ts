@@ -46,7 +46,14 @@ export interface RecordedHistory {
  */
 export function loadHistories(dir = HISTORIES_DIR): RecordedHistory[] {
   const archive = join(dir, 'archive');
-  const folders = ['', ...(existsSync(archive) ? readdirSync(archive).sort().map((d) => join('archive', d)) : [])];
+  const folders = [
+    '',
+    ...(existsSync(archive)
+      ? readdirSync(archive)
+          .sort()
+          .map((d) => join('archive', d))
+      : []),
+  ];
   return folders.flatMap((folder) => {
     const manifestPath = join(dir, folder, 'manifest.json');
     const manifest: Manifest = existsSync(manifestPath) ? JSON.parse(readFileSync(manifestPath, 'utf8')) : { histories: {} };
@@ -77,4 +84,3 @@ export async function replayFailures(codePath: string, histories: RecordedHistor
   if (replayed !== histories.length) failures.push(`only ${replayed} of ${histories.length} histories were replayed`);
   return failures;
 }
-

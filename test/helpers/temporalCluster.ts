@@ -58,7 +58,9 @@ export interface ClusterTls {
   clientKey: string;
 }
 
-export async function startTemporalCluster(opts: { namespace?: string; startTimeoutMs?: number; tls?: ClusterTls; /** matching.enableFairness (default true). */ fairness?: boolean } = {}): Promise<TemporalCluster> {
+export async function startTemporalCluster(
+  opts: { namespace?: string; startTimeoutMs?: number; tls?: ClusterTls; /** matching.enableFairness (default true). */ fairness?: boolean } = {},
+): Promise<TemporalCluster> {
   const namespace = opts.namespace ?? 'default';
   const serverDir = temporalServerDir();
   if (!serverDir) throw new Error('Temporal server not provisioned: run scripts/provision-temporal-server.sh (.ci/run does)');
@@ -92,7 +94,10 @@ export async function startTemporalCluster(opts: { namespace?: string; startTime
     });
     const sqlTool = join(serverDir, 'temporal-sql-tool');
     const schemaRoot = join(serverDir, 'schema', 'postgresql', 'v12');
-    for (const [db, schema] of [[dbs.main, 'temporal'], [dbs.vis, 'visibility']] as const) {
+    for (const [db, schema] of [
+      [dbs.main, 'temporal'],
+      [dbs.vis, 'visibility'],
+    ] as const) {
       const args = ['--plugin', 'postgres12', '--ep', pg.hostname, '--port', pg.port || '5432', '--user', decodeURIComponent(pg.username || 'postgres'), '--db', db];
       if (pg.password) args.push('--password', decodeURIComponent(pg.password));
       await run(sqlTool, [...args, 'setup-schema', '-v', '0.0']);
@@ -129,8 +134,12 @@ export async function startTemporalCluster(opts: { namespace?: string; startTime
     await Promise.race([exitedEarly, waitForFrontend(address, deadline, opts.tls)]);
     const cli = temporalCliPath();
     const cliArgs = ['--address', address, '--command-timeout', '10s'];
-    if (opts.tls) cliArgs.push('--tls-ca-path', opts.tls.ca, '--tls-cert-path', opts.tls.clientCert, '--tls-key-path', opts.tls.clientKey, '--tls-server-name', opts.tls.serverName);
-    await Promise.race([exitedEarly, retry(() => run(cli, ['operator', 'namespace', 'create', ...cliArgs, '--namespace', namespace, '--retention', '24h']), 'creating the namespace', deadline, /already exists/i)]);
+    if (opts.tls)
+      cliArgs.push('--tls-ca-path', opts.tls.ca, '--tls-cert-path', opts.tls.clientCert, '--tls-key-path', opts.tls.clientKey, '--tls-server-name', opts.tls.serverName);
+    await Promise.race([
+      exitedEarly,
+      retry(() => run(cli, ['operator', 'namespace', 'create', ...cliArgs, '--namespace', namespace, '--retention', '24h']), 'creating the namespace', deadline, /already exists/i),
+    ]);
     // The namespace must be visible to every service before workers poll (namespace cache refresh).
     await Promise.race([exitedEarly, retry(() => run(cli, ['workflow', 'list', ...cliArgs, '--namespace', namespace, '--limit', '1']), 'the namespace to be usable', deadline)]);
     await Promise.race([
@@ -254,7 +263,13 @@ function tlsConfig(t: ClusterTls): string {
 
 async function waitForFrontend(address: string, deadline: number, tls?: ClusterTls): Promise<void> {
   const tlsOptions = tls
-    ? { tls: { serverRootCACertificate: readFileSync(tls.ca), serverNameOverride: tls.serverName, clientCertPair: { crt: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey) } } }
+    ? {
+        tls: {
+          serverRootCACertificate: readFileSync(tls.ca),
+          serverNameOverride: tls.serverName,
+          clientCertPair: { crt: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey) },
+        },
+      }
     : {};
   for (;;) {
     try {

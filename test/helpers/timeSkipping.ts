@@ -92,7 +92,10 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
       const retries = new Map<string, DeliverWebhookResult>();
       for (const id of deliveryIds) {
         const handle = suite.env.client.workflow.getHandle(workflowIdFor(id, 1));
-        const started = await handle.describe().then(() => true, () => false);
+        const started = await handle.describe().then(
+          () => true,
+          () => false,
+        );
         if (started) retries.set(id, (await handle.result()) as DeliverWebhookResult);
       }
       return { batch, retries };

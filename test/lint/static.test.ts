@@ -39,5 +39,14 @@ test('when workflow code imports a Node built-in or an activity module, or leave
   const r = await run([eslint, '--format', 'json', '--stdin', '--stdin-filename', file], bad);
   expect(r.code).toBe(1);
   const [result] = JSON.parse(r.output) as { messages: { ruleId: string; line: number }[] }[];
-  expect(result.messages.map((m) => m.ruleId).sort()).toEqual(['@typescript-eslint/no-floating-promises', '@typescript-eslint/no-restricted-imports', '@typescript-eslint/no-restricted-imports']);
+  expect(result.messages.map((m) => m.ruleId).sort()).toEqual([
+    '@typescript-eslint/no-floating-promises',
+    '@typescript-eslint/no-restricted-imports',
+    '@typescript-eslint/no-restricted-imports',
+  ]);
+}, 300_000);
+
+test('when the code is checked with Prettier (.prettierrc), then every file is already formatted', async () => {
+  const r = await run([join(root, 'node_modules', 'prettier', 'bin', 'prettier.cjs'), '--list-different', '**/*.{ts,js,mjs,cjs}']);
+  expect({ code: r.code, unformatted: r.output.trim() }).toEqual({ code: 0, unformatted: '' }); // fix with `npm run format`
 }, 300_000);

@@ -95,10 +95,20 @@ describeStack('endpoint outage, recovery drain and send limits on two workers (T
     apiBase = `http://127.0.0.1:${apiPort}`;
     try {
       await Promise.all([
-        waitFor(async () => {
-          if (!api.alive()) throw new Error(`api exited during start-up; see ${api.logFile}`);
-          return (await fetch(`${apiBase}/healthz`).then((r) => r.ok, () => false)) || undefined;
-        }, 'the API to answer /healthz', 60_000, 200),
+        waitFor(
+          async () => {
+            if (!api.alive()) throw new Error(`api exited during start-up; see ${api.logFile}`);
+            return (
+              (await fetch(`${apiBase}/healthz`).then(
+                (r) => r.ok,
+                () => false,
+              )) || undefined
+            );
+          },
+          'the API to answer /healthz',
+          60_000,
+          200,
+        ),
         ...workers.map((w) => w.waitForLog('worker.running', 90_000)),
       ]);
     } catch (err) {
@@ -116,7 +126,11 @@ describeStack('endpoint outage, recovery drain and send limits on two workers (T
   }, 60_000);
 
   const call = async (method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }> => {
-    const res = await fetch(apiBase + path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(apiBase + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     return { status: res.status, body: await res.json().catch(() => undefined) };
   };
   async function endpoint(path: string, extra: Record<string, unknown> = {}) {
@@ -133,7 +147,11 @@ describeStack('endpoint outage, recovery drain and send limits on two workers (T
       Array.from({ length: concurrency }, async () => {
         while (next < n) {
           const i = next++;
-          const r = await call('POST', '/v1/events', ADMIN_TOKEN, { accountId, eventType: 'referrer_added', data: { participantId: i, email: `p${i}@example.com`, code: `c${i}`, campaignId: "camp" } });
+          const r = await call('POST', '/v1/events', ADMIN_TOKEN, {
+            accountId,
+            eventType: 'referrer_added',
+            data: { participantId: i, email: `p${i}@example.com`, code: `c${i}`, campaignId: 'camp' },
+          });
           if (r.status !== 202) throw new Error(`publish ${i}: ${r.status} ${JSON.stringify(r.body)}`);
           ids.push(r.body.deliveries[0].id);
         }
@@ -142,7 +160,12 @@ describeStack('endpoint outage, recovery drain and send limits on two workers (T
     return ids;
   }
   const counts = async (endpointId: string) =>
-    Object.fromEntries((await app!.db.query<{ status: string; n: string }>('select status, count(*) as n from deliveries where endpoint_id = $1 group by status', [endpointId])).map((r) => [r.status, Number(r.n)]));
+    Object.fromEntries(
+      (await app!.db.query<{ status: string; n: string }>('select status, count(*) as n from deliveries where endpoint_id = $1 group by status', [endpointId])).map((r) => [
+        r.status,
+        Number(r.n),
+      ]),
+    );
 
   test('when an endpoint is down while 1,500 deliveries are published and then comes back, then it gets few requests while down, and every delivery is drained to it exactly once', async () => {
     const N = 1_500;
@@ -204,7 +227,9 @@ describeStack('endpoint outage, recovery drain and send limits on two workers (T
     }
     const seconds = (mine[mine.length - 1].at - mine[0].at) / 1000;
     const byWorker = workers.map((w) => w.lines.filter((l) => l.msg === 'delivery.attempted' && l.endpointId === endpointId).length);
-    console.log(`[limits] ${mine.length} requests in ${seconds.toFixed(1)} s (${(mine.length / seconds).toFixed(1)}/s), busiest second ${busiest}, most open at once ${mostOpen.get(path)}, by worker ${byWorker.join(' / ')}`);
+    console.log(
+      `[limits] ${mine.length} requests in ${seconds.toFixed(1)} s (${(mine.length / seconds).toFixed(1)}/s), busiest second ${busiest}, most open at once ${mostOpen.get(path)}, by worker ${byWorker.join(' / ')}`,
+    );
     expect(new Set(mine.map((h) => h.id)).size).toBe(N);
     expect(mine).toHaveLength(N);
     expect(busiest).toBeLessThanOrEqual(21);
@@ -219,7 +244,11 @@ function tails(ps: AppProcess[]): string {
 }
 function tail(file: string, n: number): string {
   try {
-    return readFileSync(file, 'utf8').split('\n').slice(-n - 1).join('\n').slice(-4_000);
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .slice(-n - 1)
+      .join('\n')
+      .slice(-4_000);
   } catch {
     return '(no log)';
   }

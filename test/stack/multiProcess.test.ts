@@ -156,17 +156,29 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
       CIRCUIT_OPEN_AFTER: '100000',
     };
     const apis = [apiPort1, apiPort2].map((port, i) => spawnApp(`api-${i + 1}`, 'src/api-server.ts', { ...common, PORT: String(port) }, logDir, { distDir: build!.dir }));
-    const workers = [metricsPort1, metricsPort2].map((port, i) => spawnApp(`worker-${i + 1}`, 'src/worker.ts', { ...common, PORT: '0', WORKER_METRICS_PORT: String(port) }, logDir, { distDir: build!.dir }));
+    const workers = [metricsPort1, metricsPort2].map((port, i) =>
+      spawnApp(`worker-${i + 1}`, 'src/worker.ts', { ...common, PORT: '0', WORKER_METRICS_PORT: String(port) }, logDir, { distDir: build!.dir }),
+    );
     processes.push(...apis, ...workers);
     workerPids = workers.map((w) => w.child.pid!);
     const apiBases = [apiPort1, apiPort2].map((p) => `http://127.0.0.1:${p}`);
     try {
       await Promise.all([
         ...apis.map((api, i) =>
-          waitFor(async () => {
-            if (!api.alive()) throw new Error(`${api.name} exited during start-up; see ${api.logFile}`);
-            return (await fetch(`${apiBases[i]}/healthz`).then((r) => r.ok, () => false)) || undefined;
-          }, `${api.name} to answer /healthz`, 60_000, 200),
+          waitFor(
+            async () => {
+              if (!api.alive()) throw new Error(`${api.name} exited during start-up; see ${api.logFile}`);
+              return (
+                (await fetch(`${apiBases[i]}/healthz`).then(
+                  (r) => r.ok,
+                  () => false,
+                )) || undefined
+              );
+            },
+            `${api.name} to answer /healthz`,
+            60_000,
+            200,
+          ),
         ),
         // The compiled worker loads the bundle `npm run build` made: no webpack at start.
         ...workers.map(async (w) => expect((await w.waitForLog('worker.running', 90_000)).workflowCode).toBe(join(build!.dir, 'workflow-bundle.js'))),
@@ -246,7 +258,10 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
           idempotencyKey: `stack-${n}`,
         });
         if (res.status !== 202) throw new Error(`publishing event ${n}: ${res.status} ${JSON.stringify(res.body)}`);
-        accepted.set(res.body.id, res.body.deliveries.map((d: { id: string }) => d.id));
+        accepted.set(
+          res.body.id,
+          res.body.deliveries.map((d: { id: string }) => d.id),
+        );
       }
     };
     await Promise.all(Array.from({ length: PUBLISH_CONCURRENCY }, publisher));
@@ -261,7 +276,9 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     try {
       await waitFor(async () => ((await statusCounts()).delivered === expected ? true : undefined), 'every delivery to be delivered', 120_000, 500);
     } catch (err) {
-      throw new Error(`${(err as Error).message}: ${JSON.stringify(await statusCounts())}, killed=${Boolean(killedAt)}\n${tails(processes)}\n${serverTail(cluster!)}`, { cause: err });
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(await statusCounts())}, killed=${Boolean(killedAt)}\n${tails(processes)}\n${serverTail(cluster!)}`, {
+        cause: err,
+      });
     }
     const tDone = Date.now();
 
@@ -284,7 +301,12 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     const byId = new Map<string, Hit[]>();
     for (const h of hits) byId.set(h.id, [...(byId.get(h.id) ?? []), h]);
     expect(new Set(byId.keys())).toEqual(new Set(deliveryIds));
-    const okLogged = (w: AppProcess) => new Set(attemptsOf(w).filter((l) => l.ok === true).map((l) => String(l.deliveryId)));
+    const okLogged = (w: AppProcess) =>
+      new Set(
+        attemptsOf(w)
+          .filter((l) => l.ok === true)
+          .map((l) => String(l.deliveryId)),
+      );
     const victimOk = okLogged(victim);
     const survivorOk = okLogged(survivor);
     const duplicates: string[] = [];
@@ -452,7 +474,11 @@ function serverTail(c: TemporalCluster): string {
 
 function tail(file: string, n: number): string {
   try {
-    return readFileSync(file, 'utf8').split('\n').slice(-n - 1).join('\n').slice(-4_000);
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .slice(-n - 1)
+      .join('\n')
+      .slice(-4_000);
   } catch {
     return '(no log)';
   }

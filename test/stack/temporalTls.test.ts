@@ -32,7 +32,10 @@ function makeCertificates(dir: string): ClusterTls {
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=rr test CA');
   writeFileSync(join(dir, 'server.ext'), 'subjectAltName=DNS:temporal.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  for (const [name, cn] of [['server', 'temporal.test'], ['client', 'rr-worker']]) {
+  for (const [name, cn] of [
+    ['server', 'temporal.test'],
+    ['client', 'rr-worker'],
+  ]) {
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
     ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', '-extfile', `${name}.ext`);
   }
@@ -87,15 +90,28 @@ describeStack('Temporal connection over mTLS (official server, client certificat
   });
   const mtls = () => ({ TEMPORAL_TLS_CA: tls.ca, TEMPORAL_TLS_CERT: tls.clientCert, TEMPORAL_TLS_KEY: tls.clientKey, TEMPORAL_TLS_SERVER_NAME: tls.serverName });
 
-  test('when a client presents no certificate, then the frontend refuses it; the helper\'s own mTLS connection works', async () => {
-    await expect(Connection.connect({ address: cluster!.address, connectTimeout: 3_000, tls: { serverRootCACertificate: readFileSync(tls.ca), serverNameOverride: tls.serverName } }).then((c) => c.healthService.check({}))).rejects.toThrow();
-    const ok = await Connection.connect({ address: cluster!.address, tls: { serverRootCACertificate: readFileSync(tls.ca), serverNameOverride: tls.serverName, clientCertPair: { crt: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey) } } });
+  test("when a client presents no certificate, then the frontend refuses it; the helper's own mTLS connection works", async () => {
+    await expect(
+      Connection.connect({ address: cluster!.address, connectTimeout: 3_000, tls: { serverRootCACertificate: readFileSync(tls.ca), serverNameOverride: tls.serverName } }).then(
+        (c) => c.healthService.check({}),
+      ),
+    ).rejects.toThrow();
+    const ok = await Connection.connect({
+      address: cluster!.address,
+      tls: {
+        serverRootCACertificate: readFileSync(tls.ca),
+        serverNameOverride: tls.serverName,
+        clientCertPair: { crt: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey) },
+      },
+    });
     expect((await ok.healthService.check({})).status).toBe(1); // SERVING
     await ok.close();
   });
 
   test('when the worker runs with TLS but without a client certificate, then it stops at start-up with the handshake error', async () => {
-    const worker = spawnApp('worker-no-cert', 'src/worker.ts', env({ WORKER_METRICS_PORT: '0', TEMPORAL_TLS_CA: tls.ca, TEMPORAL_TLS_SERVER_NAME: tls.serverName }), dir, { distDir: build!.dir });
+    const worker = spawnApp('worker-no-cert', 'src/worker.ts', env({ WORKER_METRICS_PORT: '0', TEMPORAL_TLS_CA: tls.ca, TEMPORAL_TLS_SERVER_NAME: tls.serverName }), dir, {
+      distDir: build!.dir,
+    });
     processes.push(worker);
     await worker.exited;
     expect(worker.child.exitCode).toBe(1);
@@ -116,7 +132,11 @@ describeStack('Temporal connection over mTLS (official server, client certificat
 
     const base = `http://127.0.0.1:${apiPort}`;
     const call = async (path: string, token: string, body?: unknown) => {
-      const res = await fetch(base + path, { method: body ? 'POST' : 'GET', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+      const res = await fetch(base + path, {
+        method: body ? 'POST' : 'GET',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: body ? JSON.stringify(body) : undefined,
+      });
       const json = (await res.json()) as Record<string, unknown>;
       if (!res.ok) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
       return json;
@@ -125,9 +145,19 @@ describeStack('Temporal connection over mTLS (official server, client certificat
     const account = await call('/v1/accounts', ADMIN_TOKEN, { name: 'TLS', plan: 'paid' });
     const { port } = receiver!.address() as AddressInfo;
     await call('/v1/endpoints', account.apiKey as string, { url: `http://127.0.0.1:${port}/hooks`, eventTypes: ['referrer_added'] });
-    const event = await call('/v1/events', ADMIN_TOKEN, { accountId: account.id, eventType: 'referrer_added', idempotencyKey: 'tls-1', data: { participantId: 1, email: 'ada@example.com', code: 'scG3q9Ez', campaignId: 'PMf8BDZ1zb' } });
+    const event = await call('/v1/events', ADMIN_TOKEN, {
+      accountId: account.id,
+      eventType: 'referrer_added',
+      idempotencyKey: 'tls-1',
+      data: { participantId: 1, email: 'ada@example.com', code: 'scG3q9Ez', campaignId: 'PMf8BDZ1zb' },
+    });
     const [delivery] = event.deliveries as { id: string }[];
     await waitFor(() => received.includes(delivery.id) || undefined, 'the webhook to arrive through the mTLS-connected worker', 60_000, 100);
-    await waitFor(async () => (await call(`/v1/deliveries/${delivery.id}`, account.apiKey as string)).status === 'delivered' || undefined, 'the delivery to be recorded delivered', 30_000, 200);
+    await waitFor(
+      async () => (await call(`/v1/deliveries/${delivery.id}`, account.apiKey as string)).status === 'delivered' || undefined,
+      'the delivery to be recorded delivered',
+      30_000,
+      200,
+    );
   });
 });

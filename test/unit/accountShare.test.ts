@@ -10,11 +10,13 @@ test('when one account has more tasks than its share, then only its share runs a
   const share = new AccountShare(2);
   const gates = [gate(), gate(), gate(), gate()];
   const started: string[] = [];
-  const a = gates.map((g, i) => share.run('acc_a', async () => {
-    started.push(`a${i}`);
-    await g.opened;
-    return i;
-  }));
+  const a = gates.map((g, i) =>
+    share.run('acc_a', async () => {
+      started.push(`a${i}`);
+      await g.opened;
+      return i;
+    }),
+  );
   await new Promise((r) => setImmediate(r));
   expect(started).toEqual(['a0', 'a1']);
   expect(share.running('acc_a')).toBe(2);

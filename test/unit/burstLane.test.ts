@@ -5,7 +5,7 @@ test('when an account publishes at a quiet rate, then every batch stays in the m
   for (let t = 0; t < 10_000; t += 100) expect(lanes.take('acc_quiet', 1, t)).toBe('main');
 });
 
-test('when an account bursts past the rate, then its batches go to the bulk lane and another account\'s stay in the main lane', () => {
+test("when an account bursts past the rate, then its batches go to the bulk lane and another account's stay in the main lane", () => {
   const lanes = new BurstLanes(200, 2_000);
   // 100 deliveries every 100 ms = 1,000/s: the window's allowance (400) is used up by the fifth batch.
   const lanesOfA = [0, 100, 200, 300, 400, 500].map((t) => lanes.take('acc_a', 100, t));

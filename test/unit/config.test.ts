@@ -63,7 +63,12 @@ test('when the README configuration table is read, then it documents every setti
 
 test('when rate limits are read, then N/window gives points and whole-second windows, off gives none, and a bad one names its variable', () => {
   const d = loadConfig({});
-  expect([d.RATE_LIMIT_API, d.RATE_LIMIT_SEND, d.RATE_LIMIT_AUTH_FAILURES, d.RATE_LIMIT_ADMIN]).toEqual([{ points: 100, windowSeconds: 1 }, { points: 30, windowSeconds: 60 }, { points: 30, windowSeconds: 60 }, null]);
+  expect([d.RATE_LIMIT_API, d.RATE_LIMIT_SEND, d.RATE_LIMIT_AUTH_FAILURES, d.RATE_LIMIT_ADMIN]).toEqual([
+    { points: 100, windowSeconds: 1 },
+    { points: 30, windowSeconds: 60 },
+    { points: 30, windowSeconds: 60 },
+    null,
+  ]);
   expect([d.MAX_ENDPOINTS_PER_ACCOUNT, d.TRUSTED_PROXY_HOPS]).toEqual([50, 0]);
   const set = loadConfig({ RATE_LIMIT_API: ' 600 / 1m ', RATE_LIMIT_ADMIN: '20000/1s', RATE_LIMIT_SEND: 'OFF' });
   expect([set.RATE_LIMIT_API, set.RATE_LIMIT_ADMIN, set.RATE_LIMIT_SEND]).toEqual([{ points: 600, windowSeconds: 60 }, { points: 20000, windowSeconds: 1 }, null]);

@@ -27,7 +27,11 @@ async function serviceMetricNames(): Promise<Set<string>> {
   const registry = new Registry();
   deliveryMetrics(registry);
   // The database gauges, as addDatabaseGauges registers them (names only: the values do not matter here).
-  for (const [name, labels] of [['rr_deliveries', ['status']], ['rr_deliveries_pending', []], ['rr_deliveries_oldest_pending_age_seconds', []]] as const) {
+  for (const [name, labels] of [
+    ['rr_deliveries', ['status']],
+    ['rr_deliveries_pending', []],
+    ['rr_deliveries_oldest_pending_age_seconds', []],
+  ] as const) {
     registry.add(new Gauge(name, name, async () => [], [...labels]));
   }
   const text = await registry.render();
@@ -61,7 +65,16 @@ test('when the dashboard queries a metric, then the service registers it (rr_*, 
     if (name.startsWith('temporal_')) expect([name, readme.includes(`\`${name}`)]).toEqual([name, true]);
     else expect([name, known.has(name)]).toEqual([name, true]);
   }
-  for (const name of ['temporal_workflow_task_execution_failed', 'temporal_workflow_task_schedule_to_start_latency', 'temporal_activity_schedule_to_start_latency', 'temporal_worker_task_slots_available', 'temporal_num_pollers', 'rr_delivery_attempts_total', 'rr_deliveries_oldest_pending_age_seconds', 'nodejs_eventloop_lag_p99_seconds']) {
+  for (const name of [
+    'temporal_workflow_task_execution_failed',
+    'temporal_workflow_task_schedule_to_start_latency',
+    'temporal_activity_schedule_to_start_latency',
+    'temporal_worker_task_slots_available',
+    'temporal_num_pollers',
+    'rr_delivery_attempts_total',
+    'rr_deliveries_oldest_pending_age_seconds',
+    'nodejs_eventloop_lag_p99_seconds',
+  ]) {
     expect([name, used.has(name)]).toEqual([name, true]);
   }
 });

@@ -4,8 +4,22 @@ import { DestinationGuard, type Resolver } from '../../src/http/destinationGuard
 const none = new AllowList([]);
 
 test.each([
-  ['127.0.0.1'], ['10.0.0.5'], ['172.16.3.4'], ['192.168.1.1'], ['169.254.169.254'], ['100.64.0.1'], ['0.0.0.0'],
-  ['224.0.0.1'], ['255.255.255.255'], ['::1'], ['::'], ['fe80::1'], ['fd00::1'], ['ff02::1'], ['::ffff:10.0.0.1'], ['::ffff:127.0.0.1'],
+  ['127.0.0.1'],
+  ['10.0.0.5'],
+  ['172.16.3.4'],
+  ['192.168.1.1'],
+  ['169.254.169.254'],
+  ['100.64.0.1'],
+  ['0.0.0.0'],
+  ['224.0.0.1'],
+  ['255.255.255.255'],
+  ['::1'],
+  ['::'],
+  ['fe80::1'],
+  ['fd00::1'],
+  ['ff02::1'],
+  ['::ffff:10.0.0.1'],
+  ['::ffff:127.0.0.1'],
 ])('when %s is checked, then it is blocked', (ip) => {
   expect(classifyAddress(ip, none)).toBe('blocked');
 });
@@ -21,13 +35,18 @@ test('when a private subnet is allow-listed, then only that subnet opens', () =>
   expect(classifyAddress('10.2.0.1', allow)).toBe('blocked');
 });
 
-const fakeDns = (table: Record<string, string[]>): Resolver => async (host) => {
-  if (!table[host]) throw new Error('ENOTFOUND');
-  return table[host].map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
-};
+const fakeDns =
+  (table: Record<string, string[]>): Resolver =>
+  async (host) => {
+    if (!table[host]) throw new Error('ENOTFOUND');
+    return table[host].map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+  };
 
 test('when a hostname resolves to a private address, then saving is refused; public hosts pass; http only for allowed private', async () => {
-  const guard = new DestinationGuard({ allowCidrs: ['127.0.0.0/8'], allowHttp: false }, fakeDns({ 'evil.example': ['93.184.216.34', '10.0.0.7'], 'good.example': ['93.184.216.34'], 'local.example': ['127.0.0.1'] }));
+  const guard = new DestinationGuard(
+    { allowCidrs: ['127.0.0.0/8'], allowHttp: false },
+    fakeDns({ 'evil.example': ['93.184.216.34', '10.0.0.7'], 'good.example': ['93.184.216.34'], 'local.example': ['127.0.0.1'] }),
+  );
   expect(await guard.check('https://evil.example/hook')).toMatch(/private or reserved/);
   expect(await guard.check('https://good.example/hook')).toBeUndefined();
   expect(await guard.check('http://good.example/hook')).toBe('must use https');
@@ -92,8 +111,14 @@ test.each(embeddedOrSpecial)('when [%s] (%s) is used with an empty allow-list, t
 });
 
 test.each([
-  ['64:ff9b::808:808'], ['64:ff9b::8.8.8.8'], ['2002:808:808::1'], ['::ffff:8.8.8.8'], ['::808:808'],
-  ['2001:4860:4860::8888'], ['2a00:1450:4001:80b::200e'], ['2001:200::1'],
+  ['64:ff9b::808:808'],
+  ['64:ff9b::8.8.8.8'],
+  ['2002:808:808::1'],
+  ['::ffff:8.8.8.8'],
+  ['::808:808'],
+  ['2001:4860:4860::8888'],
+  ['2a00:1450:4001:80b::200e'],
+  ['2001:200::1'],
 ])('when %s embeds a public IPv4 or is ordinary global unicast, then it stays public', async (ip) => {
   expect(classifyAddress(ip, none)).toBe('public');
   const guard = new DestinationGuard({ allowCidrs: [], allowHttp: false }, fakeDns({}));

@@ -34,7 +34,7 @@ test('when a delivery is held, then it parks until 10–30 % of a probe interval
   expect(holdDelayMs({ ...base, wakeups: 9, windowEndsAtMs: NOW + 1_500, random: () => 0 })).toBeGreaterThan(1_500);
 });
 
-test('when a probe fails some time into the failure streak, then the next is due at the next point of the retry schedule anchored at the streak\'s start, or after the cap once the schedule\'s step reaches it', () => {
+test("when a probe fails some time into the failure streak, then the next is due at the next point of the retry schedule anchored at the streak's start, or after the cap once the schedule's step reaches it", () => {
   // Points of the schedule: 10 s, 40 s, 2m10s, 6m40s, 20m10s, 1h40s, 3h2m10s, …
   expect(nextProbeDelayMs(schedule, 0, 12 * 3_600_000)).toBe(10_000);
   expect(nextProbeDelayMs(schedule, 10_000, 12 * 3_600_000)).toBe(30_000); // a lone delivery's attempt 2 → its attempt 3

@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { LATENCY_BOUNDS_MS, latencyBucket, percentileMs, windowBuckets } from '../../src/domain/endpointStats';
 
 test('when a response time is bucketed, then it lands in the bucket whose lower bound is the largest not above it', () => {
-  expect([0, 1, 7, 8, 99, 100, 119, 120, 59_999, 60_000, 600_000].map(latencyBucket).map((i) => LATENCY_BOUNDS_MS[i])).toEqual([0, 1, 6, 8, 80, 100, 100, 120, 50_000, 60_000, 60_000]);
+  expect([0, 1, 7, 8, 99, 100, 119, 120, 59_999, 60_000, 600_000].map(latencyBucket).map((i) => LATENCY_BOUNDS_MS[i])).toEqual([
+    0, 1, 6, 8, 80, 100, 100, 120, 50_000, 60_000, 60_000,
+  ]);
 });
 
 test('when percentiles are read from a histogram, then they interpolate inside the bucket that holds the rank', () => {

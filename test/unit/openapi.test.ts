@@ -10,7 +10,15 @@ import { OPERATIONAL_EVENT_TYPES, OPERATIONAL_EVENTS } from '../../src/domain/op
 createApp({ cfg: loadConfig({ ADMIN_TOKEN: 'a'.repeat(32) }), adminToken: 'a'.repeat(32) } as never);
 const doc = openApiDocument('1.0.0') as any;
 const operations = Object.entries(doc.paths).flatMap(([path, ops]: [string, any]) => Object.entries(ops).map(([method, op]: [string, any]) => ({ path, method, op })));
-const resolve = (o: any): any => (o?.$ref ? resolve(o.$ref.slice(2).split('/').reduce((x: any, k: string) => x[k], doc)) : o);
+const resolve = (o: any): any =>
+  o?.$ref
+    ? resolve(
+        o.$ref
+          .slice(2)
+          .split('/')
+          .reduce((x: any, k: string) => x[k], doc),
+      )
+    : o;
 
 test('when the document is validated by an OpenAPI 3.1 validator, then it has no errors', async () => {
   const result = await validate(structuredClone(doc));
@@ -27,8 +35,10 @@ test('when the document is read, then every route is one operation with an opera
     const body = op.requestBody?.content['application/json'];
     const example = ok[1].content?.['application/json']?.example ?? body?.example ?? op.parameters?.find((p: any) => p.example)?.example;
     expect([where, example !== undefined]).toEqual([where, true]);
-    for (const media of [body, ok[1].content?.['application/json']].filter(Boolean)) expect([where, media.schema.$ref]).toEqual([where, expect.stringMatching(/^#\/components\/schemas\//)]);
-    for (const [status, res] of Object.entries(op.responses) as [string, any][]) if (!status.startsWith('2')) expect([where, status, res.$ref]).toEqual([where, status, expect.stringMatching(/^#\/components\/responses\//)]);
+    for (const media of [body, ok[1].content?.['application/json']].filter(Boolean))
+      expect([where, media.schema.$ref]).toEqual([where, expect.stringMatching(/^#\/components\/schemas\//)]);
+    for (const [status, res] of Object.entries(op.responses) as [string, any][])
+      if (!status.startsWith('2')) expect([where, status, res.$ref]).toEqual([where, status, expect.stringMatching(/^#\/components\/responses\//)]);
   }
 });
 
@@ -39,7 +49,7 @@ test('when a route declares examples, then they are valid for its own zod schema
   }
 });
 
-test('when an account route is read, then the admin\'s ?accountId= and its 400/404 are documented', () => {
+test("when an account route is read, then the admin's ?accountId= and its 400/404 are documented", () => {
   const accountRoutes = operations.filter((o) => o.op['x-auth'] === 'account');
   expect(accountRoutes.length).toBe(20); // 13 + the three /v1/api-keys routes + the two retry routes + bulk resend + stats
   for (const { path, method, op } of accountRoutes) {
@@ -50,11 +60,26 @@ test('when an account route is read, then the admin\'s ?accountId= and its 400/4
 
 test('when a body is optional on the server, then requestBody.required is false, and every body route documents 400, 413 and 415', () => {
   const required = Object.fromEntries(operations.filter((o) => o.op.requestBody).map((o) => [o.op.operationId, o.op.requestBody.required]));
-  expect(required).toEqual({ createAccount: true, updateAccount: false, createPortalLink: false, createEndpoint: true, updateEndpoint: false, sendTestEvent: false, recoverEndpoint: true, publishEvent: true, createApiKey: true, createOperationalEndpoint: true, updateOperationalEndpoint: false, recoverOperationalEndpoint: true, resendDeliveries: true });
-  for (const { op } of operations.filter((o) => o.method === 'post' || o.method === 'patch')) expect([op.operationId, Object.keys(op.responses)]).toEqual([op.operationId, expect.arrayContaining(['400', '413', '415'])]);
+  expect(required).toEqual({
+    createAccount: true,
+    updateAccount: false,
+    createPortalLink: false,
+    createEndpoint: true,
+    updateEndpoint: false,
+    sendTestEvent: false,
+    recoverEndpoint: true,
+    publishEvent: true,
+    createApiKey: true,
+    createOperationalEndpoint: true,
+    updateOperationalEndpoint: false,
+    recoverOperationalEndpoint: true,
+    resendDeliveries: true,
+  });
+  for (const { op } of operations.filter((o) => o.method === 'post' || o.method === 'patch'))
+    expect([op.operationId, Object.keys(op.responses)]).toEqual([op.operationId, expect.arrayContaining(['400', '413', '415'])]);
 });
 
-test('when event types appear in requests, then they are the catalog\'s enum, and each type\'s data has its own schema', () => {
+test("when event types appear in requests, then they are the catalog's enum, and each type's data has its own schema", () => {
   expect(doc.components.schemas.EventType.enum).toEqual(EVENT_TYPES);
   expect(resolve(doc.components.schemas.EndpointIn.properties.eventTypes.items).enum).toEqual(EVENT_TYPES);
   expect(resolve(doc.components.schemas.EndpointPatchIn.properties.eventTypes.items).enum).toEqual(EVENT_TYPES);

@@ -17,6 +17,11 @@ test('when PUBLIC_URL is set, then a portal link uses it instead of the listenin
   const cfg = { PUBLIC_URL: 'https://hooks.example.com/', PORTAL_LINK_TTL: 60_000, PORTAL_LINK_MAX_TTL: 86_400_000, ADMIN_TOKENS_PREVIOUS: [] } as unknown as Config;
   const link = portalLink({ cfg, adminToken: 'admin-token-of-at-least-16' }, 'acc_1', {}, 'http://127.0.0.1:3000');
   expect(link.url).toMatch(/^https:\/\/hooks\.example\.com\/portal#token=/);
-  const noPublic = portalLink({ cfg: { PORTAL_LINK_TTL: 60_000, PORTAL_LINK_MAX_TTL: 86_400_000, ADMIN_TOKENS_PREVIOUS: [] } as unknown as Config, adminToken: 'admin-token-of-at-least-16' }, 'acc_1', {}, 'http://127.0.0.1:3000');
+  const noPublic = portalLink(
+    { cfg: { PORTAL_LINK_TTL: 60_000, PORTAL_LINK_MAX_TTL: 86_400_000, ADMIN_TOKENS_PREVIOUS: [] } as unknown as Config, adminToken: 'admin-token-of-at-least-16' },
+    'acc_1',
+    {},
+    'http://127.0.0.1:3000',
+  );
   expect(noPublic.url).toMatch(/^http:\/\/127\.0\.0\.1:3000\/portal#token=/);
 });

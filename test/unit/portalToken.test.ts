@@ -7,7 +7,14 @@ test('when a portal token is signed, then it verifies for its account until it e
   const now = Date.now();
   const { token } = signPortalToken(key, 'acc_1', now + 60_000, { nowMs: now });
   expect(token).toMatch(/^rrp_[\w-]+\.[\w-]+$/);
-  expect(verifyPortalToken(key, token, now)).toEqual({ ok: true, accountId: 'acc_1', expiresAtMs: Math.floor((now + 60_000) / 1000) * 1000, issuedAtMs: now, linkId: expect.stringMatching(/^pl_/), scope: 'manage' });
+  expect(verifyPortalToken(key, token, now)).toEqual({
+    ok: true,
+    accountId: 'acc_1',
+    expiresAtMs: Math.floor((now + 60_000) / 1000) * 1000,
+    issuedAtMs: now,
+    linkId: expect.stringMatching(/^pl_/),
+    scope: 'manage',
+  });
   expect(verifyPortalToken(key, token, now + 61_000)).toEqual({ ok: false, reason: 'expired' });
 });
 
@@ -24,7 +31,7 @@ test('when a token is tampered with or signed by another key, then it is refused
   for (const c of 'AQgw') if (!sig.endsWith(c)) expect(verifyPortalToken(key, `rrp_${payload}.${sig.slice(0, -1)}${c}`).ok).toBe(false);
 });
 
-test('when keys rotate, then links signed by any key of the ring verify, the newest signs, and a dropped key\'s links are refused', () => {
+test("when keys rotate, then links signed by any key of the ring verify, the newest signs, and a dropped key's links are refused", () => {
   const oldKey = Buffer.from('o'.repeat(32));
   const newKey = Buffer.from('n'.repeat(32));
   const { token: oldLink } = signPortalToken(new PortalKeyRing([oldKey]), 'acc_1', Date.now() + 60_000);

@@ -19,7 +19,14 @@ beforeAll(() => {
   ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '1', '-extfile', 'client.ext');
   // Without -extfile openssl issues an X.509 v1 certificate.
   ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client-v1.pem', '-days', '1');
-  Object.assign(files, { ca: join(dir, 'ca.pem'), crt: join(dir, 'client.pem'), key: join(dir, 'client.key'), junk: join(dir, 'junk.txt'), v1: join(dir, 'client-v1.pem'), caKey: join(dir, 'ca.key') });
+  Object.assign(files, {
+    ca: join(dir, 'ca.pem'),
+    crt: join(dir, 'client.pem'),
+    key: join(dir, 'client.key'),
+    junk: join(dir, 'junk.txt'),
+    v1: join(dir, 'client-v1.pem'),
+    caKey: join(dir, 'ca.key'),
+  });
   writeFileSync(files.junk, 'not a certificate\n');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,7 +53,13 @@ test('when TEMPORAL_TLS=true, then TLS verifies the server against the system CA
 });
 
 test('when a CA, a client certificate and its key are set, then they are read into an mTLS config and TLS is on without TEMPORAL_TLS', () => {
-  const o = options({ TEMPORAL_ADDRESS: '10.0.0.5:7233', TEMPORAL_TLS_CA: files.ca, TEMPORAL_TLS_CERT: files.crt, TEMPORAL_TLS_KEY: files.key, TEMPORAL_TLS_SERVER_NAME: 'temporal.internal' });
+  const o = options({
+    TEMPORAL_ADDRESS: '10.0.0.5:7233',
+    TEMPORAL_TLS_CA: files.ca,
+    TEMPORAL_TLS_CERT: files.crt,
+    TEMPORAL_TLS_KEY: files.key,
+    TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+  });
   expect(o.address).toBe('10.0.0.5:7233');
   expect(o.apiKey).toBeUndefined();
   expect(Buffer.from(o.tls!.serverRootCACertificate!).toString()).toMatch(/^-----BEGIN CERTIFICATE-----/);

@@ -98,7 +98,7 @@ test('when the circuit is open and the endpoint is back, then the held deliverie
   expect((await healthOf(suite.db, [endpoint.id])).get(endpoint.id)).toMatchObject({ state: 'healthy', consecutive_failures: 0, probe_owner: null });
 });
 
-test('when a delivery\'s own first attempt (no batch) meets an open circuit, then it is held without a request, and once the circuit closes its back-off starts from the first delay, not pushed by its held wake-ups', async () => {
+test("when a delivery's own first attempt (no batch) meets an open circuit, then it is held without a request, and once the circuit closes its back-off starts from the first delay, not pushed by its held wake-ups", async () => {
   const { account, endpoint, ids } = await deliveries(2);
   const [deliveryId, otherId] = ids;
   const openedAt = await openCircuit(endpoint.id);

@@ -123,7 +123,7 @@ test('when the database fails during a batch, then every delivery continues in i
   for (const id of ids) expect(suite.receiver.requests.filter((r) => r.headers['webhook-id'] === id)).toHaveLength(2);
 });
 
-test('when a closed workflow of a delivery\'s retry id exists (the reconciler\'s, superseded), then the batch\'s hand-over still starts the retries', async () => {
+test("when a closed workflow of a delivery's retry id exists (the reconciler's, superseded), then the batch's hand-over still starts the retries", async () => {
   const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
   const { deliveryId } = await storedDelivery(suite.db, account.id, endpoint.id);
   // A run of `delivery-<id>` that ended before the batch handed the delivery over.
@@ -162,7 +162,9 @@ test('when a delivery was resent while an attempt of its old series was in fligh
   await startNewSeries(suite.db, account.id, deliveryId); // series 2, pending, unowned
 
   // The series-1 attempt finishes late (a success even) and would hand over to delivery-<id>.
-  const [n] = await recordAttempts(suite.db, [{ deliveryId, series: 1, startedAt: new Date(), durationMs: 5, statusCode: 200, delivered: true, handOverTo: `delivery-${deliveryId}` }]);
+  const [n] = await recordAttempts(suite.db, [
+    { deliveryId, series: 1, startedAt: new Date(), durationMs: 5, statusCode: 200, delivered: true, handOverTo: `delivery-${deliveryId}` },
+  ]);
   expect(n).toBe(0);
   expect(await getDelivery(suite.db, account.id, deliveryId)).toMatchObject({ series: 2, status: 'pending', workflow_id: null, attempt_count: 0 });
   // A series-1 workflow cannot claim it either; the series-2 one can.

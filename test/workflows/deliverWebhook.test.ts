@@ -84,7 +84,8 @@ test('when the endpoint is deleted mid-retry, then the delivery is cancelled and
   let deletion: Promise<unknown> | undefined;
   suite.receiver.onRequest = (_req, n) => {
     // What DELETE /v1/endpoints/:id does, right after the third failed attempt.
-    if (n === 3) deletion = softDeleteEndpoint(suite.db, account.id, endpoint.id).then(() => cancelEndpointDeliveries({ db: suite.db, dispatcher }, endpoint.id, 'endpoint deleted'));
+    if (n === 3)
+      deletion = softDeleteEndpoint(suite.db, account.id, endpoint.id).then(() => cancelEndpointDeliveries({ db: suite.db, dispatcher }, endpoint.id, 'endpoint deleted'));
   };
 
   const result = await suite.deliver(deliveryId);
@@ -99,7 +100,7 @@ test('when the endpoint is deleted mid-retry, then the delivery is cancelled and
   expect(suite.receiver.requests.length).toBe(3);
 });
 
-test('when the endpoint is disabled behind the workflow\'s back, then the next attempt stops it as cancelled without sending', async () => {
+test("when the endpoint is disabled behind the workflow's back, then the next attempt stops it as cancelled without sending", async () => {
   const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
   const { deliveryId } = await storedDelivery(suite.db, account.id, endpoint.id);
   suite.receiver.respond = () => ({ status: 500 });

@@ -9,7 +9,7 @@ const suite = timeSkippingSuite({ CIRCUIT_OPEN_AFTER: '3', CIRCUIT_PROBE_MAX_INT
 const HOUR = 3_600_000;
 const sentAt = (req: { headers: Record<string, unknown> }) => Number(req.headers['webhook-timestamp']) * 1000;
 
-test('when a probe succeeds after a 6-hour outage, then the drain sends every held delivery within a minute (not at each one\'s own next slot), each exactly once, and every retry workflow completes delivered without another request', async () => {
+test("when a probe succeeds after a 6-hour outage, then the drain sends every held delivery within a minute (not at each one's own next slot), each exactly once, and every retry workflow completes delivered without another request", async () => {
   const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
   const t0 = await suite.env.currentTimeMs();
   const ids: string[] = [];
@@ -49,18 +49,23 @@ test('when an endpoint with few held deliveries (parked hours apart) comes back,
   const { retries } = await suite.deliverBatch(account.id, ids);
 
   for (const id of ids) expect(retries.get(id)?.status).toBe('delivered');
-  if (process.env.DEBUG_PROBES) console.log(suite.receiver.requests.map((r) => `${((sentAt(r) - t0) / 60_000).toFixed(1)}m ${String(r.headers['webhook-id']).slice(-4)}`).join('\n'));
+  if (process.env.DEBUG_PROBES)
+    console.log(suite.receiver.requests.map((r) => `${((sentAt(r) - t0) / 60_000).toFixed(1)}m ${String(r.headers['webhook-id']).slice(-4)}`).join('\n'));
   const ok = suite.receiver.requests.filter((r) => sentAt(r) >= backAt);
   expect(ok.map((r) => r.headers['webhook-id']).sort()).toEqual([...ids].sort());
   // Probes at most hourly (CIRCUIT_PROBE_MAX_INTERVAL): the first after the recovery comes within the hour.
   expect(Math.max(...ok.map(sentAt)) - backAt).toBeLessThanOrEqual(HOUR + 60_000);
-  const during = suite.receiver.requests.map(sentAt).filter((t) => t < backAt).sort((a, b) => a - b).slice(3); // after the 3 first attempts
+  const during = suite.receiver.requests
+    .map(sentAt)
+    .filter((t) => t < backAt)
+    .sort((a, b) => a - b)
+    .slice(3); // after the 3 first attempts
   for (let i = 1; i < during.length; i++) expect(during[i] - during[i - 1]).toBeGreaterThanOrEqual(10_000 - 1_000);
   expect(during.filter((t) => t - t0 > 2 * HOUR).length).toBeLessThanOrEqual(29); // hourly from the second hour on
   console.log(`prober: recovery → last of 3 delivered ${Math.max(...ok.map(sentAt)) - backAt} ms; ${during.length} probes in 30 h`);
 });
 
-test('when a retry workflow wakes while a drain holds its delivery, then it waits without a request, takes it back once the drain\'s lease has expired (a drain that died), and delivers it', async () => {
+test("when a retry workflow wakes while a drain holds its delivery, then it waits without a request, takes it back once the drain's lease has expired (a drain that died), and delivers it", async () => {
   const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
   const { deliveryId } = await storedDelivery(suite.db, account.id, endpoint.id);
   suite.receiver.respond = (_req, n) => ({ status: n === 1 ? 503 : 200 });

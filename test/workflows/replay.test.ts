@@ -20,7 +20,7 @@ describe('recorded workflow histories', () => {
     expect(new Set(histories.map((h) => h.workflowType))).toEqual(new Set(['deliverBatch', 'deliverWebhook', 'drainEndpoint', 'purgeOldData']));
   });
 
-  test('when today\'s workflow code replays every recorded history, then none is non-deterministic', async () => {
+  test("when today's workflow code replays every recorded history, then none is non-deterministic", async () => {
     const failures = await replayFailures(process.env.RR_TEST_WORKFLOW_BUNDLE!, histories);
     expect(failures).toEqual([]);
   });

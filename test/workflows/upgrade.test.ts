@@ -26,7 +26,14 @@ import { Receiver, waitFor } from '../helpers/receiver';
 const PER_ACCOUNT = 8;
 const quiet = { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} };
 const NON_DETERMINISTIC = temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR;
-const cfg = loadConfig({ RETRY_INITIAL_INTERVAL: '3s', RETRY_BACKOFF_COEFFICIENT: '2', RETRY_MAXIMUM_INTERVAL: '4s', RETRY_JITTER: '0', DELIVERY_WINDOW: '5m', ATTEMPT_TIMEOUT: '5s' });
+const cfg = loadConfig({
+  RETRY_INITIAL_INTERVAL: '3s',
+  RETRY_BACKOFF_COEFFICIENT: '2',
+  RETRY_MAXIMUM_INTERVAL: '4s',
+  RETRY_JITTER: '0',
+  DELIVERY_WINDOW: '5m',
+  ATTEMPT_TIMEOUT: '5s',
+});
 const buildN = () => readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8');
 const bundle = async (fixture: string) => (await bundleWorkflowCode({ workflowsPath: require.resolve(`./fixtures/${fixture}`), logger: quiet })).code;
 
@@ -138,7 +145,11 @@ async function expectDeliveredOnce(ids: string[]) {
   expect(rows.map((r) => r.status)).toEqual(ids.map(() => 'delivered'));
   for (const id of ids) {
     const attempts = await attemptsOf(db, id);
-    expect({ id, successes: attempts.filter((a) => a.status_code === 200).length, requests: receiver.byWebhookId(id).length }).toEqual({ id, successes: 1, requests: attempts.length });
+    expect({ id, successes: attempts.filter((a) => a.status_code === 200).length, requests: receiver.byWebhookId(id).length }).toEqual({
+      id,
+      successes: 1,
+      requests: attempts.length,
+    });
     expect(attempts[attempts.length - 1].status_code).toBe(200);
   }
 }
@@ -146,7 +157,7 @@ async function expectDeliveredOnce(ids: string[]) {
 const failedNonDeterministically = async (h: WorkflowHandle) =>
   ((await h.fetchHistory()).events ?? []).some((e) => e.workflowTaskFailedEventAttributes?.cause === NON_DETERMINISTIC);
 
-test('when worker build N+1 with a patched workflow change replaces build N while deliveries wait on retries, then every delivery completes, none is sent twice, and new deliveries take the new path (and the patch\'s later steps replay what they must)', async () => {
+test("when worker build N+1 with a patched workflow change replaces build N while deliveries wait on retries, then every delivery completes, none is sent twice, and new deliveries take the new path (and the patch's later steps replay what they must)", async () => {
   const taskQueue = `upgrade-${randomBytes(4).toString('hex')}`;
   const nextBuild = bundle('deliveryMemoPatched');
   const deprecatedBuild = nextBuild.then(() => bundle('deliveryMemoDeprecated'));
@@ -158,7 +169,14 @@ test('when worker build N+1 with a patched workflow change replaces build N whil
   receiver.respond = (req) => ({ status: req.path.endsWith('/new') && receiver.requests.filter((r) => r.path.endsWith('/new')).length === 1 ? 503 : 200 });
   const [fresh] = await publish(deploy.dispatcher, `${receiver.url}/new`, 1, 1);
   const freshHandle = client.workflow.getHandle<() => Promise<DeliverWebhookResult>>(`delivery-${fresh}`);
-  await waitFor(() => freshHandle.describe().then(() => true, () => undefined), 'the new delivery\'s retry workflow');
+  await waitFor(
+    () =>
+      freshHandle.describe().then(
+        () => true,
+        () => undefined,
+      ),
+    "the new delivery's retry workflow",
+  );
   const results = await Promise.all([...handles, freshHandle].map((h) => h.result()));
   await n1.stop();
 
@@ -178,7 +196,9 @@ test('when worker build N+1 with a patched workflow change replaces build N whil
   const deprecated = await deprecatedBuild;
   await replayOn(deprecated, freshHandle);
   await expect(replayOn(deprecated, handles[0])).rejects.toThrow(/Nondeterminism/);
-  console.log(`patched upgrade: ${ids.length} deliveries in flight at the deploy (${waitingOn.filter((s) => s === 'timer').length} on their first back-off timer, ${waitingOn.filter((s) => s === 'activity').length} in server-side activity retries), all delivered once; ${receiver.requests.length} requests in all`);
+  console.log(
+    `patched upgrade: ${ids.length} deliveries in flight at the deploy (${waitingOn.filter((s) => s === 'timer').length} on their first back-off timer, ${waitingOn.filter((s) => s === 'activity').length} in server-side activity retries), all delivered once; ${receiver.requests.length} requests in all`,
+  );
 });
 
 test('when build N+1 carries the same change without patched(), then the deliveries in flight fail their workflow tasks as non-deterministic, and rolling back to build N completes them without sending any twice', async () => {
@@ -189,7 +209,10 @@ test('when build N+1 carries the same change without patched(), then the deliver
   await n.stop();
   const broken = await deploy.start(await nextBuild);
   receiver.respond = () => ({ status: 200 });
-  await waitFor(async () => ((await Promise.all(handles.map(failedNonDeterministically))).every(Boolean) ? true : undefined), 'every in-flight delivery to hit the non-determinism');
+  await waitFor(
+    async () => ((await Promise.all(handles.map(failedNonDeterministically))).every(Boolean) ? true : undefined),
+    'every in-flight delivery to hit the non-determinism',
+  );
   expect(await Promise.all(handles.map((h) => h.describe().then((d) => d.status.name)))).toEqual(ids.map(() => 'RUNNING')); // stuck, not failed
   await broken.stop();
 

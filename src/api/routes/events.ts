@@ -22,7 +22,16 @@ export function eventsRouter(deps: ApiDeps): Router {
       tag: 'Events',
       auth: 'admin',
       body: EventIn,
-      response: { status: 202, schema: EventAcceptedOut, headers: { 'Idempotent-Replayed': { description: '`true` when this is the original answer to an earlier request with the same idempotencyKey (nothing new was delivered).', schema: { type: 'string', enum: ['true'] } } } },
+      response: {
+        status: 202,
+        schema: EventAcceptedOut,
+        headers: {
+          'Idempotent-Replayed': {
+            description: '`true` when this is the original answer to an earlier request with the same idempotencyKey (nothing new was delivered).',
+            schema: { type: 'string', enum: ['true'] },
+          },
+        },
+      },
       errors: [404, 409],
     },
     async (ctx, { body }) => {

@@ -81,12 +81,20 @@ function plural(n, one, many) {
 function readToken() {
   const fromHash = new URLSearchParams(location.hash.replace(/^#/, '')).get('token');
   if (fromHash) {
-    try { sessionStorage.setItem(TOKEN_KEY, fromHash); } catch { /* storage disabled: keep it in memory only */ }
+    try {
+      sessionStorage.setItem(TOKEN_KEY, fromHash);
+    } catch {
+      /* storage disabled: keep it in memory only */
+    }
     // The token is a secret: it must not stay in the address bar, history or bookmarks.
     history.replaceState(null, '', location.pathname);
     return fromHash;
   }
-  try { return sessionStorage.getItem(TOKEN_KEY); } catch { return null; }
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
 }
 
 class ApiError extends Error {
@@ -95,7 +103,7 @@ class ApiError extends Error {
     this.status = status;
     this.code = body && body.code;
     this.detail = this.message;
-    this.errors = (body && Array.isArray(body.errors)) ? body.errors : [];
+    this.errors = body && Array.isArray(body.errors) ? body.errors : [];
   }
 }
 
@@ -131,7 +139,11 @@ const enc = encodeURIComponent;
 
 function showAuthError() {
   state.authFailed = true;
-  try { sessionStorage.removeItem(TOKEN_KEY); } catch { /* ignore */ }
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* ignore */
+  }
   const dialog = $('confirm-dialog');
   if (dialog.open) dialog.close('cancel');
   $('main').hidden = true;
@@ -196,10 +208,14 @@ function confirmAction({ title, body, confirmLabel, testId }) {
   ok.setAttribute('data-testid', testId);
   dialog.returnValue = '';
   return new Promise((resolve) => {
-    dialog.addEventListener('close', () => {
-      if (opener && opener.isConnected) opener.focus();
-      resolve(dialog.returnValue === 'confirm');
-    }, { once: true });
+    dialog.addEventListener(
+      'close',
+      () => {
+        if (opener && opener.isConnected) opener.focus();
+        resolve(dialog.returnValue === 'confirm');
+      },
+      { once: true },
+    );
     dialog.showModal();
     $('confirm-title').focus();
   });
@@ -214,7 +230,9 @@ async function copyText(text) {
       await navigator.clipboard.writeText(text);
       return true;
     }
-  } catch { /* permission denied: try the fallback */ }
+  } catch {
+    /* permission denied: try the fallback */
+  }
   // Fallback for plain-http origins: a selected off-screen textarea and the legacy copy command.
   const previous = document.activeElement;
   const area = el('textarea', { readonly: '', className: 'offscreen', 'aria-hidden': 'true' });
@@ -222,7 +240,11 @@ async function copyText(text) {
   document.body.append(area);
   area.select();
   let ok;
-  try { ok = document.execCommand('copy'); } catch { ok = false; }
+  try {
+    ok = document.execCommand('copy');
+  } catch {
+    ok = false;
+  }
   area.remove();
   if (previous && previous.focus) previous.focus();
   return ok;
@@ -236,7 +258,13 @@ async function copySecret(secret) {
 // ---------------------------------------------------------------------------
 // Endpoint form (add and edit share one form)
 
-const FIELD_IDS = { url: 'endpoint-url', description: 'endpoint-description', rateLimitPerSecond: 'endpoint-rate-limit', maxInFlight: 'endpoint-max-in-flight', headers: 'endpoint-headers' };
+const FIELD_IDS = {
+  url: 'endpoint-url',
+  description: 'endpoint-description',
+  rateLimitPerSecond: 'endpoint-rate-limit',
+  maxInFlight: 'endpoint-max-in-flight',
+  headers: 'endpoint-headers',
+};
 const LIMIT_FIELDS = ['rateLimitPerSecond', 'maxInFlight'];
 const HELP_IDS = { url: 'endpoint-url-help', eventTypes: 'event-types-help', headers: 'endpoint-headers-help' };
 
@@ -247,13 +275,12 @@ function renderEventTypeOptions() {
     const id = `event-type-${et.type}`;
     const helpId = `${id}-help`;
     const input = el('input', { type: 'checkbox', id, name: 'eventTypes', value: et.type, 'data-testid': id, 'aria-describedby': helpId });
-    box.append(el('div', { className: 'check' }, [
-      input,
-      el('div', {}, [
-        el('label', { for: id, className: 'mono', text: et.type }),
-        el('p', { id: helpId, className: 'help', text: et.description }),
+    box.append(
+      el('div', { className: 'check' }, [
+        input,
+        el('div', {}, [el('label', { for: id, className: 'mono', text: et.type }), el('p', { id: helpId, className: 'help', text: et.description })]),
       ]),
-    ]));
+    );
   }
 }
 
@@ -323,7 +350,9 @@ function showFormError(text) {
 function readForm() {
   return {
     url: $('endpoint-url').value.trim(),
-    eventTypes: eventTypeInputs().filter((box) => box.checked).map((box) => box.value),
+    eventTypes: eventTypeInputs()
+      .filter((box) => box.checked)
+      .map((box) => box.value),
     description: $('endpoint-description').value.trim(),
     // Empty: no limit (null). The server names a bad value; a non-number is sent as typed so it does.
     rateLimitPerSecond: limitValue($('endpoint-rate-limit').value),
@@ -345,7 +374,9 @@ function parseHeaders(text) {
 }
 
 function headersText(headers) {
-  return Object.entries(headers || {}).map(([name, value]) => `${name}: ${value}`).join('\n');
+  return Object.entries(headers || {})
+    .map(([name, value]) => `${name}: ${value}`)
+    .join('\n');
 }
 
 function limitValue(raw) {
@@ -560,13 +591,16 @@ function fillBanner(card, ep) {
   if (!ep.enabled) {
     const when = ep.disabledAt ? ` on ${formatTime(ep.disabledAt)}` : '';
     reason.textContent = ep.disabledReason ? `Disabled${when}: ${ep.disabledReason}` : `Disabled${when}. No webhooks are sent to it.`;
-    advice.textContent = 'Nothing is sent to it, and new events are not queued for it. Fix your receiver so it answers 2xx, press Enable, then Recover from the time it stopped: that resends what failed or was cancelled and delivers the events it missed.';
+    advice.textContent =
+      'Nothing is sent to it, and new events are not queued for it. Fix your receiver so it answers 2xx, press Enable, then Recover from the time it stopped: that resends what failed or was cancelled and delivers the events it missed.';
   } else if (h.state !== 'healthy') {
     const last = h.lastError ? ` (last error: ${h.lastError})` : '';
-    reason.textContent = h.state === 'failing'
-      ? `Failing: ${plural(h.consecutiveFailures, 'attempt', 'attempts')} in a row failed since ${formatTime(h.since)}${last}.`
-      : `Not receiving: ${plural(h.consecutiveFailures, 'attempt', 'attempts')} in a row failed${last}, so deliveries are held since ${formatTime(h.since)} and retried when a probe succeeds.`;
-    advice.textContent = 'Check that your receiver answers 2xx within the timeout. Once it does, press Retry pending now to send what is waiting at once; otherwise it is retried automatically. An endpoint that keeps failing is disabled.';
+    reason.textContent =
+      h.state === 'failing'
+        ? `Failing: ${plural(h.consecutiveFailures, 'attempt', 'attempts')} in a row failed since ${formatTime(h.since)}${last}.`
+        : `Not receiving: ${plural(h.consecutiveFailures, 'attempt', 'attempts')} in a row failed${last}, so deliveries are held since ${formatTime(h.since)} and retried when a probe succeeds.`;
+    advice.textContent =
+      'Check that your receiver answers 2xx within the timeout. Once it does, press Retry pending now to send what is waiting at once; otherwise it is retried automatically. An endpoint that keeps failing is disabled.';
   }
   banner.hidden = ep.enabled && h.state === 'healthy';
 }
@@ -608,7 +642,9 @@ async function toggleEnabled(button, ep) {
       announce(ep.enabled ? 'Endpoint disabled. Its pending deliveries were cancelled.' : 'Endpoint enabled.');
       await refreshEndpoints();
       await refreshLogAndDetails();
-    } catch (err) { reportError(err); }
+    } catch (err) {
+      reportError(err);
+    }
   });
 }
 
@@ -627,7 +663,9 @@ async function deleteEndpoint(button, ep) {
     await refreshEndpoints();
     $('endpoints-title').focus();
     await refreshLogAndDetails();
-  } catch (err) { reportError(err); }
+  } catch (err) {
+    reportError(err);
+  }
 }
 
 function showSecretInCard(card, secret) {
@@ -650,7 +688,9 @@ async function revealSecret(button, ep, card) {
     try {
       const { secret } = await api('GET', `/v1/endpoints/${enc(ep.id)}/secret`);
       showSecretInCard(card, secret);
-    } catch (err) { reportError(err); }
+    } catch (err) {
+      reportError(err);
+    }
   });
 }
 
@@ -660,7 +700,9 @@ async function copyEndpointSecret(button, ep) {
       // Always fetch: the secret may have been rotated since it was revealed.
       const { secret } = await api('GET', `/v1/endpoints/${enc(ep.id)}/secret`);
       await copySecret(secret);
-    } catch (err) { reportError(err); }
+    } catch (err) {
+      reportError(err);
+    }
   });
 }
 
@@ -677,7 +719,9 @@ async function rotateSecret(button, ep, card) {
       const { secret } = await api('POST', `/v1/endpoints/${enc(ep.id)}/secret/rotate`);
       showSecretInCard(card, secret);
       announce('New signing secret issued. The old one keeps signing for 24 hours.');
-    } catch (err) { reportError(err); }
+    } catch (err) {
+      reportError(err);
+    }
   });
 }
 
@@ -761,7 +805,9 @@ async function retryPending(button, ep) {
       announce(deliveryIds.length ? `Retrying ${plural(deliveryIds.length, 'pending delivery', 'pending deliveries')} now.` : 'No pending deliveries; nothing to retry.');
       await refreshEndpoints();
       await refreshLogAndDetails();
-    } catch (err) { reportError(err); }
+    } catch (err) {
+      reportError(err);
+    }
   });
 }
 
@@ -781,11 +827,15 @@ async function recoverSince(button, ep, card) {
       if (recovered.undeliverable) parts.push(plural(recovered.undeliverable, 'undeliverable delivery', 'undeliverable deliveries'));
       if (recovered.cancelled) parts.push(plural(recovered.cancelled, 'cancelled delivery', 'cancelled deliveries'));
       if (recovered.missing) parts.push(plural(recovered.missing, 'missed event', 'missed events'));
-      announce(deliveryIds.length
-        ? `Recovered ${parts.join(', ')} since ${since.toLocaleString()}.${more ? ' There is more: press Recover again.' : ''}`
-        : `Nothing failed, was cancelled or was missed since ${since.toLocaleString()}; nothing was resent.`);
+      announce(
+        deliveryIds.length
+          ? `Recovered ${parts.join(', ')} since ${since.toLocaleString()}.${more ? ' There is more: press Recover again.' : ''}`
+          : `Nothing failed, was cancelled or was missed since ${since.toLocaleString()}; nothing was resent.`,
+      );
       await refreshLogAndDetails();
-    } catch (err) { reportError(err); }
+    } catch (err) {
+      reportError(err);
+    }
   });
 }
 
@@ -800,7 +850,10 @@ function renderFilterOptions(select, options) {
 }
 
 function renderEndpointFilter() {
-  renderFilterOptions($('filter-endpoint'), state.endpoints.map((ep) => [ep.id, ep.url]));
+  renderFilterOptions(
+    $('filter-endpoint'),
+    state.endpoints.map((ep) => [ep.id, ep.url]),
+  );
 }
 
 function endpointLabel(endpointId, withId = false) {
@@ -862,7 +915,11 @@ function deliveryRow(d) {
 
 async function onFilterChange() {
   state.log = { cursor: null, olderStack: [], nextCursor: null, page: 1 };
-  try { await loadLog(); } catch (err) { reportError(err); }
+  try {
+    await loadLog();
+  } catch (err) {
+    reportError(err);
+  }
 }
 
 async function goOlder() {
@@ -870,14 +927,22 @@ async function goOlder() {
   state.log.olderStack.push(state.log.cursor);
   state.log.cursor = state.log.nextCursor;
   state.log.page += 1;
-  try { await loadLog(); } catch (err) { reportError(err); }
+  try {
+    await loadLog();
+  } catch (err) {
+    reportError(err);
+  }
 }
 
 async function goNewer() {
   if (!state.log.olderStack.length) return;
   state.log.cursor = state.log.olderStack.pop();
   state.log.page -= 1;
-  try { await loadLog(); } catch (err) { reportError(err); }
+  try {
+    await loadLog();
+  } catch (err) {
+    reportError(err);
+  }
 }
 
 async function refreshLog(button) {
@@ -885,7 +950,9 @@ async function refreshLog(button) {
     try {
       await refreshLogAndDetails();
       announce('Delivery log refreshed.');
-    } catch (err) { reportError(err); }
+    } catch (err) {
+      reportError(err);
+    }
   });
 }
 
@@ -901,7 +968,9 @@ async function openDetails(id, opener) {
     renderDetails(delivery);
     $('delivery-details').hidden = false;
     $('details-title').focus();
-  } catch (err) { reportError(err); }
+  } catch (err) {
+    reportError(err);
+  }
 }
 
 /** Reloads the log page and, if a delivery is open, its details (actions change both). */
@@ -919,16 +988,16 @@ function closeDetails() {
   for (const row of document.querySelectorAll('.delivery-row.is-selected')) row.classList.remove('is-selected');
   // Back to the row that opened it, if it is still on screen.
   const row = [...document.querySelectorAll('.delivery-row')].find((r) => r.dataset.deliveryId === id);
-  const target = row ? row.querySelector('.row-button') : (detailsOpener && detailsOpener.isConnected ? detailsOpener : $('log-title'));
+  const target = row ? row.querySelector('.row-button') : detailsOpener && detailsOpener.isConnected ? detailsOpener : $('log-title');
   target.focus();
 }
 
 const HELD_WHY = {
-  circuit_open: 'the endpoint\'s circuit is open, no request is made while it stays open',
+  circuit_open: "the endpoint's circuit is open, no request is made while it stays open",
   probing: 'a probe request to the endpoint is out, no request is made while it stays open',
   throttled: 'the endpoint answered 429 Too Many Requests and is paused for its Retry-After',
-  rate_limited: 'the endpoint\'s rate limit: it goes out at that pace',
-  max_in_flight: 'the endpoint\'s limit of concurrent requests: it goes out as requests finish',
+  rate_limited: "the endpoint's rate limit: it goes out at that pace",
+  max_in_flight: "the endpoint's limit of concurrent requests: it goes out as requests finish",
 };
 
 /** A held delivery (open circuit, 429 pause or send limits): why, since when, and until when. */
@@ -989,20 +1058,26 @@ function renderDetails(d) {
 }
 
 function renderAttempts(attempts) {
-  const rows = attempts.map((a) => el('tr', { 'data-testid': 'attempt-row' }, [
-    el('td', { className: 'num', text: String(a.attempt) }),
-    el('td', { text: formatTime(a.startedAt) }),
-    el('td', { className: 'num', text: a.statusCode !== undefined ? String(a.statusCode) : '—' }),
-    el('td', { className: 'num', text: String(a.durationMs) }),
-    el('td', { text: a.error || '' }),
-    el('td', { className: 'cell-response' }, [el('code', { text: excerpt(a.responseBody || '') })]),
-  ]));
+  const rows = attempts.map((a) =>
+    el('tr', { 'data-testid': 'attempt-row' }, [
+      el('td', { className: 'num', text: String(a.attempt) }),
+      el('td', { text: formatTime(a.startedAt) }),
+      el('td', { className: 'num', text: a.statusCode !== undefined ? String(a.statusCode) : '—' }),
+      el('td', { className: 'num', text: String(a.durationMs) }),
+      el('td', { text: a.error || '' }),
+      el('td', { className: 'cell-response' }, [el('code', { text: excerpt(a.responseBody || '') })]),
+    ]),
+  );
   $('attempt-rows').replaceChildren(...rows);
   $('no-attempts').hidden = attempts.length > 0;
 }
 
 function prettyJson(text) {
-  try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text || ''; }
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text || '';
+  }
 }
 
 function resendSummary(d) {
@@ -1027,7 +1102,9 @@ async function retryNow(button) {
       if (state.details.id === id) renderDetails(delivery);
       announce(delivery.status === 'delivered' ? 'Delivered.' : resendSummary(delivery));
       await loadLog();
-    } catch (err) { reportError(err); }
+    } catch (err) {
+      reportError(err);
+    }
   });
 }
 
@@ -1044,7 +1121,9 @@ async function resendDelivery(button) {
       if (state.details.id === id) renderDetails(delivery);
       announce(resendSummary(delivery));
       await loadLog();
-    } catch (err) { reportError(err); }
+    } catch (err) {
+      reportError(err);
+    }
   });
 }
 
@@ -1101,18 +1180,17 @@ async function start() {
   if (!state.token) return showAuthError();
   wireEvents();
   try {
-    const [account, eventTypes, endpoints] = await Promise.all([
-      api('GET', '/v1/account'),
-      api('GET', '/v1/event-types'),
-      api('GET', '/v1/endpoints'),
-    ]);
+    const [account, eventTypes, endpoints] = await Promise.all([api('GET', '/v1/account'), api('GET', '/v1/event-types'), api('GET', '/v1/endpoints')]);
     state.account = account;
     state.eventTypes = eventTypes.data;
     state.endpoints = endpoints.data;
     $('account-name').textContent = account.name;
     $('account-line').hidden = false;
     applyPlan();
-    renderFilterOptions($('filter-event-type'), state.eventTypes.map((et) => [et.type, et.type]));
+    renderFilterOptions(
+      $('filter-event-type'),
+      state.eventTypes.map((et) => [et.type, et.type]),
+    );
     renderEndpoints();
     renderEndpointFilter();
     $('loading').hidden = true;

@@ -54,18 +54,23 @@ function outcomesChart(s) {
     const title = svgEl('title');
     title.textContent = `${bucketTime(b.start, s.bucketSeconds)}: ${b.succeeded} succeeded, ${b.failed} failed`;
     const group = svgEl('g', { 'data-bucket': i }, [title]);
-    if (okH > 0) group.append(svgEl('rect', { class: 'bar-ok', x: (i * w).toFixed(2), y: (CHART_H - okH).toFixed(2), width: Math.max(0.6, w * 0.8).toFixed(2), height: okH.toFixed(2) }));
-    if (failH > 0) group.append(svgEl('rect', { class: 'bar-fail', x: (i * w).toFixed(2), y: (CHART_H - okH - failH).toFixed(2), width: Math.max(0.6, w * 0.8).toFixed(2), height: failH.toFixed(2) }));
+    if (okH > 0)
+      group.append(svgEl('rect', { class: 'bar-ok', x: (i * w).toFixed(2), y: (CHART_H - okH).toFixed(2), width: Math.max(0.6, w * 0.8).toFixed(2), height: okH.toFixed(2) }));
+    if (failH > 0)
+      group.append(
+        svgEl('rect', { class: 'bar-fail', x: (i * w).toFixed(2), y: (CHART_H - okH - failH).toFixed(2), width: Math.max(0.6, w * 0.8).toFixed(2), height: failH.toFixed(2) }),
+      );
     bars.push(group);
   });
   const t = s.totals;
   const label = t.attempts
     ? `Successes and failures per ${BUCKET_WORDS[s.bucketSeconds] || `${s.bucketSeconds} s`}, ${STATS_PERIODS[s.window]}: ${t.succeeded} succeeded, ${t.failed} failed; busiest ${BUCKET_WORDS[s.bucketSeconds] || 'bucket'}: ${max} attempts.`
     : `No attempts in the ${STATS_PERIODS[s.window]}.`;
-  return svgEl('svg', { viewBox: `0 0 ${CHART_W} ${CHART_H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': label, class: 'chart-svg', 'data-testid': 'chart-outcomes-svg' }, [
-    svgEl('line', { class: 'chart-base', x1: 0, y1: CHART_H - 0.5, x2: CHART_W, y2: CHART_H - 0.5 }),
-    ...bars,
-  ]);
+  return svgEl(
+    'svg',
+    { viewBox: `0 0 ${CHART_W} ${CHART_H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': label, class: 'chart-svg', 'data-testid': 'chart-outcomes-svg' },
+    [svgEl('line', { class: 'chart-base', x1: 0, y1: CHART_H - 0.5, x2: CHART_W, y2: CHART_H - 0.5 }), ...bars],
+  );
 }
 
 /** p50 and p95 lines over the buckets that had answers (a gap where none did). */
@@ -89,15 +94,28 @@ function latencyChart(s) {
     });
     if (d) paths.push(d);
     // A lone point has no length: draw it as a dot.
-    return paths.map((p) => (p.includes('L') ? svgEl('path', { class: cls, d: p }) : svgEl('circle', { class: `${cls}-dot`, cx: p.split(' ')[0].slice(1), cy: p.split(' ')[1], r: 1.5 })));
+    return paths.map((p) =>
+      p.includes('L') ? svgEl('path', { class: cls, d: p }) : svgEl('circle', { class: `${cls}-dot`, cx: p.split(' ')[0].slice(1), cy: p.split(' ')[1], r: 1.5 }),
+    );
   };
   const t = s.totals;
-  const label = t.p50Ms === null ? `No responses in the ${STATS_PERIODS[s.window]}.` : `Response time, ${STATS_PERIODS[s.window]}: median ${ms(t.p50Ms)}, 95th percentile ${ms(t.p95Ms)}; highest 95th percentile in a ${BUCKET_WORDS[s.bucketSeconds] || 'bucket'}: ${ms(max)}.`;
-  return svgEl('svg', { viewBox: `0 0 ${CHART_W} ${CHART_H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': label, class: 'chart-svg', 'data-testid': 'chart-latency-svg', 'data-max-ms': max }, [
-    svgEl('line', { class: 'chart-base', x1: 0, y1: CHART_H - 0.5, x2: CHART_W, y2: CHART_H - 0.5 }),
-    ...line('p95Ms', 'line-p95'),
-    ...line('p50Ms', 'line-p50'),
-  ]);
+  const label =
+    t.p50Ms === null
+      ? `No responses in the ${STATS_PERIODS[s.window]}.`
+      : `Response time, ${STATS_PERIODS[s.window]}: median ${ms(t.p50Ms)}, 95th percentile ${ms(t.p95Ms)}; highest 95th percentile in a ${BUCKET_WORDS[s.bucketSeconds] || 'bucket'}: ${ms(max)}.`;
+  return svgEl(
+    'svg',
+    {
+      viewBox: `0 0 ${CHART_W} ${CHART_H}`,
+      preserveAspectRatio: 'none',
+      role: 'img',
+      'aria-label': label,
+      class: 'chart-svg',
+      'data-testid': 'chart-latency-svg',
+      'data-max-ms': max,
+    },
+    [svgEl('line', { class: 'chart-base', x1: 0, y1: CHART_H - 0.5, x2: CHART_W, y2: CHART_H - 0.5 }), ...line('p95Ms', 'line-p95'), ...line('p50Ms', 'line-p50')],
+  );
 }
 
 /** Fills a card's stats block from GET /v1/endpoints/:id/stats. */
