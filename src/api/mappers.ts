@@ -60,6 +60,7 @@ export function deliveryOut(d: DeliveryRow, temporal: { uiUrl?: string; namespac
     deliveredAt: iso(d.delivered_at),
     finishedReason: d.final_reason ?? undefined,
     createdAt: iso(d.created_at)!,
+    test: d.is_test ?? false,
     workflowId,
     workflowUrl: temporal.uiUrl
       ? `${temporal.uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`

@@ -42,9 +42,17 @@ export const AccountPatchIn = z.strictObject({ name: text().trim().min(1).max(20
 export const AccountOut = z.object({ id: z.string(), name: z.string(), plan: Plan, createdAt: z.string(), updatedAt: z.string() });
 export const AccountCreatedOut = AccountOut.extend({ apiKey: z.string().describe('shown once; stored only as a hash') });
 
-export const EventTypesOut = z.object({
-  data: z.array(z.object({ type: EventTypeName, description: z.string(), example: z.record(z.string(), z.unknown()) })),
+export const EventTypeOut = z.object({
+  type: EventTypeName,
+  description: z.string(),
+  example: z.record(z.string(), z.unknown()).describe('a sample `data` of this type (what "send example" and test events send)'),
+  schema: z
+    .record(z.string(), z.unknown())
+    .describe(
+      "JSON Schema (draft 2020-12) of the webhook body an endpoint receives for this type; `properties.data` is the schema of `data`, generated from the service's own validation",
+    ),
 });
+export const EventTypesOut = z.object({ data: z.array(EventTypeOut) });
 
 const eventTypeList = z
   .array(text())
@@ -130,14 +138,36 @@ export const EventIn = z.strictObject({
 export const EventAcceptedOut = z.object({ id: z.string(), deliveries: z.array(z.object({ id: z.string(), endpointId: z.string() })) });
 
 export const DeliveryStatus = z.enum(DELIVERY_STATUSES as [string, ...string[]]);
-export const DeliveryListQuery = z.object({
-  status: DeliveryStatus.optional(),
-  endpointId: text().max(64).optional(),
-  eventType: text().optional(),
-  limit: z.coerce.number().int().min(1).max(250).default(50),
-  cursor: text().max(64).optional(),
-  accountId: text().max(64).optional(),
-});
+/** An id of one kind, as the search box gets it pasted (white space around and capitals are forgiven). */
+const idOf = (prefix: string, what: string) =>
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(new RegExp(`^${prefix}_[0-9a-z]{26}$`), `must be ${what} id: "${prefix}_" and 26 letters and digits`);
+/** A created-at range: `until`, when both are given, must come after `since`. */
+function untilAfterSince(q: { since?: string; until?: string }, ctx: z.RefinementCtx): void {
+  if (q.since && q.until && Date.parse(q.until) <= Date.parse(q.since)) ctx.addIssue({ code: 'custom', path: ['until'], message: 'must be later than since' });
+}
+export const DeliveryListQuery = z
+  .object({
+    status: DeliveryStatus.optional(),
+    endpointId: text().max(64).optional(),
+    eventType: text().optional(),
+    since: apiTime.optional().describe('only deliveries created at or after this time (ISO 8601 with an offset)'),
+    until: apiTime.optional().describe('only deliveries created before this time; must be later than `since`'),
+    eventId: idOf('evt', 'an event').optional().describe('only the deliveries of this event (one per endpoint it went to)'),
+    deliveryId: idOf('dlv', 'a delivery').optional().describe('only this delivery (a search: an empty page when it is not there, never 404)'),
+    test: z
+      .enum(['true', 'false'])
+      .transform((v) => v === 'true')
+      .optional()
+      .describe('`true`: only test deliveries (test events and "send example"); `false`: only real ones'),
+    limit: z.coerce.number().int().min(1).max(250).default(50),
+    cursor: text().max(64).optional(),
+    accountId: text().max(64).optional(),
+  })
+  .superRefine(untilAfterSince);
 export const AttemptOut = z.object({
   attempt: z.number().int(),
   startedAt: z.string(),
@@ -157,6 +187,7 @@ export const DeliveryOut = z.object({
   deliveredAt: z.string().optional(),
   finishedReason: z.string().optional(),
   createdAt: z.string(),
+  test: z.boolean().describe('a test delivery: sent by "send test event" or "send example", not by a published event'),
   workflowId: z.string().describe('the Temporal workflow that owns the delivery: its first-attempt batch (`batch-…`), or `delivery-<id>` once it retries'),
   workflowUrl: z.string().optional().describe("that workflow in the Temporal Web UI, when its address is known; for the admin token only (the Web UI is the operator's)"),
   held: z
@@ -197,13 +228,29 @@ export const RecoveredOut = RecoverOut.extend({
   recovered: z.object({ undeliverable: z.number().int(), cancelled: z.number().int(), missing: z.number().int() }).describe('how many of each kind this call brought back'),
   more: z.boolean().describe('the limit was reached: there may be more to bring back (call again; nothing is brought back twice)'),
 });
-export const BulkResendIn = z.strictObject({
-  status: z.enum(['undeliverable', 'cancelled']).describe('resend the deliveries that ended with this status'),
-  endpointId: text().max(64).optional(),
-  eventType: text().max(200).optional(),
-  since: apiTime.optional().describe('created at or after this time'),
-  until: apiTime.optional().describe('created before this time'),
-  limit: z.number().int().min(1).max(1000).optional().describe('most deliveries resent by this call (default 1000); `more` says whether to call again'),
+export const BulkResendIn = z
+  .strictObject({
+    status: z.enum(['undeliverable', 'cancelled']).describe('resend the deliveries that ended with this status'),
+    endpointId: text().max(64).optional(),
+    eventType: text().max(200).optional(),
+    since: apiTime.optional().describe('created at or after this time'),
+    until: apiTime.optional().describe('created before this time'),
+    limit: z.number().int().min(1).max(1000).optional().describe('most deliveries resent by this call (default 1000); `more` says whether to call again'),
+  })
+  .superRefine(untilAfterSince);
+export const BulkResendPreviewQuery = z
+  .object({
+    status: BulkResendIn.shape.status,
+    endpointId: BulkResendIn.shape.endpointId,
+    eventType: BulkResendIn.shape.eventType,
+    since: BulkResendIn.shape.since,
+    until: BulkResendIn.shape.until,
+    accountId: text().max(64).optional(),
+  })
+  .superRefine(untilAfterSince);
+export const BulkResendPreviewOut = z.object({
+  count: z.number().int().describe('how many deliveries a bulk resend with this filter would resend now (over as many calls as `more` asks for)'),
+  skipped: z.number().int().describe('how many more match the filter but would be left out: their endpoint is disabled or deleted, or their payload was purged'),
 });
 export const BulkResendOut = RecoverOut.extend({ more: z.boolean().describe('the limit was reached: there may be more to resend (call again; nothing is resent twice)') });
 export const PortalScope = z.enum(['manage', 'read']);

@@ -37,6 +37,8 @@ export interface DeliveryRow {
   attempt_lease_until: Date | null;
   created_at: Date;
   updated_at: Date;
+  /** Its event is a test event ("send test", "send example"): read with the delivery by getDelivery and listDeliveries. */
+  is_test?: boolean;
 }
 
 export interface AttemptRow {
@@ -55,7 +57,10 @@ export async function deliveriesOfEvent(db: Queryable, eventId: string): Promise
 }
 
 export async function getDelivery(db: Queryable, accountId: string, id: string): Promise<DeliveryRow | undefined> {
-  const [row] = await db.query<DeliveryRow>('select * from deliveries where id = $1 and account_id = $2', [id, accountId]);
+  const [row] = await db.query<DeliveryRow>(
+    'select d.*, (select e.is_test from events e where e.id = d.event_id) as is_test from deliveries d where d.id = $1 and d.account_id = $2',
+    [id, accountId],
+  );
   return row;
 }
 
@@ -67,19 +72,42 @@ export interface DeliveryFilter {
   status?: DeliveryStatus;
   endpointId?: string;
   eventType?: string;
+  /** Created at or after / before (the delivery log's date range). */
+  since?: Date;
+  until?: Date;
+  eventId?: string;
+  deliveryId?: string;
+  /** Only test deliveries (true) or only real ones (false). */
+  test?: boolean;
   /** Exclusive upper bound on id (ids sort by creation time). */
   before?: string;
   limit: number;
 }
 
-/** Newest first; keyset-paged on the time-sortable id. */
+/** Newest first; keyset-paged on the time-sortable id (the account's (account_id, id) index). */
 export async function listDeliveries(db: Queryable, accountId: string, f: DeliveryFilter): Promise<DeliveryRow[]> {
   return db.query<DeliveryRow>(
-    `select * from deliveries where account_id = $1
-       and ($2::text is null or status = $2) and ($3::text is null or endpoint_id = $3)
-       and ($4::text is null or event_type = $4) and ($5::text is null or id < $5)
-     order by id desc limit $6`,
-    [accountId, f.status ?? null, f.endpointId ?? null, f.eventType ?? null, f.before ?? null, f.limit],
+    `select d.*, e.is_test from deliveries d join events e on e.id = d.event_id
+     where d.account_id = $1
+       and ($2::text is null or d.status = $2) and ($3::text is null or d.endpoint_id = $3)
+       and ($4::text is null or d.event_type = $4) and ($5::text is null or d.id < $5)
+       and ($7::timestamptz is null or d.created_at >= $7) and ($8::timestamptz is null or d.created_at < $8)
+       and ($9::text is null or d.event_id = $9) and ($10::text is null or d.id = $10)
+       and ($11::boolean is null or e.is_test = $11)
+     order by d.id desc limit $6`,
+    [
+      accountId,
+      f.status ?? null,
+      f.endpointId ?? null,
+      f.eventType ?? null,
+      f.before ?? null,
+      f.limit,
+      f.since ?? null,
+      f.until ?? null,
+      f.eventId ?? null,
+      f.deliveryId ?? null,
+      f.test ?? null,
+    ],
   );
 }
 

@@ -95,3 +95,21 @@ export async function resendMatching(
     [accountId, f.status, f.endpointId ?? null, f.eventType ?? null, f.since ?? null, f.until ?? null, limit],
   );
 }
+
+/**
+ * What a bulk resend with this filter would do, without doing it: `count` deliveries it would
+ * resend (the same conditions as resendMatching) and `skipped` more that match the filter but
+ * are left out (endpoint disabled or deleted, payload purged). The settings page's confirmation.
+ */
+export async function countResendMatching(db: Queryable, accountId: string, f: ResendFilter): Promise<{ count: number; skipped: number }> {
+  const [row] = await db.query<{ count: number; skipped: number }>(
+    `select count(*) filter (where ok)::int as count, count(*) filter (where not ok)::int as skipped from (
+       select (ep.enabled and ep.deleted_at is null and e.purged_at is null) as ok
+       from deliveries d join endpoints ep on ep.id = d.endpoint_id join events e on e.id = d.event_id
+       where d.account_id = $1 and d.status = $2 and ($3::text is null or d.endpoint_id = $3) and ($4::text is null or d.event_type = $4)
+         and ($5::timestamptz is null or d.created_at >= $5) and ($6::timestamptz is null or d.created_at < $6)
+     ) m`,
+    [accountId, f.status, f.endpointId ?? null, f.eventType ?? null, f.since ?? null, f.until ?? null],
+  );
+  return { count: Number(row.count), skipped: Number(row.skipped) };
+}

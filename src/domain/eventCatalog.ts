@@ -148,3 +148,25 @@ export function isEventType(value: string): value is EventType {
 export function webhookBody(eventType: EventType, data: unknown, createdAtMs: number): string {
   return JSON.stringify({ eventType, data, createdAt: createdAtMs, updatedAt: createdAtMs });
 }
+
+/**
+ * JSON Schema (draft 2020-12) of the webhook body an endpoint receives for this type, generated
+ * from the catalog's zod schema (`z.toJSONSchema`): what the settings page's event catalog and
+ * `GET /v1/event-types` show, so the documentation can never drift from the validation.
+ */
+export function webhookJsonSchema(eventType: EventType): Record<string, unknown> {
+  const { $schema, ...data } = z.toJSONSchema(EVENT_CATALOG[eventType].schema, { io: 'input', unrepresentable: 'any' });
+  return {
+    $schema,
+    title: `${eventType} webhook`,
+    description: EVENT_CATALOG[eventType].description,
+    type: 'object',
+    required: ['eventType', 'data', 'createdAt', 'updatedAt'],
+    properties: {
+      eventType: { const: eventType },
+      data,
+      createdAt: { type: 'integer', description: 'when the event was published, in milliseconds since the epoch' },
+      updatedAt: { type: 'integer', description: 'the same as createdAt' },
+    },
+  };
+}

@@ -51,7 +51,7 @@ test('when a route declares examples, then they are valid for its own zod schema
 
 test("when an account route is read, then the admin's ?accountId= and its 400/404 are documented", () => {
   const accountRoutes = operations.filter((o) => o.op['x-auth'] === 'account');
-  expect(accountRoutes.length).toBe(20); // 13 + the three /v1/api-keys routes + the two retry routes + bulk resend + stats
+  expect(accountRoutes.length).toBe(21); // 13 + the three /v1/api-keys routes + the two retry routes + bulk resend and its preview + stats
   for (const { path, method, op } of accountRoutes) {
     expect([path, method, op.parameters.filter((p: any) => p.name === 'accountId' && p.in === 'query').length]).toEqual([path, method, 1]);
     expect([path, method, Object.keys(op.responses)]).toEqual([path, method, expect.arrayContaining(['400', '401', '404'])]);

@@ -8,8 +8,8 @@ import { actingAccount, principal } from '../auth';
 import { ApiError } from '../errors';
 import { attemptOut, deliveryOut } from '../mappers';
 import { defineRoute } from '../route';
-import { BulkResendIn, BulkResendOut, DeliveryDetailOut, DeliveryListOut, DeliveryListQuery, ResendOut } from '../schemas';
-import { resendMatching } from '../../db/recover';
+import { BulkResendIn, BulkResendOut, BulkResendPreviewOut, BulkResendPreviewQuery, DeliveryDetailOut, DeliveryListOut, DeliveryListQuery, ResendOut } from '../schemas';
+import { countResendMatching, resendMatching } from '../../db/recover';
 
 const DELIVERY_EXAMPLE = {
   id: 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R',
@@ -20,6 +20,7 @@ const DELIVERY_EXAMPLE = {
   attemptCount: 1,
   deliveredAt: '2025-02-09T03:00:28.140Z',
   createdAt: '2025-02-09T03:00:28.002Z',
+  test: false,
   workflowId: 'batch-acc_01JM6Z3K9Q8W2E4R6T8Y0U2I4O-01JM6Z5B',
 };
 
@@ -37,7 +38,8 @@ export function deliveriesRouter(deps: ApiDeps): Router {
       path: '/v1/deliveries',
       operationId: 'listDeliveries',
       example: { response: { data: [DELIVERY_EXAMPLE], nextCursor: null } },
-      summary: 'The delivery log, newest first, filtered and paged (pass nextCursor as cursor).',
+      summary:
+        'The delivery log, newest first, filtered (status, endpoint, event type, creation time range, test or not) or searched (an event id or delivery id), and paged (pass nextCursor as cursor).',
       tag,
       auth: 'account',
       query: DeliveryListQuery,
@@ -49,6 +51,11 @@ export function deliveriesRouter(deps: ApiDeps): Router {
         status: query.status as never,
         endpointId: query.endpointId,
         eventType: query.eventType,
+        since: query.since ? new Date(query.since) : undefined,
+        until: query.until ? new Date(query.until) : undefined,
+        eventId: query.eventId,
+        deliveryId: query.deliveryId,
+        test: query.test,
         before: query.cursor,
         limit: query.limit + 1,
       });
@@ -159,6 +166,32 @@ export function deliveriesRouter(deps: ApiDeps): Router {
         rows.map((r) => ({ id: r.id, series: r.series, meta: { accountId: a.id, endpointId: r.endpoint_id, eventType: r.event_type, url: r.url } })),
       );
       return { deliveryIds: rows.map((r) => r.id), more: rows.length >= limit };
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/delivery-resends/preview',
+      operationId: 'previewResendDeliveries',
+      example: { response: { count: 12, skipped: 3 } },
+      summary:
+        'What a bulk resend (POST /v1/delivery-resends) with this filter would do, without doing it: how many deliveries it would resend, and how many more match but would be left out (endpoint disabled or deleted, payload purged). The settings page asks for confirmation with it.',
+      tag,
+      auth: 'account',
+      query: BulkResendPreviewQuery,
+      response: { status: 200, schema: BulkResendPreviewOut },
+    },
+    async (ctx, { query }) => {
+      const a = await actingAccount(ctx, deps.db);
+      return countResendMatching(deps.db, a.id, {
+        status: query.status,
+        endpointId: query.endpointId,
+        eventType: query.eventType,
+        since: query.since ? new Date(query.since) : undefined,
+        until: query.until ? new Date(query.until) : undefined,
+      });
     },
   );
 
