@@ -48,16 +48,16 @@ export default tseslint.config(
     languageOptions: { globals: globals.node },
   },
   {
-    // The settings page's script runs in the browser.
-    files: ['src/api/ui/**/*.js'],
-    languageOptions: { globals: globals.browser, sourceType: 'script' },
-    // Its own top-level helpers (reportError, …) may share a name with a browser global.
-    rules: { 'no-redeclare': ['error', { builtinGlobals: false }] },
-  },
-  {
     files: ['**/*.js', '**/*.cjs'],
     languageOptions: { sourceType: 'commonjs' },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
+    // The settings page's scripts run in the browser, as ES modules (after the block above, which they override).
+    files: ['src/api/ui/**/*.js'],
+    languageOptions: { globals: globals.browser, sourceType: 'module' },
+    // Its own top-level helpers (reportError, …) may share a name with a browser global.
+    rules: { 'no-redeclare': ['error', { builtinGlobals: false }] },
   },
   {
     // Workflow code runs in Temporal's deterministic sandbox (and test fixtures that stand in for it).

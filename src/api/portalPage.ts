@@ -7,8 +7,9 @@ const FILES = {
   '/portal': { file: 'portal.html', type: 'text/html; charset=utf-8' },
   '/portal/app.js': { file: 'portal.js', type: 'text/javascript; charset=utf-8' },
   '/portal/app.css': { file: 'portal.css', type: 'text/css; charset=utf-8' },
-  '/portal/stats.js': { file: 'stats.js', type: 'text/javascript; charset=utf-8' },
-} as const;
+  // ES modules of the page (imported by app.js), served as they are: no build step.
+  ...Object.fromEntries(['core', 'endpoints', 'log', 'catalog', 'stats', 'snippets'].map((m) => [`/portal/${m}.js`, { file: `${m}.js`, type: 'text/javascript; charset=utf-8' }])),
+} as Record<string, { file: string; type: string }>;
 
 // Same-origin scripts and styles only: data rendered by the page can never execute.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";

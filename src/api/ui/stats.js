@@ -1,7 +1,7 @@
 // Endpoint stats on the settings page: figures and two small inline SVG charts, built with DOM
-// APIs (no library, no inline styles: colours come from classes in app.css). Loaded before
-// app.js, which calls renderEndpointStats(card, stats).
-'use strict';
+// APIs (no library, no inline styles: colours come from classes in app.css). An ES module:
+// endpoints.js calls renderEndpointStats(card, stats).
+import { formatTime } from './core.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const CHART_W = 300;
@@ -119,8 +119,7 @@ function latencyChart(s) {
 }
 
 /** Fills a card's stats block from GET /v1/endpoints/:id/stats. */
-// eslint-disable-next-line @typescript-eslint/no-unused-vars -- called by portal.js (another classic script on the page)
-function renderEndpointStats(card, s) {
+export function renderEndpointStats(card, s) {
   const q = (testId) => card.querySelector(`[data-testid="${testId}"]`);
   const t = s.totals;
   q('stats-success-rate').textContent = percent(t.successRate);
@@ -140,7 +139,7 @@ function renderEndpointStats(card, s) {
     last.replaceChildren(
       Object.assign(document.createElement('span'), { className: 'muted', textContent: 'Last error: ' }),
       Object.assign(document.createElement('span'), { className: 'break', textContent: s.lastError.error }),
-      Object.assign(document.createElement('span'), { className: 'muted', textContent: ` (${new Date(s.lastError.at).toLocaleString(undefined, { timeZoneName: 'short' })})` }),
+      Object.assign(document.createElement('span'), { className: 'muted', textContent: ` (${formatTime(s.lastError.at)})` }),
     );
   }
   last.hidden = !s.lastError;
