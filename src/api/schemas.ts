@@ -138,36 +138,25 @@ export const EventIn = z.strictObject({
 export const EventAcceptedOut = z.object({ id: z.string(), deliveries: z.array(z.object({ id: z.string(), endpointId: z.string() })) });
 
 export const DeliveryStatus = z.enum(DELIVERY_STATUSES as [string, ...string[]]);
-/** An id of one kind, as the search box gets it pasted (white space around and capitals are forgiven). */
-const idOf = (prefix: string, what: string) =>
-  z
-    .string()
-    .trim()
-    .toLowerCase()
-    .regex(new RegExp(`^${prefix}_[0-9a-z]{26}$`), `must be ${what} id: "${prefix}_" and 26 letters and digits`);
-/** A created-at range: `until`, when both are given, must come after `since`. */
-function untilAfterSince(q: { since?: string; until?: string }, ctx: z.RefinementCtx): void {
-  if (q.since && q.until && Date.parse(q.until) <= Date.parse(q.since)) ctx.addIssue({ code: 'custom', path: ['until'], message: 'must be later than since' });
-}
-export const DeliveryListQuery = z
-  .object({
-    status: DeliveryStatus.optional(),
-    endpointId: text().max(64).optional(),
-    eventType: text().optional(),
-    since: apiTime.optional().describe('only deliveries created at or after this time (ISO 8601 with an offset)'),
-    until: apiTime.optional().describe('only deliveries created before this time; must be later than `since`'),
-    eventId: idOf('evt', 'an event').optional().describe('only the deliveries of this event (one per endpoint it went to)'),
-    deliveryId: idOf('dlv', 'a delivery').optional().describe('only this delivery (a search: an empty page when it is not there, never 404)'),
-    test: z
-      .enum(['true', 'false'])
-      .transform((v) => v === 'true')
-      .optional()
-      .describe('`true`: only test deliveries (test events and "send example"); `false`: only real ones'),
-    limit: z.coerce.number().int().min(1).max(250).default(50),
-    cursor: text().max(64).optional(),
-    accountId: text().max(64).optional(),
-  })
-  .superRefine(untilAfterSince);
+/** An id of one kind (the settings page trims and lower-cases what is pasted in its search box). */
+const idOf = (prefix: string, what: string) => z.string().regex(new RegExp(`^${prefix}_[0-9a-z]{26}$`), `must be ${what} id: "${prefix}_" and 26 letters and digits`);
+export const DeliveryListQuery = z.object({
+  status: DeliveryStatus.optional(),
+  endpointId: text().max(64).optional(),
+  eventType: text().optional(),
+  since: apiTime.optional().describe('only deliveries created at or after this time (ISO 8601 with an offset)'),
+  until: apiTime.optional().describe('only deliveries created before this time (an empty page when it is not later than `since`)'),
+  eventId: idOf('evt', 'an event').optional().describe('only the deliveries of this event (one per endpoint it went to)'),
+  deliveryId: idOf('dlv', 'a delivery').optional().describe('only this delivery (a search: an empty page when it is not there, never 404)'),
+  test: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional()
+    .describe('`true`: only test deliveries (test events and "send example"); `false`: only real ones'),
+  limit: z.coerce.number().int().min(1).max(250).default(50),
+  cursor: text().max(64).optional(),
+  accountId: text().max(64).optional(),
+});
 export const AttemptOut = z.object({
   attempt: z.number().int(),
   startedAt: z.string(),
@@ -228,26 +217,22 @@ export const RecoveredOut = RecoverOut.extend({
   recovered: z.object({ undeliverable: z.number().int(), cancelled: z.number().int(), missing: z.number().int() }).describe('how many of each kind this call brought back'),
   more: z.boolean().describe('the limit was reached: there may be more to bring back (call again; nothing is brought back twice)'),
 });
-export const BulkResendIn = z
-  .strictObject({
-    status: z.enum(['undeliverable', 'cancelled']).describe('resend the deliveries that ended with this status'),
-    endpointId: text().max(64).optional(),
-    eventType: text().max(200).optional(),
-    since: apiTime.optional().describe('created at or after this time'),
-    until: apiTime.optional().describe('created before this time'),
-    limit: z.number().int().min(1).max(1000).optional().describe('most deliveries resent by this call (default 1000); `more` says whether to call again'),
-  })
-  .superRefine(untilAfterSince);
-export const BulkResendPreviewQuery = z
-  .object({
-    status: BulkResendIn.shape.status,
-    endpointId: BulkResendIn.shape.endpointId,
-    eventType: BulkResendIn.shape.eventType,
-    since: BulkResendIn.shape.since,
-    until: BulkResendIn.shape.until,
-    accountId: text().max(64).optional(),
-  })
-  .superRefine(untilAfterSince);
+export const BulkResendIn = z.strictObject({
+  status: z.enum(['undeliverable', 'cancelled']).describe('resend the deliveries that ended with this status'),
+  endpointId: text().max(64).optional(),
+  eventType: text().max(200).optional(),
+  since: apiTime.optional().describe('created at or after this time'),
+  until: apiTime.optional().describe('created before this time'),
+  limit: z.number().int().min(1).max(1000).optional().describe('most deliveries resent by this call (default 1000); `more` says whether to call again'),
+});
+export const BulkResendPreviewQuery = z.object({
+  status: BulkResendIn.shape.status,
+  endpointId: BulkResendIn.shape.endpointId,
+  eventType: BulkResendIn.shape.eventType,
+  since: BulkResendIn.shape.since,
+  until: BulkResendIn.shape.until,
+  accountId: text().max(64).optional(),
+});
 export const BulkResendPreviewOut = z.object({
   count: z.number().int().describe('how many deliveries a bulk resend with this filter would resend now (over as many calls as `more` asks for)'),
   skipped: z.number().int().describe('how many more match the filter but would be left out: their endpoint is disabled or deleted, or their payload was purged'),

@@ -90,8 +90,8 @@ test('when the log is searched by an event id or a delivery id, then exactly tho
 
   expect((await list(`eventId=${one.eventId}`)).body.data.map((d: any) => d.id).sort()).toEqual([one.id, twinId].sort());
   expect((await list(`deliveryId=${one.id}`)).body.data.map((d: any) => [d.id, d.eventId])).toEqual([[one.id, one.eventId]]);
-  // Pasted with white space or in capitals: the same search.
-  expect((await list(`deliveryId=${encodeURIComponent(` ${one.id.toUpperCase()} `)}`)).body.data.map((d: any) => d.id)).toEqual([one.id]);
+  // Exactly an id: capitals or white space around are the page's to clean up, not the API's.
+  expect((await list(`deliveryId=${one.id.toUpperCase()}`)).status).toBe(400);
   expect((await list(`eventId=${one.eventId}&endpointId=${second.id}`)).body.data.map((d: any) => d.id)).toEqual([twinId]);
   expect((await list(`deliveryId=${newId('dlv')}`)).body).toEqual({ data: [], nextCursor: null });
 
@@ -110,8 +110,9 @@ test('when the log query is bad, then the answer is 400 naming every bad paramet
   expect(paths(res.body.errors)).toEqual(['query.deliveryId', 'query.eventId', 'query.since', 'query.test', 'query.until']);
   expect(res.body.errors.find((e: any) => e.path === 'query.eventId').message).toMatch(/evt_/);
 
+  // An empty range is not an error (the OpenAPI document cannot say it is): it finds nothing.
   const backwards = await list('since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z');
-  expect([backwards.status, backwards.body.errors]).toEqual([400, [{ path: 'query.until', message: 'must be later than since' }]]);
+  expect([backwards.status, backwards.body.data]).toEqual([200, []]);
   const nul = await list('deliveryId=%00');
   expect([nul.status, nul.body.errors[0].path]).toEqual([400, 'query.deliveryId']);
 });
@@ -159,11 +160,8 @@ test('when a bulk resend is previewed, then it counts what the resend would take
 
   const bad = await h.call('GET', '/v1/delivery-resends/preview?status=delivered&since=soon', { token: account.apiKey });
   expect([bad.status, paths(bad.body.errors)]).toEqual([400, ['query.since', 'query.status']]);
-  const backwards = await h.call('POST', '/v1/delivery-resends', {
-    token: account.apiKey,
-    body: { status: 'cancelled', since: '2026-02-01T00:00:00Z', until: '2026-01-01T00:00:00Z' },
-  });
-  expect([backwards.status, backwards.body.errors]).toEqual([400, [{ path: 'until', message: 'must be later than since' }]]);
+  const backwards = await h.call('GET', '/v1/delivery-resends/preview?status=cancelled&since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z', { token: account.apiKey });
+  expect([backwards.status, backwards.body]).toEqual([200, { count: 0, skipped: 0 }]);
 });
 
 test('when the event catalog is read, then each type carries the JSON Schema of its webhook body, and one type can be read alone', async () => {

@@ -20,11 +20,13 @@ export async function launchBrowser(): Promise<Browser> {
 /** The README's screenshots (docs/screenshots/), refreshed by the e2e tests that take them. */
 export const DOCS_SCREENSHOT_DIR = resolve(__dirname, '..', '..', 'docs', 'screenshots');
 
-export async function screenshot(page: Page, name: string, opts: { docs?: boolean } = {}): Promise<void> {
+/** The whole page, or with `fullPage: false` only what the window shows (scroll the subject into view first). */
+export async function screenshot(page: Page, name: string, opts: { docs?: boolean; fullPage?: boolean } = {}): Promise<void> {
+  const fullPage = opts.fullPage ?? true;
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(SCREENSHOT_DIR, `${name}.png`), fullPage });
   if (opts.docs) {
     mkdirSync(DOCS_SCREENSHOT_DIR, { recursive: true });
-    await page.screenshot({ path: join(DOCS_SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+    await page.screenshot({ path: join(DOCS_SCREENSHOT_DIR, `${name}.png`), fullPage });
   }
 }

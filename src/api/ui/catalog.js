@@ -26,9 +26,14 @@ function codeBlock(kind, et, value, testId) {
   ]);
 }
 
+/** A description with `code` spans (the catalog's own markdown-ish backticks) as text and <code> nodes. */
+function describe(text) {
+  return text.split('`').map((part, i) => (i % 2 ? el('code', { text: part }) : part));
+}
+
 function catalogItem(et) {
   const headingId = `catalog-${et.type}`;
-  const children = [el('h3', { id: headingId, className: 'mono catalog-type', text: et.type }), el('p', { className: 'catalog-description', text: et.description })];
+  const children = [el('h3', { id: headingId, className: 'mono catalog-type', text: et.type }), el('p', { className: 'catalog-description' }, describe(et.description))];
   if (canSend()) {
     const send = el('button', { type: 'button', className: 'btn', 'data-testid': 'send-example', 'aria-describedby': 'catalog-send-help', text: 'Send example' });
     const result = el('div', { className: 'test-result', 'data-testid': 'example-result', hidden: '' });

@@ -55,7 +55,8 @@ function localInput(id) {
 
 /** The search box: a delivery id (dlv_…) or an event id (evt_…); anything else is refused before a round trip. */
 function searchParam() {
-  const text = $('filter-search').value.trim();
+  // Pasted ids often carry white space or come in capitals: the API takes them exactly.
+  const text = $('filter-search').value.trim().toLowerCase();
   if (!text) return null;
   if (/^dlv_/i.test(text)) return ['deliveryId', text];
   if (/^evt_/i.test(text)) return ['eventId', text];
@@ -73,6 +74,8 @@ export function currentFilter() {
     if (value === undefined) errors.push({ field: name, message: 'Enter a date and time.' });
     else if (value) params.set(name, value);
   }
+  if (params.get('since') && params.get('until') && Date.parse(params.get('until')) <= Date.parse(params.get('since')))
+    errors.push({ field: 'until', message: 'Choose a time later than From.' });
   const search = searchParam();
   if (search === undefined) errors.push({ field: 'search', message: 'Enter a delivery id (dlv_…) or an event id (evt_…).' });
   else if (search) params.set(search[0], search[1]);
