@@ -107,7 +107,7 @@ test('when an endpoint has a day of attempts, then its card shows the success ra
   await p.getByTestId('chart-latency-svg').waitFor();
   expect(Number(await p.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth'))).toBeLessThanOrEqual(1);
   await p.getByTestId('endpoint-stats').first().scrollIntoViewIfNeeded();
-  await screenshot(p, 'stats-phone', { docs: true });
+  await screenshot(p, 'stats-phone', { docs: true, fullPage: false });
   await phone.close();
 });
 
