@@ -31,7 +31,7 @@ import { SendStops } from './http/sendStops';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
 import { SendSlots } from './http/sendSlots';
-import type { DrainWakeRequest, RetryStartRequest } from './activities/delivery';
+import type { DrainWakeRequest, RetryStartRequest } from './activities/deliveryDeps';
 import { devServerExecutable } from './temporal/binaries';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { temporalConnectionOptions } from './temporal/connection';

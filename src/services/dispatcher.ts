@@ -1,5 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { DrainWakeRequest, RetryStartRequest } from '../activities/delivery';
+import type { DrainWakeRequest, RetryStartRequest } from '../activities/deliveryDeps';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { markDispatched, undispatched } from '../db/deliveries';

@@ -10,7 +10,8 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
-import type { DeliveryActivities, RecordOutcomeInput } from '../activities/delivery';
+import type { DeliveryActivities } from '../activities/delivery';
+import type { RecordOutcomeInput } from '../activities/recordOutcome';
 import { FailureType, finalOutcome, NON_RETRYABLE_FAILURES } from '../domain/errors';
 import type { RetrySchedule } from '../domain/retrySchedule';
 import { RrDeliveryStatus } from './searchAttributes';
