@@ -16,6 +16,9 @@ export interface HandOff {
   series: number;
   /** Wait before the next attempt. */
   delayMs: number;
+  /** Attempts made so far, as the delivery log counts them, and the last one's error: the retry workflow's current details start from them. */
+  attempts?: number;
+  lastError?: string;
   /** For the retry workflow's search attributes and summary (unknown when the batch itself failed). */
   meta?: { endpointId: string; eventType: string; url: string };
 }

@@ -67,10 +67,14 @@ export function createFirstAttemptBatch(deps: DeliveryActivityDeps, sender: Atte
     );
     lease.took(contexts.filter((c) => c.fenced).map((c) => c.delivery.id));
     const out: PostBatchResult = { delivered: 0, finished: 0, skipped: 0, retrying: [] };
-    const handOff = (ctx: AttemptContext, delayMs: number): HandOff => ({
+    /** Each attempt's number in the delivery log, for the retry workflow's current details. */
+    const numbers = new Map<string, number>();
+    const handOff = (ctx: AttemptContext, delayMs: number, lastError?: string): HandOff => ({
       deliveryId: ctx.delivery.id,
       series: ctx.delivery.series,
       delayMs,
+      attempts: numbers.get(ctx.delivery.id) ?? ctx.delivery.attempt_count,
+      lastError,
       // Into the batch's history (a local activity result): scheme and host only.
       meta: { endpointId: ctx.delivery.endpoint_id, eventType: ctx.delivery.event_type, url: redactUrl(ctx.url) },
     });
@@ -169,6 +173,7 @@ export function createFirstAttemptBatch(deps: DeliveryActivityDeps, sender: Atte
       const n = await recorder.record(attemptRecord(a, a.nextAttemptAtMs === undefined ? undefined : workflowIdFor(ctx.delivery.id, ctx.delivery.series)));
       lease.recorded(ctx.delivery.id);
       logAttempt(a, n);
+      numbers.set(ctx.delivery.id, n);
       return a;
     };
     // Requests start only when they can start at once (a free slot of their origin). The claim
@@ -252,7 +257,7 @@ export function createFirstAttemptBatch(deps: DeliveryActivityDeps, sender: Atte
         await persistently(() => recordOutcome({ deliveryId: d.id, series: d.series, ...final }));
         out.finished++;
       } else {
-        out.retrying.push(handOff(a.ctx, a.delayMs));
+        out.retrying.push(handOff(a.ctx, a.delayMs, a.error));
       }
     }
     return out;

@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { checkBeforeSend, claimForAttempt, recordAttempts, type AttemptContext } from '../db/deliveries';
 import { countHeldWakeup, reclaimFromDrain } from '../db/drain';
+import { ATTEMPTED_SIGNAL, type AttemptNews } from '../domain/deliveryStory';
 import { FailureType } from '../domain/errors';
 import type { RetrySchedule } from '../domain/retrySchedule';
 import { AttemptLease } from './attemptLease';
@@ -164,15 +165,43 @@ export function createRetryAttempt(deps: DeliveryActivityDeps, sender: AttemptSe
     await persistently(() => applyThrottles([a!]));
     if (a.ok && gate.probes.size) await probeSucceeded(ctx);
     if (a.ok) return { statusCode: a.result.statusCode!, attempt: attemptNumber, finished: true };
-    if ((await endpointFailures([a], input.schedule, gate.probes)).size) throw stop('endpoint auto-disabled after failing for too long');
+    if ((await endpointFailures([a], input.schedule, gate.probes)).size) {
+      throw ApplicationFailure.create({
+        type: FailureType.Cancelled,
+        message: 'endpoint auto-disabled after failing for too long',
+        nonRetryable: true,
+        details: [{ attempt: attemptNumber }],
+      });
+    }
+    // Temporal retries this activity on its server: tell the workflow, for its current details in the Web UI.
+    if (!info.isLocal)
+      tellWorkflow(input.deliveryId, { attempt: attemptNumber, error: a.error, nextAtMs: a.nextAttemptAtMs === undefined ? undefined : (await now()) + a.delayMs });
     throw ApplicationFailure.create({
       type: a.failureType,
       message: a.error ?? 'attempt failed',
       nonRetryable: a.nonRetryable,
       nextRetryDelay: a.nonRetryable ? undefined : a.delayMs,
-      // Also as a detail: local-activity failures reach the workflow without nextRetryDelay.
-      details: a.nonRetryable ? undefined : [{ nextRetryDelayMs: a.delayMs }],
+      // Also as a detail: local-activity failures reach the workflow without nextRetryDelay. The
+      // attempt's number in the delivery log is for the workflow's current details.
+      details: [{ ...(a.nonRetryable ? {} : { nextRetryDelayMs: a.delayMs }), attempt: attemptNumber }],
     });
+  }
+
+  /**
+   * Signals the delivery's workflow (attempted, src/workflows/deliverWebhook.ts) that an attempt
+   * failed and when the next is due. Best effort and not waited for: only the Web UI reads it, the
+   * attempt's failure carries its number too, and a signal that arrives late (or after the workflow
+   * ended) changes nothing.
+   */
+  function tellWorkflow(deliveryId: string, news: AttemptNews): void {
+    const told = (err: Error) => deps.log.debug('delivery.story_not_told', { deliveryId, error: err.message });
+    try {
+      const { client } = Context.current();
+      const workflowId = callerWorkflowId();
+      client.withDeadline(Date.now() + 5_000, () => client.workflow.getHandle(workflowId).signal(ATTEMPTED_SIGNAL, news)).catch(told);
+    } catch (err) {
+      told(err as Error);
+    }
   }
 
   return postWebhook;

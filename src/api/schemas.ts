@@ -157,7 +157,12 @@ export const DeliveryOut = z.object({
   deliveredAt: z.string().optional(),
   finishedReason: z.string().optional(),
   createdAt: z.string(),
-  workflowId: z.string().describe('the Temporal workflow that owns the delivery: its first-attempt batch (`batch-…`), or `delivery-<id>` once it retries'),
+  workflowId: z
+    .string()
+    .optional()
+    .describe(
+      "the Temporal workflow of the delivery, one that exists: its first-attempt batch (`batch-…`) while that owns it, `delivery-<id>` (`delivery-<id>-<series>` after a resend) once it retries, `drain-<endpointId>` while its endpoint's recovery drain sends it; absent until a workflow for it was started (milliseconds after publishing, unless Temporal is unreachable)",
+    ),
   workflowUrl: z.string().optional().describe("that workflow in the Temporal Web UI, when its address is known; for the admin token only (the Web UI is the operator's)"),
   held: z
     .object({

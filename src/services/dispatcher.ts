@@ -4,6 +4,8 @@ import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { markDispatched, undispatched } from '../db/deliveries';
 import { PLATFORM_ACCOUNT_ID } from '../domain/operationalEvents';
+import { utc } from '../domain/deliveryStory';
+import { formatDuration } from '../domain/duration';
 import { redactUrl } from '../domain/redact';
 import { batchWorkflowId, workflowIdFor } from '../domain/workflowIds';
 import type { Logger } from '../logger';
@@ -74,7 +76,7 @@ export class Dispatcher {
   /** Starts one delivery's workflow (idempotent) and records that it was started. */
   async dispatch(target: DispatchTarget): Promise<void> {
     await this.start(target);
-    await markDispatched(this.db, [target]);
+    await markDispatched(this.db, [{ ...target, workflowId: workflowIdFor(target.id, target.series) }]);
   }
 
   private async start(target: DispatchTarget): Promise<void> {
@@ -111,6 +113,7 @@ export class Dispatcher {
         priority: { priorityKey: PRIORITY.retry, ...fairnessFor(this.cfg, accountId) },
         args: [input],
         staticSummary: meta ? `${meta.eventType} → ${redactUrl(meta.url)}` : `delivery ${input.deliveryId}`,
+        staticDetails: deliveryDetails(input, meta),
         ...(input.searchAttributes
           ? {
               typedSearchAttributes: [
@@ -159,7 +162,11 @@ export class Dispatcher {
       ),
       ...batchable.map((t) => this.joinBatch(t)),
     ]);
-    if (started.length) await markDispatched(this.db, started).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
+    if (started.length)
+      await markDispatched(
+        this.db,
+        started.map((t) => ({ ...t, workflowId: workflowIdFor(t.id, t.series) })),
+      ).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
   }
 
   /** Adds a new delivery to its account's open batch; resolves when that batch was started (or deferred). */
@@ -214,7 +221,11 @@ export class Dispatcher {
         return;
       }
     }
-    await markDispatched(this.db, targets).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
+    const workflowId = batchWorkflowId(targets[0].id);
+    await markDispatched(
+      this.db,
+      targets.map((t) => ({ ...t, workflowId })),
+    ).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
   }
 
   /** Starts the retry workflow of each delivery a first-attempt batch handed over (idempotent). */
@@ -228,7 +239,7 @@ export class Dispatcher {
             schedule: req.schedule,
             attemptTimeoutMs: req.attemptTimeoutMs,
             searchAttributes: req.searchAttributes,
-            after: { batchId: req.batchId, delayMs: r.delayMs, windowEndsAtMs: req.windowEndsAtMs },
+            after: { batchId: req.batchId, delayMs: r.delayMs, windowEndsAtMs: req.windowEndsAtMs, attempts: r.attempts, lastError: r.lastError },
           },
           req.accountId,
           r.meta,
@@ -238,6 +249,11 @@ export class Dispatcher {
         ),
       ),
     );
+    // Until this is recorded, the operator's link of a handed-over delivery is its batch (src/api/mappers.ts).
+    await markDispatched(
+      this.db,
+      req.retrying.map((r) => ({ id: r.deliveryId, series: r.series, workflowId: workflowIdFor(r.deliveryId, r.series) })),
+    ).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
   }
 
   /**
@@ -321,4 +337,19 @@ export class Dispatcher {
       await running;
     };
   }
+}
+
+/**
+ * A delivery workflow's static details in the Web UI (Temporal markdown): what it delivers, who
+ * made the first attempt and until when it retries. Its current details (src/domain/deliveryStory.ts)
+ * tell the attempts.
+ */
+function deliveryDetails(input: DeliverWebhookInput, meta: Omit<DispatchMeta, 'accountId'> | undefined): string {
+  const what = meta
+    ? `Delivery \`${input.deliveryId}\` (series ${input.series}) of \`${meta.eventType}\` to endpoint \`${meta.endpointId}\` (${redactUrl(meta.url)}).`
+    : `Delivery \`${input.deliveryId}\` (series ${input.series}).`;
+  const who = input.after
+    ? `Its first attempt was made by \`${input.after.batchId}\`; this workflow retries it until ${utc(input.after.windowEndsAtMs)}, when the delivery window ends.`
+    : `This workflow makes its first attempt and retries it for ${formatDuration(input.schedule.windowMs)} (the delivery window).`;
+  return [what, who, `Attempts are numbered as in the delivery log (\`GET /v1/deliveries/${input.deliveryId}\`); the current details show the last one.`].join('\n\n');
 }
