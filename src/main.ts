@@ -31,7 +31,7 @@ import { SendStops } from './http/sendStops';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
 import { SendSlots } from './http/sendSlots';
-import type { DrainWakeRequest, RetryStartRequest } from './activities/delivery';
+import type { DrainWakeRequest, RetryStartRequest } from './activities/deliveryDeps';
 import { devServerExecutable } from './temporal/binaries';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { temporalConnectionOptions } from './temporal/connection';
@@ -42,6 +42,11 @@ import { DELIVERY_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 
 async function main() {
   let cfg = loadConfig(process.env, { embedded: true });
+  // The one line before the summary below: opening the database and starting the dev server and the
+  // worker (its workflow bundle) take a few seconds, on a first start about 15.
+  console.log(
+    `Starting the ${cfg.DATABASE_URL ? 'database connection' : 'embedded database'}, ${cfg.TEMPORAL_ADDRESS ? `the connection to Temporal at ${cfg.TEMPORAL_ADDRESS}` : 'the Temporal dev server'}, the worker and the API …`,
+  );
   const log = createLogger(cfg.LOG_LEVEL);
   const tracing = startTracing({ serviceName: 'rr-webhooks' });
   installTemporalRuntime({ ownSignals: true, metricsAddress: cfg.TEMPORAL_METRICS_ADDRESS }); // shutdown below owns the signals
@@ -67,7 +72,6 @@ async function main() {
       throw new ConfigError(
         `${remoteOnly.join(', ')} apply to a Temporal cluster at TEMPORAL_ADDRESS; without TEMPORAL_ADDRESS \`npm start\` runs its own dev server (no TLS). Set TEMPORAL_ADDRESS, or unset them.`,
       );
-    console.log('Starting the Temporal dev server …');
     env = await TestWorkflowEnvironment.createLocal({
       server: {
         executable: devServerExecutable(cfg.TEMPORAL_CLI_PATH),
@@ -78,7 +82,8 @@ async function main() {
         namespace: cfg.TEMPORAL_NAMESPACE,
         dbFilename: resolve(cfg.DATA_DIR, 'temporal.db'),
         searchAttributes: DELIVERY_SEARCH_ATTRIBUTES,
-        log: { format: 'pretty', level: 'warn' },
+        // Its routine warnings (a client dialling it while it stops, …) are not the user's business; errors are.
+        log: { format: 'pretty', level: 'error' },
         extraArgs: [
           '--sqlite-pragma',
           'journal_mode=WAL',

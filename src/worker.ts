@@ -9,7 +9,7 @@ import { deliveryMetrics, Registry } from './metrics';
 import { createServer } from 'node:http';
 import { Dispatcher } from './services/dispatcher';
 import { SendSlots } from './http/sendSlots';
-import type { DrainWakeRequest, RetryStartRequest } from './activities/delivery';
+import type { DrainWakeRequest, RetryStartRequest } from './activities/deliveryDeps';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker } from './temporal/worker';

@@ -5,7 +5,6 @@ import type { AttemptRow, DeliveryRow } from '../db/deliveries';
 import type { EndpointRow } from '../db/endpoints';
 import type { EndpointHealthRow } from '../db/endpointHealth';
 import type { HoldReason } from '../domain/endpointGate';
-import { workflowIdFor } from '../domain/workflowIds';
 import type { AccountOut, ApiKeyOut, AttemptOut, DeliveryOut, EndpointOut } from './schemas';
 
 const iso = (d: Date | null | undefined) => (d ? new Date(d).toISOString() : undefined);
@@ -46,9 +45,23 @@ export function endpointOut(e: EndpointRow, health?: EndpointHealthRow): z.infer
   };
 }
 
+/**
+ * The workflow an operator opens for a delivery: one that exists. Its owner (the first-attempt
+ * batch, `delivery-<id>` once it retries, the endpoint's drain while that sends it), except while
+ * its batch has handed it over and the retry workflow's start is not confirmed yet (the batch,
+ * which starts it, is shown); before any workflow claimed it, the one whose start was confirmed.
+ * Undefined while none was started (the batch window, or Temporal unreachable).
+ */
+export function operatorWorkflowId(d: Pick<DeliveryRow, 'workflow_id' | 'series' | 'dispatched_series' | 'dispatched_workflow_id'>): string | undefined {
+  const started = d.dispatched_series >= d.series ? (d.dispatched_workflow_id ?? undefined) : undefined;
+  const owner = d.workflow_id ?? undefined;
+  if (!owner) return started;
+  if (owner.startsWith('delivery-') && started?.startsWith('batch-')) return started;
+  return owner;
+}
+
 export function deliveryOut(d: DeliveryRow, temporal: { uiUrl?: string; namespace: string }): z.infer<typeof DeliveryOut> {
-  // The workflow that owns it now: its first-attempt batch, or its own retry workflow.
-  const workflowId = d.workflow_id ?? workflowIdFor(d.id, d.series);
+  const workflowId = operatorWorkflowId(d);
   return {
     id: d.id,
     eventId: d.event_id,
@@ -62,9 +75,10 @@ export function deliveryOut(d: DeliveryRow, temporal: { uiUrl?: string; namespac
     createdAt: iso(d.created_at)!,
     test: d.is_test ?? false,
     workflowId,
-    workflowUrl: temporal.uiUrl
-      ? `${temporal.uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`
-      : undefined,
+    workflowUrl:
+      temporal.uiUrl && workflowId
+        ? `${temporal.uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`
+        : undefined,
     held: heldOut(d),
   };
 }

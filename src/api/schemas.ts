@@ -177,7 +177,12 @@ export const DeliveryOut = z.object({
   finishedReason: z.string().optional(),
   createdAt: z.string(),
   test: z.boolean().describe('a test delivery: sent by "send test event" or "send example", not by a published event'),
-  workflowId: z.string().describe('the Temporal workflow that owns the delivery: its first-attempt batch (`batch-…`), or `delivery-<id>` once it retries'),
+  workflowId: z
+    .string()
+    .optional()
+    .describe(
+      "the Temporal workflow of the delivery, one that exists: its first-attempt batch (`batch-…`) while that owns it, `delivery-<id>` (`delivery-<id>-<series>` after a resend) once it retries, `drain-<endpointId>` while its endpoint's recovery drain sends it; absent until a workflow for it was started (milliseconds after publishing, unless Temporal is unreachable)",
+    ),
   workflowUrl: z.string().optional().describe("that workflow in the Temporal Web UI, when its address is known; for the admin token only (the Web UI is the operator's)"),
   held: z
     .object({

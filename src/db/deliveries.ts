@@ -14,6 +14,8 @@ export interface DeliveryRow {
   status: DeliveryStatus;
   series: number;
   dispatched_series: number;
+  /** The workflow of that confirmed start: its first-attempt batch, or `delivery-<id>` (null before migration 16). */
+  dispatched_workflow_id: string | null;
   attempt_count: number;
   last_attempt_at: Date | null;
   next_attempt_at: Date | null;
@@ -111,12 +113,19 @@ export async function listDeliveries(db: Queryable, accountId: string, f: Delive
   );
 }
 
-/** Records that these deliveries' workflows were started (one statement for a whole batch). */
-export async function markDispatched(db: Queryable, started: { id: string; series: number }[]): Promise<void> {
+/**
+ * Records that these deliveries' workflows were started (one statement for a whole batch), and
+ * which: a retry workflow (`delivery-…`) confirmed for a series is kept over its batch, whose
+ * start may be recorded after the batch already handed the delivery over.
+ */
+export async function markDispatched(db: Queryable, started: { id: string; series: number; workflowId: string }[]): Promise<void> {
   await db.query(
-    `update deliveries d set dispatched_series = greatest(d.dispatched_series, t.series)
-     from (select * from unnest($1::text[], $2::int[]) as u(id, series)) t where d.id = any($1::text[]) and d.id = t.id`,
-    [started.map((s) => s.id), started.map((s) => s.series)],
+    `update deliveries d set dispatched_series = greatest(d.dispatched_series, t.series),
+       dispatched_workflow_id = case when t.series > d.dispatched_series or d.dispatched_workflow_id is null
+                                       or (t.series = d.dispatched_series and t.workflow_id not like 'batch-%') then t.workflow_id
+                                     else d.dispatched_workflow_id end
+     from (select * from unnest($1::text[], $2::int[], $3::text[]) as u(id, series, workflow_id)) t where d.id = any($1::text[]) and d.id = t.id`,
+    [started.map((s) => s.id), started.map((s) => s.series), started.map((s) => s.workflowId)],
   );
 }
 

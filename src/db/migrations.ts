@@ -306,6 +306,13 @@ alter table deliveries add column attempt_token text;
 alter table deliveries add column attempt_lease_until timestamptz
 `,
   },
+  {
+    id: 16,
+    name: 'dispatched workflow',
+    // Which workflow the last confirmed start (dispatched_series) was: the operator's Web UI link
+    // of a delivery that no workflow has claimed yet (src/api/mappers.ts deliveryOut).
+    sql: `alter table deliveries add column dispatched_workflow_id text`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

@@ -1,49 +1,22 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { DrainWakeRequest, RetryStartRequest } from '../activities/delivery';
+import type { DrainWakeRequest, RetryStartRequest } from '../activities/deliveryDeps';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { markDispatched, undispatched } from '../db/deliveries';
-import type { RetrySchedule } from '../domain/retrySchedule';
 import { PLATFORM_ACCOUNT_ID } from '../domain/operationalEvents';
+import { utc } from '../domain/deliveryStory';
+import { formatDuration } from '../domain/duration';
 import { redactUrl } from '../domain/redact';
 import { batchWorkflowId, workflowIdFor } from '../domain/workflowIds';
 import type { Logger } from '../logger';
 import { BurstLanes, bulkTaskQueue } from './burstLane';
+import { fairnessFor, PRIORITY, scheduleFrom } from './workflowStartOptions';
 import type { DeliverBatchInput } from '../workflows/deliverBatch';
 import type { DeliverWebhookInput } from '../workflows/deliverWebhook';
 import type { DrainEndpointInput, DrainWake } from '../workflows/drainEndpoint';
 import { RrAccountId, RrDeliveryStatus, RrEndpointId, RrEventType } from '../workflows/searchAttributes';
 
 const START_DEADLINE_MS = 5_000;
-
-export function scheduleFrom(cfg: Config): RetrySchedule {
-  return {
-    initialIntervalMs: cfg.RETRY_INITIAL_INTERVAL,
-    backoffCoefficient: cfg.RETRY_BACKOFF_COEFFICIENT,
-    maximumIntervalMs: cfg.RETRY_MAXIMUM_INTERVAL,
-    jitter: cfg.RETRY_JITTER,
-    windowMs: cfg.DELIVERY_WINDOW,
-  };
-}
-
-/**
- * Task-queue fairness between accounts: the account id as fairness key, so the server's matching
- * dispatches one account's backlog in turn with every other account's tasks instead of first in,
- * first out (activities of the workflow inherit it). Undefined with TEMPORAL_FAIRNESS=false.
- */
-export function fairnessFor(cfg: Pick<Config, 'TEMPORAL_FAIRNESS'>, accountId: string, deliveries = 1): { fairnessKey: string; fairnessWeight?: number } | undefined {
-  if (!cfg.TEMPORAL_FAIRNESS) return undefined;
-  // Fair by deliveries, not by tasks: a batch of n advances its account's turn n times as far.
-  return deliveries > 1 ? { fairnessKey: accountId, fairnessWeight: Math.max(0.001, 1 / deliveries) } : { fairnessKey: accountId };
-}
-
-/**
- * Task priorities (Temporal's priorityKey, 1 = first; the default is 3): an endpoint's recovery
- * drain goes before everything (it sends what waited longest, and its pages must not queue behind
- * thousands of held wake-ups), retry workflows after first attempts (a burst of held or failing
- * deliveries must not delay fresh deliveries to healthy endpoints). Inherited by their activities.
- */
-export const PRIORITY = { drain: 1, retry: 4 } as const;
 
 export interface DispatchTarget {
   id: string;
@@ -103,7 +76,7 @@ export class Dispatcher {
   /** Starts one delivery's workflow (idempotent) and records that it was started. */
   async dispatch(target: DispatchTarget): Promise<void> {
     await this.start(target);
-    await markDispatched(this.db, [target]);
+    await markDispatched(this.db, [{ ...target, workflowId: workflowIdFor(target.id, target.series) }]);
   }
 
   private async start(target: DispatchTarget): Promise<void> {
@@ -140,6 +113,7 @@ export class Dispatcher {
         priority: { priorityKey: PRIORITY.retry, ...fairnessFor(this.cfg, accountId) },
         args: [input],
         staticSummary: meta ? `${meta.eventType} → ${redactUrl(meta.url)}` : `delivery ${input.deliveryId}`,
+        staticDetails: deliveryDetails(input, meta),
         ...(input.searchAttributes
           ? {
               typedSearchAttributes: [
@@ -188,7 +162,11 @@ export class Dispatcher {
       ),
       ...batchable.map((t) => this.joinBatch(t)),
     ]);
-    if (started.length) await markDispatched(this.db, started).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
+    if (started.length)
+      await markDispatched(
+        this.db,
+        started.map((t) => ({ ...t, workflowId: workflowIdFor(t.id, t.series) })),
+      ).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
   }
 
   /** Adds a new delivery to its account's open batch; resolves when that batch was started (or deferred). */
@@ -243,7 +221,11 @@ export class Dispatcher {
         return;
       }
     }
-    await markDispatched(this.db, targets).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
+    const workflowId = batchWorkflowId(targets[0].id);
+    await markDispatched(
+      this.db,
+      targets.map((t) => ({ ...t, workflowId })),
+    ).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
   }
 
   /** Starts the retry workflow of each delivery a first-attempt batch handed over (idempotent). */
@@ -257,7 +239,7 @@ export class Dispatcher {
             schedule: req.schedule,
             attemptTimeoutMs: req.attemptTimeoutMs,
             searchAttributes: req.searchAttributes,
-            after: { batchId: req.batchId, delayMs: r.delayMs, windowEndsAtMs: req.windowEndsAtMs },
+            after: { batchId: req.batchId, delayMs: r.delayMs, windowEndsAtMs: req.windowEndsAtMs, attempts: r.attempts, lastError: r.lastError },
           },
           req.accountId,
           r.meta,
@@ -267,6 +249,11 @@ export class Dispatcher {
         ),
       ),
     );
+    // Until this is recorded, the operator's link of a handed-over delivery is its batch (src/api/mappers.ts).
+    await markDispatched(
+      this.db,
+      req.retrying.map((r) => ({ id: r.deliveryId, series: r.series, workflowId: workflowIdFor(r.deliveryId, r.series) })),
+    ).catch((err: Error) => this.log.warn('dispatch.unrecorded', { error: err.message }));
   }
 
   /**
@@ -350,4 +337,19 @@ export class Dispatcher {
       await running;
     };
   }
+}
+
+/**
+ * A delivery workflow's static details in the Web UI (Temporal markdown): what it delivers, who
+ * made the first attempt and until when it retries. Its current details (src/domain/deliveryStory.ts)
+ * tell the attempts.
+ */
+function deliveryDetails(input: DeliverWebhookInput, meta: Omit<DispatchMeta, 'accountId'> | undefined): string {
+  const what = meta
+    ? `Delivery \`${input.deliveryId}\` (series ${input.series}) of \`${meta.eventType}\` to endpoint \`${meta.endpointId}\` (${redactUrl(meta.url)}).`
+    : `Delivery \`${input.deliveryId}\` (series ${input.series}).`;
+  const who = input.after
+    ? `Its first attempt was made by \`${input.after.batchId}\`; this workflow retries it until ${utc(input.after.windowEndsAtMs)}, when the delivery window ends.`
+    : `This workflow makes its first attempt and retries it for ${formatDuration(input.schedule.windowMs)} (the delivery window).`;
+  return [what, who, `Attempts are numbered as in the delivery log (\`GET /v1/deliveries/${input.deliveryId}\`); the current details show the last one.`].join('\n\n');
 }

@@ -1,5 +1,6 @@
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createDeliveryActivities, type DeliveryActivityDeps } from '../activities/delivery';
+import { createDeliveryActivities } from '../activities/delivery';
+import type { DeliveryActivityDeps } from '../activities/deliveryDeps';
 import { createRetentionActivities } from '../activities/retention';
 import type { Config } from '../config';
 import type { CircuitSettings } from '../activities/circuit';

@@ -1,5 +1,6 @@
 import { CancellationScope, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
-import type { DeliveryActivities, PostBatchResult } from '../activities/delivery';
+import type { DeliveryActivities } from '../activities/delivery';
+import type { PostBatchResult } from '../activities/firstAttemptBatch';
 import type { RetrySchedule } from '../domain/retrySchedule';
 
 export interface DeliverBatchInput {

@@ -2,15 +2,20 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  defineSignal,
   isCancellation,
   proxyActivities,
   proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
   sleep,
   TimeoutFailure,
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
-import type { DeliveryActivities, RecordOutcomeInput } from '../activities/delivery';
+import type { DeliveryActivities } from '../activities/delivery';
+import type { RecordOutcomeInput } from '../activities/recordOutcome';
+import { ATTEMPTED_SIGNAL, storyText, utc, type AttemptNews, type DeliveryStory } from '../domain/deliveryStory';
 import { FailureType, finalOutcome, NON_RETRYABLE_FAILURES } from '../domain/errors';
 import type { RetrySchedule } from '../domain/retrySchedule';
 import { RrDeliveryStatus } from './searchAttributes';
@@ -22,9 +27,16 @@ export interface DeliverWebhookInput {
   attemptTimeoutMs: number;
   /** Whether the delivery search attributes were set at start (then the final status is upserted). */
   searchAttributes?: boolean;
-  /** Started by a first-attempt batch (which handed the delivery over) after that attempt failed: wait, then retry. */
-  after?: { batchId: string; delayMs: number; windowEndsAtMs: number };
+  /**
+   * Started by a first-attempt batch (which handed the delivery over) after that attempt failed:
+   * wait, then retry. `attempts` (the delivery log's count so far) and `lastError` start the
+   * workflow's current details; executions started before they existed have neither.
+   */
+  after?: { batchId: string; delayMs: number; windowEndsAtMs: number; attempts?: number; lastError?: string };
 }
+
+/** A retry attempt (src/activities/retryAttempt.ts) tells its workflow of each failed attempt it recorded: it only changes the current details. */
+export const attemptedSignal = defineSignal<[AttemptNews]>(ATTEMPTED_SIGNAL);
 
 export interface DeliverWebhookResult {
   /** `superseded`: another workflow owns the delivery; this one recorded nothing. */
@@ -46,6 +58,14 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
   const { schedule, after } = input;
   const windowEndsAtMs = after?.windowEndsAtMs ?? Date.now() + schedule.windowMs;
   const attempt = { deliveryId: input.deliveryId, series: input.series, windowEndsAtMs, schedule };
+  // The Web UI's current details (src/domain/deliveryStory.ts): in workflow memory, served by the
+  // metadata query; no command, so no history changes.
+  const story: DeliveryStory = { windowEndsAtMs, attempt: after?.attempts || undefined, lastError: after?.lastError, nextAtMs: after ? Date.now() + after.delayMs : undefined };
+  const tell = (change: Partial<DeliveryStory>) => setCurrentDetails(storyText(Object.assign(story, change)));
+  setHandler(attemptedSignal, (news) => {
+    if (news.attempt >= (story.attempt ?? 0)) tell({ attempt: news.attempt, lastError: news.error ?? story.lastError, nextAtMs: news.nextAtMs, held: undefined });
+  });
+  tell({});
   const { recordOutcome } = proxyActivities<DeliveryActivities>({
     startToCloseTimeout: '30s',
     retry: { initialInterval: '1s', maximumInterval: '1m' }, // retried until the database answers
@@ -61,10 +81,12 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
         const { postWebhook: firstAttempt } = proxyLocalActivities<DeliveryActivities>({
           startToCloseTimeout: input.attemptTimeoutMs + 20_000, // room for the activity's own database retries
           retry: { maximumAttempts: 1 },
+          summary: 'first attempt',
         });
         sent = await firstAttempt({ ...attempt, attemptOffset: 0 });
       } catch (err) {
         delayMs = retryableDelay(err, schedule);
+        tell(failureFacts(err));
         if (delayMs === undefined || Date.now() + delayMs >= windowEndsAtMs) throw err;
       }
     }
@@ -72,8 +94,10 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
       if (Date.now() + delayMs! >= windowEndsAtMs) {
         throw ApplicationFailure.create({ type: FailureType.AttemptFailed, message: 'the next attempt would fall after the delivery window' });
       }
-      await sleep(delayMs!);
+      tell({ nextAtMs: Date.now() + delayMs! });
+      await sleep(delayMs!, { summary: `back-off until ${utc(Date.now() + delayMs!)}` });
       const { postWebhook } = proxyActivities<DeliveryActivities>({
+        summary: `retries until ${utc(windowEndsAtMs)}, when the delivery window ends`,
         startToCloseTimeout: input.attemptTimeoutMs + 30_000,
         scheduleToCloseTimeout: Math.max(1_000, windowEndsAtMs - Date.now()),
         retry: {
@@ -87,14 +111,17 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
     }
     outcome = { deliveryId: input.deliveryId, series: input.series, status: 'delivered' };
     recorded = sent.finished; // the successful attempt already marked it delivered
+    tell({ attempt: sent.attempt || story.attempt, outcome });
   } catch (err) {
     const cause = attemptFailure(err);
     if (cause instanceof ApplicationFailure && cause.type === FailureType.Superseded) {
       // Another workflow claimed the delivery first (two dispatch paths raced): it sends it.
+      tell({ outcome: { status: 'superseded', reason: cause.message } });
       if (input.searchAttributes) upsertSearchAttributes([{ key: RrDeliveryStatus, value: 'superseded' }]);
       return { status: 'superseded', reason: cause.message };
     }
     outcome = { deliveryId: input.deliveryId, series: input.series, ...classify(err) };
+    tell({ attempt: failureFacts(err).attempt ?? story.attempt, outcome });
   }
   // Runs even when the workflow was cancelled (endpoint deleted or disabled).
   if (!recorded) await CancellationScope.nonCancellable(() => recordOutcome(outcome));
@@ -117,6 +144,16 @@ function retryableDelay(err: unknown, schedule: RetrySchedule): number | undefin
     if (cause.nextRetryDelay !== undefined && cause.nextRetryDelay !== null) return msToNumber(cause.nextRetryDelay);
   }
   return schedule.initialIntervalMs;
+}
+
+/** What a failed attempt adds to the story: its number in the delivery log and error, or why it was held without a request. */
+function failureFacts(err: unknown): Partial<DeliveryStory> {
+  const cause = attemptFailure(err);
+  if (!cause) return {};
+  const detail = (cause instanceof ApplicationFailure ? cause.details?.[0] : undefined) as { attempt?: unknown } | undefined;
+  const attempt = typeof detail?.attempt === 'number' && detail.attempt > 0 ? detail.attempt : undefined;
+  if (cause instanceof ApplicationFailure && cause.type === FailureType.Held) return { held: cause.message.replace(/^held: /, '') };
+  return { ...(attempt ? { attempt } : {}), lastError: cause.message, held: undefined };
 }
 
 /** What an attempt failed with: the cause inside an ActivityFailure, or a local activity's own failure. */

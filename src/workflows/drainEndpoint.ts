@@ -1,5 +1,6 @@
 import { condition, continueAsNew, defineSignal, proxyLocalActivities, setHandler } from '@temporalio/workflow';
-import type { DeliveryActivities, DrainPageResult } from '../activities/delivery';
+import type { DeliveryActivities } from '../activities/delivery';
+import type { DrainPageResult } from '../activities/drainPage';
 import type { RetrySchedule } from '../domain/retrySchedule';
 
 /** Why the drain is woken: a probe succeeded, or a customer asked to retry now (some deliveries, or all). */

@@ -2,7 +2,7 @@ import { attemptsOf, getDelivery, recordAttempts } from '../../src/db/deliveries
 import { getEndpoint } from '../../src/db/endpoints';
 import { healthOf, recordEndpointFailures } from '../../src/db/endpointHealth';
 import { probeIntervalMs } from '../../src/domain/endpointGate';
-import { scheduleFrom } from '../../src/services/dispatcher';
+import { scheduleFrom } from '../../src/services/workflowStartOptions';
 import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
 import { waitFor } from '../helpers/receiver';
 import { timeSkippingSuite } from '../helpers/timeSkipping';

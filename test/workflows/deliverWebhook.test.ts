@@ -4,7 +4,8 @@ import { baseDelayMs } from '../../src/domain/retrySchedule';
 import { rrSignature } from '../../src/domain/signing';
 import { silentLogger } from '../../src/logger';
 import { cancelEndpointDeliveries } from '../../src/services/deliveryControl';
-import { Dispatcher, scheduleFrom } from '../../src/services/dispatcher';
+import { Dispatcher } from '../../src/services/dispatcher';
+import { scheduleFrom } from '../../src/services/workflowStartOptions';
 import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
 import { timeSkippingSuite } from '../helpers/timeSkipping';
 
