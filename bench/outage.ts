@@ -29,6 +29,9 @@ export interface DrainResult {
   /** First 2xx to last. */
   drainSeconds: number;
   deliveriesPerSecond: number;
+  /** First 2xx until 99 % had arrived: the drain's own pace, without the few that arrive later at their own wake-ups. */
+  p99Seconds: number;
+  p99PerSecond: number;
   duplicates: number;
   rateLimit?: { perSecond: number; held: number; observedPerSecond: number; deviationPercent: number };
 }
@@ -147,8 +150,11 @@ export async function drain(receiver: BenchReceiver, url: string, post: Post, ad
       await waitUntil(() => receiver.firstSeen.size >= n, 30 * 60_000, `the ${n} to drain`);
       const times = [...receiver.firstSeen.values()].map((v) => v.at).sort((a, b) => a - b);
       const drainSeconds = (times[times.length - 1] - times[0]) / 1000;
+      const p99Seconds = (times[Math.ceil(times.length * 0.99) - 1] - times[0]) / 1000;
       const result = {
         n,
+        p99Seconds,
+        p99PerSecond: (Math.ceil(n * 0.99) - 1) / p99Seconds,
         sentWhileDown: sent,
         noticedAfterSeconds: (times[0] - back) / 1000,
         drainSeconds,
@@ -165,6 +171,8 @@ export async function drain(receiver: BenchReceiver, url: string, post: Post, ad
       noticedAfterSeconds: free.noticedAfterSeconds,
       drainSeconds: free.drainSeconds,
       deliveriesPerSecond: free.perSecond,
+      p99Seconds: free.p99Seconds,
+      p99PerSecond: free.p99PerSecond,
       duplicates: free.duplicates + (limited?.duplicates ?? 0),
       rateLimit: limited && { perSecond: RATE, held: RATE_HELD, observedPerSecond: limited.perSecond, deviationPercent: ((limited.perSecond - RATE) / RATE) * 100 },
     };

@@ -7,6 +7,7 @@ import { keyRing, newKeyBase64, parseKeyList } from './domain/secretBox';
 import { createAccount, getAccount } from './db/accounts';
 import { openDatabase, type Database } from './db/database';
 import { migrate } from './db/migrations';
+import { profiled } from './db/queryProfile';
 import { PortalKeyRing, portalSigningKey } from './domain/portalToken';
 import { DestinationGuard } from './http/destinationGuard';
 import { createWebhookSender } from './http/sendWebhook';
@@ -22,7 +23,7 @@ export async function openAppDatabase(cfg: Config): Promise<Database> {
     timeouts: { acquireMs: cfg.DATABASE_ACQUIRE_TIMEOUT, statementMs: cfg.DATABASE_STATEMENT_TIMEOUT, idleInTransactionMs: cfg.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT },
   });
   await migrate(db);
-  return db;
+  return cfg.DB_PROFILE ? profiled(db) : db;
 }
 
 /** ADMIN_TOKEN, or in embedded mode one generated on first start and kept in DATA_DIR. */

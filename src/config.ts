@@ -303,6 +303,11 @@ export const SETTINGS = {
     description:
       'Most endpoints an account may have (disabled ones count, deleted ones do not); creating one more answers 409 endpoint_limit_reached. Bounds the fan-out of one event. 0 = no cap.',
   },
+  DB_PROFILE: {
+    schema: bool,
+    default: 'false',
+    description: 'Diagnostics for performance work: time every database statement (one at a time) and print the 25 costliest to stderr every 30 s and at exit. Off in production.',
+  },
   METRICS_PUBLIC: { schema: bool, default: 'false', description: "Serve the API's /metrics without the admin token (for a scraper on a private network)." },
   WORKER_METRICS_PORT: { schema: int(0, 65535), default: '9464', description: "Port of the separate worker process's /metrics and /healthz (0 = off). Binds to HOST." },
   WORKER_MAX_CACHED_WORKFLOWS: {

@@ -215,7 +215,6 @@ export async function claimForAttempt(
             (c.id is not null or (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text)) as claimed,
             coalesce(c.fenced, false) as fenced,
             greatest(0, coalesce(extract(epoch from d.attempt_lease_until - now()) * 1000, 0))::int as fence_wait_ms,
-            ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at,
             ev.body, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_expires_at, ep.headers as custom_headers,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged,

@@ -17,9 +17,11 @@ export async function claimDrainPage(
        where d.endpoint_id = $1 and d.status = 'pending'
          and (d.workflow_id like 'delivery-%' or d.workflow_id = $2 or (d.workflow_id like 'drain-%' and d.lease_until < $3))
          and (d.lease_until is null or d.lease_until < $3 or d.workflow_id = $2)
-         -- not waking within 5 s; no wake-up time at all: handed over without one (its attempt fence
-         -- still keeps a retry in flight from being sent twice)
-         and (d.workflow_id like 'drain-%' or d.next_attempt_at is null or d.next_attempt_at > $3::timestamptz + interval '5 seconds')
+         -- not waking within 5 s; no wake-up time at all: handed over without one; or overdue by more
+         -- than 5 s (its wake-up waits in a busy worker's queue). The attempt fence keeps a retry
+         -- that is in flight after all from being sent twice.
+         and (d.workflow_id like 'drain-%' or d.next_attempt_at is null or d.next_attempt_at > $3::timestamptz + interval '5 seconds'
+              or d.next_attempt_at < $3::timestamptz - interval '5 seconds')
          and ($4::text[] is null or d.id = any($4::text[]))
          and ($5::timestamptz is null or (d.created_at, d.id) > ($5::timestamptz, $6::text))
          and (not $9::boolean or (d.held_reason in ('throttled', 'rate_limited', 'max_in_flight') and (d.last_attempt_at is null or d.held_at > d.last_attempt_at)))
