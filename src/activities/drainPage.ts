@@ -82,37 +82,45 @@ export function createDrainPage(deps: DeliveryActivityDeps, sender: AttemptSende
     const sum = { delivered: 0, failed: 0 };
     let page = input;
     let pass = { delivered: 0, sweeps: 0 };
+    let sweeping = false;
     for (;;) {
-      const r = await oneDrainPage(page);
+      // A sweep never takes one this run already attempted: a failed one keeps its own back-off.
+      const r = await oneDrainPage(page, sweeping ? startedMs : undefined);
       sum.delivered += r.delivered;
       sum.failed += r.failed;
       pass.delivered += r.delivered;
-      const inTime = page.deliveryIds === undefined && Date.now() - startedMs < DRAIN_RUN_MS && !Context.current().cancellationSignal.aborted;
       const clear = !r.open && !r.stopped && r.pausedUntilMs === undefined;
       // A pass skips what was busy when its cursor went by (a held wake-up in flight holds the
-      // attempt fence); parked again a moment later, that one would wait for its own next wake-up.
-      // So a pass that sent something is followed by one more from the oldest.
+      // attempt fence, a batch still hands it over); parked a moment later, that one would wait
+      // for its own next wake-up. So a pass that sent something is followed by one more from the
+      // oldest, up to DRAIN_SWEEPS, with twice the time.
       const sweep = r.done && clear && !r.recovered && pass.delivered > 0 && pass.sweeps < DRAIN_SWEEPS;
-      if (!inTime || !(r.recovered || (!r.done && clear) || sweep)) return { ...r, ...sum };
+      const budgetMs = sweeping || sweep ? 2 * DRAIN_RUN_MS : DRAIN_RUN_MS;
+      const inTime = page.deliveryIds === undefined && Date.now() - startedMs < budgetMs && !Context.current().cancellationSignal.aborted;
+      if (!inTime || !(r.recovered || (!r.done && clear) || sweep)) {
+        // A sweep cut short ends the drain: the workflow would go on from its cursor without the sweep's exclusion.
+        return sweeping && !r.done && clear ? { ...r, ...sum, done: true, after: undefined } : { ...r, ...sum };
+      }
       // As the workflow does: after a successful probe everything parked goes, from the oldest; otherwise on from the cursor.
       if (r.recovered) page = { endpointId: input.endpointId, accountId: input.accountId, schedule: input.schedule, forceProbe: false };
       else page = { ...page, forceProbe: false, after: sweep ? undefined : r.after };
       if (sweep || r.recovered) pass = { delivered: 0, sweeps: pass.sweeps + (sweep ? 1 : 0) };
+      if (sweep) sweeping = true;
     }
   }
 
-  async function oneDrainPage(input: DrainPageInput): Promise<DrainPageResult> {
+  async function oneDrainPage(input: DrainPageInput, attemptedBeforeMs?: number): Promise<DrainPageResult> {
     const lease = new AttemptLease(requestTimeoutMs);
     const writes: PendingWrite = {};
     try {
-      return await drainPageUnder(input, lease, writes);
+      return await drainPageUnder(input, lease, writes, attemptedBeforeMs);
     } finally {
       await writes.current?.catch(() => undefined); // its records release fences: never race the lease's release
       await lease.release(deps.db).catch((err: Error) => deps.log.warn('delivery.fence_release_failed', { endpointId: input.endpointId, error: err.message }));
     }
   }
 
-  async function drainPageUnder(input: DrainPageInput, lease: AttemptLease, writes: PendingWrite): Promise<DrainPageResult> {
+  async function drainPageUnder(input: DrainPageInput, lease: AttemptLease, writes: PendingWrite, attemptedBeforeMs?: number): Promise<DrainPageResult> {
     /** Waits for the previous round's deferred record (see below); every way out of a round goes through it. */
     const settle = async () => {
       const w = writes.current;
@@ -146,6 +154,7 @@ export function createDrainPage(deps: DeliveryActivityDeps, sender: AttemptSende
       deliveryIds: input.deliveryIds,
       after: input.after,
       heldOnly: input.heldOnly,
+      attemptedBeforeMs,
     });
     if (claimed.length === 0) {
       if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);

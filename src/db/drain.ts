@@ -9,7 +9,18 @@ import type { Queryable } from './database';
  */
 export async function claimDrainPage(
   db: Queryable,
-  q: { endpointId: string; owner: string; nowMs: number; leaseMs: number; limit: number; deliveryIds?: string[]; after?: { createdAt: string; id: string }; heldOnly?: boolean },
+  q: {
+    endpointId: string;
+    owner: string;
+    nowMs: number;
+    leaseMs: number;
+    limit: number;
+    deliveryIds?: string[];
+    after?: { createdAt: string; id: string };
+    heldOnly?: boolean;
+    /** Only deliveries not attempted since then (a drain's sweep). */
+    attemptedBeforeMs?: number;
+  },
 ): Promise<{ id: string; series: number }[]> {
   return db.query<{ id: string; series: number }>(
     `with page as (
@@ -25,11 +36,23 @@ export async function claimDrainPage(
          and ($4::text[] is null or d.id = any($4::text[]))
          and ($5::timestamptz is null or (d.created_at, d.id) > ($5::timestamptz, $6::text))
          and (not $9::boolean or (d.held_reason in ('throttled', 'rate_limited', 'max_in_flight') and (d.last_attempt_at is null or d.held_at > d.last_attempt_at)))
+         and ($10::timestamptz is null or d.last_attempt_at is null or d.last_attempt_at < $10::timestamptz)
        order by d.created_at, d.id limit $7 for update skip locked
      )
      update deliveries d set workflow_id = $2, lease_until = $3::timestamptz + $8 * interval '1 millisecond'
      from page where d.id = page.id returning d.id, d.series`,
-    [q.endpointId, q.owner, new Date(q.nowMs), q.deliveryIds ?? null, q.after ? new Date(q.after.createdAt) : null, q.after?.id ?? '', q.limit, q.leaseMs, q.heldOnly === true],
+    [
+      q.endpointId,
+      q.owner,
+      new Date(q.nowMs),
+      q.deliveryIds ?? null,
+      q.after ? new Date(q.after.createdAt) : null,
+      q.after?.id ?? '',
+      q.limit,
+      q.leaseMs,
+      q.heldOnly === true,
+      q.attemptedBeforeMs === undefined ? null : new Date(q.attemptedBeforeMs),
+    ],
   );
 }
 

@@ -56,3 +56,25 @@ test('when a drain page is claimed, then it takes parked deliveries waking more 
     }),
   ).toEqual([]);
 });
+
+test('when a drain sweeps again from the oldest, then it leaves the deliveries attempted since its run began (a failed one keeps its own back-off) and takes the others', async () => {
+  const { account, endpoint } = await accountWithEndpoint(db, 'https://127.0.0.1/hook');
+  const now = Date.now();
+  const runStartedMs = now - 10_000;
+  const parked = async (lastAttemptAt: Date | null) => {
+    const { deliveryId } = await storedDelivery(db, account.id, endpoint.id, 'referrer_added', new Date(now - 60_000));
+    await db.query(`update deliveries set workflow_id = 'delivery-' || id where id = $1`, [deliveryId]);
+    await db.query(`update deliveries set next_attempt_at = $2, last_attempt_at = $3 where id = $1`, [deliveryId, new Date(now + 90_000), lastAttemptAt]);
+    return deliveryId;
+  };
+  const failedInThisRun = await parked(new Date(now - 2_000));
+  const failedBefore = await parked(new Date(now - 600_000));
+  const neverTried = await parked(null);
+  const q = { endpointId: endpoint.id, owner: `drain-${endpoint.id}`, nowMs: now, leaseMs: 120_000, limit: 100 };
+
+  const swept = await claimDrainPage(db, { ...q, attemptedBeforeMs: runStartedMs });
+
+  expect(swept.map((c) => c.id).sort()).toEqual([failedBefore, neverTried].sort());
+  // Without the sweep's bound (a first pass), the one attempted a moment ago is claimable too.
+  expect((await claimDrainPage(db, q)).map((c) => c.id).sort()).toEqual([failedInThisRun, failedBefore, neverTried].sort());
+});
