@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { checkBeforeSend, type AttemptContext, type AttemptRecord, type SendCheck } from '../db/deliveries';
 import { activeSecrets } from '../db/endpoints';
 import { openHeaders } from '../db/endpointSecrets';
+import { recordedRequestHeaders } from '../domain/attemptHeaders';
 import { requestHeaders } from '../domain/customHeaders';
 import { FailureType } from '../domain/errors';
 import { parseRetryAfter, retryDelayMs, type RetrySchedule } from '../domain/retrySchedule';
@@ -30,6 +31,8 @@ export interface Attempted {
   ctx: AttemptContext;
   seriesAttempt: number;
   startedAtMs: number;
+  /** The request's headers as the log keeps them (custom values redacted: recordedRequestHeaders). */
+  requestHeaders: Record<string, string>;
   result: SendResult;
   ok: boolean;
   failureType: string;
@@ -77,11 +80,12 @@ export function createAttemptSender(deps: DeliveryActivityDeps) {
   ): Promise<Attempted | undefined | typeof LEASE_LOST> {
     const startedAtMs = await now();
     // The endpoint's custom headers go first and can never replace the service's (requestHeaders).
-    const headers = requestHeaders(openHeaders(ctx.delivery.endpoint_id, ctx.custom_headers), {
+    const service = {
       'content-type': 'application/json',
       'user-agent': USER_AGENT,
       ...signatureHeaders(activeSecrets(ctx, new Date(startedAtMs), ctx.delivery.endpoint_id), ctx.delivery.id, Math.floor(startedAtMs / 1000), ctx.body),
-    });
+    };
+    const headers = requestHeaders(openHeaders(ctx.delivery.endpoint_id, ctx.custom_headers), service);
     const ticket = stops.ticket(ctx.delivery.endpoint_id, mark);
     if (!ticket) return undefined;
     // Last thing before the wire, with nothing awaited after it: a zombie attempt stops here.
@@ -116,7 +120,9 @@ export function createAttemptSender(deps: DeliveryActivityDeps) {
     });
     const nextAttemptAtMs = !ok && !nonRetryable && startedAtMs + delayMs < input.windowEndsAtMs ? startedAtMs + delayMs : undefined;
     const error = ok ? undefined : (result.error ?? `HTTP ${result.statusCode}`);
-    return { ctx, seriesAttempt, startedAtMs, result, ok, failureType, nonRetryable, delayMs, nextAttemptAtMs, error };
+    // What the log keeps of the request: every header sent, custom values redacted (they may be credentials).
+    const recorded = recordedRequestHeaders(headers, service, Buffer.byteLength(ctx.body, 'utf8'));
+    return { ctx, seriesAttempt, startedAtMs, requestHeaders: recorded, result, ok, failureType, nonRetryable, delayMs, nextAttemptAtMs, error };
   }
 
   function attemptRecord(a: Attempted, handOverTo?: string): AttemptRecord {
@@ -128,6 +134,8 @@ export function createAttemptSender(deps: DeliveryActivityDeps) {
       statusCode: a.result.statusCode,
       error: a.error,
       responseBody: a.result.bodyExcerpt,
+      requestHeaders: a.requestHeaders,
+      responseHeaders: a.result.responseHeaders,
       nextAttemptAt: a.nextAttemptAtMs === undefined ? undefined : new Date(a.nextAttemptAtMs),
       delivered: a.ok,
       handOverTo,

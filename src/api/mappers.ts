@@ -98,6 +98,8 @@ export function attemptOut(a: AttemptRow): z.infer<typeof AttemptOut> {
     statusCode: a.status_code ?? undefined,
     error: a.error ?? undefined,
     responseBody: a.response_body ?? undefined,
+    requestHeaders: a.request_headers ?? undefined,
+    responseHeaders: a.response_headers ?? undefined,
   };
 }
 

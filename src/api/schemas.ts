@@ -164,6 +164,18 @@ export const AttemptOut = z.object({
   statusCode: z.number().int().optional(),
   error: z.string().optional(),
   responseBody: z.string().optional(),
+  requestHeaders: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe(
+      "the headers this attempt was sent with: content type, user agent, content length, the signature headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`, `X-RR-Signature`) as sent, and the endpoint's custom headers with their values redacted (`••••` and the last 4 characters of a value of 16 or more characters, `••••` alone for a shorter one; `Accept`, `Accept-Language`, `Accept-Charset`, `Cache-Control` and `Pragma` as sent); absent on attempts recorded before headers were kept",
+    ),
+  responseHeaders: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe(
+      'the headers the receiver answered with (names in lower case, repeated ones joined with ", "), at most 30, each value cut to 256 characters (ending in "…" when cut), at most 4,096 characters in all; never `Set-Cookie`. Absent when no answer came (timeout, network error) and on attempts recorded before headers were kept',
+    ),
 });
 export const DeliveryOut = z.object({
   id: z.string(),

@@ -52,6 +52,9 @@ export interface AttemptRow {
   status_code: number | null;
   error: string | null;
   response_body: string | null;
+  /** What was sent (custom header values redacted) and what of the answer is kept: null before migration 17, and for no answer. */
+  request_headers: Record<string, string> | null;
+  response_headers: Record<string, string> | null;
 }
 
 export async function deliveriesOfEvent(db: Queryable, eventId: string): Promise<DeliveryRow[]> {
@@ -322,6 +325,10 @@ export interface AttemptRecord {
   statusCode?: number;
   error?: string;
   responseBody?: string;
+  /** The request's headers, custom values already redacted (src/domain/attemptHeaders.ts recordedRequestHeaders). */
+  requestHeaders?: Record<string, string>;
+  /** The kept subset of the response's headers (capturedResponseHeaders); absent without an answer. */
+  responseHeaders?: Record<string, string>;
   /** Null when no attempt follows. */
   nextAttemptAt?: Date;
   delivered?: boolean;
@@ -377,8 +384,10 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
   const col = <T>(f: (a: AttemptRecord) => T) => attempts.map(f);
   const rows = await db.query<{ id: string; attempt: number }>(
     `with t as (
-       select * from unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::text[], $11::text[], $12::text[])
-         as t(delivery_id, series, started_at, duration_ms, status_code, error, response_body, next_attempt_at, delivered, hand_over_to, fence, outcome)
+       select * from unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::text[], $11::text[], $12::text[],
+                            $14::text[], $15::text[])
+         as t(delivery_id, series, started_at, duration_ms, status_code, error, response_body, next_attempt_at, delivered, hand_over_to, fence, outcome,
+              request_headers, response_headers)
      ), upd as (
        update deliveries d set attempt_count = d.attempt_count + 1, last_attempt_at = t.started_at, next_attempt_at = t.next_attempt_at, updated_at = now(),
          attempt_token = case when d.attempt_token = t.fence then null else d.attempt_token end,
@@ -393,10 +402,11 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
        from t where d.id = any($1::text[]) and d.id = t.delivery_id -- any(): the primary key index, not a scan
          and d.series = t.series -- an attempt of an older series never touches a resent one
        returning d.id, d.attempt_count as attempt, d.endpoint_id, t.series, t.started_at, t.duration_ms, t.status_code, t.error, t.response_body, t.delivered,
+         t.request_headers, t.response_headers,
          coalesce(t.outcome, case when t.status_code is null then 'network' else (t.status_code / 100)::text || 'xx' end) as outcome
      ), ins as (
-       insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body)
-       select id, attempt, series, started_at, duration_ms, status_code, error, response_body from upd returning 1
+       insert into delivery_attempts (delivery_id, attempt, series, started_at, duration_ms, status_code, error, response_body, request_headers, response_headers)
+       select id, attempt, series, started_at, duration_ms, status_code, error, response_body, request_headers::jsonb, response_headers::jsonb from upd returning 1
      ), healthy as (
        -- any 2xx closes the endpoint's circuit and ends its failure streak (src/db/endpointHealth.ts);
        -- written only when that changes something or the last success is a minute old: hot rows
@@ -433,6 +443,8 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
       col((a) => a.fence ?? null),
       col((a) => a.outcome ?? null),
       LATENCY_BOUNDS_MS,
+      col((a) => (a.requestHeaders ? JSON.stringify(a.requestHeaders) : null)),
+      col((a) => (a.responseHeaders ? JSON.stringify(a.responseHeaders) : null)),
     ],
   );
   const byId = new Map(rows.map((r) => [r.id, r.attempt]));

@@ -313,6 +313,17 @@ alter table deliveries add column attempt_lease_until timestamptz
     // of a delivery that no workflow has claimed yet (src/api/mappers.ts deliveryOut).
     sql: `alter table deliveries add column dispatched_workflow_id text`,
   },
+  {
+    id: 17,
+    name: 'attempt headers',
+    // Each attempt's request headers (custom values redacted) and the kept subset of its response
+    // headers (src/domain/attemptHeaders.ts), for the delivery log. Nullable, no default: a
+    // catalog-only change, no rewrite of a large attempts table; older attempts stay null.
+    sql: `
+alter table delivery_attempts add column request_headers jsonb;
+alter table delivery_attempts add column response_headers jsonb
+`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
+import { capturedResponseHeaders } from '../domain/attemptHeaders';
 import { traceSends } from '../tracing';
 import { DestinationForbiddenError } from './destinationGuard';
 
@@ -9,6 +10,8 @@ export interface SendResult {
   retryAfter?: string;
   /** First bytes of the response body, as text. */
   bodyExcerpt?: string;
+  /** The response's headers the delivery log keeps (capturedResponseHeaders: bounded, no cookies). */
+  responseHeaders?: Record<string, string>;
   error?: string;
   timedOut?: boolean;
   /** The destination policy refused the address at connect time. */
@@ -34,8 +37,9 @@ export interface SenderOptions {
 
 /**
  * POSTs one webhook. Never follows redirects (a 3xx is a failure), gives up after
- * `timeoutMs` for the whole exchange, reads at most `captureBytes` of the response and
- * reuses connections (keep-alive) across deliveries to the same host.
+ * `timeoutMs` for the whole exchange, reads at most `captureBytes` of the response, keeps a
+ * bounded subset of its headers, and reuses connections (keep-alive) across deliveries to the
+ * same host.
  */
 export function createWebhookSender(opts: SenderOptions): { send: WebhookSender; close(): void } {
   // No per-host socket cap here: a request the agent queued would start long after its sender
@@ -95,6 +99,7 @@ export function createWebhookSender(opts: SenderOptions): { send: WebhookSender;
             statusCode: res.statusCode,
             retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
             bodyExcerpt: kept > 0 ? Buffer.concat(chunks).toString('utf8') : undefined,
+            responseHeaders: capturedResponseHeaders(res.rawHeaders),
           });
         };
         res.on('data', (chunk: Buffer) => {

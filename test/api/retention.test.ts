@@ -25,16 +25,25 @@ test('when the purge runs, then attempt logs and finished payloads older than th
   const oldPending = await storedDelivery(h.db, account.id, endpoint.id, 'referrer_added', old);
   const fresh = await storedDelivery(h.db, account.id, endpoint.id, 'referrer_added', new Date());
   await h.db.query(`update deliveries set status = 'delivered' where id = any($1)`, [[oldDone.deliveryId, fresh.deliveryId]]);
+  // Each attempt with its response body and headers (the log's request and response headers).
+  const logged = { responseBody: 'oops', requestHeaders: { 'webhook-id': 'dlv_x', Authorization: '••••q2xY' }, responseHeaders: { 'x-request-id': 'req_1' } };
   for (let i = 0; i < 5; i++)
-    await recordAttempts(h.db, [{ deliveryId: oldDone.deliveryId, series: 1, startedAt: new Date(old.getTime() + i * 1000), durationMs: 5, statusCode: 500 }]);
-  await recordAttempts(h.db, [{ deliveryId: fresh.deliveryId, series: 1, startedAt: new Date(), durationMs: 5, statusCode: 200 }]);
+    await recordAttempts(h.db, [{ deliveryId: oldDone.deliveryId, series: 1, startedAt: new Date(old.getTime() + i * 1000), durationMs: 5, statusCode: 500, ...logged }]);
+  await recordAttempts(h.db, [{ deliveryId: fresh.deliveryId, series: 1, startedAt: new Date(), durationMs: 5, statusCode: 200, ...logged }]);
 
   const input: PurgeOldDataInput = { retentionMs: 30 * DAY, batchSize: 2 }; // tiny batches: several rounds
   const purged = await h.client.workflow.execute('purgeOldData', { taskQueue: h.cfg.TEMPORAL_TASK_QUEUE, workflowId: `purge-test-${Date.now()}`, args: [input] });
 
   expect(purged).toEqual({ attempts: 5, payloads: 1 });
   expect(await attemptsOf(h.db, oldDone.deliveryId)).toEqual([]);
-  expect(await attemptsOf(h.db, fresh.deliveryId)).toHaveLength(1);
+  expect(await attemptsOf(h.db, fresh.deliveryId)).toEqual([
+    expect.objectContaining({ response_body: 'oops', request_headers: logged.requestHeaders, response_headers: logged.responseHeaders }),
+  ]);
+  // The old attempts' bodies and headers went with their rows: none is left anywhere.
+  const leftOver = await h.db.query('select 1 from delivery_attempts where delivery_id = $1 and (request_headers is not null or response_headers is not null)', [
+    oldDone.deliveryId,
+  ]);
+  expect(leftOver).toEqual([]);
   const bodies = await h.db.query<{ id: string; body: string; purged_at: Date | null }>('select id, body, purged_at from events where account_id = $1', [account.id]);
   const byId = Object.fromEntries(bodies.map((b) => [b.id, b]));
   expect(byId[oldDone.eventId].body).toBe('');

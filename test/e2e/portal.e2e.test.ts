@@ -80,10 +80,11 @@ test('when a customer opens their link, adds an endpoint for two events and send
   await screenshot(page, '02-test-event-delivered');
 });
 
-test('when the receiver fails, then the log shows the attempts and next retry; once it recovers, Resend delivers it', async () => {
+test('when the receiver fails, then the log shows the attempts, their request and response headers, and next retry; once it recovers, Resend delivers it', async () => {
   const account = await newAccount(h);
-  await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } });
-  receiver.respond = () => ({ status: 503, body: 'maintenance' });
+  const credential = 'Bearer gw_s3cr3t_7Hq2xY';
+  await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'], headers: { Authorization: credential } } });
+  receiver.respond = () => ({ status: 503, body: 'maintenance', headers: { 'X-Request-Id': 'req_7f3a', 'X-Upstream': 'maintenance', 'Set-Cookie': 'sid=s3cr3t-session' } });
   await page.goto(await portalUrl(account.id));
   await card().waitFor();
 
@@ -98,6 +99,34 @@ test('when the receiver fails, then the log shows the attempts and next retry; o
   expect(await page.getByTestId('delivery-details').textContent()).toContain('maintenance');
   await page.getByTestId('next-retry').waitFor();
   await screenshot(page, '03-failing-delivery');
+
+  // Each attempt's headers, collapsed until opened from the keyboard: what the receiver got
+  // (the custom Authorization redacted) and what it answered (no cookie).
+  const request = page.getByTestId('request-headers').first();
+  const response = page.getByTestId('response-headers').first();
+  expect(await request.evaluate((d: any) => d.open)).toBe(false);
+  await request.locator('summary').focus();
+  await page.keyboard.press('Enter');
+  await expect_(async () => request.evaluate((d: any) => d.open as boolean));
+  const sent = receiver.requests[0].headers;
+  const requestText = (await request.textContent()) ?? '';
+  for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature', 'user-agent', 'content-type']) expect(requestText).toContain(`${name}${String(sent[name])}`);
+  expect(requestText).toContain('Authorization••••q2xY');
+  expect(requestText).not.toContain('gw_s3cr3t');
+  expect(await request.locator('summary').textContent()).toMatch(/Request headers \(\d+\) of attempt 1/);
+  await response.locator('summary').focus();
+  await page.keyboard.press(' ');
+  await expect_(async () => response.evaluate((d: any) => d.open as boolean));
+  const responseText = (await response.textContent()) ?? '';
+  expect(responseText).toContain('x-request-idreq_7f3a');
+  expect(responseText).toContain('x-upstreammaintenance');
+  expect(responseText).not.toMatch(/set-cookie|s3cr3t-session/);
+  if (await page.locator('#toast-close').isVisible()) await page.locator('#toast-close').click(); // not over the screenshot
+  await page
+    .locator('#delivery-details h4')
+    .first()
+    .evaluate((n: any) => n.scrollIntoView({ block: 'start' }));
+  await screenshot(page, 'attempt-headers-desktop', { docs: true, fullPage: false });
 
   // Give up on this series (disable and re-enable the endpoint: pending → cancelled), then fix the receiver and resend.
   await h.call('PATCH', `/v1/endpoints/${(await h.call('GET', '/v1/endpoints', { token: account.apiKey })).body.data[0].id}`, { token: account.apiKey, body: { enabled: false } });

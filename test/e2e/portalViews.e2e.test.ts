@@ -373,6 +373,38 @@ test('when the page is opened on a 390 px phone, then the log is stacked cards w
   await seed(account.id, ep.id, 2, 'undeliverable');
   await seed(account.id, ep.id, 1, 'delivered', { test: true });
   const pending = await seed(account.id, ep.id, 0.2, 'pending');
+  // A failed attempt with the headers a real one records (long signature values must wrap, not widen the page).
+  const t = Math.floor(Date.now() / 1000) - 600;
+  await recordAttempts(h.db, [
+    {
+      deliveryId: pending.id,
+      series: 1,
+      startedAt: new Date(t * 1000),
+      durationMs: 212,
+      statusCode: 503,
+      error: 'HTTP 503',
+      responseBody: 'upstream unavailable',
+      nextAttemptAt: new Date(Date.now() + HOUR),
+      requestHeaders: {
+        'X-Api-Key': '••••9f2c',
+        'content-type': 'application/json',
+        'user-agent': 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)',
+        'webhook-id': pending.id,
+        'webhook-timestamp': String(t),
+        'webhook-signature': 'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4= v1,3Xq8ZbT0yF1mLw9oR2cV7nHs4KdJ6aPu5eYiGxQz0Bc=',
+        'x-rr-signature': '2b9a19fcd37de59f5456ed4b1f4266f55342867919da63fda3d0d337f1ffa48e',
+        'content-length': '97',
+      },
+      responseHeaders: {
+        'content-type': 'text/plain; charset=utf-8',
+        'x-request-id': 'req_01JM6Z5B2C4V6B8N0M2Q4W6E8R',
+        'retry-after': '3600',
+        via: '1.1 varnish, 1.1 a-very-long-proxy-host-name-that-would-push-the-card-wide.example.net',
+        date: new Date(t * 1000).toUTCString(),
+      },
+      outcome: '5xx',
+    },
+  ]);
 
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, timezoneId: TIME_ZONE });
   const p = await phone.newPage();
@@ -395,10 +427,24 @@ test('when the page is opened on a 390 px phone, then the log is stacked cards w
   await p.locator('.log-tools').evaluate((n: any) => n.scrollIntoView({ block: 'start' }));
   await screenshot(p, 'delivery-log-phone', { docs: true, fullPage: false });
 
-  // The details of a delivery (its attempts stacked too), the endpoint's page and the catalog fit as well.
+  // The details of a delivery (its attempts stacked too, their headers open), the endpoint's page and the catalog fit as well.
   await row(pending.id, p).click();
   await p.getByTestId('delivery-details').waitFor();
   await noSidewaysScroll();
+  for (const kind of ['request', 'response']) {
+    const panel = p.getByTestId(`${kind}-headers`).first();
+    await panel.locator('summary').focus();
+    await p.keyboard.press('Enter');
+    await soon(async () => panel.evaluate((d: any) => d.open as boolean));
+  }
+  expect(await p.getByTestId('request-headers').first().textContent()).toContain('X-Api-Key••••9f2c');
+  await noSidewaysScroll();
+  await dismissToast(p);
+  await p
+    .getByTestId('attempt-row')
+    .first()
+    .evaluate((n: any) => n.scrollIntoView({ block: 'start' }));
+  await screenshot(p, 'attempt-headers-phone', { docs: true, fullPage: false });
   await p.evaluate(`location.hash = '#/endpoints/${ep.id}'`);
   await p.getByTestId('endpoint-page-url').waitFor();
   await cardOf(ep.id, p).getByTestId('verify-snippets').locator('summary').click();

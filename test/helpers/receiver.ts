@@ -9,7 +9,7 @@ export interface ReceivedRequest {
   at: number;
 }
 
-export type Reply = { status: number; body?: string; headers?: Record<string, string>; delayMs?: number };
+export type Reply = { status: number; body?: string; headers?: Record<string, string | string[]>; delayMs?: number };
 
 /** A real HTTP server on loopback that records every request and answers as the test says. */
 export class Receiver {

@@ -69,3 +69,10 @@ test.each([['::127.0.0.1'], ['::ffff:0:127.0.0.1'], ['64:ff9b::7f00:1'], ['2002:
     guarded.close();
   },
 );
+
+test('when the receiver answers with headers, then the result keeps them, without its cookies', async () => {
+  receiver.respond = () => ({ status: 200, body: 'ok', headers: { 'X-Request-Id': 'req_42', 'Set-Cookie': ['sid=secret; HttpOnly', 'b=2'] } });
+  const r = await sender.send(receiver.url, {}, '{}');
+  expect(r.responseHeaders).toMatchObject({ 'x-request-id': 'req_42', 'content-type': 'text/plain' });
+  expect(JSON.stringify(r.responseHeaders)).not.toMatch(/cookie|sid=/i);
+});

@@ -73,7 +73,26 @@ export function deliveriesRouter(deps: ApiDeps): Router {
       example: {
         response: {
           ...DELIVERY_EXAMPLE,
-          attempts: [{ attempt: 1, startedAt: '2025-02-09T03:00:28.031Z', durationMs: 109, statusCode: 200, responseBody: 'ok' }],
+          attempts: [
+            {
+              attempt: 1,
+              startedAt: '2025-02-09T03:00:28.031Z',
+              durationMs: 109,
+              statusCode: 200,
+              responseBody: 'ok',
+              requestHeaders: {
+                Authorization: '••••x9Qk',
+                'content-type': 'application/json',
+                'user-agent': 'rr-webhooks/0.1 (+https://github.com/rr-webhooks)',
+                'webhook-id': 'dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R',
+                'webhook-timestamp': '1739070028',
+                'webhook-signature': 'v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=',
+                'x-rr-signature': '2b9a19fcd37de59f5456ed4b1f4266f55342867919da63fda3d0d337f1ffa48e',
+                'content-length': '112',
+              },
+              responseHeaders: { 'content-type': 'text/plain; charset=utf-8', 'x-request-id': 'req_8f2d1c', date: 'Sun, 09 Feb 2025 03:00:28 GMT' },
+            },
+          ],
           payload: '{"eventType":"referrer_added","data":{"participantId":384},"createdAt":1739070028002,"updatedAt":1739070028002}',
         },
       },

@@ -459,18 +459,68 @@ export function renderDetails(d) {
 }
 
 export function renderAttempts(attempts) {
-  const rows = attempts.map((a) =>
-    el('tr', { 'data-testid': 'attempt-row' }, [
-      el('td', { className: 'num', 'data-label': '#', text: String(a.attempt) }),
-      el('td', { 'data-label': 'Time' }, [timeEl(a.startedAt)]),
-      el('td', { className: 'num', 'data-label': 'Status code', text: a.statusCode !== undefined ? String(a.statusCode) : '—' }),
-      el('td', { className: 'num', 'data-label': 'Duration (ms)', text: String(a.durationMs) }),
-      el('td', { 'data-label': 'Error', text: a.error || '' }),
-      el('td', { className: 'cell-response', 'data-label': 'Response' }, [el('code', { text: excerpt(a.responseBody || '') })]),
-    ]),
-  );
-  $('attempt-rows').replaceChildren(...rows);
+  const tbody = $('attempt-rows');
+  // A re-render of the same delivery (retry now, resend) keeps the header panels that were open, and the focus on one.
+  const same = tbody.dataset.deliveryId === state.details.id;
+  const open = new Set(same ? [...tbody.querySelectorAll('details[open]')].map((d) => d.dataset.key) : []);
+  const focused = same && document.activeElement && tbody.contains(document.activeElement) ? document.activeElement.closest('details')?.dataset.key : undefined;
+  const rows = attempts.flatMap((a) => {
+    const headers = attemptHeaders(a, open);
+    return [
+      el('tr', { 'data-testid': 'attempt-row', className: headers ? 'has-headers' : undefined }, [
+        el('td', { className: 'num', 'data-label': '#', text: String(a.attempt) }),
+        el('td', { 'data-label': 'Time' }, [timeEl(a.startedAt)]),
+        el('td', { className: 'num', 'data-label': 'Status code', text: a.statusCode !== undefined ? String(a.statusCode) : '—' }),
+        el('td', { className: 'num', 'data-label': 'Duration (ms)', text: String(a.durationMs) }),
+        el('td', { 'data-label': 'Error', text: a.error || '' }),
+        el('td', { className: 'cell-response', 'data-label': 'Response' }, [el('code', { text: excerpt(a.responseBody || '') })]),
+      ]),
+      ...(headers ? [headers] : []),
+    ];
+  });
+  tbody.replaceChildren(...rows);
+  tbody.dataset.deliveryId = state.details.id || '';
+  if (focused) tbody.querySelector(`details[data-key="${focused}"] > summary`)?.focus();
   $('no-attempts').hidden = attempts.length > 0;
+}
+
+/**
+ * An attempt's request and response headers, each in a collapsed <details> (keyboard and
+ * screen-reader friendly as it is), below its row; none for attempts recorded before headers
+ * were kept.
+ */
+function attemptHeaders(a, open) {
+  if (!a.requestHeaders && !a.responseHeaders) return undefined;
+  const panels = [];
+  if (a.requestHeaders) panels.push(headersPanel(a, 'request', 'Request headers', a.requestHeaders, open));
+  if (a.responseHeaders) panels.push(headersPanel(a, 'response', 'Response headers', a.responseHeaders, open));
+  else if (a.requestHeaders) panels.push(el('p', { className: 'help headers-none', text: 'No response headers: no answer came back.' }));
+  return el('tr', { className: 'attempt-headers-row', 'data-testid': 'attempt-headers' }, [
+    el('td', { className: 'cell-headers', colspan: '6' }, [el('div', { className: 'attempt-headers' }, panels)]),
+  ]);
+}
+
+function headersPanel(a, kind, title, headers, open) {
+  const key = `${a.attempt}-${kind}`;
+  // By name: the database keeps no order (jsonb), and a sorted list is easier to scan.
+  const entries = Object.entries(headers).sort(([x], [y]) => (x.toLowerCase() < y.toLowerCase() ? -1 : x.toLowerCase() > y.toLowerCase() ? 1 : 0));
+  const list = el(
+    'dl',
+    { className: 'header-list' },
+    entries.flatMap(([name, value]) => [el('dt', { text: name }), el('dd', { text: value })]),
+  );
+  const redacted = kind === 'request' && entries.some(([, value]) => value.startsWith('••••'));
+  const details = el('details', { className: 'headers-details', 'data-key': key, 'data-testid': `${kind}-headers` }, [
+    el('summary', {}, [
+      document.createTextNode(`${title} `),
+      el('span', { className: 'muted', text: `(${entries.length})` }),
+      el('span', { className: 'visually-hidden', text: ` of attempt ${a.attempt}` }),
+    ]),
+    list,
+    ...(redacted ? [el('p', { className: 'help', text: 'Custom header values are hidden (•••• and the last 4 characters of a long one): they may be credentials.' })] : []),
+  ]);
+  details.open = open.has(key);
+  return details;
 }
 
 /** The details' "Find all its deliveries": the log searched by this delivery's event id. */
