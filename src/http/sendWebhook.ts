@@ -98,7 +98,8 @@ export function createWebhookSender(opts: SenderOptions): { send: WebhookSender;
           done({
             statusCode: res.statusCode,
             retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-            bodyExcerpt: kept > 0 ? Buffer.concat(chunks).toString('utf8') : undefined,
+            // Postgres text cannot hold U+0000: a binary answer would otherwise fail the attempt's record.
+            bodyExcerpt: kept > 0 ? Buffer.concat(chunks).toString('utf8').replaceAll('\u0000', '\uFFFD') : undefined,
             responseHeaders: capturedResponseHeaders(res.rawHeaders),
           });
         };

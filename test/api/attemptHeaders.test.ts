@@ -134,3 +134,14 @@ test('when a held delivery is retried now (the drain sends it) and no answer com
   receiver = await new Receiver().start(); // for afterEach
   await h.call('DELETE', `/v1/endpoints/${endpointId}`, { token: account.apiKey }); // no more retries
 });
+
+test('when a receiver answers with NUL bytes in its body, then the attempt is still recorded (Postgres text cannot hold U+0000: each becomes U+FFFD) and the delivery is sent once', async () => {
+  const { account } = await endpointWithCustomHeaders();
+  receiver.respond = () => ({ status: 200, body: 'ok\u0000binary\u0000tail' });
+
+  const pub = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(5) } });
+  const detail = await finished(account.apiKey, pub.body.deliveries[0].id);
+
+  expect([detail.status, detail.attempts.length, receiver.requests.length]).toEqual(['delivered', 1, 1]);
+  expect(detail.attempts[0].responseBody).toBe('ok\uFFFDbinary\uFFFDtail');
+});
