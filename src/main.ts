@@ -30,6 +30,7 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { SendStops } from './http/sendStops';
 import { createLogger } from './logger';
 import { Dispatcher } from './services/dispatcher';
+import { Reconciler } from './services/reconciler';
 import { SendSlots } from './http/sendSlots';
 import type { DrainWakeRequest, RetryStartRequest } from './activities/deliveryDeps';
 import { devServerExecutable } from './temporal/binaries';
@@ -130,7 +131,7 @@ async function main() {
   const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;
   const workerRun = Promise.all([worker.run(), bulkWorker?.run()]);
   await ensureRetentionSchedule(client, cfg);
-  const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
+  const stopReconciler = new Reconciler(dispatcher, db, log).start(cfg.DISPATCH_RECONCILE_INTERVAL);
 
   const app = createApp({ cfg, db, dispatcher, guard, log, metrics, adminToken: admin.token, portalKeys, temporalReady: temporalHealth(connection), sendStops });
   const server: Server = app.listen(cfg.PORT, cfg.HOST);

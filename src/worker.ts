@@ -8,6 +8,7 @@ import { createLogger } from './logger';
 import { deliveryMetrics, Registry } from './metrics';
 import { createServer } from 'node:http';
 import { Dispatcher } from './services/dispatcher';
+import { Reconciler } from './services/reconciler';
 import { SendSlots } from './http/sendSlots';
 import type { DrainWakeRequest, RetryStartRequest } from './activities/deliveryDeps';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
@@ -61,7 +62,7 @@ async function main() {
       }).listen(cfg.WORKER_METRICS_PORT, cfg.HOST)
     : undefined;
   await ensureRetentionSchedule(client, cfg);
-  const stopReconciler = dispatcher.startReconciler(cfg.DISPATCH_RECONCILE_INTERVAL);
+  const stopReconciler = new Reconciler(dispatcher, db, log).start(cfg.DISPATCH_RECONCILE_INTERVAL);
   log.info('worker.running', {
     taskQueue: cfg.TEMPORAL_TASK_QUEUE,
     namespace: cfg.TEMPORAL_NAMESPACE,

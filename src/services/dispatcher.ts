@@ -315,28 +315,6 @@ export class Dispatcher {
   async operationalSettled(): Promise<void> {
     while (this.operational) await this.operational;
   }
-
-  /** One pass: start workflows for accepted deliveries that a crash left unstarted. */
-  async reconcileOnce(graceMs = 2_000, batch = 200): Promise<number> {
-    const rows = await undispatched(this.db, graceMs, batch);
-    for (const row of rows) await this.dispatch(row);
-    if (rows.length) this.log.info('dispatch.reconciled', { count: rows.length });
-    return rows.length;
-  }
-
-  startReconciler(intervalMs: number): () => Promise<void> {
-    let stopped = false;
-    let running: Promise<unknown> = Promise.resolve();
-    const timer = setInterval(() => {
-      if (stopped) return;
-      running = this.reconcileOnce().catch((err: Error) => this.log.warn('dispatch.reconcile_failed', { error: err.message }));
-    }, intervalMs);
-    return async () => {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    };
-  }
 }
 
 /**

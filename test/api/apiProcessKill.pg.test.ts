@@ -23,7 +23,7 @@ const statuses = (accountId: string) => deliveryStatuses(h, accountId);
 
 test('when the API process is SIGKILLed in the middle of a publishing burst, then every accepted event is delivered exactly once', async () => {
   const account = await paidAccountWithEndpoint(h, receiver.url);
-  stopReconciler = h.dispatcher.startReconciler(500);
+  stopReconciler = h.reconciler.start(500);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const keys = Array.from({ length: 80 }, (_, i) => `burst-${i}`);

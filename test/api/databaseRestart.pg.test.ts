@@ -25,7 +25,7 @@ beforeAll(async () => {
     .replace(/^TEST_DATABASE_URL=/, '');
   h = await startHarness({}, { postgresServerUrl: url });
   receiver = await new Receiver().start();
-  stopReconciler = h.dispatcher.startReconciler(1_000);
+  stopReconciler = h.reconciler.start(1_000);
 });
 afterAll(async () => {
   await stopReconciler?.();

@@ -38,7 +38,7 @@ test('when the API dies between storing an event and starting its workflow, then
   expect(retried.status).toBe(202);
   expect(retried.body.deliveries.map((d: any) => d.id)).toEqual([stored.id]);
   // Even if the reconciler also runs, the workflow id keeps it to one start.
-  await h.dispatcher.reconcileOnce(0);
+  await h.reconciler.once(0);
   await waitFor(async () => ((await statuses(account.id))[0].status === 'delivered' ? true : undefined), 'delivery');
   await new Promise((r) => setTimeout(r, 500));
   expect(receiver.byWebhookId(stored.id)).toHaveLength(1);
@@ -51,7 +51,7 @@ test('when the caller never retries after such a crash, then the reconciler alon
   ).rejects.toThrow();
   const [stored] = await statuses(account.id);
 
-  expect(await h.dispatcher.reconcileOnce(0)).toBeGreaterThanOrEqual(1);
+  expect(await h.reconciler.once(0)).toBeGreaterThanOrEqual(1);
 
   await waitFor(async () => ((await statuses(account.id))[0].status === 'delivered' ? true : undefined), 'delivery');
   expect(receiver.byWebhookId(stored.id)).toHaveLength(1);
@@ -64,7 +64,7 @@ test('when the API dies after starting the workflow but before recording it, the
   await waitFor(async () => ((await statuses(account.id))[0].status === 'delivered' ? true : undefined), 'delivery');
   await h.db.query('update deliveries set dispatched_series = 0 where id = $1', [id]); // the lost bookkeeping write
 
-  await h.dispatcher.reconcileOnce(0);
+  await h.reconciler.once(0);
 
   const [row] = await h.db.query<{ dispatched_series: number }>('select dispatched_series from deliveries where id = $1', [id]);
   expect(row.dispatched_series).toBe(1);

@@ -136,7 +136,7 @@ test('when an endpoint is auto-disabled and the process dies before anything is 
   expect(stored).toHaveLength(1);
   expect(stored[0].deliveries).toBe(1);
 
-  await h.dispatcher.reconcileOnce(0);
+  await h.reconciler.once(0);
   const disabled = await opsEvent('endpoint.disabled', endpointId);
   expect(disabled.data).toMatchObject({ trigger: 'automatic', reason: `auto-disabled: every attempt failed since ${since.toISOString()}` });
   expect(disabled.req.body).toBe(stored[0].body);

@@ -68,7 +68,7 @@ describeIfBinary('Temporal dev server restart', () => {
     await ready();
     h = await startHarness({ DISPATCH_RECONCILE_INTERVAL: '1s' }, { temporalAddress: `127.0.0.1:${port}` });
     receiver = await new Receiver().start();
-    stopReconciler = h.dispatcher.startReconciler(1_000);
+    stopReconciler = h.reconciler.start(1_000);
   });
   afterAll(async () => {
     await stopReconciler?.();

@@ -13,6 +13,7 @@ import type { Database } from '../../src/db/database';
 import { createLogger, silentLogger, type Logger } from '../../src/logger';
 import { SendStops } from '../../src/http/sendStops';
 import { Dispatcher } from '../../src/services/dispatcher';
+import { Reconciler } from '../../src/services/reconciler';
 import { installTemporalRuntime } from '../../src/temporal/runtime';
 import { createDeliveryWorker } from '../../src/temporal/worker';
 import { clientInterceptors } from '../../src/tracing';
@@ -26,6 +27,8 @@ export interface Harness {
   adminToken: string;
   client: Client;
   dispatcher: Dispatcher;
+  /** Starts what a crash left unstarted (the service runs it on a timer; tests call it). */
+  reconciler: Reconciler;
   call(
     method: string,
     path: string,
@@ -114,6 +117,7 @@ export async function startHarness(
     adminToken,
     client,
     dispatcher,
+    reconciler: new Reconciler(dispatcher, db, opts.log ?? silentLogger),
     async call(method, path, o = {}) {
       const token = o.token === undefined ? adminToken : o.token;
       const headers: Record<string, string> = { ...o.headers };
