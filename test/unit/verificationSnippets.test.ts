@@ -8,7 +8,8 @@ import { newSigningSecret, signatureHeaders } from '../../src/domain/signing';
 
 // The settings page shows these snippets next to the secret (src/api/ui/snippets.js): each one
 // must accept what the service really signs (src/domain/signing.ts) and refuse anything else.
-// Node and Python always run; Go runs where it is installed (PHP and Ruby are not on this machine).
+// Node and Python always run; Go, PHP and Ruby where they are installed, and always in CI
+// (.ci/run installs php-cli and ruby): there a missing one fails its test instead of skipping it.
 
 const SNIPPETS_URL = pathToFileURL(resolve(__dirname, '..', '..', 'src', 'api', 'ui', 'snippets.js')).href;
 const loaded = spawnSync(
@@ -108,8 +109,10 @@ print(json.dumps([{"name": c["name"], "rr": verify_rr_signature(c["secret"], c["
   expect(run('python3', [file], all)).toEqual(expected(all));
 });
 
-const haveGo = spawnSync('go', ['version']).status === 0;
-(haveGo ? test : test.skip)('when the Go snippet checks real webhooks, then it agrees with the service', () => {
+/** The test when the language's command runs; in CI it runs anyway and fails if the command is missing. */
+const whenInstalled = (cmd: string, versionArgs: string[]) => (process.env.CI || spawnSync(cmd, versionArgs).status === 0 ? test : test.skip);
+
+whenInstalled('go', ['version'])('when the Go snippet checks real webhooks, then it agrees with the service', () => {
   const file = join(dir, 'main.go');
   const go = code('go').replace('package webhooks', 'package main').replace('import (', 'import (\n\t"encoding/json"\n\t"fmt"\n\t"os"');
   writeFileSync(
@@ -142,4 +145,40 @@ func main() {
   );
   const all = cases();
   expect(run('go', ['run', file], all)).toEqual(expected(all));
+});
+
+whenInstalled('php', ['--version'])('when the PHP snippet checks real webhooks, then it agrees with the service', () => {
+  const file = join(dir, 'verify.php');
+  writeFileSync(
+    file,
+    `${code('php')}
+$cases = json_decode(file_get_contents('php://stdin'), true);
+$out = [];
+foreach ($cases as $c) {
+    $headers = array_change_key_case($c['headers'], CASE_LOWER);
+    $out[] = ['name' => $c['name'], 'rr' => verify_rr_signature($c['secret'], $c['body'], $headers), 'standard' => verify_webhook_signature($c['secret'], $c['body'], $headers)];
+}
+echo json_encode($out, JSON_UNESCAPED_UNICODE), "\n";
+`,
+  );
+  const all = cases();
+  expect(run('php', [file], all)).toEqual(expected(all));
+});
+
+whenInstalled('ruby', ['--version'])('when the Ruby snippet checks real webhooks, then it agrees with the service', () => {
+  const file = join(dir, 'verify.rb');
+  writeFileSync(
+    file,
+    `${code('ruby')}
+require "json"
+cases = JSON.parse($stdin.read)
+out = cases.map do |c|
+  headers = c["headers"].transform_keys(&:downcase)
+  { name: c["name"], rr: verify_rr_signature(c["secret"], c["body"], headers), standard: verify_webhook_signature(c["secret"], c["body"], headers) }
+end
+puts JSON.generate(out)
+`,
+  );
+  const all = cases();
+  expect(run('ruby', [file], all)).toEqual(expected(all));
 });
