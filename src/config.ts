@@ -26,12 +26,14 @@ const keyList = z.string().transform((v, ctx) => {
   }
   return keys;
 });
-const cidrList = z.string().transform((v) =>
+/** A comma-separated setting: its entries, trimmed, empty ones dropped. */
+const commaList = z.string().transform((v) =>
   v
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean),
 );
+const cidrList = commaList;
 /** A rate limit: `N/window` (100/1s, 30/1m: at most N in each fixed window of whole seconds), or `off`. */
 export interface RateLimitSpec {
   points: number;
@@ -76,29 +78,13 @@ export const SETTINGS = {
     description: "Longest lifetime a portal link gets; a longer ttlSeconds is shortened to it (the answer's expiresAt says so).",
   },
   PORTAL_SIGNING_KEYS: {
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.string().min(32, 'each key must be at least 32 characters'))),
+    schema: commaList.pipe(z.array(z.string().min(32, 'each key must be at least 32 characters'))),
     default: '',
     description:
       'Keys that sign portal links, comma-separated, newest first: the newest signs, all verify (rotate by adding a new key in front, drop the old one once its links expired). Embedded default: generated once into DATA_DIR/portal-key. Unset otherwise: derived from ADMIN_TOKEN (rotating the admin token then ends every link).',
   },
   ADMIN_TOKENS_PREVIOUS: {
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.string().min(16, 'each token must be at least 16 characters'))),
+    schema: commaList.pipe(z.array(z.string().min(16, 'each token must be at least 16 characters'))),
     default: '',
     description: 'Earlier admin tokens still accepted while the platform switches to a new ADMIN_TOKEN (comma-separated); remove them when the switch is done.',
   },

@@ -17,7 +17,7 @@ const DRAIN_PAGE_SIZE = 200;
 const DRAIN_CONCURRENCY = 50;
 /** One drain activity goes on from page to page for about this long before it reports to its workflow. */
 const DRAIN_RUN_MS = 10_000;
-/** Passes from the oldest again after a pass that sent something (within DRAIN_RUN_MS). */
+/** Passes from the oldest again after a pass that sent something (within twice DRAIN_RUN_MS). */
 const DRAIN_SWEEPS = 3;
 /** A drain's claim lasts this long (it sends a page in a few rounds of requests of ≤ ATTEMPT_TIMEOUT). */
 const DRAIN_LEASE_MS = 120_000;
@@ -82,9 +82,9 @@ export function createDrainPage(deps: DeliveryActivityDeps, sender: AttemptSende
     const sum = { delivered: 0, failed: 0 };
     let page = input;
     let pass = { delivered: 0, sweeps: 0 };
-    let sweeping = false;
     for (;;) {
       // A sweep never takes one this run already attempted: a failed one keeps its own back-off.
+      const sweeping = pass.sweeps > 0;
       const r = await oneDrainPage(page, sweeping ? startedMs : undefined);
       sum.delivered += r.delivered;
       sum.failed += r.failed;
@@ -105,7 +105,6 @@ export function createDrainPage(deps: DeliveryActivityDeps, sender: AttemptSende
       if (r.recovered) page = { endpointId: input.endpointId, accountId: input.accountId, schedule: input.schedule, forceProbe: false };
       else page = { ...page, forceProbe: false, after: sweep ? undefined : r.after };
       if (sweep || r.recovered) pass = { delivered: 0, sweeps: pass.sweeps + (sweep ? 1 : 0) };
-      if (sweep) sweeping = true;
     }
   }
 
