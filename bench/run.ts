@@ -18,6 +18,12 @@
  * events with BENCH_CONCURRENCY publishers as fast as it can while account B publishes
  * BENCH_FAIRNESS_B_RATE (default 10) events/s to one endpoint on a receiver of its own (another
  * origin), on the embedded default; settings such as TEMPORAL_FAIRNESS=false pass through to it.
+ * peer (`BENCH_SCENARIOS=peer`, or `BENCH_PEER=svix` alone): this service and Svix side by side with
+ * the peer kit in ../shared/peers (bench/peer.ts): BENCH_PEER_WORKLOADS (default
+ * "3000x1,1000x5,300x20") as fast as BENCH_CONCURRENCY publishers go, BENCH_PEER_RUNS (default 3)
+ * times each, then BENCH_TARGET events/s × 1 endpoint for BENCH_TARGET_SECONDS; on the embedded
+ * default unless BENCH_STACKS is set; BENCH_PEER_WARMUP (default 20) warm-up events per run,
+ * BENCH_PEER_LOG_LEVEL (default warn) Svix's log level (this service runs at LOG_LEVEL=warn).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,8 +33,12 @@ import { join } from 'node:path';
 import { signatureHeaders } from '../src/domain/signing';
 import { BenchReceiver, latencySvg, percentile, pool, waitUntil } from './lib';
 import { drain, outage } from './outage';
+import { peer, type PeerOutcome } from './peer';
+import { detailTable, parseWorkloads, ratioTable, type LoadgenResult, type PeerWorkload } from './peerTable';
 import { startEmbedded, startPostgresStack, type Stack } from './stacks';
 
+// BENCH_PEER=svix alone means the peer scenario alone, on the embedded default.
+const PEER_ONLY = Boolean(process.env.BENCH_PEER) && !process.env.BENCH_SCENARIOS;
 const STACKS = (process.env.BENCH_STACKS ?? 'embedded,postgres')
   .split(',')
   .map((s) => s.trim())
@@ -40,7 +50,12 @@ const TARGET = Number(process.env.BENCH_TARGET ?? 300);
 const TARGET_SECONDS = Number(process.env.BENCH_TARGET_SECONDS ?? 30);
 const OUTAGE = (process.env.BENCH_OUTAGE ?? '10000,100000').split(',').map(Number);
 const DRAIN = Number(process.env.BENCH_DRAIN ?? 10_000);
-const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? 'throughput,drain,outage,fairness').split(',').map((s) => s.trim()));
+const SCENARIOS = new Set((process.env.BENCH_SCENARIOS ?? (PEER_ONLY ? 'peer' : 'throughput,drain,outage,fairness')).split(',').map((s) => s.trim()));
+if (process.env.BENCH_PEER) SCENARIOS.add('peer');
+const PEER_STACKS = process.env.BENCH_STACKS ? STACKS : ['embedded'];
+const PEER_WORKLOADS = parseWorkloads(process.env.BENCH_PEER_WORKLOADS ?? '3000x1,1000x5,300x20');
+const PEER_RUNS = Number(process.env.BENCH_PEER_RUNS ?? 3);
+const PEER_WARMUP = Number(process.env.BENCH_PEER_WARMUP ?? 20);
 const FAIR_EVENTS = Number(process.env.BENCH_FAIRNESS_EVENTS ?? 2500);
 const FAIR_FANOUT = Number(process.env.BENCH_FAIRNESS_FANOUT ?? 20);
 const FAIR_B_RATE = Number(process.env.BENCH_FAIRNESS_B_RATE ?? 10);
@@ -130,6 +145,24 @@ async function throughput(svc: Stack, receiver: BenchReceiver, url: string, fano
   };
 }
 type Run = Awaited<ReturnType<typeof throughput>>;
+
+/** This bench's own run in the shape of a loadgen.mjs result (the peer scenario without the kit). */
+function asLoadgenResult(r: Run): LoadgenResult {
+  const cpu = Object.values(r.cpuSecondsPer1000).reduce((a, b) => a + b, 0);
+  return {
+    system: 'rr',
+    complete: true,
+    deliveries: r.deliveries,
+    expected: r.deliveries,
+    duplicates: r.duplicates,
+    missing: 0,
+    publishFailed: 0,
+    deliveriesPerS: r.deliveriesPerSecond,
+    latencyMs: r.latencyMs,
+    publishMs: r.publishLatencyMs,
+    cpu: { serverCpuSPer1kDeliveries: cpu, otherCpuS: null },
+  };
+}
 
 /** The physical limit: the same signed POSTs straight from one Node process to the receiver. */
 async function baseline(receiver: BenchReceiver, url: string, count: number) {
@@ -295,6 +328,21 @@ const fmtCpu = (c: Record<string, number>) =>
 const row = (r: Run) =>
   `| ${r.fanout} | ${r.offeredPerSecond ? `${r.offeredPerSecond}/s` : 'all at once'} | ${r.deliveries} | ${r.deliveriesPerSecond.toFixed(0)} | ${r.latencyMs.p50} / ${r.latencyMs.p95} / ${r.latencyMs.p99} | ${r.publishLatencyMs.p50.toFixed(1)} / ${r.publishLatencyMs.p99.toFixed(1)} | ${fmtCpu(r.cpuSecondsPer1000)} | ${r.duplicates} |`;
 
+/** The peer scenario's part of results.md: the ratio table per stack, then every figure. */
+function peerSection(p: PeerOutcome): string[] {
+  const how =
+    p.harness === 'loadgen.mjs'
+      ? `the kit's harness (loadgen.mjs, ${CONCURRENCY} publishers, ${PEER_WARMUP} warm-up events per run, receiver on loopback answering 200 at once)`
+      : "this bench's own harness (latency from the event's createdAt)";
+  return [
+    '',
+    p.why
+      ? `**Peer (Svix) not measured:** ${p.why}. This service alone, with ${how}:`
+      : `**Side by side with Svix** (peer kit ${p.kit}: svix-server with its own Postgres and Redis, appendfsync always, log level ${p.svixLogLevel}; this service at LOG_LEVEL=warn), both driven by ${how}; as fast as possible: medians of ${PEER_RUNS} run(s), Svix first then this service, 2 s apart; the paced run once each. Load average before ${p.loadBefore}, after ${p.loadAfter}.`,
+    ...p.stacks.flatMap((s) => ['', `*${s.description}*`, '', ratioTable(s.rows, `this service (${s.name})`), '', detailTable(s.rows)]),
+  ];
+}
+
 async function main() {
   const receiver = new BenchReceiver();
   const url = await receiver.start();
@@ -315,6 +363,20 @@ async function main() {
   const drained = process.env.BENCH_SKIP_DRAIN || !SCENARIOS.has('drain') ? undefined : await drain(receiver, url, post, ADMIN, DRAIN, CONCURRENCY);
   const out = process.env.BENCH_SKIP_OUTAGE || !SCENARIOS.has('outage') ? undefined : await outage(receiver, url, post, ADMIN, OUTAGE, CONCURRENCY);
   const fair = SCENARIOS.has('fairness') ? await fairness(receiver, url) : undefined;
+  const paced: PeerWorkload | undefined = TARGET > 0 ? { events: Math.round(TARGET * TARGET_SECONDS), fanout: 1, rate: TARGET } : undefined;
+  const peered: PeerOutcome | undefined = SCENARIOS.has('peer')
+    ? await peer({
+        admin: ADMIN,
+        concurrency: CONCURRENCY,
+        workloads: PEER_WORKLOADS,
+        paced,
+        runs: PEER_RUNS,
+        warmup: PEER_WARMUP,
+        stacks: PEER_STACKS,
+        start,
+        alone: async (svc, w) => asLoadgenResult(await throughput(svc, receiver, url, w.fanout, w.events, w.rate || undefined)),
+      })
+    : undefined;
   if (fair)
     console.log(
       `[fairness] A: ${fair.a.deliveries} deliveries in ${fair.a.seconds.toFixed(1)} s = ${fair.a.deliveriesPerSecond.toFixed(0)}/s; B during A's burst: p50/p99/max ${fair.b.duringBurstMs.p50}/${fair.b.duringBurstMs.p99}/${fair.b.duringBurstMs.max} ms (${fair.b.duringBurstMs.count} events); load ${fair.load}`,
@@ -325,7 +387,10 @@ async function main() {
   const best = Math.max(0, ...all.filter((r) => !r.offeredPerSecond).map((r) => r.deliveriesPerSecond));
   const md = [
     `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memGiB} GiB, Node ${machine.node}; ${machine.date}`,
-    `Command: BENCH_SCENARIOS=${[...SCENARIOS].join(',')} BENCH_STACKS=${STACKS.join(',')} BENCH_EVENTS=${EVENTS} BENCH_CONCURRENCY=${CONCURRENCY} BENCH_TARGET=${TARGET} BENCH_TARGET_SECONDS=${TARGET_SECONDS} npm run bench`,
+    `Command: BENCH_SCENARIOS=${[...SCENARIOS].join(',')} BENCH_STACKS=${(SCENARIOS.size === 1 && peered ? PEER_STACKS : STACKS).join(',')} BENCH_EVENTS=${EVENTS} BENCH_CONCURRENCY=${CONCURRENCY} BENCH_TARGET=${TARGET} BENCH_TARGET_SECONDS=${TARGET_SECONDS}${
+      peered ? ` BENCH_PEER_WORKLOADS=${PEER_WORKLOADS.map((w) => `${w.events}x${w.fanout}`).join(',')} BENCH_PEER_RUNS=${PEER_RUNS}` : ''
+    } npm run bench`,
+    ...(peered ? peerSection(peered) : []),
     ...results.flatMap((r) => [
       '',
       `**${r.description}**`,
@@ -400,6 +465,7 @@ async function main() {
         outage: out,
         drain: drained,
         fairness: fairOut,
+        peer: peered,
       },
       null,
       2,

@@ -13,6 +13,8 @@ export interface Stack {
   name: string;
   description: string;
   api: string;
+  /** The service's processes for an outside harness's CPU count (their descendants count too). */
+  pids: number[];
   cpu(): Record<string, number>;
   rssMiB(): Record<string, number>;
   stop(): Promise<void>;
@@ -39,6 +41,7 @@ export async function startEmbedded(admin: string, extraEnv: Record<string, stri
     name: 'embedded',
     description: 'embedded default (`npm start`): Temporal dev server (SQLite) + one process with worker, API and PGlite',
     api: `http://127.0.0.1:${port}`,
+    pids: [child.pid!], // the dev server is its child
     cpu: () => ({ 'API+worker+PGlite': cpuSeconds(child.pid!), 'Temporal dev server': cpuSeconds(temporalPid()) }),
     rssMiB: () => ({ 'API+worker+PGlite': rssMiB(child.pid!), 'Temporal dev server': rssMiB(temporalPid()) }),
     async stop() {
@@ -103,6 +106,8 @@ export async function startPostgresStack(admin: string): Promise<Stack> {
     name: 'postgres',
     description: 'Postgres-backed stack: Temporal server 1.32 on Postgres + separate API and worker processes + application data on the same Postgres',
     api: `http://127.0.0.1:${port}`,
+    // Postgres is not counted: it may be a server shared with other work (TEST_DATABASE_URL).
+    pids: [api.child.pid!, worker.child.pid!, cluster.pid],
     cpu: () => ({ API: cpuSeconds(api.child.pid!), worker: cpuSeconds(worker.child.pid!), 'Temporal server': cpuSeconds(cluster.pid), Postgres: postgresCpuSeconds() }),
     rssMiB: () => ({ API: rssMiB(api.child.pid!), worker: rssMiB(worker.child.pid!), 'Temporal server': rssMiB(cluster.pid) }),
     async stop() {
