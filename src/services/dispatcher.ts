@@ -37,19 +37,30 @@ export interface DispatchMeta {
 interface OpenBatch {
   targets: DispatchTarget[];
   waiters: (() => void)[];
-  timer?: NodeJS.Timeout;
+  /** Cancels the pending flush (the next turn of the event loop, or the window's end). */
+  cancel: () => void;
+}
+
+/** One account's first-attempt batches: the one gathering (if any) and how many are being started. */
+interface AccountBatches {
+  open?: OpenBatch;
+  starting: number;
 }
 
 /**
  * Starts delivery workflows. The database row is the durable acceptance. Newly published
- * deliveries are gathered per account for DISPATCH_BATCH_WINDOW into one first-attempt batch
- * workflow; everything else (resends, the reconciler) starts the delivery's own workflow, which
- * is idempotent through its workflow id. Whichever workflow claims a delivery in the database
- * first is the only one that sends it, so the request path and the reconciler may both try
- * without a delivery ever being sent twice by two workflows.
+ * deliveries become first-attempt batch workflows, one account's at a time, adaptively: when none
+ * of the account's batches is being started, a new delivery's batch starts at once (on the next
+ * turn of the event loop, so the deliveries of one publish, and of publishes committed together,
+ * go along); while one is being started, the next gathers until it is, at most
+ * DISPATCH_BATCH_WINDOW and DISPATCH_BATCH_MAX. An idle service thus adds no wait, and a busy one
+ * batches as much as the starts take. Everything else (resends, the reconciler) starts the
+ * delivery's own workflow, which is idempotent through its workflow id. Whichever workflow claims
+ * a delivery in the database first is the only one that sends it, so the request path and the
+ * reconciler may both try without a delivery ever being sent twice by two workflows.
  */
 export class Dispatcher {
-  private readonly open = new Map<string, OpenBatch>();
+  private readonly batches = new Map<string, AccountBatches>();
 
   constructor(
     private readonly client: Client,
@@ -172,12 +183,21 @@ export class Dispatcher {
   /** Adds a new delivery to its account's open batch; resolves when that batch was started (or deferred). */
   private joinBatch(target: DispatchTarget): Promise<void> {
     const accountId = target.meta!.accountId;
-    let batch = this.open.get(accountId);
+    let account = this.batches.get(accountId);
+    if (!account) this.batches.set(accountId, (account = { starting: 0 }));
+    let batch = account.open;
     if (!batch) {
-      const opened: OpenBatch = { targets: [], waiters: [] };
-      opened.timer = setTimeout(() => this.flush(accountId, opened), this.cfg.DISPATCH_BATCH_WINDOW);
-      this.open.set(accountId, opened);
-      batch = opened;
+      const opened: OpenBatch = { targets: [], waiters: [], cancel: () => {} };
+      if (account.starting === 0) {
+        // Nothing of this account being started: start now, with what joins in this turn.
+        const immediate = setImmediate(() => this.flush(accountId, opened));
+        opened.cancel = () => clearImmediate(immediate);
+      } else {
+        // Gather while the account's previous batch is being started (flushed when it is), at most the window.
+        const timer = setTimeout(() => this.flush(accountId, opened), this.cfg.DISPATCH_BATCH_WINDOW);
+        opened.cancel = () => clearTimeout(timer);
+      }
+      account.open = batch = opened;
     }
     const joined = batch;
     joined.targets.push(target);
@@ -186,10 +206,26 @@ export class Dispatcher {
     return done;
   }
 
+  /** Starts an account's open batch (once: a later call for the same batch does nothing). */
   private flush(accountId: string, batch: OpenBatch): void {
-    clearTimeout(batch.timer);
-    if (this.open.get(accountId) === batch) this.open.delete(accountId);
-    void this.startBatch(accountId, batch.targets).finally(() => batch.waiters.forEach((w) => w()));
+    const account = this.batches.get(accountId);
+    if (!account || account.open !== batch) return;
+    batch.cancel();
+    account.open = undefined;
+    account.starting++;
+    void this.startBatch(accountId, batch.targets).finally(() => {
+      batch.waiters.forEach((w) => w());
+      account.starting--;
+      if (account.starting > 0) return;
+      if (account.open)
+        this.flush(accountId, account.open); // gathered while this one was being started
+      else this.batches.delete(accountId);
+    });
+  }
+
+  /** Accounts with a batch gathering or being started (for tests): idle ones are forgotten. */
+  get batchingAccounts(): number {
+    return this.batches.size;
   }
 
   private async startBatch(accountId: string, targets: DispatchTarget[]): Promise<void> {
