@@ -260,7 +260,7 @@ export const SETTINGS = {
     schema: duration('DISPATCH_BATCH_WINDOW'),
     default: '25ms',
     description:
-      "Longest that newly published deliveries of one account are gathered into one first-attempt batch workflow while the account's previous batch is being started; with none being started a batch starts at once (0 = one workflow per delivery).",
+      "How long a busy account's newly published deliveries are gathered into one first-attempt batch workflow; an account with no batch started within the window starts its batch at once (0 = one workflow per delivery).",
   },
   DISPATCH_BATCH_MAX: { schema: int(1, 1000), default: '100', description: 'Most deliveries in one first-attempt batch; a full batch starts at once.' },
   DISPATCH_RECONCILE_INTERVAL: {

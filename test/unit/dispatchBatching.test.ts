@@ -7,8 +7,8 @@ import type { DeliverBatchInput } from '../../src/workflows/deliverBatch';
 
 /**
  * Adaptive first-attempt batching (src/services/dispatcher.ts), against a Temporal client whose
- * starts finish when the test says so: an idle account's batch starts at once, and a burst gathers
- * while the account's previous batch is being started.
+ * starts finish when the test says so: an idle account's batch starts at once, and a busy
+ * account's deliveries are gathered for the window.
  */
 interface Start {
   accountId: string;
@@ -46,7 +46,7 @@ async function until(cond: () => boolean, ms = 3_000): Promise<void> {
   }
 }
 
-test("when an account has no batch being started, then a lone publish's batch starts at once, not after the window", async () => {
+test("when an account is idle, then a lone publish's batch starts at once, not after the window", async () => {
   const { dispatcher, starts } = setup({ DISPATCH_BATCH_WINDOW: '2s' });
   const t0 = Date.now();
 
@@ -57,7 +57,6 @@ test("when an account has no batch being started, then a lone publish's batch st
 
   expect(starts[0].at - t0).toBeLessThan(500); // the window is 2 s
   expect(Date.now() - t0).toBeLessThan(1_000);
-  expect(dispatcher.batchingAccounts).toBe(0);
 });
 
 test('when a publish has several deliveries, then they start as one batch', async () => {
@@ -74,11 +73,14 @@ test('when a publish has several deliveries, then they start as one batch', asyn
   expect(starts[0].deliveryIds).toEqual(targets.map((t) => t.id));
 });
 
-test("when an account publishes a burst while its batch is being started, then the burst is batched and starts as soon as that start is done; another account's does not wait", async () => {
-  const { dispatcher, starts } = setup({ DISPATCH_BATCH_WINDOW: '2s' });
+test("when an account publishes a burst, then after the first publish the burst is gathered into one batch for the window; another account's does not wait", async () => {
+  const { dispatcher, starts } = setup({ DISPATCH_BATCH_WINDOW: '300ms' });
   const first = dispatcher.dispatchAll([target('acc_a')]);
-  await until(() => starts.length === 1);
+  await until(() => starts.length === 1); // idle: at once
+  starts[0].finish();
+  await first;
 
+  const t0 = Date.now();
   const burst = [1, 2, 3, 4].map(() => target('acc_a'));
   const burstDone: Promise<void>[] = [];
   for (const t of burst) {
@@ -87,40 +89,45 @@ test("when an account publishes a burst while its batch is being started, then t
   }
   const other = dispatcher.dispatchAll([target('acc_b')]);
   await until(() => starts.length === 2);
-  expect(starts[1].accountId).toBe('acc_b'); // not held by acc_a's start
-  await new Promise((r) => setTimeout(r, 50));
-  expect(starts).toHaveLength(2); // acc_a's burst is gathering
+  expect(starts[1].accountId).toBe('acc_b'); // idle, not held by acc_a's window
 
-  const finishedFirst = Date.now();
-  starts[0].finish();
-  await first;
   await until(() => starts.length === 3);
   expect(starts[2]).toMatchObject({ accountId: 'acc_a', deliveryIds: burst.map((t) => t.id) });
-  expect(starts[2].at - finishedFirst).toBeLessThan(500); // not the 2 s window
-  starts[1].finish();
-  starts[2].finish();
+  expect(starts[2].at - t0).toBeGreaterThanOrEqual(250);
+  starts.forEach((s) => s.finish());
   await Promise.all([...burstDone, other]);
-  expect(dispatcher.batchingAccounts).toBe(0);
 });
 
-test('when the previous start hangs, then the next batch gathers only for the window; a full batch starts at once', async () => {
-  const { dispatcher, starts } = setup({ DISPATCH_BATCH_WINDOW: '100ms', DISPATCH_BATCH_MAX: '3' });
+test('when a busy account has been quiet for a window, then its next batch starts at once again, and it is forgotten', async () => {
+  const { dispatcher, starts } = setup({ DISPATCH_BATCH_WINDOW: '400ms' });
   void dispatcher.dispatchAll([target('acc_a')]);
-  await until(() => starts.length === 1); // never finishes
+  await until(() => starts.length === 1); // idle: at once
+  void dispatcher.dispatchAll([target('acc_a')]);
+  await until(() => starts.length === 2); // busy: after the window
+  expect(starts[1].at - starts[0].at).toBeGreaterThanOrEqual(350);
+  starts.forEach((s) => s.finish());
 
+  await new Promise((r) => setTimeout(r, 450));
+  expect(dispatcher.batchingAccounts).toBe(0);
   const t0 = Date.now();
-  const late = target('acc_a');
-  void dispatcher.dispatchAll([late]);
-  await until(() => starts.length === 2);
-  expect(starts[1].deliveryIds).toEqual([late.id]);
-  expect(starts[1].at - t0).toBeGreaterThanOrEqual(90);
-
-  // starts[1] hangs too: three more fill a batch, which starts without waiting for the window.
-  const full = [1, 2, 3].map(() => target('acc_a'));
-  const t1 = Date.now();
-  void dispatcher.dispatchAll(full);
+  void dispatcher.dispatchAll([target('acc_a')]);
   await until(() => starts.length === 3);
-  expect(starts[2].deliveryIds).toEqual(full.map((t) => t.id));
-  expect(starts[2].at - t1).toBeLessThan(90);
+  expect(starts[2].at - t0).toBeLessThan(300);
+  starts[2].finish();
+});
+
+test('when a batch is full, then it starts without waiting for the window', async () => {
+  const { dispatcher, starts } = setup({ DISPATCH_BATCH_WINDOW: '2s', DISPATCH_BATCH_MAX: '3' });
+  void dispatcher.dispatchAll([target('acc_a')]);
+  await until(() => starts.length === 1); // idle: at once; the account is busy now
+
+  const full = [1, 2, 3, 4].map(() => target('acc_a'));
+  const t0 = Date.now();
+  void dispatcher.dispatchAll(full);
+  await until(() => starts.length === 2);
+  expect(starts[1].deliveryIds).toEqual(full.slice(0, 3).map((t) => t.id));
+  expect(starts[1].at - t0).toBeLessThan(1_000);
+  await new Promise((r) => setTimeout(r, 100));
+  expect(starts).toHaveLength(2); // the fourth waits for the window
   starts.forEach((s) => s.finish());
 });
