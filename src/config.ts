@@ -245,7 +245,8 @@ export const SETTINGS = {
   DISPATCH_BATCH_WINDOW: {
     schema: duration('DISPATCH_BATCH_WINDOW'),
     default: '25ms',
-    description: 'How long newly published deliveries of one account are gathered into one first-attempt batch workflow (0 = one workflow per delivery).',
+    description:
+      "How long a busy account's newly published deliveries are gathered into one first-attempt batch workflow; an account with no batch started within the window starts its batch at once (0 = one workflow per delivery).",
   },
   DISPATCH_BATCH_MAX: { schema: int(1, 1000), default: '100', description: 'Most deliveries in one first-attempt batch; a full batch starts at once.' },
   DISPATCH_RECONCILE_INTERVAL: {

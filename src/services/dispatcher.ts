@@ -37,19 +37,32 @@ export interface DispatchMeta {
 interface OpenBatch {
   targets: DispatchTarget[];
   waiters: (() => void)[];
-  timer?: NodeJS.Timeout;
+  /** Cancels the pending flush (the next turn of the event loop, or the window's end). */
+  cancel: () => void;
+}
+
+/** One account's first-attempt batches: the one gathering (if any) and when the last one was started. */
+interface AccountBatches {
+  open?: OpenBatch;
+  lastStartAt: number;
 }
 
 /**
  * Starts delivery workflows. The database row is the durable acceptance. Newly published
- * deliveries are gathered per account for DISPATCH_BATCH_WINDOW into one first-attempt batch
- * workflow; everything else (resends, the reconciler) starts the delivery's own workflow, which
+ * deliveries become first-attempt batch workflows, per account: an account none of whose batches
+ * started within the last DISPATCH_BATCH_WINDOW is idle, and its new batch starts at once (on the
+ * next turn of the event loop, so the deliveries of one publish, and of publishes committed
+ * together, go along); a busy account's new deliveries are gathered for the window (at most
+ * DISPATCH_BATCH_MAX). An idle account's webhook thus waits for no window, and a busy account
+ * still makes at most one batch per window: each batch costs a workflow start and task (README,
+ * Performance: starting batches while the previous one starts cost more CPU and latency at
+ * 100/s). Everything else (resends, the reconciler) starts the delivery's own workflow, which
  * is idempotent through its workflow id. Whichever workflow claims a delivery in the database
  * first is the only one that sends it, so the request path and the reconciler may both try
  * without a delivery ever being sent twice by two workflows.
  */
 export class Dispatcher {
-  private readonly open = new Map<string, OpenBatch>();
+  private readonly batches = new Map<string, AccountBatches>();
 
   constructor(
     private readonly client: Client,
@@ -172,24 +185,47 @@ export class Dispatcher {
   /** Adds a new delivery to its account's open batch; resolves when that batch was started (or deferred). */
   private joinBatch(target: DispatchTarget): Promise<void> {
     const accountId = target.meta!.accountId;
-    let batch = this.open.get(accountId);
-    if (!batch) {
-      const opened: OpenBatch = { targets: [], waiters: [] };
-      opened.timer = setTimeout(() => this.flush(accountId, opened), this.cfg.DISPATCH_BATCH_WINDOW);
-      this.open.set(accountId, opened);
-      batch = opened;
-    }
-    const joined = batch;
-    joined.targets.push(target);
-    const done = new Promise<void>((resolve) => joined.waiters.push(resolve));
-    if (joined.targets.length >= this.cfg.DISPATCH_BATCH_MAX) this.flush(accountId, joined);
+    const batch = this.openBatch(accountId);
+    batch.targets.push(target);
+    const done = new Promise<void>((resolve) => batch.waiters.push(resolve));
+    if (batch.targets.length >= this.cfg.DISPATCH_BATCH_MAX) this.flush(accountId, batch);
     return done;
   }
 
+  /** The account's open batch, or a new one: started at once when the account is idle, else at the end of the window. */
+  private openBatch(accountId: string): OpenBatch {
+    let account = this.batches.get(accountId);
+    if (!account) this.batches.set(accountId, (account = { lastStartAt: -Infinity }));
+    if (account.open) return account.open;
+    const opened: OpenBatch = { targets: [], waiters: [], cancel: () => {} };
+    if (performance.now() - account.lastStartAt >= this.cfg.DISPATCH_BATCH_WINDOW) {
+      const immediate = setImmediate(() => this.flush(accountId, opened));
+      opened.cancel = () => clearImmediate(immediate);
+    } else {
+      const timer = setTimeout(() => this.flush(accountId, opened), this.cfg.DISPATCH_BATCH_WINDOW);
+      opened.cancel = () => clearTimeout(timer);
+    }
+    account.open = opened;
+    return opened;
+  }
+
+  /** Starts an account's open batch (once: a later call for the same batch does nothing). */
   private flush(accountId: string, batch: OpenBatch): void {
-    clearTimeout(batch.timer);
-    if (this.open.get(accountId) === batch) this.open.delete(accountId);
+    const account = this.batches.get(accountId);
+    if (!account || account.open !== batch) return;
+    batch.cancel();
+    account.open = undefined;
+    account.lastStartAt = performance.now();
     void this.startBatch(accountId, batch.targets).finally(() => batch.waiters.forEach((w) => w()));
+    // Forgotten once idle (its next batch starts at once then anyway).
+    setTimeout(() => {
+      if (this.batches.get(accountId) === account && !account.open && performance.now() - account.lastStartAt >= this.cfg.DISPATCH_BATCH_WINDOW) this.batches.delete(accountId);
+    }, this.cfg.DISPATCH_BATCH_WINDOW + 1).unref();
+  }
+
+  /** Accounts with a batch gathering or started within the last window (for tests): idle ones are forgotten. */
+  get batchingAccounts(): number {
+    return this.batches.size;
   }
 
   private async startBatch(accountId: string, targets: DispatchTarget[]): Promise<void> {
