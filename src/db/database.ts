@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { PglitePrepared } from './pglitePrepared';
 
 /** The little the repositories need from a Postgres connection; PGlite and node-postgres both provide it. */
 export interface Queryable {
@@ -32,11 +33,10 @@ export async function openPglite(dataDir: string | undefined): Promise<Database>
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   const pg = dataDir ? new PGlite(dataDir) : new PGlite();
   await pg.waitReady;
+  const prepared = new PglitePrepared(pg);
   return {
     kind: 'pglite',
-    async query<R>(sql: string, params: unknown[] = []) {
-      return (await pg.query<R>(sql, params)).rows;
-    },
+    query: <R>(sql: string, params: unknown[] = []) => prepared.query<R>(sql, params),
     transaction: (fn) => pg.transaction((tx) => fn({ query: async <R>(sql: string, params: unknown[] = []) => (await tx.query<R>(sql, params)).rows })),
     close: () => pg.close(),
   };

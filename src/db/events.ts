@@ -30,21 +30,20 @@ export interface AcceptedEvent {
  * PGlite would hold every other query for its whole length): the event, and one delivery per
  * enabled endpoint of a paid account subscribed to the type — or only `onlyEndpointId`.
  */
-export async function acceptEvent(
-  db: Queryable,
-  e: {
-    id: string;
-    accountId: string;
-    eventType: EventType;
-    body: string;
-    idempotencyKey?: string;
-    requestHash: string;
-    isTest: boolean;
-    createdAt: Date;
-    onlyEndpointId?: string;
-    deliveryIdPrefix: string;
-  },
-): Promise<AcceptedEvent> {
+export interface EventToAccept {
+  id: string;
+  accountId: string;
+  eventType: EventType;
+  body: string;
+  idempotencyKey?: string;
+  requestHash: string;
+  isTest: boolean;
+  createdAt: Date;
+  onlyEndpointId?: string;
+  deliveryIdPrefix: string;
+}
+
+export async function acceptEvent(db: Queryable, e: EventToAccept): Promise<AcceptedEvent> {
   const [row] = await db.query<{ account_found: number; event_id: string | null; deliveries: AcceptedEvent['deliveries'] }>(
     `with acc as (
        select id, plan from accounts where id = $1 and id <> ${PLATFORM} -- operational events are emitted, never published

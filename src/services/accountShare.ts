@@ -32,4 +32,4 @@ export class AccountShare {
 }
 
 /** Publish requests of one account handled at once per process (the rest wait their turn before touching the database). */
-export const PUBLISH_SHARE_PER_ACCOUNT = 8;
+export const PUBLISH_SHARE_PER_ACCOUNT = 32;

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Database } from '../db/database';
 import { deliveriesOfEvent } from '../db/deliveries';
-import { acceptEvent, eventByIdempotencyKey } from '../db/events';
+import { acceptEvents } from '../db/acceptEvents';
+import { acceptEvent, eventByIdempotencyKey, type AcceptedEvent, type EventToAccept } from '../db/events';
+import { GroupCommit } from './groupCommit';
 import { AccountShare, PUBLISH_SHARE_PER_ACCOUNT } from './accountShare';
 import { EVENT_CATALOG, webhookBody, type EventType } from '../domain/eventCatalog';
 import { idTimePrefix, newId } from '../domain/ids';
@@ -71,11 +73,41 @@ export function publishEvent(
   input: PublishInput,
   opts: { onlyEndpointId?: string; isTest?: boolean } = {},
 ): Promise<Published> {
-  // Fairness between accounts: one account's burst waits here, not ahead of others in the database.
-  return deps.dispatcher.fairness ? publishShare.run(input.accountId, () => publishNow(deps, input, opts)) : publishNow(deps, input, opts);
+  return publishNow(deps, input, opts);
 }
 
 const publishShare = new AccountShare(PUBLISH_SHARE_PER_ACCOUNT);
+
+/**
+ * Fairness between accounts: one account's burst waits here, not ahead of others in the
+ * database. Only the transaction takes the share: the wait for the workflow start that follows
+ * holds no database turn, and holding the share through it capped one account at
+ * share / (batch window + start) ≈ 190 publishes/s.
+ */
+const acceptQueues = new WeakMap<Database, GroupCommit<EventToAccept, AcceptedEvent>>();
+
+/**
+ * The acceptances of one database, group-committed: publishes that arrive while one is being
+ * stored are stored together in one statement (README, Performance: 1.2 ms per acceptance alone,
+ * 0.2 ms in a statement of 16 on PGlite). PGlite runs one statement at a time, so one in flight;
+ * a Postgres pool takes a few.
+ */
+function acceptQueue(db: Database): GroupCommit<EventToAccept, AcceptedEvent> {
+  let q = acceptQueues.get(db);
+  if (!q) {
+    q = new GroupCommit<EventToAccept, AcceptedEvent>(
+      (e) => acceptEvent(db, e),
+      (es) => acceptEvents(db, es),
+      { maxBatch: 64, maxInFlight: db.kind === 'pglite' ? 1 : 4 },
+    );
+    acceptQueues.set(db, q);
+  }
+  return q;
+}
+
+function inShare<T>(dispatcher: Dispatcher, accountId: string, task: () => Promise<T>): Promise<T> {
+  return dispatcher.fairness ? publishShare.run(accountId, task) : task();
+}
 
 async function publishNow(
   deps: { db: Database; dispatcher: Dispatcher; maxPayloadBytes: number },
@@ -90,18 +122,20 @@ async function publishNow(
   }
   const hash = requestHash(input.eventType, input.data);
 
-  const accepted = await acceptEvent(deps.db, {
-    id: eventId,
-    accountId: input.accountId,
-    eventType: input.eventType,
-    body,
-    idempotencyKey: input.idempotencyKey,
-    requestHash: hash,
-    isTest: opts.isTest ?? false,
-    createdAt: now,
-    onlyEndpointId: opts.onlyEndpointId,
-    deliveryIdPrefix: idTimePrefix('dlv', now.getTime()),
-  });
+  const accepted = await inShare(deps.dispatcher, input.accountId, () =>
+    acceptQueue(deps.db).submit({
+      id: eventId,
+      accountId: input.accountId,
+      eventType: input.eventType,
+      body,
+      idempotencyKey: input.idempotencyKey,
+      requestHash: hash,
+      isTest: opts.isTest ?? false,
+      createdAt: now,
+      onlyEndpointId: opts.onlyEndpointId,
+      deliveryIdPrefix: idTimePrefix('dlv', now.getTime()),
+    }),
+  );
   if (!accepted.accountFound) throw new PublishError('account_not_found', `account ${input.accountId} does not exist`);
   const result = accepted.eventId
     ? {
