@@ -32,7 +32,7 @@ test('when a prepared statement fails, then the error comes back with its code a
 
 test('when a table changes under a prepared statement, then it is prepared afresh and sees the new column', async () => {
   const sql = 'select * from t where id = $1';
-  expect(Object.keys((await prepared.query(sql, ['a']))[0])).not.toContain('extra');
+  expect(Object.keys((await prepared.query<Record<string, unknown>>(sql, ['a']))[0])).not.toContain('extra');
   await pg.exec(`alter table t add column extra text default 'e'`);
   expect((await prepared.query<{ extra: string }>(sql, ['a']))[0].extra).toBe('e');
 });
