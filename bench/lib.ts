@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 
 /** CPU seconds (user + system) a process has used so far, from /proc. */
 export function cpuSeconds(pid: number): number {
@@ -94,6 +95,21 @@ export async function waitUntil(cond: () => boolean, timeoutMs: number, what: st
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * With BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR", notes a measured run's span in
+ * DIR/windows.json (monotonic clock, the one V8's profiles use), so bench/cpuProfile.ts can count
+ * the samples of that run alone, without start-up and warm-up.
+ */
+export function markProfileWindow(label: string, startNs: bigint, endNs: bigint, deliveries: number): void {
+  const dir = /--cpu-prof-dir=(\S+)/.exec(process.env.BENCH_NODE_ARGS ?? '')?.[1];
+  if (!dir) return;
+  const file = join(dir, 'windows.json');
+  const windows = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as unknown[]) : [];
+  windows.push({ label, startUs: Number(startNs / 1000n), endUs: Number(endNs / 1000n), deliveries });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(file, JSON.stringify(windows, null, 1));
 }
 
 export function spawnMain(env: Record<string, string>): ChildProcess {

@@ -31,7 +31,7 @@ import http from 'node:http';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { signatureHeaders } from '../src/domain/signing';
-import { BenchReceiver, latencySvg, percentile, pool, waitUntil } from './lib';
+import { BenchReceiver, latencySvg, markProfileWindow, percentile, pool, waitUntil } from './lib';
 import { drain, outage } from './outage';
 import { peer, type PeerOutcome } from './peer';
 import { detailTable, parseWorkloads, ratioTable, type LoadgenResult, type PeerWorkload } from './peerTable';
@@ -115,6 +115,7 @@ async function throughput(svc: Stack, receiver: BenchReceiver, url: string, fano
   const publishMs: number[] = [];
   const cpu0 = svc.cpu();
   const started = Date.now();
+  const monoStart = process.hrtime.bigint();
   await pool([...Array(events).keys()], eventsPerSecond ? Math.max(CONCURRENCY, 64) : CONCURRENCY, async (i) => {
     if (eventsPerSecond) await new Promise((r) => setTimeout(r, Math.max(0, started + (i * 1000) / eventsPerSecond - Date.now())));
     const t = performance.now();
@@ -124,6 +125,7 @@ async function throughput(svc: Stack, receiver: BenchReceiver, url: string, fano
   });
   const publishedAt = Date.now();
   await waitUntil(() => receiver.firstSeen.size >= expected, 30 * 60_000, `${expected} deliveries`);
+  markProfileWindow(`${svc.name} ${events} × ${fanout}${eventsPerSecond ? ` at ${eventsPerSecond}/s` : ''}`, monoStart, process.hrtime.bigint(), expected);
   const seconds = (Math.max(...[...receiver.firstSeen.values()].map((v) => v.at)) - started) / 1000;
   const cpu = cpuPer1000(cpu0, svc.cpu(), expected);
   const latencies = [...receiver.firstSeen.values()].map((v) => v.latencyMs).sort((a, b) => a - b);
