@@ -2,9 +2,9 @@
 // `npm run build`: what the image runs, made once.
 //   1. tsc -p tsconfig.build.json   src/**/*.ts → dist/**/*.js (CommonJS, source maps)
 //   2. every other file under src/ (the settings page's html/css/js) copied beside it
-//   3. the workflow code bundled once (bundleWorkflowCode) → dist/workflow-bundle.js, which a
-//      worker started from dist/ loads (workflowBundle: { codePath }) instead of running
-//      webpack at every start.
+//   3. the workflow code bundled once (bundleWorkflowCode) → dist/workflow-bundle.js (and
+//      dist/workflow-bundle-traced.js, with the tracing interceptors), which a worker started
+//      from dist/ loads (workflowBundle: { codePath }) instead of running webpack at every start.
 // Run with `node dist/api-server.js`, `node dist/worker.js` (npm run api:prod / worker:prod).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -46,6 +46,12 @@ step(`copied ${assets} non-TypeScript files`);
 // The compiled module, so the bundle is made with exactly the options the worker would use.
 const { writeWorkflowBundle } = require(join(dist, 'temporal', 'workflowBundle.js'));
 const quiet = { trace() {}, debug() {}, info() {}, log() {}, warn: console.warn, error: console.error };
-const out = join(dist, 'workflow-bundle.js');
-const bytes = await writeWorkflowBundle(out, quiet);
-step(`bundled the workflow code into ${relative(root, out)} (${(bytes / 1024).toFixed(0)} KiB)`);
+// Two: without the tracing interceptors (loaded by default) and with them (loaded when tracing is on).
+for (const [name, tracing] of [
+  ['workflow-bundle.js', false],
+  ['workflow-bundle-traced.js', true],
+]) {
+  const out = join(dist, name);
+  const bytes = await writeWorkflowBundle(out, quiet, { tracing });
+  step(`bundled the workflow code into ${relative(root, out)} (${(bytes / 1024).toFixed(0)} KiB)`);
+}

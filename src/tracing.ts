@@ -2,9 +2,10 @@
  * OpenTelemetry traces: publish request → workflow start → workflow → (local) activity →
  * outbound webhook POST, one trace. Off unless OTEL_EXPORTER_OTLP_ENDPOINT (or
  * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set; the exporter (OTLP over HTTP) and the sampler read
- * the standard OTEL_* variables themselves. The Temporal interceptors are always installed (the
- * workflow bundle always carries the workflow interceptors, so a deploy that turns tracing on or
- * off changes no workflow code); without a tracer provider their spans are no-ops.
+ * the standard OTEL_* variables themselves. The client and activity interceptors are always
+ * installed (without a tracer provider their spans are no-ops); the workflow interceptors only
+ * with tracing on (src/temporal/workflowBundle.ts: each workflow run would evaluate their modules
+ * afresh). They add no commands, so turning tracing on or off replays as before.
  *
  * What is not traced: a receiver never gets a `traceparent` header (the trace ids of this service
  * are not the customer's business), and spans carry endpoint URLs as scheme and host only.
@@ -55,6 +56,11 @@ export function startTracing(opts: { serviceName: string; exporter?: SpanExporte
   provider.register();
   current = { processor, resource, provider };
   return { enabled: true, shutdown: () => provider.shutdown() };
+}
+
+/** Whether this process exports traces (startTracing found an exporter). */
+export function tracingEnabled(): boolean {
+  return Boolean(current?.provider);
 }
 
 /** Interceptors for a Temporal Client: a workflow start carries the caller's trace in its headers. */

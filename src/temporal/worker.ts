@@ -4,7 +4,7 @@ import type { DeliveryActivityDeps } from '../activities/deliveryDeps';
 import { createRetentionActivities } from '../activities/retention';
 import type { Config } from '../config';
 import type { CircuitSettings } from '../activities/circuit';
-import { workerTracing } from '../tracing';
+import { tracingEnabled, workerTracing } from '../tracing';
 import { WORKFLOW_INTERCEPTOR_MODULES, workflowCode, type WorkflowCode } from './workflowBundle';
 
 export { workflowBundleOptions } from './workflowBundle';
@@ -29,16 +29,17 @@ export const BULK_LANE_BATCHES = 16;
 
 /** The worker serving the delivery and retention workflows and their activities on one task queue. */
 export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worker> {
-  const workflows: WorkflowCode = opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : workflowCode(opts.cfg.WORKFLOW_BUNDLE);
   const tracing = workerTracing();
+  const traced = tracingEnabled();
+  const workflows: WorkflowCode = opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : workflowCode(opts.cfg.WORKFLOW_BUNDLE, traced);
   const bulk = opts.lane === 'bulk';
   return Worker.create({
     connection: opts.connection,
     namespace: opts.cfg.TEMPORAL_NAMESPACE,
     taskQueue: opts.taskQueue ?? (bulk ? bulkTaskQueue(opts.cfg.TEMPORAL_TASK_QUEUE) : opts.cfg.TEMPORAL_TASK_QUEUE),
     ...workflows,
-    // A pre-built bundle carries the workflow interceptors already.
-    interceptors: { activity: tracing.activityInterceptors, ...('workflowBundle' in workflows ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }) },
+    // A pre-built bundle carries the workflow interceptors already (or not); bundled at start, only with tracing on.
+    interceptors: { activity: tracing.activityInterceptors, ...('workflowBundle' in workflows ? {} : { workflowModules: traced ? WORKFLOW_INTERCEPTOR_MODULES : [] }) },
     sinks: tracing.sinks,
     activities: {
       ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), attemptTimeoutMs: opts.cfg.ATTEMPT_TIMEOUT, ...opts.activityDeps }),

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/config';
-import { BUILT_WORKFLOW_BUNDLE, workflowCode } from '../../src/temporal/workflowBundle';
+import { BUILT_TRACED_WORKFLOW_BUNDLE, BUILT_WORKFLOW_BUNDLE, workflowBundleOptions, workflowCode } from '../../src/temporal/workflowBundle';
 
 test('when running from the TypeScript sources with WORKFLOW_BUNDLE unset, then the worker bundles src/workflows at start', () => {
   expect(BUILT_WORKFLOW_BUNDLE).toMatch(/src\/workflow-bundle\.js$/); // never written: `npm run build` writes dist/
@@ -20,4 +20,12 @@ test('when WORKFLOW_BUNDLE names a file, then the worker loads it (no webpack); 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('when tracing is off, then the workflow code is bundled without the OpenTelemetry workflow interceptors, and with them when it is on', () => {
+  expect(workflowBundleOptions({ tracing: false }).workflowInterceptorModules).toEqual([]);
+  expect(workflowBundleOptions({ tracing: true }).workflowInterceptorModules).toEqual([require.resolve('../../src/workflows/interceptors')]);
+  expect(workflowBundleOptions().workflowInterceptorModules).toHaveLength(1); // tests and replays bundle the traced variant
+  expect(BUILT_TRACED_WORKFLOW_BUNDLE).toMatch(/src\/workflow-bundle-traced\.js$/);
+  expect(workflowCode(undefined, true)).toEqual({ workflowsPath: require.resolve('../../src/workflows') }); // not built: bundled at start
 });

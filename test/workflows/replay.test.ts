@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeWorkflowBundle } from '../../src/temporal/workflowBundle';
 import { installTemporalRuntime } from '../../src/temporal/runtime';
 import { readableText } from '../helpers/historyJson';
 import { EXPECTED_PATHS, HISTORIES_DIR, loadHistories, replayFailures } from '../helpers/replay';
@@ -10,6 +12,8 @@ import { EXPECTED_PATHS, HISTORIES_DIR, loadHistories, replayFailures } from '..
  * `npm run histories:record`; a history from production can be dropped into the folder too
  * (the JSON of the Web UI's download or `temporal workflow show --output json`).
  */
+const quietLogger = { trace() {}, debug() {}, info() {}, log() {}, warn() {}, error: console.error };
+
 describe('recorded workflow histories', () => {
   const histories = loadHistories();
   beforeAll(() => installTemporalRuntime({ level: 'ERROR' }));
@@ -24,6 +28,18 @@ describe('recorded workflow histories', () => {
     const failures = await replayFailures(process.env.RR_TEST_WORKFLOW_BUNDLE!, histories);
     expect(failures).toEqual([]);
   });
+
+  test('when the workflow code is bundled without the tracing interceptors (tracing off, the default), then every recorded history replays too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rr-untraced-'));
+    try {
+      const codePath = join(dir, 'workflow-bundle.js');
+      await writeWorkflowBundle(codePath, quietLogger, { tracing: false });
+      expect(readFileSync(codePath, 'utf8')).not.toMatch(/\.\/node_modules\/@(temporalio\/interceptors-)?opentelemetry/);
+      expect(await replayFailures(codePath, histories)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   test('when the recordings are read with their payloads decoded, then they hold no signing secret or API key', () => {
     for (const { file } of histories) {
