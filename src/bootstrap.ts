@@ -21,6 +21,7 @@ export async function openAppDatabase(cfg: Config): Promise<Database> {
     url: cfg.DATABASE_URL,
     pgliteDir: join(cfg.DATA_DIR, 'pg'),
     timeouts: { acquireMs: cfg.DATABASE_ACQUIRE_TIMEOUT, statementMs: cfg.DATABASE_STATEMENT_TIMEOUT, idleInTransactionMs: cfg.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT },
+    measure: cfg.DB_PROFILE,
   });
   await migrate(db);
   return cfg.DB_PROFILE ? profiled(db) : db;

@@ -29,6 +29,7 @@ import { deliveryMetrics, Registry } from './metrics';
 import { ConfigError, loadConfig, type Config } from './config';
 import { SendStops } from './http/sendStops';
 import { createLogger } from './logger';
+import { startPgliteAutovacuum } from './db/pgliteAutovacuum';
 import { Dispatcher } from './services/dispatcher';
 import { Reconciler } from './services/reconciler';
 import { SendSlots } from './http/sendSlots';
@@ -55,6 +56,7 @@ async function main() {
 
   const secretKey = configureSecretEncryption(cfg);
   const db = await openAppDatabase(cfg);
+  const autovacuum = db.kind === 'pglite' ? startPgliteAutovacuum(db, log) : undefined;
   const admin = resolveAdminToken(cfg);
   const portalKeys = resolvePortalKeys(cfg, admin.token);
 
@@ -181,6 +183,7 @@ async function main() {
       await nativeConnection.close();
       await connection.close();
     }
+    autovacuum?.stop();
     await db.close();
     await tracing.shutdown();
     console.log('Stopped.');

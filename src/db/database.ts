@@ -11,6 +11,8 @@ export interface Database extends Queryable {
   /** `unbounded`: without the statement timeouts (schema migrations, which may rewrite a large table). */
   transaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: { unbounded?: boolean }): Promise<T>;
   close(): Promise<void>;
+  /** PGlite with DB_PROFILE: each statement's own time on the event loop (src/db/pglitePrepared.ts). */
+  readonly statementCosts?: Map<string, { n: number; ms: number }>;
 }
 
 /**
@@ -28,14 +30,15 @@ export interface PoolTimeouts {
   idleInTransactionMs?: number;
 }
 
-export async function openPglite(dataDir: string | undefined): Promise<Database> {
+export async function openPglite(dataDir: string | undefined, opts: { measure?: boolean } = {}): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   const pg = dataDir ? new PGlite(dataDir) : new PGlite();
   await pg.waitReady;
-  const prepared = new PglitePrepared(pg);
+  const prepared = new PglitePrepared(pg, undefined, opts);
   return {
     kind: 'pglite',
+    statementCosts: prepared.costs,
     query: <R>(sql: string, params: unknown[] = []) => prepared.query<R>(sql, params),
     transaction: (fn) => pg.transaction((tx) => fn({ query: async <R>(sql: string, params: unknown[] = []) => (await tx.query<R>(sql, params)).rows })),
     close: () => pg.close(),
@@ -85,6 +88,6 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
 }
 
 /** DATABASE_URL → real Postgres; otherwise embedded PGlite under `pgliteDir` (in memory when undefined). */
-export function openDatabase(opts: { url?: string; pgliteDir?: string; timeouts?: PoolTimeouts }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, undefined, opts.timeouts) : openPglite(opts.pgliteDir);
+export function openDatabase(opts: { url?: string; pgliteDir?: string; timeouts?: PoolTimeouts; measure?: boolean }): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, undefined, opts.timeouts) : openPglite(opts.pgliteDir, { measure: opts.measure });
 }

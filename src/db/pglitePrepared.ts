@@ -19,10 +19,20 @@ export class PglitePrepared {
   private readonly statements = new Map<string, { name: string; paramTypes: number[] }>();
   private prepared = 0;
 
+  /**
+   * With `measure` (DB_PROFILE): per statement text, the time it held the event loop (the WASM
+   * execution, which runs synchronously inside the call, and parsing its result), without the
+   * time spent waiting for PGlite's lock or for the event loop to get back to it.
+   */
+  readonly costs?: Map<string, { n: number; ms: number }>;
+
   constructor(
     private readonly pg: PGlite,
     private readonly max = 256,
-  ) {}
+    opts: { measure?: boolean } = {},
+  ) {
+    if (opts.measure) this.costs = new Map();
+  }
 
   async query<R>(sql: string, params: unknown[] = []): Promise<R[]> {
     if (!this.statements.has(sql) && this.statements.size >= this.max) return (await this.pg.query<R>(sql, params)).rows;
@@ -47,10 +57,19 @@ export class PglitePrepared {
       const ser = this.pg.serializers[st.paramTypes[i]];
       return ser ? ser(v) : String(v);
     });
-    const { messages } = await this.pg.execProtocol(
-      concat([serialize.bind({ statement: st.name, values }), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]),
-    );
-    return parse.parseResults(messages, this.pg.parsers)[0]?.rows as R[];
+    const t0 = performance.now();
+    const running = this.pg.execProtocol(concat([serialize.bind({ statement: st.name, values }), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync()]));
+    const executed = performance.now() - t0;
+    const { messages } = await running;
+    const t1 = performance.now();
+    const rows = parse.parseResults(messages, this.pg.parsers)[0]?.rows as R[];
+    if (this.costs) {
+      const c = this.costs.get(sql) ?? { n: 0, ms: 0 };
+      c.n++;
+      c.ms += executed + (performance.now() - t1);
+      this.costs.set(sql, c);
+    }
+    return rows;
   }
 
   private async prepare(sql: string): Promise<{ name: string; paramTypes: number[] }> {

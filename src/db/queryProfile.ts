@@ -41,12 +41,25 @@ export function profiled(db: Database, everyMs = 30_000, print: (text: string) =
           `${((s.ms / total) * 100).toFixed(1).padStart(5)}% ${s.ms.toFixed(0).padStart(8)} ms ${String(s.n).padStart(8)}× ${(s.ms / s.n).toFixed(2).padStart(7)} ms avg  ${k}`,
       );
     print(`[db-profile] ${total.toFixed(0)} ms in ${rows.reduce((t, [, s]) => t + s.n, 0)} statements\n${lines.join('\n')}\n`);
+    if (db.statementCosts) {
+      // PGlite: what each statement cost the event loop itself, free of queueing (the figures above include it under load).
+      const own = [...db.statementCosts.entries()].sort((a, b) => b[1].ms - a[1].ms);
+      const ownTotal = own.reduce((t, [, s]) => t + s.ms, 0);
+      const ownLines = own
+        .slice(0, 25)
+        .map(
+          ([k, s]) =>
+            `${((s.ms / ownTotal) * 100).toFixed(1).padStart(5)}% ${s.ms.toFixed(0).padStart(8)} ms ${String(s.n).padStart(8)}× ${(s.ms / s.n).toFixed(2).padStart(7)} ms avg  ${k.replace(/\s+/g, ' ').trim().slice(0, 140)}`,
+        );
+      print(`[db-profile] PGlite's own time on the event loop: ${ownTotal.toFixed(0)} ms\n${ownLines.join('\n')}\n`);
+    }
   };
   const timer = setInterval(report, everyMs);
   timer.unref();
   const plain = timed(db);
   return {
     kind: db.kind,
+    statementCosts: db.statementCosts,
     query: <R>(sql: string, params?: unknown[]) => serial(() => plain<R>(sql, params)),
     transaction: (fn, opts) => serial(() => db.transaction((tx) => fn({ query: timed(tx) }), opts)),
     close: async () => {
