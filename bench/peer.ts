@@ -15,6 +15,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from '../test/helpers/processes';
+import { childPids } from './lib';
 import { summarize, workloadLabel, type LoadgenResult, type PeerRow, type PeerWorkload } from './peerTable';
 import type { Stack } from './stacks';
 
@@ -42,7 +43,37 @@ export interface PeerOutcome {
   svixLogLevel: string;
   loadBefore: string;
   loadAfter: string;
-  stacks: { name: string; description: string; rows: PeerRow[]; raw: { workload: PeerWorkload; system: string; run: number; result: LoadgenResult & { line?: string } }[] }[];
+  stacks: {
+    name: string;
+    description: string;
+    rows: PeerRow[];
+    memory: MemoryFigures;
+    raw: { workload: PeerWorkload; system: string; run: number; result: LoadgenResult & { line?: string } }[];
+  }[];
+}
+
+/** Proportional set size (MiB) of these processes and their children: shared pages (Postgres' shared buffers) counted once. */
+function pssMiB(pids: number[]): number {
+  const all = new Set<number>();
+  for (const pid of pids) [pid, ...childPids(pid)].forEach((p) => all.add(p));
+  let kib = 0;
+  for (const pid of all) {
+    try {
+      const line = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('Pss:'));
+      kib += Number(line?.split(/\s+/)[1] ?? 0);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return kib / 1024;
+}
+
+/** Memory of both systems (PSS, MiB, every process of each): just started and idle, and right after the as-fast-as-possible runs. */
+export interface MemoryFigures {
+  rr: { idle: number; loaded?: number };
+  svix?: { idle: number; loaded?: number };
 }
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -120,6 +151,12 @@ class SvixPeer {
   }
 
   /** The environment loadgen.mjs needs for `--system svix`: only svix.env (no URL, token or PIDs of the caller's). */
+  /** svix-server, Redis and Postgres, as svix-up.sh recorded them. */
+  pids(): number[] {
+    const m = /^PIDS="([^"]*)"/m.exec(readFileSync(join(this.dir, 'svix.env'), 'utf8'));
+    return (m?.[1] ?? '').split(/\s+/).filter(Boolean).map(Number);
+  }
+
   env(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { ...process.env, SVIX_PEER_DIR: this.dir };
     for (const k of ['SVIX_URL', 'SVIX_TOKEN', 'SVIX_PIDS', 'PIDS']) delete env[k];
@@ -170,6 +207,7 @@ export async function peer(opts: PeerOptions): Promise<PeerOutcome> {
     for (const name of opts.stacks) {
       const svc = await opts.start(name);
       const raw: PeerOutcome['stacks'][number]['raw'] = [];
+      let memory: MemoryFigures = { rr: { idle: NaN } };
       try {
         const rrEnv = { ...process.env, RR_URL: svc.api, RR_ADMIN_TOKEN: opts.admin, PIDS: svc.pids.join(' ') };
         const measure = async (w: PeerWorkload, runNo: number) => {
@@ -181,6 +219,9 @@ export async function peer(opts: PeerOptions): Promise<PeerOutcome> {
           const rr = harness === 'loadgen.mjs' ? await loadgen('rr', w, rrEnv) : await opts.alone(svc, w);
           raw.push({ workload: w, system: 'rr', run: runNo, result: rr });
         };
+        await new Promise((r) => setTimeout(r, 3_000)); // settle after start
+        memory = { rr: { idle: pssMiB(svc.pids) }, svix: svix ? { idle: pssMiB(svix.pids()) } : undefined };
+        console.log(`[peer] memory idle (PSS): this service ${memory.rr.idle.toFixed(0)} MiB${memory.svix ? `, Svix ${memory.svix.idle.toFixed(0)} MiB` : ''}`);
         // Warm-up, not measured: the workflow bundle, JIT, connections (both systems).
         const warm = { events: Math.min(500, opts.workloads[0]?.events ?? 500), fanout: 1, rate: 0 };
         console.log(`[peer] ${name}: warm-up (${warm.events} events each, not measured)`);
@@ -188,6 +229,11 @@ export async function peer(opts: PeerOptions): Promise<PeerOutcome> {
         if (harness === 'loadgen.mjs') await loadgen('rr', warm, rrEnv);
         else await opts.alone(svc, warm);
         for (let r = 1; r <= opts.runs; r++) for (const w of opts.workloads) await measure(w, r);
+        memory.rr.loaded = pssMiB(svc.pids);
+        if (memory.svix && svix) memory.svix.loaded = pssMiB(svix.pids());
+        console.log(
+          `[peer] memory after the runs (PSS): this service ${memory.rr.loaded.toFixed(0)} MiB${memory.svix?.loaded ? `, Svix ${memory.svix.loaded.toFixed(0)} MiB` : ''}`,
+        );
         if (opts.paced) await measure(opts.paced, 1);
       } finally {
         await svc.stop().catch((err: Error) => console.warn(`[${name}] stopping: ${err.message}`));
@@ -199,7 +245,7 @@ export async function peer(opts: PeerOptions): Promise<PeerOutcome> {
         const sv = of('svix');
         return { workload: w, rr: rr.length ? summarize(rr) : undefined, svix: sv.length ? summarize(sv) : undefined };
       });
-      stacks.push({ name, description: svc.description, rows, raw });
+      stacks.push({ name, description: svc.description, rows, memory, raw });
     }
   } finally {
     svix?.downSync();

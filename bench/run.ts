@@ -341,7 +341,17 @@ function peerSection(p: PeerOutcome): string[] {
     p.why
       ? `**Peer (Svix) not measured:** ${p.why}. This service alone, with ${how}:`
       : `**Side by side with Svix** (peer kit ${p.kit}: svix-server with its own Postgres and Redis, appendfsync always, log level ${p.svixLogLevel}; this service at LOG_LEVEL=warn), both driven by ${how}; as fast as possible: medians of ${PEER_RUNS} run(s), Svix first then this service, 2 s apart; the paced run once each. Load average before ${p.loadBefore}, after ${p.loadAfter}.`,
-    ...p.stacks.flatMap((s) => ['', `*${s.description}*`, '', ratioTable(s.rows, `this service (${s.name})`), '', detailTable(s.rows)]),
+    ...p.stacks.flatMap((s) => [
+      '',
+      `*${s.description}*`,
+      '',
+      ratioTable(s.rows, `this service (${s.name})`),
+      '',
+      `Memory (PSS of every process, MiB): this service ${s.memory.rr.idle.toFixed(0)} idle, ${s.memory.rr.loaded?.toFixed(0) ?? '—'} after the as-fast-as-possible runs` +
+        (s.memory.svix ? `; Svix (server, Redis, Postgres) ${s.memory.svix.idle.toFixed(0)} idle, ${s.memory.svix.loaded?.toFixed(0) ?? '—'} after.` : '.'),
+      '',
+      detailTable(s.rows),
+    ]),
   ];
 }
 
