@@ -2,6 +2,7 @@ import type { DeliveryStatus } from '../domain/errors';
 import { LATENCY_BOUNDS_MS } from '../domain/endpointStats';
 import type { EndpointLimitsInfo } from './endpointLimits';
 import type { Queryable } from './database';
+import { GENERIC_PLAN } from './pglitePrepared';
 import { healthFromJson, type EndpointHealthRow } from './endpointHealth';
 import { emitOperational, isoSql } from './operational';
 
@@ -123,7 +124,7 @@ export async function listDeliveries(db: Queryable, accountId: string, f: Delive
  */
 export async function markDispatched(db: Queryable, started: { id: string; series: number; workflowId: string }[]): Promise<void> {
   await db.query(
-    `update deliveries d set dispatched_series = greatest(d.dispatched_series, t.series),
+    `${GENERIC_PLAN}update deliveries d set dispatched_series = greatest(d.dispatched_series, t.series),
        dispatched_workflow_id = case when t.series > d.dispatched_series or d.dispatched_workflow_id is null
                                        or (t.series = d.dispatched_series and t.workflow_id not like 'batch-%') then t.workflow_id
                                      else d.dispatched_workflow_id end
@@ -201,7 +202,7 @@ export async function claimForAttempt(
 ): Promise<AttemptContext[]> {
   // Without a fence, writes only when the owner changes (retry attempts of an owned delivery are plain reads).
   const rows = await db.query<Record<string, unknown>>(
-    `with t as (
+    `${GENERIC_PLAN}with t as (
        select * from unnest($1::text[], $2::int[]) as t(id, series)
      ), claimed as (
        update deliveries d set workflow_id = $3::text,
@@ -276,7 +277,7 @@ export interface SendCheck {
 export async function checkBeforeSend(db: Queryable, targets: { id: string; series: number }[], workflowId: string, fenceToken?: string): Promise<Map<string, SendCheck>> {
   if (targets.length === 0) return new Map();
   const rows = await db.query<SendCheck>(
-    `select d.id, d.status, (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text) as owned,
+    `${GENERIC_PLAN}select d.id, d.status, (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text) as owned,
             ($4::text is null or (d.attempt_token = $4::text and d.attempt_lease_until > now())) as fenced,
             ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
             (ev.purged_at is not null) as payload_purged
@@ -295,7 +296,7 @@ export async function checkBeforeSend(db: Queryable, targets: { id: string; seri
  */
 export async function handOver(db: Queryable, batchId: string, targets: { id: string; series: number; workflowId: string }[]): Promise<string[]> {
   const rows = await db.query<{ id: string }>(
-    `update deliveries d set workflow_id = case when d.workflow_id like 'drain-%' then d.workflow_id else t.workflow_id end
+    `${GENERIC_PLAN}update deliveries d set workflow_id = case when d.workflow_id like 'drain-%' then d.workflow_id else t.workflow_id end
      from unnest($1::text[], $2::int[], $3::text[]) as t(id, series, workflow_id)
      where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending'
        and (d.workflow_id is null or d.workflow_id = $4::text or d.workflow_id = t.workflow_id
@@ -387,7 +388,7 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
   if (attempts.length === 0) return [];
   const col = <T>(f: (a: AttemptRecord) => T) => attempts.map(f);
   const rows = await db.query<{ id: string; attempt: number }>(
-    `with t as (
+    `${GENERIC_PLAN}with t as (
        select * from unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::text[], $11::text[], $12::text[],
                             $14::text[], $15::text[])
          as t(delivery_id, series, started_at, duration_ms, status_code, error, response_body, next_attempt_at, delivered, hand_over_to, fence, outcome,
@@ -458,7 +459,7 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
 /** Releases the attempt fences an activity execution took but made no (recorded) attempt under. */
 export async function releaseFences(db: Queryable, ids: string[], token: string): Promise<void> {
   if (ids.length === 0) return;
-  await db.query(`update deliveries set attempt_token = null, attempt_lease_until = null where id = any($1::text[]) and attempt_token = $2`, [ids, token]);
+  await db.query(`${GENERIC_PLAN}update deliveries set attempt_token = null, attempt_lease_until = null where id = any($1::text[]) and attempt_token = $2`, [ids, token]);
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Queryable } from './database';
+import { GENERIC_PLAN } from './pglitePrepared';
 import { cancelPendingOfEndpoint } from './deliveries';
 import { disableEndpoint } from './endpoints';
 import { emitOperational, isoSql } from './operational';
@@ -186,7 +187,7 @@ export interface HeldWakeup {
 export async function markHeld(db: Queryable, owner: string, at: Date, held: HeldWakeup[]): Promise<string[]> {
   if (held.length === 0) return [];
   const rows = await db.query<{ id: string }>(
-    `update deliveries d set held_reason = t.reason, held_detail = t.detail,
+    `${GENERIC_PLAN}update deliveries d set held_reason = t.reason, held_detail = t.detail,
        held_since = case when d.held_at is null or d.held_since is null or (d.last_attempt_at is not null and d.last_attempt_at > d.held_at) then $3 else d.held_since end,
        held_at = $3, held_wakeups = d.held_wakeups + 1, next_attempt_at = t.until,
        workflow_id = coalesce(t.hand_over_to, d.workflow_id), updated_at = now()

@@ -1,5 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
-import { PglitePrepared } from '../../src/db/pglitePrepared';
+import { GENERIC_PLAN, PglitePrepared } from '../../src/db/pglitePrepared';
 
 // Named prepared statements on PGlite (src/db/pglitePrepared.ts) answer as PGlite.query does.
 let pg: PGlite;
@@ -63,4 +63,15 @@ test('when more texts than the cache holds are run, then the others run as plain
   for (let i = 0; i < 6; i++) await expect(prepared.query(`select $1::int + ${i} as v`, [1])).resolves.toEqual([{ v: 1 + i }]);
   const count = (await pg.query<{ c: number }>('select count(*)::int as c from pg_prepared_statements')).rows[0].c;
   expect(count).toBeLessThanOrEqual(3);
+});
+
+test('when a statement is marked for its generic plan, then it runs that plan from the first call, answers the same rows, and the session setting is back to auto after it (also after an error)', async () => {
+  const prepared = new PglitePrepared(pg); // room for more statements than the suite's
+  const sql = `${GENERIC_PLAN}select id, n from t where id = any($1::text[]) order by id`;
+  await expect(prepared.query(sql, [['a', 'b']])).resolves.toEqual((await pg.query('select id, n from t where id = any($1::text[]) order by id', [['a', 'b']])).rows);
+  const [st] = (await pg.query<{ generic_plans: number; custom_plans: number }>('select generic_plans, custom_plans from pg_prepared_statements where statement = $1', [sql])).rows;
+  expect(st).toEqual({ generic_plans: 1, custom_plans: 0 });
+  expect((await pg.query<{ plan_cache_mode: string }>('show plan_cache_mode')).rows[0].plan_cache_mode).toBe('auto');
+  await expect(prepared.query(`${GENERIC_PLAN}insert into t (id) values ($1)`, ['a'])).rejects.toMatchObject({ code: '23505' });
+  expect((await pg.query<{ plan_cache_mode: string }>('show plan_cache_mode')).rows[0].plan_cache_mode).toBe('auto');
 });
