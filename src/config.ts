@@ -143,7 +143,7 @@ export const SETTINGS = {
     schema: bool,
     default: 'true',
     description:
-      'Fairness between accounts: every workflow is started with its account id as Temporal fairness key (a batch weighted by its size; activities inherit it) and the embedded dev server runs with `matching.enableFairness=true`; an account dispatching more than 200 deliveries/s has its first-attempt batches sent to the bulk lane (`<TEMPORAL_TASK_QUEUE>-bulk`, served by every worker); each API process handles at most 8 publishes of one account at once. A separate server must enable matching.enableFairness itself (compose and the stack do). false: none of it. Upgrade workers before API processes.',
+      'Fairness between accounts: every workflow is started with its account id as Temporal fairness key (a batch weighted by its size; activities inherit it) and the embedded dev server runs with `matching.enableFairness=true`; an account dispatching more than 200 deliveries/s has its first-attempt batches sent to the bulk lane (`<TEMPORAL_TASK_QUEUE>-bulk`, served by every worker); each API process lets at most 32 acceptances of one account into the database at once. A separate server must enable matching.enableFairness itself (compose and the stack do). false: none of it. Upgrade workers before API processes.',
   },
   TEMPORAL_UI_URL: {
     schema: z.string().url().optional(),
@@ -293,7 +293,8 @@ export const SETTINGS = {
   DB_PROFILE: {
     schema: bool,
     default: 'false',
-    description: 'Diagnostics for performance work: time every database statement (one at a time) and print the 25 costliest to stderr every 30 s and at exit. Off in production.',
+    description:
+      "Diagnostics for performance work: time every database statement (one at a time) and print the 25 costliest to stderr every 30 s and at exit; on PGlite also each statement's own time on the event loop, free of queueing. Off in production.",
   },
   METRICS_PUBLIC: { schema: bool, default: 'false', description: "Serve the API's /metrics without the admin token (for a scraper on a private network)." },
   WORKER_METRICS_PORT: { schema: int(0, 65535), default: '9464', description: "Port of the separate worker process's /metrics and /healthz (0 = off). Binds to HOST." },
