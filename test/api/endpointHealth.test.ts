@@ -107,7 +107,11 @@ test("when an endpoint's first attempts fail the configured number of times in a
   expect(ep.health).toMatchObject({ state: 'open', consecutiveFailures: OPEN_AFTER, lastError: 'HTTP 503' });
   expect(Date.parse(ep.health.nextProbeAt)).toBeGreaterThan(Date.parse(ep.health.since));
   const list = await h.call('GET', '/v1/endpoints', { token: account.apiKey });
-  expect(list.body.data[0].health).toEqual(ep.health);
+  // The list shows the same health; its next probe may have moved meanwhile (a failing attempt
+  // still in flight when the circuit opened is recorded later and schedules it from its own time).
+  const { nextProbeAt, ...stable } = ep.health;
+  expect(list.body.data[0].health).toEqual({ ...stable, nextProbeAt: expect.any(String) });
+  expect(Math.abs(Date.parse(list.body.data[0].health.nextProbeAt) - Date.parse(nextProbeAt))).toBeLessThan(PROBE_DELAY + 1_000);
 });
 
 test("when 10 takers race for an open circuit's due probe lease, then exactly one wins; the lease blocks others until it expires, and only its owner can finish the probe", async () => {
