@@ -21,7 +21,7 @@ export interface LoadgenResult {
   missing: number;
   publishFailed: number;
   deliveriesPerS: number;
-  latencyMs: { p50: number; p95: number; p99: number };
+  latencyMs: { p50: number; p95: number; p99: number; max?: number };
   publishMs: { p50: number; p99: number };
   cpu: { serverCpuSPer1kDeliveries: number | null; otherCpuS: number | null };
 }

@@ -34,6 +34,7 @@ import { signatureHeaders } from '../src/domain/signing';
 import { BenchReceiver, latencySvg, markProfileWindow, percentile, pool, waitUntil } from './lib';
 import { drain, outage } from './outage';
 import { peer, type PeerOutcome } from './peer';
+import { panelsOf, peerLatencySvg } from './peerLatencySvg';
 import { detailTable, parseWorkloads, ratioTable, type LoadgenResult, type PeerWorkload } from './peerTable';
 import { startEmbedded, startPostgresStack, type Stack } from './stacks';
 
@@ -493,6 +494,8 @@ async function main() {
         })),
       ),
     );
+  // Both systems' quantiles per workload (the kit's harness reports quantiles, not samples).
+  if (peered?.stacks[0]?.rows.some((r) => r.rr && r.svix)) writeFileSync(join(dir, 'peer-latency.svg'), peerLatencySvg(panelsOf(peered.stacks[0])));
   if (fair) writeFileSync(join(dir, 'fairness.svg'), latencySvg([{ name: `account B during A's burst (TEMPORAL_FAIRNESS=${fair.fairness})`, sortedMs: fair.sortedBLatencies }]));
   console.log('\n' + md + `\n\nWritten to ${dir}/`);
   agent.destroy();
