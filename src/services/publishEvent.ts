@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Database } from '../db/database';
 import { deliveriesOfEvent } from '../db/deliveries';
-import { acceptEvents } from '../db/acceptEvents';
-import { acceptEvent, eventByIdempotencyKey, type AcceptedEvent, type EventToAccept } from '../db/events';
+import { acceptEvent, acceptEvents, eventByIdempotencyKey, type AcceptedEvent, type EventToAccept } from '../db/events';
 import { GroupCommit } from './groupCommit';
 import { AccountShare, PUBLISH_SHARE_PER_ACCOUNT } from './accountShare';
 import { EVENT_CATALOG, webhookBody, type EventType } from '../domain/eventCatalog';

@@ -1,11 +1,10 @@
-import { acceptEvents } from '../../src/db/acceptEvents';
 import type { Database } from '../../src/db/database';
-import { acceptEvent, type EventToAccept } from '../../src/db/events';
+import { acceptEvent, acceptEvents, type EventToAccept } from '../../src/db/events';
 import { createEndpoint } from '../../src/db/endpoints';
 import { accountWithEndpoint } from '../helpers/fixtures';
 import { freshDatabase } from '../helpers/db';
 
-// The group-committed acceptance (src/db/acceptEvents.ts) stores what one acceptEvent per event
+// The group-committed acceptance (src/db/events.ts acceptEvents) stores what one acceptEvent per event
 // stores; runs on PGlite and on a real Postgres (the api:pglite and api:postgres projects).
 let db: Database;
 let drop: () => Promise<void>;
