@@ -25,9 +25,6 @@ export class GroupCommit<I, O> {
     });
   }
 
-  /** Runs made so far by size (for tests and the benchmark's profile). */
-  readonly runSizes = new Map<number, number>();
-
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -41,7 +38,6 @@ export class GroupCommit<I, O> {
     while (this.inFlight < this.opts.maxInFlight && this.waiting.length > 0) {
       const batch = this.waiting.splice(0, this.opts.maxBatch);
       this.inFlight++;
-      this.runSizes.set(batch.length, (this.runSizes.get(batch.length) ?? 0) + 1);
       void this.run(batch).finally(() => {
         this.inFlight--;
         if (this.waiting.length) this.schedule();

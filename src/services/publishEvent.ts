@@ -61,28 +61,8 @@ function legacyRequestHash(eventType: EventType, data: unknown): string | undefi
     : undefined;
 }
 
-/**
- * Stores the event and one delivery per subscribed endpoint in one transaction (the durable
- * acceptance), then starts their workflows. If the process dies after the commit, the
- * reconciler starts whatever was not started; if the caller retries with the same
- * idempotency key, it gets the original answer and nothing new is delivered.
- */
-export function publishEvent(
-  deps: { db: Database; dispatcher: Dispatcher; maxPayloadBytes: number },
-  input: PublishInput,
-  opts: { onlyEndpointId?: string; isTest?: boolean } = {},
-): Promise<Published> {
-  return publishNow(deps, input, opts);
-}
-
 const publishShare = new AccountShare(PUBLISH_SHARE_PER_ACCOUNT);
 
-/**
- * Fairness between accounts: one account's burst waits here, not ahead of others in the
- * database. Only the transaction takes the share: the wait for the workflow start that follows
- * holds no database turn, and holding the share through it capped one account at
- * share / (batch window + start) ≈ 190 publishes/s.
- */
 const acceptQueues = new WeakMap<Database, GroupCommit<EventToAccept, AcceptedEvent>>();
 
 /**
@@ -104,14 +84,26 @@ function acceptQueue(db: Database): GroupCommit<EventToAccept, AcceptedEvent> {
   return q;
 }
 
+/**
+ * Fairness between accounts: one account's burst waits here, not ahead of others in the
+ * database. Only the transaction takes the share: the wait for the workflow start that follows
+ * holds no database turn, and holding the share through it capped one account at
+ * share / (batch window + start) ≈ 190 publishes/s.
+ */
 function inShare<T>(dispatcher: Dispatcher, accountId: string, task: () => Promise<T>): Promise<T> {
   return dispatcher.fairness ? publishShare.run(accountId, task) : task();
 }
 
-async function publishNow(
+/**
+ * Stores the event and one delivery per subscribed endpoint in one transaction (the durable
+ * acceptance), then starts their workflows. If the process dies after the commit, the
+ * reconciler starts whatever was not started; if the caller retries with the same
+ * idempotency key, it gets the original answer and nothing new is delivered.
+ */
+export async function publishEvent(
   deps: { db: Database; dispatcher: Dispatcher; maxPayloadBytes: number },
   input: PublishInput,
-  opts: { onlyEndpointId?: string; isTest?: boolean },
+  opts: { onlyEndpointId?: string; isTest?: boolean } = {},
 ): Promise<Published> {
   const now = new Date();
   const eventId = newId('evt', now.getTime());
