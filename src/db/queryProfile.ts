@@ -8,7 +8,7 @@ import type { Database, Queryable } from './database';
  * there only to rank statements. The table is printed to stderr every `everyMs` and at close.
  */
 export function profiled(db: Database, everyMs = 30_000, print: (text: string) => void = (t) => process.stderr.write(t)): Database {
-  const stats = new Map<string, { n: number; ms: number; max: number }>();
+  const stats = new Map<string, { n: number; ms: number }>();
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = queue.then(fn, fn);
@@ -24,35 +24,16 @@ export function profiled(db: Database, everyMs = 30_000, print: (text: string) =
       } finally {
         const ms = performance.now() - t0;
         const key = sql.replace(/\s+/g, ' ').trim().slice(0, 140);
-        const s = stats.get(key) ?? { n: 0, ms: 0, max: 0 };
+        const s = stats.get(key) ?? { n: 0, ms: 0 };
         s.n++;
         s.ms += ms;
-        s.max = Math.max(s.max, ms);
         stats.set(key, s);
       }
     };
   const report = () => {
-    const rows = [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms);
-    const total = rows.reduce((t, [, s]) => t + s.ms, 0);
-    const lines = rows
-      .slice(0, 25)
-      .map(
-        ([k, s]) =>
-          `${((s.ms / total) * 100).toFixed(1).padStart(5)}% ${s.ms.toFixed(0).padStart(8)} ms ${String(s.n).padStart(8)}× ${(s.ms / s.n).toFixed(2).padStart(7)} ms avg  ${k}`,
-      );
-    print(`[db-profile] ${total.toFixed(0)} ms in ${rows.reduce((t, [, s]) => t + s.n, 0)} statements\n${lines.join('\n')}\n`);
-    if (db.statementCosts) {
-      // PGlite: what each statement cost the event loop itself, free of queueing (the figures above include it under load).
-      const own = [...db.statementCosts.entries()].sort((a, b) => b[1].ms - a[1].ms);
-      const ownTotal = own.reduce((t, [, s]) => t + s.ms, 0);
-      const ownLines = own
-        .slice(0, 25)
-        .map(
-          ([k, s]) =>
-            `${((s.ms / ownTotal) * 100).toFixed(1).padStart(5)}% ${s.ms.toFixed(0).padStart(8)} ms ${String(s.n).padStart(8)}× ${(s.ms / s.n).toFixed(2).padStart(7)} ms avg  ${k.replace(/\s+/g, ' ').trim().slice(0, 140)}`,
-        );
-      print(`[db-profile] PGlite's own time on the event loop: ${ownTotal.toFixed(0)} ms\n${ownLines.join('\n')}\n`);
-    }
+    print(`[db-profile] ${table(stats, (total, n) => `${total.toFixed(0)} ms in ${n} statements`)}`);
+    // PGlite: what each statement cost the event loop itself, free of queueing (the figures above include it under load).
+    if (db.statementCosts) print(`[db-profile] ${table(db.statementCosts, (total) => `PGlite's own time on the event loop: ${total.toFixed(0)} ms`)}`);
   };
   const timer = setInterval(report, everyMs);
   timer.unref();
@@ -68,4 +49,20 @@ export function profiled(db: Database, everyMs = 30_000, print: (text: string) =
       await db.close();
     },
   };
+}
+
+/** The 25 costliest statements of `costs`, under a heading made from their total ms and count. */
+function table(costs: Map<string, { n: number; ms: number }>, heading: (totalMs: number, statements: number) => string): string {
+  const rows = [...costs.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  const total = rows.reduce((t, [, s]) => t + s.ms, 0);
+  const lines = rows
+    .slice(0, 25)
+    .map(
+      ([sql, s]) =>
+        `${((s.ms / total) * 100).toFixed(1).padStart(5)}% ${s.ms.toFixed(0).padStart(8)} ms ${String(s.n).padStart(8)}× ${(s.ms / s.n).toFixed(2).padStart(7)} ms avg  ${sql.replace(/\s+/g, ' ').trim().slice(0, 140)}`,
+    );
+  return `${heading(
+    total,
+    rows.reduce((t, [, s]) => t + s.n, 0),
+  )}\n${lines.join('\n')}\n`;
 }
