@@ -6,7 +6,7 @@
  * - drain: 10,000 deliveries held for one dead endpoint, then it comes back: how fast its drain
  *   delivers them (no rate limit), then again with a rate limit (observed rate against it).
  */
-import { BenchReceiver, pool, waitUntil } from './lib';
+import { BenchReceiver, markProfileWindow, pool, waitUntil } from './lib';
 import { startEmbedded, type Stack } from './stacks';
 
 export interface OutageRow {
@@ -34,6 +34,11 @@ export interface DrainResult {
   p99PerSecond: number;
   duplicates: number;
   rateLimit?: { perSecond: number; held: number; observedPerSecond: number; deviationPercent: number };
+}
+
+/** CPU seconds per 1,000 deliveries per component between two readings. */
+function cpuPer1000(before: Record<string, number>, after: Record<string, number>, n: number): Record<string, number> {
+  return Object.fromEntries(Object.keys(after).map((k) => [k, Math.round(((after[k] - (before[k] ?? 0)) / n) * 1000 * 100) / 100]));
 }
 
 type Post = (url: string, body: unknown, token: string) => Promise<{ status: number; json: any }>;
@@ -140,14 +145,22 @@ export async function drain(receiver: BenchReceiver, url: string, post: Post, ad
       receiver.reset();
       receiver.status = 503;
       const t0 = Date.now();
+      const cpu0 = svc.cpu();
+      const mono0 = process.hrtime.bigint();
       await publish(svc, post, admin, acc.id, 0, n, concurrency);
-      console.log(`[drain] published ${n} in ${((Date.now() - t0) / 1000).toFixed(0)} s; waiting for them to be held…`);
+      const publishCpu = cpuPer1000(cpu0, svc.cpu(), n);
+      markProfileWindow(`publishing ${n} into an open circuit`, mono0, process.hrtime.bigint(), n);
+      console.log(`[drain] published ${n} in ${((Date.now() - t0) / 1000).toFixed(0)} s (CPU s per 1,000: ${JSON.stringify(publishCpu)}); waiting for them to be held…`);
       await waitForHeld(svc, admin, Math.floor(n * 0.98), 20 * 60_000);
       const sent = receiver.requests;
       receiver.reset();
       receiver.status = 200;
       const back = Date.now();
+      const cpu1 = svc.cpu();
+      const mono1 = process.hrtime.bigint();
       await waitUntil(() => receiver.firstSeen.size >= n, 30 * 60_000, `the ${n} to drain`);
+      markProfileWindow(`draining ${n}`, mono1, process.hrtime.bigint(), n);
+      const drainCpu = cpuPer1000(cpu1, svc.cpu(), n);
       const times = [...receiver.firstSeen.values()].map((v) => v.at).sort((a, b) => a - b);
       const drainSeconds = (times[times.length - 1] - times[0]) / 1000;
       const p99Seconds = (times[Math.ceil(times.length * 0.99) - 1] - times[0]) / 1000;
@@ -160,6 +173,8 @@ export async function drain(receiver: BenchReceiver, url: string, post: Post, ad
         drainSeconds,
         perSecond: n / drainSeconds,
         duplicates: receiver.requests - receiver.firstSeen.size,
+        publishCpu,
+        drainCpu,
       };
       console.log(`[drain] ${JSON.stringify(result)}`);
       return result;

@@ -115,7 +115,7 @@ export class Dispatcher {
     input: DeliverWebhookInput,
     accountId: string,
     meta: Omit<DispatchMeta, 'accountId'> | undefined,
-    opts: { reusePolicy: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE'; eager?: boolean },
+    opts: { reusePolicy: 'REJECT_DUPLICATE' | 'ALLOW_DUPLICATE'; eager?: boolean; startDelayMs?: number },
   ): Promise<void> {
     try {
       await this.client.workflow.start('deliverWebhook', {
@@ -123,6 +123,7 @@ export class Dispatcher {
         workflowId: workflowIdFor(input.deliveryId, input.series),
         workflowIdReusePolicy: opts.reusePolicy,
         requestEagerStart: opts.eager,
+        ...(opts.startDelayMs ? { startDelay: opts.startDelayMs } : {}),
         priority: { priorityKey: PRIORITY.retry, ...fairnessFor(this.cfg, accountId) },
         args: [input],
         staticSummary: meta ? `${meta.eventType} → ${redactUrl(meta.url)}` : `delivery ${input.deliveryId}`,
@@ -275,13 +276,14 @@ export class Dispatcher {
             schedule: req.schedule,
             attemptTimeoutMs: req.attemptTimeoutMs,
             searchAttributes: req.searchAttributes,
-            after: { batchId: req.batchId, delayMs: r.delayMs, windowEndsAtMs: req.windowEndsAtMs, attempts: r.attempts, lastError: r.lastError },
+            after: { batchId: req.batchId, delayMs: r.delayMs, windowEndsAtMs: req.windowEndsAtMs, attempts: r.attempts, lastError: r.lastError, delayedStart: true },
           },
           req.accountId,
           r.meta,
           // A closed run of this id (the reconciler's, superseded by the batch's claim) must not
           // block the retries; a running one (an earlier run of this batch started it) carries on.
-          { reusePolicy: 'ALLOW_DUPLICATE' },
+          // The first back-off is the start's delay, waited out on the server (see `delayedStart`).
+          { reusePolicy: 'ALLOW_DUPLICATE', startDelayMs: r.delayMs },
         ),
       ),
     );
@@ -365,5 +367,14 @@ function deliveryDetails(input: DeliverWebhookInput, meta: Omit<DispatchMeta, 'a
   const who = input.after
     ? `Its first attempt was made by \`${input.after.batchId}\`; this workflow retries it until ${utc(input.after.windowEndsAtMs)}, when the delivery window ends.`
     : `This workflow makes its first attempt and retries it for ${formatDuration(input.schedule.windowMs)} (the delivery window).`;
-  return [what, who, `Attempts are numbered as in the delivery log (\`GET /v1/deliveries/${input.deliveryId}\`); the current details show the last one.`].join('\n\n');
+  const after = input.after;
+  const waiting = after?.delayedStart
+    ? `The first attempt failed${after.lastError ? ` (${after.lastError})` : ''}; the server starts this workflow after the first back-off, at ${utc(Date.now() + after.delayMs)}: until then it has no events or current details.`
+    : undefined;
+  return [
+    what,
+    who,
+    ...(waiting ? [waiting] : []),
+    `Attempts are numbered as in the delivery log (\`GET /v1/deliveries/${input.deliveryId}\`); the current details show the last one.`,
+  ].join('\n\n');
 }

@@ -32,7 +32,20 @@ export interface DeliverWebhookInput {
    * wait, then retry. `attempts` (the delivery log's count so far) and `lastError` start the
    * workflow's current details; executions started before they existed have neither.
    */
-  after?: { batchId: string; delayMs: number; windowEndsAtMs: number; attempts?: number; lastError?: string };
+  after?: {
+    batchId: string;
+    delayMs: number;
+    windowEndsAtMs: number;
+    attempts?: number;
+    lastError?: string;
+    /**
+     * The first back-off was waited out by the server before this workflow's first task (the
+     * start's `startDelay`): no timer here. Deliveries held by an open circuit are handed over in
+     * thousands; a start delay costs them no workflow task, no timer and no cache entry until they
+     * wake. Executions started before it existed wait on a timer.
+     */
+    delayedStart?: boolean;
+  };
 }
 
 /** A retry attempt (src/activities/retryAttempt.ts) tells its workflow of each failed attempt it recorded: it only changes the current details. */
@@ -60,7 +73,12 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
   const attempt = { deliveryId: input.deliveryId, series: input.series, windowEndsAtMs, schedule };
   // The Web UI's current details (src/domain/deliveryStory.ts): in workflow memory, served by the
   // metadata query; no command, so no history changes.
-  const story: DeliveryStory = { windowEndsAtMs, attempt: after?.attempts || undefined, lastError: after?.lastError, nextAtMs: after ? Date.now() + after.delayMs : undefined };
+  const story: DeliveryStory = {
+    windowEndsAtMs,
+    attempt: after?.attempts || undefined,
+    lastError: after?.lastError,
+    nextAtMs: after && !after.delayedStart ? Date.now() + after.delayMs : undefined,
+  };
   const tell = (change: Partial<DeliveryStory>) => setCurrentDetails(storyText(Object.assign(story, change)));
   setHandler(attemptedSignal, (news) => {
     if (news.attempt >= (story.attempt ?? 0)) tell({ attempt: news.attempt, lastError: news.error ?? story.lastError, nextAtMs: news.nextAtMs, held: undefined });
@@ -90,12 +108,14 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
         if (delayMs === undefined || Date.now() + delayMs >= windowEndsAtMs) throw err;
       }
     }
-    if (!sent) {
+    if (!sent && !after?.delayedStart) {
       if (Date.now() + delayMs! >= windowEndsAtMs) {
         throw ApplicationFailure.create({ type: FailureType.AttemptFailed, message: 'the next attempt would fall after the delivery window' });
       }
       tell({ nextAtMs: Date.now() + delayMs! });
       await sleep(delayMs!, { summary: `back-off until ${utc(Date.now() + delayMs!)}` });
+    }
+    if (!sent) {
       const { postWebhook } = proxyActivities<DeliveryActivities>({
         summary: `retries until ${utc(windowEndsAtMs)}, when the delivery window ends`,
         startToCloseTimeout: input.attemptTimeoutMs + 30_000,

@@ -88,8 +88,13 @@ function deployment(taskQueue: string) {
   };
 }
 
-/** Publishes deliveries for some accounts in first-attempt batches; returns their ids. */
-async function publish(dispatcher: Dispatcher, url: string, perAccount: number, accounts = 2): Promise<string[]> {
+/**
+ * Publishes deliveries for some accounts in first-attempt batches, or `direct`ly one workflow
+ * each (what the reconciler and a resend start: the first attempt is a local activity, then the
+ * first back-off is a timer; a batch's hand-over delays the retry workflow's start instead);
+ * returns their ids.
+ */
+async function publish(dispatcher: Dispatcher, url: string, perAccount: number, accounts = 2, direct = false): Promise<string[]> {
   const ids: string[] = [];
   for (let a = 0; a < accounts; a++) {
     const { account, endpoint } = await accountWithEndpoint(db, url);
@@ -99,14 +104,15 @@ async function publish(dispatcher: Dispatcher, url: string, perAccount: number, 
       ids.push(deliveryId);
       targets.push({ id: deliveryId, series: 1, meta: { accountId: account.id, endpointId: endpoint.id, eventType: 'referrer_added', url: endpoint.url } });
     }
-    await dispatcher.dispatchAll(targets);
+    if (direct) await Promise.all(targets.map((t) => dispatcher.dispatch(t)));
+    else await dispatcher.dispatchAll(targets);
   }
   return ids;
 }
 
 /**
- * Build N with every delivery handed over to its retry workflow and waiting: one account's in the
- * retry activity (its attempts retried by the server), then another's on the first back-off timer.
+ * Build N with every delivery in its retry workflow and waiting: one account's in the retry
+ * activity (its attempts retried by the server), then another's on the first back-off timer.
  */
 async function inFlightUnderBuildN(taskQueue: string) {
   const deploy = deployment(taskQueue);
@@ -120,7 +126,7 @@ async function inFlightUnderBuildN(taskQueue: string) {
     }, `deliveries waiting on their ${on} under build N`);
   const retrying = await publish(deploy.dispatcher, receiver.url, PER_ACCOUNT, 1);
   await waiting(handlesOf(retrying), 'activity');
-  const onTimer = await publish(deploy.dispatcher, receiver.url, PER_ACCOUNT, 1);
+  const onTimer = await publish(deploy.dispatcher, receiver.url, PER_ACCOUNT, 1, true);
   await waiting(handlesOf(onTimer), 'timer');
   const ids = [...retrying, ...onTimer];
   const handles = handlesOf(ids);

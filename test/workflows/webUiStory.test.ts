@@ -36,7 +36,7 @@ async function attemptCount(accountId: string, deliveryId: string): Promise<numb
   return (await getDelivery(suite.db, accountId, deliveryId))?.attempt_count;
 }
 
-test("when a batch's first attempt fails and the retries fail twice more, then the retry workflow's current details count the attempts as the delivery log does, with the next one, the window's end and the last error", async () => {
+test("when a batch's first attempt fails and the retries fail twice more, then the retry workflow's static details tell the first failure and when it starts, and its current details count the attempts as the delivery log does, with the next one, the window's end and the last error", async () => {
   const { account, endpoint } = await accountWithEndpoint(suite.db, suite.receiver.url);
   const { deliveryId } = await storedDelivery(suite.db, account.id, endpoint.id);
   suite.receiver.respond = (_req, n) => (n <= 3 ? { status: 503 } : { status: 200 });
@@ -45,7 +45,25 @@ test("when a batch's first attempt fails and the retries fail twice more, then t
 
   const { retries } = await suite.deliverBatch(account.id, [deliveryId], async () => {
     const windowEndsAtMs = (await suite.env.currentTimeMs()) + suite.cfg.DELIVERY_WINDOW;
-    for (const n of [1, 2, 3]) {
+    // Handed over after attempt 1, the retry workflow waits out the first back-off before its first
+    // task (a delayed start): meanwhile its static details tell the failure and when it starts.
+    const handle = suite.env.client.workflow.getHandle(workflowId);
+    const waiting = await waitFor(
+      () =>
+        handle.describe().then(
+          (d) => d.staticDetails(),
+          () => undefined,
+        ),
+      `${workflowId} to be started`,
+      60_000,
+      50,
+    );
+    const starts = /the server starts this workflow after the first back-off, at (\d{4}-\d\d-\d\d \d\d:\d\d) UTC/.exec(waiting!);
+    expect(waiting).toContain('The first attempt failed (HTTP 503)');
+    const firstAttemptAt = (await getDelivery(suite.db, account.id, deliveryId))!.last_attempt_at!.getTime();
+    expect(at(starts![1]) - firstAttemptAt).toBeGreaterThanOrEqual(10_000 - MINUTE);
+    expect(at(starts![1]) - firstAttemptAt).toBeLessThanOrEqual(10_000 + MINUTE);
+    for (const n of [2, 3]) {
       const details = await detailsMatching(workflowId, new RegExp(`^attempt ${n},`));
       seen.push(details);
       const [, attempt, next, givesUp, error] = STORY.exec(details) ?? [];
