@@ -191,6 +191,8 @@ async function main() {
   }
   const row = async (deliveryId: string) =>
     (await db.query<{ status: string; workflow_id: string; series: number }>('select status, workflow_id, series from deliveries where id = $1', [deliveryId]))[0];
+  /** The whole row but the payload, with the database's clock: what a failed path prints. */
+  const fullRow = async (deliveryId: string) => (await db.query(`select to_jsonb(d) - 'payload' as row, now() as now from deliveries d where id = $1`, [deliveryId]))[0];
   const finished = async (deliveryId: string, timeoutMs = 60_000) => {
     for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100)) {
       const r = await row(deliveryId);
@@ -325,7 +327,7 @@ async function main() {
         await sleep(100);
       RECOVERED.set('/drain-recovered', 200);
       const r = (await handle.result()) as { pages: number; delivered: number; failed: number };
-      for (const d of deliveries) if ((await finished(d)).status !== 'delivered') throw new Error(`drain-recovered: ${d} not delivered`);
+      for (const d of deliveries) if ((await finished(d)).status !== 'delivered') throw new Error(`drain-recovered: ${d} not delivered: ${JSON.stringify(await fullRow(d))}`);
       if (r.delivered < 1) throw new Error(`drain-recovered: the drain delivered nothing: ${JSON.stringify(r)}`);
       console.log(`  drain-recovered: ${JSON.stringify(r)}`);
       recorded.push({ path: 'drain-recovered', workflowId: drainId });
@@ -344,7 +346,8 @@ async function main() {
       await call('POST', `/v1/endpoints/${endpointId}/retry`, acc.apiKey);
       const drainId = `drain-${endpointId}`;
       const r = (await result(drainId)) as { pages: number; delivered: number; failed: number };
-      if (r.delivered !== 1) throw new Error(`drain-retry-now: ${JSON.stringify(r)}, expected the drain to deliver 1`);
+      if (r.delivered !== 1)
+        throw new Error(`drain-retry-now: ${JSON.stringify(r)}, expected the drain to deliver 1; the delivery: ${JSON.stringify(await fullRow(ids['/drain-retry-now']))}`);
       console.log(`  drain-retry-now: ${JSON.stringify(r)}`);
       recorded.push({ path: 'drain-retry-now', workflowId: drainId });
       await result(`delivery-${ids['/drain-retry-now']}`);

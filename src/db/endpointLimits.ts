@@ -103,6 +103,16 @@ export async function throttleEndpoint(db: Queryable, endpointId: string, atMs: 
   return new Date(row.throttled_until);
 }
 
+/**
+ * The customer says the receiver is fixed (retry now): its 429 / Retry-After pause ends now, and
+ * the next 429 starts from a 1 s pause again.
+ */
+export async function endThrottle(db: Queryable, endpointId: string): Promise<void> {
+  await db.query(`update endpoint_limits set throttled_until = null, throttle_streak = 0 where endpoint_id = $1 and (throttled_until is not null or throttle_streak > 0)`, [
+    endpointId,
+  ]);
+}
+
 /** A 2xx after 429s: the next 429 starts from a 1 s pause again. */
 export async function clearThrottleStreak(db: Queryable, endpointIds: string[]): Promise<void> {
   if (endpointIds.length === 0) return;

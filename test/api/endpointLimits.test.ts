@@ -193,3 +193,21 @@ test('when a receiver answers 429 with Retry-After: 3, then nothing is sent to t
   for (const r of after) expect(r.at).toBeGreaterThanOrEqual(pausedAt + 3_000 - 50);
   expect(new Set(after.map((r) => r.headers['webhook-id']))).toEqual(new Set(ids));
 });
+
+test('when a receiver asked for a pause (429, Retry-After: 600) and the customer then retries the endpoint now, then the pause ends and the waiting deliveries arrive at once', async () => {
+  const { account, endpointId } = await endpointWith({});
+  receiver.respond = (_r, n) => (n === 1 ? { status: 429, headers: { 'retry-after': '600' } } : { status: 200 });
+  const [first] = await publish(account.id, 1);
+  await waitFor(() => receiver.requests.length >= 1 || undefined, 'the 429');
+  const ids = await publish(account.id, 3, 100);
+  await waitFor(async () => {
+    const r = await h.call('GET', `/v1/deliveries/${ids[0]}`, { token: account.apiKey });
+    return r.body.held?.reason === 'throttled' || undefined;
+  }, 'a delivery held by the pause');
+  expect(receiver.requests).toHaveLength(1);
+
+  const retried = await h.call('POST', `/v1/endpoints/${endpointId}/retry`, { token: account.apiKey });
+  expect(retried.status).toBe(202);
+  await waitFor(() => new Set(receiver.requests.slice(1).map((r) => r.headers['webhook-id'])).size >= 4 || undefined, 'all four after the retry', 20_000);
+  expect(new Set(receiver.requests.slice(1).map((r) => r.headers['webhook-id']))).toEqual(new Set([first, ...ids]));
+});

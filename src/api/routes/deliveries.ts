@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import { attemptsOf, getDelivery, listDeliveries } from '../../db/deliveries';
 import { getEndpoint } from '../../db/endpoints';
+import { endThrottle } from '../../db/endpointLimits';
 import { resendDelivery } from '../../services/deliveryControl';
 import type { ApiDeps } from '../context';
 import type { Context } from 'koa';
@@ -222,7 +223,7 @@ export function deliveriesRouter(deps: ApiDeps): Router {
       operationId: 'retryDelivery',
       example: { response: { deliveryId: DELIVERY_EXAMPLE.id } },
       summary:
-        "Retry now: a pending delivery is attempted now instead of at its next back-off slot (also when held by an open circuit: it is then the probe, and its success sends the endpoint's other held deliveries).",
+        "Retry now: a pending delivery is attempted now instead of at its next back-off slot (also when held by an open circuit: it is then the probe, and its success sends the endpoint's other held deliveries). A pause the receiver asked for (429, or 503 with Retry-After) ends too.",
       tag,
       auth: 'account',
       response: { status: 202, schema: ResendOut },
@@ -236,6 +237,7 @@ export function deliveriesRouter(deps: ApiDeps): Router {
       if (!d) throw ApiError.notFound('delivery');
       if (d.status !== 'pending')
         throw new ApiError(409, 'delivery_not_pending', `This delivery is ${d.status}; only a pending delivery can be retried now (resend a finished one).`);
+      await endThrottle(deps.db, d.endpoint_id); // "fixed it": a 429 / Retry-After pause is a wait to skip too
       await deps.dispatcher.wakeDrain({ endpointId: d.endpoint_id, accountId: a.id, reason: 'retry-now', deliveryIds: [d.id], forceProbe: true });
       return { deliveryId: d.id };
     },

@@ -5,6 +5,7 @@ import type { AccountRow } from '../../db/accounts';
 import { createEndpointWithinCap, getEndpoint, listEndpoints, rotateSecret, softDeleteEndpoint, updateEndpoint } from '../../db/endpoints';
 import { healthOf } from '../../db/endpointHealth';
 import { pendingOfEndpoint } from '../../db/drain';
+import { endThrottle } from '../../db/endpointLimits';
 import { EVENT_CATALOG } from '../../domain/eventCatalog';
 import { cancelEndpointDeliveries } from '../../services/deliveryControl';
 import { recoverEndpoint } from '../../services/recover';
@@ -293,7 +294,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
       path: '/v1/endpoints/:id/retry',
       operationId: 'retryEndpoint',
       example: { response: { deliveryIds: ['dlv_01JM6Z5B2C4V6B8N0M2Q4W6E8R'] } },
-      summary: `Retry pending now: every pending delivery of this endpoint (held ones included) is attempted now instead of at its next back-off slot, oldest first; while its circuit is open the first request is the probe, and only its success sends the rest. Answers the first ${RECOVER_LIMIT} pending ids.`,
+      summary: `Retry pending now: every pending delivery of this endpoint (held ones included) is attempted now instead of at its next back-off slot, oldest first; while its circuit is open the first request is the probe, and only its success sends the rest. A pause the receiver asked for (429, or 503 with Retry-After) ends too. Answers the first ${RECOVER_LIMIT} pending ids.`,
       tag,
       auth: 'account',
       response: { status: 202, schema: RecoverOut },
@@ -306,6 +307,7 @@ export function endpointsRouter(deps: ApiDeps): Router {
       const ep = await found(ctx, a);
       if (!ep.enabled) throw new ApiError(409, 'endpoint_disabled', 'Enable the endpoint before retrying its deliveries.');
       const ids = await pendingOfEndpoint(deps.db, ep.id, RECOVER_LIMIT);
+      await endThrottle(deps.db, ep.id); // "fixed it": a 429 / Retry-After pause is a wait to skip too
       if (ids.length) await deps.dispatcher.wakeDrain({ endpointId: ep.id, accountId: a.id, reason: 'retry-endpoint', forceProbe: true });
       return { deliveryIds: ids } satisfies z.infer<typeof RecoverOut>;
     },
