@@ -33,7 +33,7 @@ export interface DrainResult {
   p99Seconds: number;
   p99PerSecond: number;
   duplicates: number;
-  rateLimit?: { perSecond: number; held: number; observedPerSecond: number; deviationPercent: number };
+  rateLimit?: { perSecond: number; held: number; observedPerSecond: number; deviationPercent: number; busiestSecond: number };
 }
 
 /** CPU seconds per 1,000 deliveries per component between two readings. */
@@ -164,6 +164,11 @@ export async function drain(receiver: BenchReceiver, url: string, post: Post, ad
       const times = [...receiver.firstSeen.values()].map((v) => v.at).sort((a, b) => a - b);
       const drainSeconds = (times[times.length - 1] - times[0]) / 1000;
       const p99Seconds = (times[Math.ceil(times.length * 0.99) - 1] - times[0]) / 1000;
+      let busiestSecond = 0; // most first arrivals within any one second (sliding)
+      for (let a = 0, b = 0; a < times.length; a++) {
+        while (times[a] - times[b] >= 1000) b++;
+        busiestSecond = Math.max(busiestSecond, a - b + 1);
+      }
       const result = {
         n,
         p99Seconds,
@@ -175,6 +180,7 @@ export async function drain(receiver: BenchReceiver, url: string, post: Post, ad
         duplicates: receiver.requests - receiver.firstSeen.size,
         publishCpu,
         drainCpu,
+        busiestSecond,
       };
       console.log(`[drain] ${JSON.stringify(result)}`);
       return result;
@@ -189,7 +195,13 @@ export async function drain(receiver: BenchReceiver, url: string, post: Post, ad
       p99Seconds: free.p99Seconds,
       p99PerSecond: free.p99PerSecond,
       duplicates: free.duplicates + (limited?.duplicates ?? 0),
-      rateLimit: limited && { perSecond: RATE, held: RATE_HELD, observedPerSecond: limited.perSecond, deviationPercent: ((limited.perSecond - RATE) / RATE) * 100 },
+      rateLimit: limited && {
+        perSecond: RATE,
+        held: RATE_HELD,
+        observedPerSecond: limited.perSecond,
+        deviationPercent: ((limited.perSecond - RATE) / RATE) * 100,
+        busiestSecond: limited.busiestSecond,
+      },
     };
   } finally {
     receiver.status = 200;

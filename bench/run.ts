@@ -443,7 +443,7 @@ async function main() {
           '',
           `Drain (embedded): ${drained.held} deliveries held for one dead endpoint; it came back and its next probe went through after ${drained.noticedAfterSeconds.toFixed(1)} s; then 99 % arrived in ${drained.p99Seconds.toFixed(1)} s = **${drained.p99PerSecond.toFixed(0)} deliveries/s** and all ${drained.held} in ${drained.drainSeconds.toFixed(1)} s = ${drained.deliveriesPerSecond.toFixed(0)}/s (the last ones at their own wake-ups), ${drained.duplicates} duplicates.` +
             (drained.rateLimit
-              ? ` With rateLimitPerSecond ${drained.rateLimit.perSecond} and ${drained.rateLimit.held} held: ${drained.rateLimit.observedPerSecond.toFixed(1)}/s (${drained.rateLimit.deviationPercent.toFixed(1)} %).`
+              ? ` With rateLimitPerSecond ${drained.rateLimit.perSecond} and ${drained.rateLimit.held} held: ${drained.rateLimit.observedPerSecond.toFixed(1)}/s (${drained.rateLimit.deviationPercent.toFixed(1)} %), busiest second ${drained.rateLimit.busiestSecond}.`
               : ''),
         ]
       : []),

@@ -122,6 +122,7 @@ async function main() {
     log,
     metrics: deliveryMetrics(metrics),
     autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
+    soleProcess: db.kind === 'pglite', // PGlite lives in this process: no other process sends through it
     startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r),
     sendStops,
     slots: new SendSlots(),

@@ -50,6 +50,8 @@ export interface DeliveryActivityDeps {
   send: WebhookSender;
   log: Logger;
   metrics?: DeliveryMetrics;
+  /** No other process sends through this database (embedded PGlite): rate-limit slots need less margin. */
+  soleProcess?: boolean;
   /** Disable an endpoint whose every attempt failed for this long (AUTO_DISABLE_AFTER). */
   autoDisableAfterMs: number;
   /** Clock for attempt times and webhook-timestamp; tests pass the time-skipping server's clock. */

@@ -9,6 +9,7 @@ import { AttemptLease } from './attemptLease';
 import type { Probe } from './circuit';
 import type { DeliveryActivityDeps } from './deliveryDeps';
 import { LIMIT_MAX_WAIT_MS, type EndpointGuards } from './endpointGuards';
+import type { Admission, Permit } from './endpointLimiter';
 import { persistently } from './persistently';
 import { callerWorkflowId, LEASE_LOST, stopReason, type Attempted, type AttemptSender } from './sendAttempt';
 
@@ -196,24 +197,51 @@ export function createDrainPage(deps: DeliveryActivityDeps, sender: AttemptSende
       if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
       return { ...out, done: false, after: cursorOf(contexts[i - 1]), pausedUntilMs: untilMs };
     };
-    for (let i = 0; i < contexts.length;) {
-      // The endpoint's send limits (429 pause, maxInFlight, rate limit) pace the rounds; none: 50 at once.
-      const roundAt = await now();
-      const admission = await persistently(() => limiter.admit(contexts.slice(i, i + roundSize), owner, roundAt, LIMIT_MAX_WAIT_MS));
-      if (admission.permits.length === 0) {
-        const retryAtMs = Math.min(...admission.held.map((h) => h.retryAtMs));
-        if (retryAtMs - roundAt > DRAIN_MAX_INLINE_PAUSE_MS) return pause(i, retryAtMs);
-        await Context.current().sleep(Math.max(50, retryAtMs - roundAt)); // rejects when cancelled (worker shutdown)
-        continue;
-      }
-      const round = admission.permits.map((p) => p.ctx);
-      // As in a batch: a send slot, then the last check right before the request (a delete,
-      // disable or downgrade the API has answered stops every request of the drain not yet started).
-      // The round's check is one read right after the admission; each request then leaves at its
-      // rate-limit slot (≤ LIMIT_MAX_WAIT_MS later). Checking after that sleep would bunch paced
-      // requests behind a slow read; in one process, the API's stops still abort them (attempt()).
-      const sent = await Promise.all(
-        admission.permits.map(async (permit): Promise<Attempted | 'stopped' | undefined | typeof LEASE_LOST> => {
+    // A rate-limited endpoint without maxInFlight: the next round's slots are reserved as soon as
+    // this round's last request has left, while its answers come in. Reserved only after them, the
+    // slots between the last request and the next reservation went unused (measured: 86.5/s
+    // instead of the paced 90/s at a rate limit of 100/s). Never rejects: a failure falls back.
+    const pipelined = rate !== null && limits?.max_in_flight == null;
+    let ahead: Promise<Admission | undefined> | undefined;
+    try {
+      for (let i = 0; i < contexts.length;) {
+        // The endpoint's send limits (429 pause, maxInFlight, rate limit) pace the rounds; none: 50 at once.
+        const roundAt = await now();
+        const reserved = await ahead;
+        ahead = undefined;
+        const admission = reserved ?? (await persistently(() => limiter.admit(contexts.slice(i, i + roundSize), owner, roundAt, LIMIT_MAX_WAIT_MS)));
+        if (admission.permits.length === 0) {
+          const retryAtMs = Math.min(...admission.held.map((h) => h.retryAtMs));
+          if (retryAtMs - roundAt > DRAIN_MAX_INLINE_PAUSE_MS) return pause(i, retryAtMs);
+          await Context.current().sleep(Math.max(50, retryAtMs - roundAt)); // rejects when cancelled (worker shutdown)
+          continue;
+        }
+        const round = admission.permits.map((p) => p.ctx);
+        const nextFrom = i + round.length;
+        let unpaced = round.length;
+        let allPaced!: () => void;
+        const paced = new Promise<void>((resolve) => (allPaced = resolve));
+        if (pipelined && nextFrom < contexts.length)
+          ahead = paced.then(async () => limiter.admit(contexts.slice(nextFrom, nextFrom + roundSize), owner, await now(), LIMIT_MAX_WAIT_MS)).catch(() => undefined);
+        // As in a batch: a send slot, then the last check right before the request (a delete,
+        // disable or downgrade the API has answered stops every request of the drain not yet started).
+        // The round's check is one read right after the admission; each request then leaves at its
+        // rate-limit slot (≤ LIMIT_MAX_WAIT_MS later). Checking after that sleep would bunch paced
+        // requests behind a slow read; in one process, the API's stops still abort them (attempt()).
+        const sent = await Promise.all(
+          admission.permits.map(async (permit): Promise<Attempted | 'stopped' | undefined | typeof LEASE_LOST> => {
+            let counted = false;
+            const leftOrPaced = () => {
+              if (!counted && (counted = true) && --unpaced === 0) allPaced();
+            };
+            try {
+              return await sendOne(permit, leftOrPaced);
+            } finally {
+              leftOrPaced();
+            }
+          }),
+        );
+        async function sendOne(permit: Permit, leftOrPaced: () => void): Promise<Attempted | 'stopped' | undefined | typeof LEASE_LOST> {
           const ctx = permit.ctx;
           let checked: { check?: SendCheck; mark: number };
           try {
@@ -232,6 +260,7 @@ export function createDrainPage(deps: DeliveryActivityDeps, sender: AttemptSende
             return 'stopped';
           }
           await limiter.pace(permit);
+          leftOrPaced();
           const release = releaseBoth(await slots.acquire(ctx.url), permit);
           try {
             return await attempt(
@@ -244,61 +273,63 @@ export function createDrainPage(deps: DeliveryActivityDeps, sender: AttemptSende
           } finally {
             release();
           }
-        }),
-      );
-      i += round.length;
-      const attempted = sent.filter((a): a is Attempted => a !== undefined && a !== 'stopped' && a !== LEASE_LOST);
-      const unsent = round.filter((_c, k) => sent[k] === undefined || sent[k] === 'stopped' || sent[k] === LEASE_LOST);
-      if (unsent.length) await back(unsent); // stopped before the wire: their retry workflows end them (cancelled) or carry on
-      // Delivered or not, each goes back to its retry workflow in the same write; a failed one is
-      // retried on its own schedule, so its next_attempt_at (its retry workflow's wake-up) stays.
-      const records = attempted.map((a) => ({
-        ...attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)),
-        nextAttemptAt: a.ok ? undefined : (a.ctx.delivery.next_attempt_at ?? undefined),
-      }));
-      const write = async () => {
-        const numbers = await persistently(() => recordAttempts(deps.db, records));
-        attempted.forEach((a, k) => {
-          lease.recorded(a.ctx.delivery.id);
-          logAttempt(a, numbers[k]);
-        });
-        afterSuccesses(attempted);
-      };
-      // A round that went through cleanly (every request sent and answered 2xx, not a probe, more
-      // to send) is recorded while the next round is sent: the drain waits on the database once
-      // per two rounds. At most one such write is outstanding; anything else waits for it first.
-      const clean = attempted.length === round.length && attempted.every((a) => a.ok) && !probe && i < contexts.length;
-      await settle();
-      if (clean) {
-        writes.current = write();
-        writes.current.catch(() => undefined); // observed by settle(); this only keeps it from counting as unhandled meanwhile
-      } else await write();
-      const failed = attempted.filter((a) => !a.ok);
-      out.delivered += attempted.length - failed.length;
-      out.failed += failed.length;
-      if (probe && attempted.length > 0 && failed.length === 0) out.recovered = true;
-      if (sent.some((a) => a === 'stopped')) {
-        await back(contexts.slice(i));
-        return { ...out, stopped: true, done: true };
-      }
-      if (sent.some((a) => a === LEASE_LOST)) {
-        // This page outlived its lease (or was cancelled): the rest goes back, a new page (a new lease) picks up from before this round.
-        await back(contexts.slice(i));
-        if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
-        return { ...out, done: false, after: cursorOf(contexts[i - round.length - 1]) };
-      }
-      const paused = await persistently(() => applyThrottles(attempted));
-      if (failed.length) {
-        const disabled = await persistently(() => endpointFailures(failed, input.schedule, probes));
-        const state = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.state;
-        if (disabled.size || state === 'open' || state === 'probing') {
-          await back(contexts.slice(i));
-          const next = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.next_probe_at;
-          return { ...out, open: !disabled.size, stopped: disabled.size > 0, done: true, nextProbeAtMs: next ? new Date(next).getTime() : undefined };
         }
+        i += round.length;
+        const attempted = sent.filter((a): a is Attempted => a !== undefined && a !== 'stopped' && a !== LEASE_LOST);
+        const unsent = round.filter((_c, k) => sent[k] === undefined || sent[k] === 'stopped' || sent[k] === LEASE_LOST);
+        if (unsent.length) await back(unsent); // stopped before the wire: their retry workflows end them (cancelled) or carry on
+        // Delivered or not, each goes back to its retry workflow in the same write; a failed one is
+        // retried on its own schedule, so its next_attempt_at (its retry workflow's wake-up) stays.
+        const records = attempted.map((a) => ({
+          ...attemptRecord(a, workflowIdFor(a.ctx.delivery.id, a.ctx.delivery.series)),
+          nextAttemptAt: a.ok ? undefined : (a.ctx.delivery.next_attempt_at ?? undefined),
+        }));
+        const write = async () => {
+          const numbers = await persistently(() => recordAttempts(deps.db, records));
+          attempted.forEach((a, k) => {
+            lease.recorded(a.ctx.delivery.id);
+            logAttempt(a, numbers[k]);
+          });
+          afterSuccesses(attempted);
+        };
+        // A round that went through cleanly (every request sent and answered 2xx, not a probe, more
+        // to send) is recorded while the next round is sent: the drain waits on the database once
+        // per two rounds. At most one such write is outstanding; anything else waits for it first.
+        const clean = attempted.length === round.length && attempted.every((a) => a.ok) && !probe && i < contexts.length;
+        await settle();
+        if (clean) {
+          writes.current = write();
+          writes.current.catch(() => undefined); // observed by settle(); this only keeps it from counting as unhandled meanwhile
+        } else await write();
+        const failed = attempted.filter((a) => !a.ok);
+        out.delivered += attempted.length - failed.length;
+        out.failed += failed.length;
+        if (probe && attempted.length > 0 && failed.length === 0) out.recovered = true;
+        if (sent.some((a) => a === 'stopped')) {
+          await back(contexts.slice(i));
+          return { ...out, stopped: true, done: true };
+        }
+        if (sent.some((a) => a === LEASE_LOST)) {
+          // This page outlived its lease (or was cancelled): the rest goes back, a new page (a new lease) picks up from before this round.
+          await back(contexts.slice(i));
+          if (probe) await releaseProbeLease(deps.db, input.endpointId, owner);
+          return { ...out, done: false, after: cursorOf(contexts[i - round.length - 1]) };
+        }
+        const paused = await persistently(() => applyThrottles(attempted));
+        if (failed.length) {
+          const disabled = await persistently(() => endpointFailures(failed, input.schedule, probes));
+          const state = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.state;
+          if (disabled.size || state === 'open' || state === 'probing') {
+            await back(contexts.slice(i));
+            const next = (await healthOf(deps.db, [input.endpointId])).get(input.endpointId)?.next_probe_at;
+            return { ...out, open: !disabled.size, stopped: disabled.size > 0, done: true, nextProbeAtMs: next ? new Date(next).getTime() : undefined };
+          }
+        }
+        const pausedUntil = paused.get(input.endpointId);
+        if (pausedUntil !== undefined && i < contexts.length) return pause(i, pausedUntil);
       }
-      const pausedUntil = paused.get(input.endpointId);
-      if (pausedUntil !== undefined && i < contexts.length) return pause(i, pausedUntil);
+    } finally {
+      await ahead; // a reservation no round used: its slots stay unused (no concurrency slots without maxInFlight)
     }
     await settle();
     return out;

@@ -4,6 +4,7 @@ import { parseRetryAfter, type RetrySchedule } from '../domain/retrySchedule';
 import { createCircuit, type Held, type Probe } from './circuit';
 import type { DeliveryActivityDeps } from './deliveryDeps';
 import { createEndpointLimiter, type LimitHeld, type Permit } from './endpointLimiter';
+import { PACING, SOLE_PROCESS_PACING } from '../db/endpointLimits';
 import type { Attempted } from './sendAttempt';
 
 /** A rate-limited send waits at most this long for its slot; later ones are held (the drain sends them). */
@@ -55,7 +56,7 @@ export function createEndpointGuards(deps: DeliveryActivityDeps) {
       .catch((err: Error) => deps.log.warn('drain.wake_failed', { endpointId: ctx.delivery.endpoint_id, error: err.message })); // held deliveries still wake on their own
   }
 
-  const limiter = createEndpointLimiter({ db: deps.db, log: deps.log, leaseMs: circuit.settings.probeLeaseMs });
+  const limiter = createEndpointLimiter({ db: deps.db, log: deps.log, leaseMs: circuit.settings.probeLeaseMs, pacing: deps.soleProcess ? SOLE_PROCESS_PACING : PACING });
   /** Deliveries held by their endpoint's send limits, with how long each parks. */
   const limitHolds = (
     held: LimitHeld[],

@@ -49,7 +49,14 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * `rateLimitPerSecond`, all shared through the database (src/db/endpointLimits.ts) so they hold
  * across worker processes. An endpoint with none of them costs nothing: no statement.
  */
-export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseMs: number }) {
+/**
+ * The endpoints' last paced request in this process, shared by every limiter in it (a process may
+ * run two workers, src/services/burstLane.ts): one process never bunches its own requests.
+ */
+const lastPaced = new Map<string, { chain: Promise<void>; lastAt: number }>();
+
+/** `pacing`: the share of an endpoint's rate its slots use (src/db/endpointLimits.ts PACING). */
+export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseMs: number; pacing?: number }) {
   /**
    * Admits deliveries of ONE endpoint, oldest first: each admitted one gets a start time within
    * `maxWaitMs` (its rate-limit slot) and a concurrency slot; the rest are held with the reason.
@@ -82,7 +89,7 @@ export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseM
     let intervalMs = 0;
     let granted = k;
     if (limits.rate_limit_per_second !== null) {
-      const r = await reserveSendSlots(deps.db, endpointId, k, nowMs, maxWaitMs);
+      const r = await reserveSendSlots(deps.db, endpointId, k, nowMs, maxWaitMs, deps.pacing);
       if (r) ({ firstAtMs, intervalMs, granted } = r);
     }
     if (slots && granted < slots.length) await releaseInFlightSlots(deps.db, endpointId, holder, slots.slice(granted));
@@ -140,7 +147,6 @@ export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseM
    * endpoint's previous paced request: timers that fire late together (a busy event loop, a
    * descheduled process) leave one after the other, not in a bunch.
    */
-  const lastPaced = new Map<string, { chain: Promise<void>; lastAt: number }>();
   function pace(permit: Permit): Promise<void> {
     if (permit.intervalMs <= 0) return Promise.resolve();
     const endpointId = permit.ctx.delivery.endpoint_id;

@@ -147,10 +147,12 @@ test('when 40 events go to an endpoint limited to 10 requests per second, then n
     expect(seen.length).toBe(40);
     expect(requests).toHaveLength(40);
     expect(new Set(requests.map((r) => r.id)).size).toBe(40);
-    // Slots are 111 ms apart (9 or 10 starts in a second); + 1 for a request that left a little late. Without the limit all 40 arrive within one second.
+    // Slots are 111 ms apart on Postgres (90 % pacing: 9 or 10 starts in a second), 102 ms on PGlite (the
+    // one sending process paces its own requests: 98 %); + 1 for a request that left a little late.
+    // Without the limit all 40 arrive within one second.
     expect(busiestSecond(requests as unknown as ReceivedRequest[])).toBeLessThanOrEqual(11);
     const at = requests.map((r) => r.at).sort((a, b) => a - b);
-    expect(at[39] - at[0]).toBeGreaterThanOrEqual(3_500); // 40 at 9/s: 4.3 s
+    expect(at[39] - at[0]).toBeGreaterThanOrEqual(3_500); // 40 at 9/s: 4.3 s; at 9.8/s: 4.0 s
     for (const id of ids)
       await waitFor(async () => ((await h.call('GET', `/v1/deliveries/${id}`, { token: account.apiKey })).body.status === 'delivered' ? true : undefined), `${id} delivered`);
   } finally {

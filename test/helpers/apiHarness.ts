@@ -84,6 +84,7 @@ export async function startHarness(
         log: opts.log ?? silentLogger,
         metrics: deliveryMetrics(metrics),
         autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
+        soleProcess: db.kind === 'pglite', // as main.ts
         startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),
         sendStops,
         wakeDrain: (r) => dispatcher.wakeDrain(r),
