@@ -5,6 +5,7 @@ import { createRetentionActivities } from '../activities/retention';
 import type { Config } from '../config';
 import type { CircuitSettings } from '../activities/circuit';
 import { tracingEnabled, workerTracing } from '../tracing';
+import { bundleInChild } from './bundleInChild';
 import { WORKFLOW_INTERCEPTOR_MODULES, workflowCode, type WorkflowCode } from './workflowBundle';
 
 export { workflowBundleOptions } from './workflowBundle';
@@ -28,17 +29,22 @@ export interface DeliveryWorkerOptions {
 export const BULK_LANE_BATCHES = 16;
 
 /** The worker serving the delivery and retention workflows and their activities on one task queue. */
-export function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worker> {
+export async function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise<Worker> {
   const tracing = workerTracing();
   const traced = tracingEnabled();
-  const workflows: WorkflowCode = opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : workflowCode(opts.cfg.WORKFLOW_BUNDLE, traced);
+  let workflows: WorkflowCode = opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : workflowCode(opts.cfg.WORKFLOW_BUNDLE, traced);
+  if ('workflowsPath' in workflows) {
+    // From the sources: webpack runs in a child process (its memory leaves with it), not in this one.
+    const bundled = await bundleInChild(traced);
+    if (bundled) workflows = { workflowBundle: bundled };
+  }
   const bulk = opts.lane === 'bulk';
   return Worker.create({
     connection: opts.connection,
     namespace: opts.cfg.TEMPORAL_NAMESPACE,
     taskQueue: opts.taskQueue ?? (bulk ? bulkTaskQueue(opts.cfg.TEMPORAL_TASK_QUEUE) : opts.cfg.TEMPORAL_TASK_QUEUE),
     ...workflows,
-    // A pre-built bundle carries the workflow interceptors already (or not); bundled at start, only with tracing on.
+    // A bundle carries the workflow interceptors already (or not); bundled by the worker itself, only with tracing on.
     interceptors: { activity: tracing.activityInterceptors, ...('workflowBundle' in workflows ? {} : { workflowModules: traced ? WORKFLOW_INTERCEPTOR_MODULES : [] }) },
     sinks: tracing.sinks,
     activities: {

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { loaderFlags } from '../../src/temporal/bundleInChild';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,4 +30,28 @@ test('when tracing is off, then the workflow code is bundled without the OpenTel
   expect(workflowBundleOptions().workflowInterceptorModules).toHaveLength(1); // tests and replays bundle the traced variant
   expect(BUILT_TRACED_WORKFLOW_BUNDLE).toMatch(/src\/workflow-bundle-traced\.js$/);
   expect(workflowCode(undefined, true)).toEqual({ workflowsPath: require.resolve('../../src/workflows') }); // not built: bundled at start
+});
+
+test('when a worker runs from the sources under tsx (npm start), then webpack runs in a child process and the worker gets the whole bundle, once per tracing choice', () => {
+  // The service's own loader (tsx), as `npm start` runs it; the script reports what the worker would load.
+  const script = `
+    const { bundleInChild } = require('./src/temporal/bundleInChild');
+    Promise.all([bundleInChild(false), bundleInChild(false)]).then(([a, b]) => {
+      console.log(JSON.stringify({ same: a === b, length: a.code.length, workflows: ['deliverBatch', 'deliverWebhook', 'drainEndpoint', 'purgeOldData'].every((w) => a.code.includes(w)), otel: /@opentelemetry/.test(a.code), pid: process.pid }));
+    });`;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: join(__dirname, '..', '..'), encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  const r = JSON.parse(out.trim().split('\n').pop()!);
+  expect(r).toMatchObject({ same: true, workflows: true, otel: false });
+  expect(r.length).toBeGreaterThan(100_000);
+}, 120_000);
+
+test("when the child that bundles is started, then it gets the parent's loader flags only (never its -e script or profiling flags)", () => {
+  expect(loaderFlags(['--import', 'tsx', '-e', 'spawnAgain()', '--cpu-prof', '--cpu-prof-dir=/tmp/p', '--require=./x.js', '-r', 'y'])).toEqual([
+    '--import',
+    'tsx',
+    '--require=./x.js',
+    '-r',
+    'y',
+  ]);
+  expect(loaderFlags(['--experimental-vm-modules', '--no-warnings=ExperimentalWarning'])).toEqual([]);
 });
