@@ -257,6 +257,13 @@ export class Dispatcher {
         this.log.warn('dispatch.deferred', { batch: targets.length, firstDeliveryId: targets[0].id, error: (err as Error).message });
         return;
       }
+      if (targets.length > 1) {
+        // A batch named after the same first delivery exists (that delivery was dispatched again
+        // while its first batch was starting: the reconciler, an operational pass). Only that one
+        // is surely in it: the rest go in a batch of their own (a delivery in both is claimed once).
+        await this.startBatch(accountId, targets.slice(0, 1));
+        return this.startBatch(accountId, targets.slice(1));
+      }
     }
     const workflowId = batchWorkflowId(targets[0].id);
     await markDispatched(

@@ -11,15 +11,20 @@ import type { DispatchTarget } from './dispatcher';
  */
 export class Reconciler {
   constructor(
-    private readonly dispatcher: { dispatch(target: DispatchTarget): Promise<void> },
+    private readonly dispatcher: { dispatchAll(targets: DispatchTarget[]): Promise<void> },
     private readonly db: Database,
     private readonly log: Logger,
   ) {}
 
-  /** One pass: start workflows for accepted deliveries that a crash left unstarted. */
+  /**
+   * One pass: start workflows for accepted deliveries that a crash left unstarted, as the request
+   * path does (first attempts in their account's batches, all at once): one start at a time, a
+   * backlog of thousands (starts that timed out on an overloaded Temporal) cost as many round
+   * trips in a row. Those that fail again wait for the next pass.
+   */
   async once(graceMs = 2_000, batch = 200): Promise<number> {
     const rows = await undispatched(this.db, graceMs, batch);
-    for (const row of rows) await this.dispatcher.dispatch(row);
+    await this.dispatcher.dispatchAll(rows);
     if (rows.length) this.log.info('dispatch.reconciled', { count: rows.length });
     return rows.length;
   }

@@ -71,3 +71,22 @@ test('when the API dies after starting the workflow but before recording it, the
   await new Promise((r) => setTimeout(r, 1_000));
   expect(receiver.byWebhookId(id)).toHaveLength(1);
 });
+
+test('when a delivery whose batch already ran is reconciled together with one that never started, then the other one is delivered too (the batch names collide; the rest goes in a batch of its own)', async () => {
+  const account = await paidAccountWithEndpoint(h, receiver.url);
+  const first = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(5) } });
+  const firstId: string = first.body.deliveries[0].id;
+  await waitFor(async () => ((await statuses(account.id))[0]?.status === 'delivered' ? true : undefined), 'the first delivery');
+  // Its start not recorded (a lost write), then a second event accepted by a process that died before starting it.
+  await h.db.query("update deliveries set dispatched_series = 0, updated_at = now() - interval '1 minute' where id = $1", [firstId]);
+  await expect(
+    publishEvent({ db: h.db, dispatcher: dyingDispatcher, maxPayloadBytes: 1e6 }, { accountId: account.id, eventType: 'referrer_added', data: participant(6) }),
+  ).rejects.toThrow();
+  const secondId = (await statuses(account.id)).map((d) => d.id).find((id) => id !== firstId)!;
+
+  // One pass gathers both into one batch, oldest first: named after the first, which exists already.
+  expect(await h.reconciler.once(0)).toBeGreaterThanOrEqual(2);
+  await waitFor(async () => ((await statuses(account.id)).every((d) => d.status === 'delivered') ? true : undefined), 'both delivered', 20_000);
+  expect(receiver.byWebhookId(firstId)).toHaveLength(1);
+  expect(receiver.byWebhookId(secondId)).toHaveLength(1);
+});
