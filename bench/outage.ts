@@ -59,9 +59,14 @@ async function heldCount(svc: Stack, admin: string): Promise<number> {
 
 async function waitForHeld(svc: Stack, admin: string, atLeast: number, timeoutMs: number): Promise<number> {
   const until = Date.now() + timeoutMs;
+  let said = Date.now();
   for (;;) {
     const n = await heldCount(svc, admin).catch(() => 0);
     if (n >= atLeast) return n;
+    if (Date.now() - said >= 60_000) {
+      said = Date.now();
+      console.log(`[outage] ${n} of ${atLeast} held so far`);
+    }
     if (Date.now() > until) throw new Error(`timed out waiting for ${atLeast} held deliveries (have ${n})`);
     await new Promise((r) => setTimeout(r, 1_000));
   }
