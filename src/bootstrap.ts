@@ -22,6 +22,7 @@ export async function openAppDatabase(cfg: Config): Promise<Database> {
     pgliteDir: join(cfg.DATA_DIR, 'pg'),
     timeouts: { acquireMs: cfg.DATABASE_ACQUIRE_TIMEOUT, statementMs: cfg.DATABASE_STATEMENT_TIMEOUT, idleInTransactionMs: cfg.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT },
     measure: cfg.DB_PROFILE,
+    sharedBuffers: cfg.PGLITE_SHARED_BUFFERS,
   });
   await migrate(db);
   return cfg.DB_PROFILE ? profiled(db) : db;

@@ -104,6 +104,12 @@ export const SETTINGS = {
       .optional(),
     description: 'Real Postgres connection string. Unset: embedded PGlite under DATA_DIR/pg (single process only).',
   },
+  PGLITE_SHARED_BUFFERS: {
+    schema: z.string().regex(/^\d+(kB|MB|GB)$/, 'must be a size such as 16MB'),
+    default: '16MB',
+    description:
+      "Embedded PGlite's shared_buffers (Postgres' own default is 128MB): its pages live in the service's WebAssembly memory, so a smaller cache keeps the idle service ~60 MiB smaller; measured with the same throughput and drain rates (README, Performance). Unused with DATABASE_URL.",
+  },
   DATABASE_ACQUIRE_TIMEOUT: {
     schema: duration('DATABASE_ACQUIRE_TIMEOUT'),
     default: '10s',

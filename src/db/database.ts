@@ -30,10 +30,11 @@ export interface PoolTimeouts {
   idleInTransactionMs?: number;
 }
 
-export async function openPglite(dataDir: string | undefined, opts: { measure?: boolean } = {}): Promise<Database> {
+export async function openPglite(dataDir: string | undefined, opts: { measure?: boolean; sharedBuffers?: string } = {}): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const pg = dataDir ? new PGlite(dataDir) : new PGlite();
+  const options = opts.sharedBuffers ? { startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${opts.sharedBuffers}`] } : {};
+  const pg = dataDir ? new PGlite(dataDir, options) : new PGlite(options);
   await pg.waitReady;
   const prepared = new PglitePrepared(pg, undefined, opts);
   return {
@@ -88,6 +89,6 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
 }
 
 /** DATABASE_URL → real Postgres; otherwise embedded PGlite under `pgliteDir` (in memory when undefined). */
-export function openDatabase(opts: { url?: string; pgliteDir?: string; timeouts?: PoolTimeouts; measure?: boolean }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, undefined, opts.timeouts) : openPglite(opts.pgliteDir, { measure: opts.measure });
+export function openDatabase(opts: { url?: string; pgliteDir?: string; timeouts?: PoolTimeouts; measure?: boolean; sharedBuffers?: string }): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, undefined, opts.timeouts) : openPglite(opts.pgliteDir, { measure: opts.measure, sharedBuffers: opts.sharedBuffers });
 }
