@@ -4,6 +4,7 @@ import {
   CancellationScope,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -42,7 +43,8 @@ export interface DeliverWebhookInput {
      * The first back-off was waited out by the server before this workflow's first task (the
      * start's `startDelay`): no timer here. Deliveries held by an open circuit are handed over in
      * thousands; a start delay costs them no workflow task, no timer and no cache entry until they
-     * wake. Executions started before it existed wait on a timer.
+     * wake. Executions started before it existed, or first run by a worker of the previous build,
+     * wait on a timer (`patched('delayed-start')`).
      */
     delayedStart?: boolean;
   };
@@ -71,13 +73,17 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
   const { schedule, after } = input;
   const windowEndsAtMs = after?.windowEndsAtMs ?? Date.now() + schedule.windowMs;
   const attempt = { deliveryId: input.deliveryId, series: input.series, windowEndsAtMs, schedule };
+  // The server waited the first back-off out (start delay): no timer. Behind patched(): during a
+  // rolling deploy a worker of the previous build may have run such an execution first, and its
+  // history then has the timer (patched() stays false for it on replay).
+  const delayedStart = after?.delayedStart === true && patched('delayed-start');
   // The Web UI's current details (src/domain/deliveryStory.ts): in workflow memory, served by the
   // metadata query; no command, so no history changes.
   const story: DeliveryStory = {
     windowEndsAtMs,
     attempt: after?.attempts || undefined,
     lastError: after?.lastError,
-    nextAtMs: after && !after.delayedStart ? Date.now() + after.delayMs : undefined,
+    nextAtMs: after && !delayedStart ? Date.now() + after.delayMs : undefined,
   };
   const tell = (change: Partial<DeliveryStory>) => setCurrentDetails(storyText(Object.assign(story, change)));
   setHandler(attemptedSignal, (news) => {
@@ -108,7 +114,7 @@ export async function deliverWebhook(input: DeliverWebhookInput): Promise<Delive
         if (delayMs === undefined || Date.now() + delayMs >= windowEndsAtMs) throw err;
       }
     }
-    if (!sent && !after?.delayedStart) {
+    if (!sent && !delayedStart) {
       if (Date.now() + delayMs! >= windowEndsAtMs) {
         throw ApplicationFailure.create({ type: FailureType.AttemptFailed, message: 'the next attempt would fall after the delivery window' });
       }

@@ -41,6 +41,19 @@ describe('recorded workflow histories', () => {
     }
   }, 60_000);
 
+  test("when a hand-over asked for a delayed start but a worker of the previous build ran the execution first (its history has the back-off timer), then today's code replays it on the timer path", async () => {
+    // The recorded retry-delivered history (timer path), its input as today's dispatcher writes it.
+    const recorded = histories.find((h) => h.file === 'retry-delivered.json')!;
+    const history = structuredClone(recorded.history);
+    const started = history.events![0].workflowExecutionStartedEventAttributes!;
+    const payload = started.input!.payloads![0];
+    const input = JSON.parse(Buffer.from(payload.data!).toString('utf8'));
+    expect(input.after).toBeDefined();
+    payload.data = Buffer.from(JSON.stringify({ ...input, after: { ...input.after, delayedStart: true } }));
+    expect(history.events!.some((e) => e.timerStartedEventAttributes)).toBe(true);
+    expect(await replayFailures(process.env.RR_TEST_WORKFLOW_BUNDLE!, [{ ...recorded, file: 'retry-delivered (delayedStart input)', history }])).toEqual([]);
+  });
+
   test('when the recordings are read with their payloads decoded, then they hold no signing secret or API key', () => {
     for (const { file } of histories) {
       const text = readableText(readFileSync(join(HISTORIES_DIR, file), 'utf8'));
