@@ -206,9 +206,9 @@ export function createDrainPage(deps: DeliveryActivityDeps, sender: AttemptSende
     try {
       for (let i = 0; i < contexts.length;) {
         // The endpoint's send limits (429 pause, maxInFlight, rate limit) pace the rounds; none: 50 at once.
-        const roundAt = await now();
         const reserved = await ahead;
         ahead = undefined;
+        const roundAt = await now(); // after the reservation made ahead: a pause below counts from now
         const admission = reserved ?? (await persistently(() => limiter.admit(contexts.slice(i, i + roundSize), owner, roundAt, LIMIT_MAX_WAIT_MS)));
         if (admission.permits.length === 0) {
           const retryAtMs = Math.min(...admission.held.map((h) => h.retryAtMs));

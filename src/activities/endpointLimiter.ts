@@ -44,18 +44,18 @@ const noop = async () => {};
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
- * The endpoint's send limits as every sender applies them (first-attempt batches, retry
- * attempts, the recovery drain): a receiver's 429 pause, `maxInFlight` concurrent requests and
- * `rateLimitPerSecond`, all shared through the database (src/db/endpointLimits.ts) so they hold
- * across worker processes. An endpoint with none of them costs nothing: no statement.
- */
-/**
  * The endpoints' last paced request in this process, shared by every limiter in it (a process may
  * run two workers, src/services/burstLane.ts): one process never bunches its own requests.
  */
 const lastPaced = new Map<string, { chain: Promise<void>; lastAt: number }>();
 
-/** `pacing`: the share of an endpoint's rate its slots use (src/db/endpointLimits.ts PACING). */
+/**
+ * The endpoint's send limits as every sender applies them (first-attempt batches, retry
+ * attempts, the recovery drain): a receiver's 429 pause, `maxInFlight` concurrent requests and
+ * `rateLimitPerSecond`, all shared through the database (src/db/endpointLimits.ts) so they hold
+ * across worker processes. An endpoint with none of them costs nothing: no statement.
+ * `pacing`: the share of an endpoint's rate its slots use (src/db/endpointLimits.ts PACING).
+ */
 export function createEndpointLimiter(deps: { db: Queryable; log: Logger; leaseMs: number; pacing?: number }) {
   /**
    * Admits deliveries of ONE endpoint, oldest first: each admitted one gets a start time within
