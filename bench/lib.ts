@@ -115,7 +115,9 @@ export function markProfileWindow(label: string, startNs: bigint, endNs: bigint,
 export function spawnMain(env: Record<string, string>): ChildProcess {
   // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=bench-results/prof", profiles the service.
   const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  return spawn(process.execPath, [...extra, '--import', 'tsx', 'src/main.ts'], {
+  // BENCH_MAIN=dist/main.js runs the compiled build (`npm run build`) instead of src/ under tsx.
+  const main = process.env.BENCH_MAIN;
+  return spawn(process.execPath, [...extra, ...(main ? [main] : ['--import', 'tsx', 'src/main.ts'])], {
     cwd: process.cwd(),
     env: { ...process.env, NODE_OPTIONS: '', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

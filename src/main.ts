@@ -124,6 +124,7 @@ async function main() {
     autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
     soleProcess: db.kind === 'pglite', // PGlite lives in this process: no other process sends through it
     startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r),
+    existingWorkflows: (ids: string[]) => dispatcher.existingWorkflows(ids),
     sendStops,
     slots: new SendSlots(),
     wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r),

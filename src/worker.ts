@@ -44,6 +44,7 @@ async function main() {
     metrics: deliveryMetrics(metrics),
     autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
     startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r),
+    existingWorkflows: (ids: string[]) => dispatcher.existingWorkflows(ids),
     slots: new SendSlots(),
     wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r),
     operationalEmitted: () => dispatcher.kickOperational(),

@@ -58,6 +58,8 @@ export interface DeliveryActivityDeps {
   now?: () => number | Promise<number>;
   /** Starts `delivery-<id>` retry workflows (idempotent): the worker's Dispatcher. */
   startRetryWorkflows?: (request: RetryStartRequest) => Promise<void>;
+  /** Which of these workflow ids Temporal knows (started at some point): the worker's Dispatcher. */
+  existingWorkflows?: (workflowIds: string[]) => Promise<Set<string>>;
   /** Requests outstanding per origin (default: REQUESTS_PER_ORIGIN for this set of activities). */
   slots?: SendSlots;
   /** Shared with the API when both run in one process: its stops abort requests not yet on the wire. */

@@ -283,7 +283,14 @@ export function createFirstAttemptBatch(deps: DeliveryActivityDeps, sender: Atte
       ),
     );
     const retrying = request.retrying.filter((r) => owned.has(r.deliveryId));
-    const finished = request.retrying.filter((r) => !owned.has(r.deliveryId));
+    let finished = request.retrying.filter((r) => !owned.has(r.deliveryId));
+    // An earlier execution of this activity (its worker died before the batch's workflow task
+    // completed) may have started a retry workflow that has since finished the delivery: that
+    // workflow stays its owner.
+    if (finished.length && deps.existingWorkflows) {
+      const started = await deps.existingWorkflows(finished.map((r) => workflowIdFor(r.deliveryId, r.series)));
+      finished = finished.filter((r) => !started.has(workflowIdFor(r.deliveryId, r.series)));
+    }
     if (finished.length)
       await persistently(() =>
         keepWithBatch(

@@ -74,12 +74,19 @@ export function createWebhookSender(opts: SenderOptions): { send: WebhookSender;
         headers: { ...headers, 'content-length': String(payload.length) },
       });
       let finished = false;
-      const timer = setTimeout(() => {
-        if (finished) return;
-        finished = true;
-        req.destroy();
-        done({ error: `timed out after ${opts.timeoutMs} ms`, timedOut: true });
-      }, opts.timeoutMs);
+      // The deadline waits one turn of the event loop (setImmediate runs after the poll phase): an
+      // answer that reached the socket before the deadline but found the loop busy (timers run
+      // before I/O) is read, not thrown away and sent again as a duplicate.
+      const timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (finished) return;
+            finished = true;
+            req.destroy();
+            done({ error: `timed out after ${opts.timeoutMs} ms`, timedOut: true });
+          }),
+        opts.timeoutMs,
+      );
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (finished) return;
         finished = true;

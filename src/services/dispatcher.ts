@@ -320,6 +320,25 @@ export class Dispatcher {
     });
   }
 
+  /** Which of these workflow ids Temporal knows, running or closed (not yet deleted by its retention). */
+  async existingWorkflows(workflowIds: string[]): Promise<Set<string>> {
+    const found = await Promise.all(
+      workflowIds.map((id) =>
+        this.client.workflow
+          .getHandle(id)
+          .describe()
+          .then(
+            () => id,
+            (err: unknown) => {
+              if (err instanceof WorkflowNotFoundError) return undefined;
+              throw err;
+            },
+          ),
+      ),
+    );
+    return new Set(found.filter((id): id is string => id !== undefined));
+  }
+
   /** Cancels a running delivery workflow; a finished or unknown one is fine. */
   async cancel(target: DispatchTarget): Promise<void> {
     try {

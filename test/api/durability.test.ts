@@ -1,4 +1,7 @@
+import { createDeliveryActivities } from '../../src/activities/delivery';
+import { silentLogger } from '../../src/logger';
 import { publishEvent } from '../../src/services/publishEvent';
+import { scheduleFrom } from '../../src/services/workflowStartOptions';
 import type { Dispatcher } from '../../src/services/dispatcher';
 import { deliveryStatuses, paidAccountWithEndpoint, participant, startHarness, type Harness } from '../helpers/apiHarness';
 import { Receiver, waitFor } from '../helpers/receiver';
@@ -89,4 +92,51 @@ test('when a delivery whose batch already ran is reconciled together with one th
   await waitFor(async () => ((await statuses(account.id)).every((d) => d.status === 'delivered') ? true : undefined), 'both delivered', 20_000);
   expect(receiver.byWebhookId(firstId)).toHaveLength(1);
   expect(receiver.byWebhookId(secondId)).toHaveLength(1);
+});
+
+test("when a batch's hand-over runs again after the retry workflow it started has delivered (the first run's worker died), then that retry workflow stays the delivery's owner; one never started leaves it with the batch", async () => {
+  const account = await paidAccountWithEndpoint(h, receiver.url);
+  const failedOnce = new Set<string>();
+  receiver.respond = (r) => {
+    const id = String(r.headers['webhook-id']);
+    if (failedOnce.has(id)) return { status: 200, body: 'ok' };
+    failedOnce.add(id);
+    return { status: 503, body: 'down for a moment' };
+  };
+  try {
+    const res = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(7) } });
+    const id: string = res.body.deliveries[0].id;
+    const owner = async () => (await h.db.query<{ status: string; workflow_id: string }>('select status, workflow_id from deliveries where id = $1', [id]))[0];
+    // The batch's attempt failed and handed it over; its retry workflow delivered it.
+    await waitFor(async () => ((await owner()).status === 'delivered' ? true : undefined), 'the retry workflow to deliver it', 20_000);
+    expect((await owner()).workflow_id).toBe(`delivery-${id}`);
+
+    // The batch's startRetries local activity once more, as the survivor re-runs a dead worker's workflow task.
+    const { startRetries } = createDeliveryActivities({
+      db: h.db,
+      send: () => Promise.reject(new Error('no request expected')),
+      log: silentLogger,
+      autoDisableAfterMs: h.cfg.AUTO_DISABLE_AFTER,
+      startRetryWorkflows: (r) => h.dispatcher.startRetryWorkflows(r),
+      existingWorkflows: (ids) => h.dispatcher.existingWorkflows(ids),
+    });
+    const request = {
+      batchId: `batch-${id}`,
+      accountId: account.id,
+      retrying: [{ deliveryId: id, series: 1, delayMs: 1_000 }],
+      windowEndsAtMs: Date.now() + 60_000,
+      schedule: scheduleFrom(h.cfg),
+      attemptTimeoutMs: h.cfg.ATTEMPT_TIMEOUT,
+    };
+    await startRetries(request);
+    expect((await owner()).workflow_id).toBe(`delivery-${id}`);
+
+    // A delivery handed over whose retry workflow was never started (finished by the API in
+    // between): the batch that made its attempts stays its owner, a workflow that exists.
+    await h.db.query(`update deliveries set workflow_id = $2 where id = $1`, [id, `delivery-${id}-9`]);
+    await startRetries({ ...request, retrying: [{ deliveryId: id, series: 9, delayMs: 1_000 }] });
+    expect((await owner()).workflow_id).toBe(`batch-${id}`);
+  } finally {
+    receiver.respond = () => ({ status: 200, body: 'ok' });
+  }
 });

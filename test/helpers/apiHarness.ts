@@ -86,6 +86,7 @@ export async function startHarness(
         autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
         soleProcess: db.kind === 'pglite', // as main.ts
         startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),
+        existingWorkflows: (ids: string[]) => dispatcher.existingWorkflows(ids),
         sendStops,
         wakeDrain: (r) => dispatcher.wakeDrain(r),
         operationalEmitted: () => dispatcher.kickOperational(),

@@ -68,6 +68,7 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
         autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
         now: () => suite.env.currentTimeMs(),
         startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),
+        existingWorkflows: (ids) => dispatcher.existingWorkflows(ids),
         wakeDrain: (r) => dispatcher.wakeDrain(r),
       },
     });

@@ -25,7 +25,8 @@ import { freePorts, startTemporalCluster, temporalServerDir, type TemporalCluste
  *
  * Proven: every delivery ends `delivered` and every acknowledged delivery exists once; each got
  * exactly one 2xx except where the kill explains a second (the victim had its 2xx but died before
- * Temporal heard of it: at-least-once); both workers worked before the kill (their
+ * Temporal heard of it: at-least-once) or the sender's logged timeout does (the answer was written
+ * as the attempt's deadline passed); both workers worked before the kill (their
  * `delivery.attempted` lines and the receiver agree); the victim's in-flight attempts and
  * workflow tasks timed out and were finished by the survivor (from the workflow histories).
  *
@@ -37,6 +38,9 @@ const EVENTS = 300;
 const PUBLISH_CONCURRENCY = 8;
 const FAIL_FIRST_EVERY = 10; // every 10th webhook-id gets a 500 on its first attempt
 const ADMIN_TOKEN = `stack-admin-${randomBytes(8).toString('hex')}`;
+const ATTEMPT_TIMEOUT_MS = 5_000;
+/** The receiver holds no answer longer than this after the request came in (see startReceiver). */
+const HOLD_AT_MOST_MS = ATTEMPT_TIMEOUT_MS - 1_500;
 
 const serverDir = temporalServerDir();
 if (!serverDir && process.env.CI) throw new Error('CI must run the stack test: scripts/provision-temporal-server.sh did not provision the Temporal server');
@@ -56,6 +60,8 @@ interface Hit {
   aborted: boolean;
   /** The worker process that sent it (from the connection's owner in /proc). */
   pid?: number;
+  /** When the answer was handed to the socket. */
+  answeredAt?: number;
 }
 
 describeStack('multi-process stack on a real Temporal server and Postgres', () => {
@@ -114,13 +120,17 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
           res.writeHead(status, { 'content-type': 'text/plain' });
           res.end(status === 200 ? 'ok' : 'try again', () => {
             hit.answered = true;
+            hit.answeredAt = Date.now();
             if (status === 200 && !succeeded.has(id)) {
               succeeded.add(id);
               onSuccess(succeeded.size);
             }
           });
         };
-        setTimeout(() => (hold ? void hold.then(answer) : answer()), 200 + Math.floor(Math.random() * 400));
+        // A held answer still goes out well before the sender's ATTEMPT_TIMEOUT: one written just as
+        // the sender gives up is a duplicate of a slow receiver (at-least-once), not of the kill.
+        const held = (h: Promise<void>) => void Promise.race([h, new Promise((ok) => setTimeout(ok, HOLD_AT_MOST_MS - (Date.now() - hit.at)))]).then(answer);
+        setTimeout(() => (hold ? held(hold) : answer()), 200 + Math.floor(Math.random() * 400));
       });
     });
     // Which worker opened each connection, looked up while it is surely alive.
@@ -148,7 +158,7 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
       RETRY_INITIAL_INTERVAL: '1s',
       RETRY_JITTER: '0',
       // The killed worker's attempts are retried after startToClose = ATTEMPT_TIMEOUT + 30s.
-      ATTEMPT_TIMEOUT: '5s',
+      ATTEMPT_TIMEOUT: `${ATTEMPT_TIMEOUT_MS}ms`,
       DISPATCH_RECONCILE_INTERVAL: '2s',
       TEMPORAL_SEARCH_ATTRIBUTES: 'true',
       // This test is about a crash, not an outage: the kill's timeouts and the 500s must not open a
@@ -220,6 +230,7 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     const inFlight = (pid?: number) => hits.filter((h) => !h.answered && !h.aborted && (pid === undefined || h.pid === pid));
     let victimInFlightAtKill: Hit[] = [];
     let killing = false;
+    let heldBeforeKill = 0;
     onSuccess = (n) => {
       if (killing || n < expected / 3) return;
       killing = true;
@@ -227,9 +238,10 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
       hold = new Promise((ok) => (release = ok));
       const holdSince = Date.now();
       const check = setInterval(() => {
-        if (inFlight(victim.child.pid).length < 3 && Date.now() - holdSince < 10_000) return;
+        if (inFlight(victim.child.pid).length < 3 && Date.now() - holdSince < HOLD_AT_MOST_MS - 1_000) return;
         clearInterval(check);
         killedAt = Date.now();
+        heldBeforeKill = killedAt - holdSince;
         victim.child.kill('SIGKILL');
         beforeKill = { victim: attemptsOf(victim).length, survivor: attemptsOf(survivor).length };
         inFlightAtKill = inFlight().length;
@@ -318,18 +330,6 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     }
     // A duplicate is one the victim had sent, and had its 2xx, but died before reporting the
     // activity complete to Temporal (before or after logging it): Temporal retries it on the survivor.
-    const duplicatesLoggedByVictim = duplicates.filter((id) => victimOk.has(id)).length;
-    for (const id of duplicates) {
-      const [first, ...rest] = byId.get(id)!.filter((h) => h.answered && h.status === 200);
-      // (SIGKILL is not instant: allow the victim's last moments before it is gone.)
-      expect(first.at).toBeLessThanOrEqual(killedAt + 1_000);
-      expect(rest).toHaveLength(1);
-      expect(rest[0].at).toBeGreaterThan(killedAt);
-      expect([victim.child.pid, undefined]).toContain(first.pid);
-      expect([survivor.child.pid, undefined]).toContain(rest[0].pid);
-      expect(survivorOk.has(id)).toBe(true);
-    }
-
     // The victim's in-flight work, as Temporal saw it: workflow tasks that timed out on it (a
     // first-attempt batch runs its local activity inside one) and postWebhook attempts that
     // started on it and timed out (the next attempt's lastFailure is a timeout). Each of those
@@ -352,7 +352,14 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     // every retry workflow ended delivered, and each account's batches are found by account.
     const describeLeft = async () => {
       const q = (x: string) => countWorkflows(cluster!, `TaskQueue = "${taskQueue}" AND WorkflowType = "deliverWebhook" AND ${x}`);
-      return `running ${await q('ExecutionStatus = "Running"')}, completed ${await q('ExecutionStatus = "Completed"')}, delivered ${await q('RrDeliveryStatus = "delivered"')}, of ${retryWorkflows.length}`;
+      // Retry workflows Temporal lists that no delivery names as its owner, with their deliveries' rows and events.
+      const strays = (await listWorkflowIds(cluster!, `TaskQueue = "${taskQueue}" AND WorkflowType = "deliverWebhook"`)).filter((w) => !retryWorkflows.includes(w));
+      const strayHistories = await workflowHistories(cluster!, strays);
+      const rowsOf = async (w: string) => JSON.stringify(await app!.db.query('select * from deliveries where id = $1', [w.replace(/^delivery-/, '').replace(/-\d+$/, '')]));
+      const strayStories = await Promise.all(
+        strays.map(async (w) => `${w}: ${await rowsOf(w)}\n  ${(strayHistories.get(w) ?? []).map((e) => temporal.api.enums.v1.EventType[e.eventType!]).join(', ')}`),
+      );
+      return `running ${await q('ExecutionStatus = "Running"')}, completed ${await q('ExecutionStatus = "Completed"')}, delivered ${await q('RrDeliveryStatus = "delivered"')}, of ${retryWorkflows.length}\n${strayStories.join('\n')}`;
     };
     const visibleDelivered = await waitFor(
       async () => {
@@ -403,7 +410,55 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
             `${w}: ${(histories.get(w) ?? []).map((e) => `${temporal.api.enums.v1.EventType[e.eventType!]}${e.activityTaskStartedEventAttributes?.lastFailure ? `(after ${e.activityTaskStartedEventAttributes.lastFailure.message})` : ''}`).join(', ')}`,
         )
         .join('\n');
-    for (const id of duplicates) expect(orphaned(id) ? 'orphaned' : `${id} is not:\n${story(id)}`).toBe('orphaned');
+    // A duplicate is one the victim had sent, and had its 2xx, but died before reporting the
+    // activity complete to Temporal (before or after logging it): Temporal retries it on the survivor.
+    // Anything else prints what the receiver, both workers' logs and the workflows saw.
+    const duplicatesLoggedByVictim = duplicates.filter((id) => victimOk.has(id)).length;
+    const role = (pid?: number) => (pid === victim.child.pid ? 'victim' : pid === survivor.child.pid ? 'survivor' : 'unattributed');
+    const duplicateStory = (id: string) =>
+      [
+        `${id}: requests (times relative to the kill):`,
+        ...byId
+          .get(id)!
+          .map(
+            (h) =>
+              `  ${role(h.pid)} at ${h.at - killedAt} ms → ${h.status}${h.answered ? `, answered at ${h.answeredAt! - killedAt} ms` : ''}${h.aborted ? ', cut off by the client' : ''}`,
+          ),
+        'worker log:',
+        ...[victim, survivor].flatMap((w) => w.lines.filter((l) => l.deliveryId === id).map((l) => `  ${w === victim ? 'victim' : 'survivor'} ${JSON.stringify(l)}`)),
+        story(id),
+      ].join('\n');
+    // The other at-least-once case: the sender's deadline passed as the receiver wrote its 2xx (the
+    // sender logged that attempt as timed out, and the answer went out within a second of its
+    // deadline) and a retry sent it again. Under a loaded machine the receiver can be that late.
+    const timedOutAsAnswered = (id: string, first: Hit) =>
+      [victim, survivor].some((w) =>
+        w.lines.some((l) => {
+          if (l.deliveryId !== id || l.msg !== 'delivery.attempted' || !/^timed out/.test(String(l.error))) return false;
+          const ended = Date.parse(String(l.time));
+          const deadline = ended - Number(l.durationMs) + ATTEMPT_TIMEOUT_MS;
+          return first.at >= ended - Number(l.durationMs) - 50 && first.answeredAt! >= deadline - 1_000 && first.answeredAt! <= ended + 1_000;
+        }),
+      );
+    const explainedByTimeout = duplicates.filter((id) => {
+      const [first, ...rest] = byId.get(id)!.filter((h) => h.answered && h.status === 200);
+      return rest.length === 1 && timedOutAsAnswered(id, first);
+    });
+    const unexplained = duplicates.filter((id) => {
+      const [first, ...rest] = byId.get(id)!.filter((h) => h.answered && h.status === 200);
+      if (explainedByTimeout.includes(id)) return false;
+      // (SIGKILL is not instant: allow the victim's last moments before it is gone.)
+      return !(
+        first.at <= killedAt + 1_000 &&
+        rest.length === 1 &&
+        rest[0].at > killedAt &&
+        [victim.child.pid, undefined].includes(first.pid) &&
+        [survivor.child.pid, undefined].includes(rest[0].pid) &&
+        survivorOk.has(id) &&
+        orphaned(id)
+      );
+    });
+    expect(unexplained.map(duplicateStory)).toEqual([]);
     const victimCompleted = [...histories.values()].filter((events) => events.some((e) => e.workflowTaskCompletedEventAttributes?.identity?.startsWith(victimIdentity))).length;
     expect(victimCompleted).toBeGreaterThan(0);
     // The receiver saw it too: both workers sent requests before the kill; the victim had some in
@@ -441,10 +496,10 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     const extraSuccesses = deliveryIds.reduce((n, id) => n + byId.get(id)!.filter((h) => h.answered && h.status === 200).length - 1, 0);
     console.log(
       `[stack] ${EVENTS} events × ${ENDPOINTS_PER_ACCOUNT} endpoints over ${ACCOUNTS} accounts = ${expected} deliveries, ${hits.length} requests ` +
-        `(${failFirst.size} first attempts answered 500; at the kill ${inFlightAtKill} requests in flight, ${victimInFlightAtKill.length} of them the victim's (${victimInFlightCutOff} seen cut off); ${unattributed} requests not attributed to a worker). ` +
+        `(${failFirst.size} first attempts answered 500; answers held ${heldBeforeKill} ms before the kill; at the kill ${inFlightAtKill} requests in flight, ${victimInFlightAtKill.length} of them the victim's (${victimInFlightCutOff} seen cut off); ${unattributed} requests not attributed to a worker). ` +
         `Victim's work re-run by the survivor: ${orphanedActivities.size} timed-out activities, ${orphanedWorkflowTasks.size} timed-out workflow tasks. ` +
         `Attempts before the kill: victim ${beforeKill!.victim}, survivor ${beforeKill!.survivor}; in all: victim ${victimAttempts.length}, survivor ${survivorAttempts.length}. ` +
-        `Duplicate successes: ${extraSuccesses} (${((100 * extraSuccesses) / expected).toFixed(2)} %; ${duplicatesLoggedByVictim} of them logged as delivered by the victim before it died). ` +
+        `Duplicate successes: ${extraSuccesses} (${((100 * extraSuccesses) / expected).toFixed(2)} %; ${duplicatesLoggedByVictim} of them logged as delivered by the victim before it died, ${explainedByTimeout.length} answered as the sender's deadline passed). ` +
         `Timings: processes ready ${tReady - t0} ms, published ${tPublished - tReady} ms, kill at +${killedAt - tReady} ms, all delivered +${tDone - tReady} ms.`,
     );
   }, 240_000);
@@ -454,6 +509,17 @@ async function countWorkflows(cluster: TemporalCluster, query: string): Promise<
   const connection = await Connection.connect({ address: cluster.address });
   try {
     return (await new Client({ connection, namespace: cluster.namespace }).workflow.count(query)).count;
+  } finally {
+    await connection.close();
+  }
+}
+
+async function listWorkflowIds(cluster: TemporalCluster, query: string): Promise<string[]> {
+  const connection = await Connection.connect({ address: cluster.address });
+  try {
+    const ids: string[] = [];
+    for await (const w of new Client({ connection, namespace: cluster.namespace }).workflow.list({ query })) ids.push(w.workflowId);
+    return ids;
   } finally {
     await connection.close();
   }

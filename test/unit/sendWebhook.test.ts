@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads';
 import { DestinationGuard } from '../../src/http/destinationGuard';
 import { createWebhookSender } from '../../src/http/sendWebhook';
 import { Receiver } from '../helpers/receiver';
@@ -26,6 +27,39 @@ test('when the receiver is slower than the attempt timeout, then the attempt end
   expect(r.statusCode).toBeUndefined();
   expect(r.durationMs).toBeGreaterThanOrEqual(450);
   expect(r.durationMs).toBeLessThan(1_500);
+});
+
+test('when the answer arrived before the deadline but the event loop was busy until after it, then the answer wins over the timeout', async () => {
+  // The receiver runs on its own thread, so it answers (after 50 ms) while this thread is blocked.
+  const thread = new Worker(
+    `const { createServer } = require('node:http');
+     const { parentPort } = require('node:worker_threads');
+     const server = createServer((req, res) => { req.resume(); req.on('end', () => setTimeout(() => res.end('ok'), 50)); });
+     server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`,
+    { eval: true },
+  );
+  try {
+    const port = await new Promise<number>((ok) => thread.once('message', ok));
+    const quick = createWebhookSender({ timeoutMs: 150, captureBytes: 64 });
+    const sent = quick.send(`http://127.0.0.1:${port}/`, {}, '{}');
+    // Busy from 40 ms (the request has gone out) to 440 ms, past the answer and the deadline, in
+    // the check phase: the loop's next turn runs the expired deadline before it reads the socket.
+    setTimeout(
+      () =>
+        setImmediate(() => {
+          const until = Date.now() + 400;
+          while (Date.now() < until);
+        }),
+      40,
+    );
+    const r = await sent;
+    quick.close();
+    expect(r.timedOut).toBeUndefined();
+    expect(r.statusCode).toBe(200);
+    expect(r.durationMs).toBeGreaterThanOrEqual(400);
+  } finally {
+    await thread.terminate();
+  }
 });
 
 test('when the response body is huge, then only the capture cap is kept', async () => {
