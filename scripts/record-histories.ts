@@ -83,6 +83,8 @@ const SCRIPTS: Record<string, { status: number; delayMs?: number; retryAfter?: s
 };
 /** A receiver path that came back: answers this status from now on, whatever its script says. */
 const RECOVERED = new Map<string, number>();
+/** Stops the dev server: a failed recording must not leave it running. */
+let stopDevServer: () => Promise<void> = async () => {};
 
 async function main() {
   const started = Date.now();
@@ -136,6 +138,7 @@ async function main() {
       log: { format: 'pretty', level: 'error' },
     },
   });
+  stopDevServer = () => env.teardown();
   useSecretKeyRing(keyRing([randomBytes(32)]));
   const db = await openPglite(undefined);
   await migrate(db);
@@ -464,8 +467,9 @@ function gitCommit(): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 if (require.main === module) {
-  main().catch((err) => {
+  main().catch(async (err) => {
     console.error(err);
+    await Promise.race([stopDevServer().catch(() => undefined), sleep(10_000)]);
     process.exit(1);
   });
 }
