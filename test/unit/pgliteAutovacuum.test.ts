@@ -53,3 +53,23 @@ test('when a table grows from empty, then maintenance analyses and vacuums it an
   await db.query(lookup, [[1]]);
   expect(await planOf()).toMatch(/Index Scan using t_pkey/);
 });
+
+test('when two tables are due, then a tick maintains one, the furthest past its threshold first, and the other waits for the next tick', async () => {
+  await pg.exec(`create table a (id int primary key, v int); insert into a select g, g from generate_series(1, 2000) g; update a set v = 0`);
+  await pg.exec(`create table b (id int primary key, v int); insert into b select g, g from generate_series(1, 2000) g; update b set v = 0 where id <= 800`);
+  await pg.exec('analyze t'); // the first test's table is not due
+  await new Promise((r) => setTimeout(r, 1100)); // the statistics counters are flushed at most once a second
+
+  const lines: { at: number; table: unknown }[] = [];
+  const log = { info: (_m: string, fields?: Record<string, unknown>) => lines.push({ at: Date.now(), table: fields?.table }), warn: () => undefined };
+  const maintenance = startPgliteAutovacuum(db, log, 400);
+  try {
+    const until = Date.now() + 10_000;
+    while (lines.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  } finally {
+    maintenance.stop();
+  }
+  // a: 2,000 dead of 2,000 rows; b: 800 of 2,000. Each in its own tick, 400 ms apart.
+  expect(lines.map((l) => l.table)).toEqual(['a', 'b']);
+  expect(lines[1].at - lines[0].at).toBeGreaterThan(200);
+});
