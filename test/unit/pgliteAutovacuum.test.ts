@@ -1,5 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
-import type { Database } from '../../src/db/database';
+import { openPglite, PGLITE_STATISTICS_TARGET, type Database } from '../../src/db/database';
 import { startPgliteAutovacuum } from '../../src/db/pgliteAutovacuum';
 import { PglitePrepared } from '../../src/db/pglitePrepared';
 
@@ -72,4 +72,18 @@ test('when two tables are due, then a tick maintains one, the furthest past its 
   // a: 2,000 dead of 2,000 rows; b: 800 of 2,000. Each in its own tick, 400 ms apart.
   expect(lines.map((l) => l.table)).toEqual(['a', 'b']);
   expect(lines[1].at - lines[0].at).toBeGreaterThan(200);
+});
+
+test('when the service opens PGlite, then its ANALYZE samples with the smaller statistics target (shorter stalls)', async () => {
+  const opened = await openPglite(undefined, { sharedBuffers: '16MB' });
+  try {
+    const [row] = await opened.query<{ default_statistics_target: string; shared_buffers: string }>(
+      'select current_setting($1) as default_statistics_target, current_setting($2) as shared_buffers',
+      ['default_statistics_target', 'shared_buffers'],
+    );
+    expect(row).toEqual({ default_statistics_target: String(PGLITE_STATISTICS_TARGET), shared_buffers: '16MB' });
+    expect(PGLITE_STATISTICS_TARGET).toBeLessThan(100);
+  } finally {
+    await opened.close();
+  }
 });
