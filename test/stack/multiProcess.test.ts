@@ -313,6 +313,8 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     // Per delivery: at least one 2xx answered; a second one only where the kill explains it.
     const byId = new Map<string, Hit[]>();
     for (const h of hits) byId.set(h.id, [...(byId.get(h.id) ?? []), h]);
+    /** The requests of a delivery that got a 2xx answer. */
+    const successesOf = (id: string) => byId.get(id)!.filter((h) => h.answered && h.status === 200);
     expect(new Set(byId.keys())).toEqual(new Set(deliveryIds));
     const okLogged = (w: AppProcess) =>
       new Set(
@@ -324,12 +326,10 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     const survivorOk = okLogged(survivor);
     const duplicates: string[] = [];
     for (const id of deliveryIds) {
-      const successes = byId.get(id)!.filter((h) => h.answered && h.status === 200);
+      const successes = successesOf(id);
       expect(successes.length).toBeGreaterThanOrEqual(1);
       if (successes.length > 1) duplicates.push(id);
     }
-    // A duplicate is one the victim had sent, and had its 2xx, but died before reporting the
-    // activity complete to Temporal (before or after logging it): Temporal retries it on the survivor.
     // The victim's in-flight work, as Temporal saw it: workflow tasks that timed out on it (a
     // first-attempt batch runs its local activity inside one) and postWebhook attempts that
     // started on it and timed out (the next attempt's lastFailure is a timeout). Each of those
@@ -441,11 +441,11 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
         }),
       );
     const explainedByTimeout = duplicates.filter((id) => {
-      const [first, ...rest] = byId.get(id)!.filter((h) => h.answered && h.status === 200);
+      const [first, ...rest] = successesOf(id);
       return rest.length === 1 && timedOutAsAnswered(id, first);
     });
     const unexplained = duplicates.filter((id) => {
-      const [first, ...rest] = byId.get(id)!.filter((h) => h.answered && h.status === 200);
+      const [first, ...rest] = successesOf(id);
       if (explainedByTimeout.includes(id)) return false;
       // (SIGKILL is not instant: allow the victim's last moments before it is gone.)
       return !(
@@ -493,7 +493,7 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
     expect(retriedCleanly.length).toBeGreaterThanOrEqual(failFirst.size / 2);
     for (const id of retriedCleanly) expect(attemptsById.get(id)).toBeGreaterThanOrEqual(2);
 
-    const extraSuccesses = deliveryIds.reduce((n, id) => n + byId.get(id)!.filter((h) => h.answered && h.status === 200).length - 1, 0);
+    const extraSuccesses = deliveryIds.reduce((n, id) => n + successesOf(id).length - 1, 0);
     console.log(
       `[stack] ${EVENTS} events × ${ENDPOINTS_PER_ACCOUNT} endpoints over ${ACCOUNTS} accounts = ${expected} deliveries, ${hits.length} requests ` +
         `(${failFirst.size} first attempts answered 500; answers held ${heldBeforeKill} ms before the kill; at the kill ${inFlightAtKill} requests in flight, ${victimInFlightAtKill.length} of them the victim's (${victimInFlightCutOff} seen cut off); ${unattributed} requests not attributed to a worker). ` +
@@ -505,31 +505,31 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
   }, 240_000);
 });
 
-async function countWorkflows(cluster: TemporalCluster, query: string): Promise<number> {
+/** A client of the cluster for one piece of work, on a connection of its own that is closed after it. */
+async function withClient<T>(cluster: TemporalCluster, work: (client: Client) => Promise<T>): Promise<T> {
   const connection = await Connection.connect({ address: cluster.address });
   try {
-    return (await new Client({ connection, namespace: cluster.namespace }).workflow.count(query)).count;
+    return await work(new Client({ connection, namespace: cluster.namespace }));
   } finally {
     await connection.close();
   }
 }
 
+async function countWorkflows(cluster: TemporalCluster, query: string): Promise<number> {
+  return withClient(cluster, async (client) => (await client.workflow.count(query)).count);
+}
+
 async function listWorkflowIds(cluster: TemporalCluster, query: string): Promise<string[]> {
-  const connection = await Connection.connect({ address: cluster.address });
-  try {
+  return withClient(cluster, async (client) => {
     const ids: string[] = [];
-    for await (const w of new Client({ connection, namespace: cluster.namespace }).workflow.list({ query })) ids.push(w.workflowId);
+    for await (const w of client.workflow.list({ query })) ids.push(w.workflowId);
     return ids;
-  } finally {
-    await connection.close();
-  }
+  });
 }
 
 /** The history events of these workflows, fetched 16 at a time. */
 async function workflowHistories(cluster: TemporalCluster, workflowIds: string[]): Promise<Map<string, temporal.api.history.v1.IHistoryEvent[]>> {
-  const connection = await Connection.connect({ address: cluster.address });
-  try {
-    const client = new Client({ connection, namespace: cluster.namespace });
+  return withClient(cluster, async (client) => {
     const out = new Map<string, temporal.api.history.v1.IHistoryEvent[]>();
     let next = 0;
     const fetcher = async () => {
@@ -541,9 +541,7 @@ async function workflowHistories(cluster: TemporalCluster, workflowIds: string[]
     };
     await Promise.all(Array.from({ length: 16 }, fetcher));
     return out;
-  } finally {
-    await connection.close();
-  }
+  });
 }
 
 function tails(ps: AppProcess[]): string {
