@@ -2,9 +2,8 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../test/helpers/processes';
-import { spawnMain } from './lib';
 import { peerKitDir } from './peer';
+import { startEmbedded } from './stacks';
 
 /**
  * The tail at a sustained rate on a database that is no longer small, and PGlite's maintenance
@@ -16,31 +15,18 @@ import { peerKitDir } from './peer';
 async function main() {
   const loadgen = join(peerKitDir(), 'loadgen.mjs');
   const admin = `admin_${'x'.repeat(32)}`;
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'rr-stalls-'));
-  const child = spawnMain({
-    DATA_DIR: dataDir,
-    PORT: String(port),
-    TEMPORAL_DEV_PORT: String(await freePort()),
-    TEMPORAL_UI_PORT: String(await freePort()),
-    ADMIN_TOKEN: admin,
-    LOG_LEVEL: 'info',
-  });
-  let out = '';
   const maintenance: { at: number; line: Record<string, unknown> }[] = [];
-  child.stdout!.on('data', (c: Buffer) => {
-    out += c;
-    for (const l of String(c).split('\n')) if (l.includes('"pglite.maintenance"')) maintenance.push({ at: Date.now(), line: JSON.parse(l) as Record<string, unknown> });
-    if (out.length > 1e6) out = out.slice(-1e4);
+  const svc = await startEmbedded(admin, { LOG_LEVEL: 'info' }, (chunk) => {
+    for (const l of chunk.split('\n')) if (l.includes('"pglite.maintenance"')) maintenance.push({ at: Date.now(), line: JSON.parse(l) as Record<string, unknown> });
   });
+  const outDir = mkdtempSync(join(tmpdir(), 'rr-stalls-'));
   try {
-    while (!out.includes('Webhook delivery service is running')) await new Promise((r) => setTimeout(r, 200));
-    const env = { ...process.env, RR_URL: `http://127.0.0.1:${port}`, RR_ADMIN_TOKEN: admin, PIDS: String(child.pid) };
+    const env = { ...process.env, RR_URL: svc.api, RR_ADMIN_TOKEN: admin, PIDS: svc.pids.join(' ') };
     const run = (args: string[]) =>
       new Promise<string>((ok, ko) =>
         execFile(
           process.execPath,
-          [loadgen, '--system=rr', ...args, '--c=32', '--warmup=20', `--out=${join(dataDir, 'loadgen.json')}`],
+          [loadgen, '--system=rr', ...args, '--c=32', '--warmup=20', `--out=${join(outDir, 'loadgen.json')}`],
           { env, encoding: 'utf8', maxBuffer: 1e8 },
           (err, stdout) => (err ? ko(err) : ok(stdout.trim().split('\n').pop()!)),
         ),
@@ -53,9 +39,8 @@ async function main() {
     for (const m of maintenance.filter((x) => x.at >= t0 && x.at <= t1))
       console.log(`  +${m.at - t0} ms  ${String(m.line.vacuum ? 'vacuum (analyze)' : 'analyze')} ${String(m.line.table)}: ${String(m.line.ms)} ms`);
   } finally {
-    child.kill('SIGINT');
-    await new Promise((r) => child.once('exit', r));
-    rmSync(dataDir, { recursive: true, force: true });
+    await svc.stop();
+    rmSync(outDir, { recursive: true, force: true });
   }
 }
 

@@ -20,8 +20,11 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** `npm start` as a user runs it: dev server + worker + API + PGlite (one process plus the Temporal dev server). */
-export async function startEmbedded(admin: string, extraEnv: Record<string, string> = {}): Promise<Stack> {
+/**
+ * `npm start` as a user runs it: dev server + worker + API + PGlite (one process plus the Temporal
+ * dev server). `onStdout` sees the service's output (its log lines) as it comes.
+ */
+export async function startEmbedded(admin: string, extraEnv: Record<string, string> = {}, onStdout?: (chunk: string) => void): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rr-bench-'));
   const [port, tport, uport] = [await freePort(), await freePort(), await freePort()];
   const child = spawnMain({
@@ -34,8 +37,12 @@ export async function startEmbedded(admin: string, extraEnv: Record<string, stri
     ...extraEnv,
   });
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c));
+  const untilReady = (c: Buffer) => (out += c);
+  child.stdout!.on('data', untilReady);
+  if (onStdout) child.stdout!.on('data', (c: Buffer) => onStdout(String(c)));
   await waitUntil(() => out.includes('Webhook delivery service is running'), 120_000, 'the service to start');
+  child.stdout!.off('data', untilReady); // nothing kept after start (a long run at LOG_LEVEL=info writes much)
+  child.stdout!.resume();
   const temporalPid = () => childPids(child.pid!, 'start-dev')[0];
   return {
     name: 'embedded',
