@@ -5,7 +5,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { installTemporalRuntime } from './temporal/runtime';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
@@ -31,6 +31,7 @@ import { SendStops } from './http/sendStops';
 import { createLogger } from './logger';
 import { startPgliteAutovacuum } from './db/pgliteAutovacuum';
 import { Dispatcher } from './services/dispatcher';
+import { MAIN_LANE_BUSY_BATCHES } from './services/burstLane';
 import { Reconciler } from './services/reconciler';
 import { SendSlots } from './http/sendSlots';
 import type { DrainWakeRequest, RetryStartRequest } from './activities/deliveryDeps';
@@ -108,7 +109,12 @@ async function main() {
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   // On the worker's own connection, so workflow starts can be eager (first task handed straight to this worker).
   const client = new Client({ connection: nativeConnection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
-  const dispatcher = new Dispatcher(client, db, cfg, log, { eagerStart: true, bulkLane: cfg.TEMPORAL_FAIRNESS });
+  let mainLane: Worker | undefined; // the worker below: it needs the dispatcher
+  const dispatcher = new Dispatcher(client, db, cfg, log, {
+    eagerStart: true,
+    bulkLane: cfg.TEMPORAL_FAIRNESS,
+    mainLaneBusy: () => (mainLane?.getStatus().numInFlightLocalActivities ?? 0) >= MAIN_LANE_BUSY_BATCHES,
+  });
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
 
@@ -130,7 +136,7 @@ async function main() {
     wakeDrain: (r: DrainWakeRequest) => dispatcher.wakeDrain(r),
     operationalEmitted: () => dispatcher.kickOperational(),
   };
-  const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps });
+  const worker = (mainLane = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps }));
   // Fairness between accounts: a bursting account's first attempts run on slots of their own (src/services/burstLane.ts).
   const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;
   const workerRun = Promise.all([worker.run(), bulkWorker?.run()]);

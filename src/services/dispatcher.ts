@@ -72,11 +72,12 @@ export class Dispatcher {
     /**
      * eagerStart: the client shares a NativeConnection with a worker on the task queue: let the
      * server hand it the first task directly. bulkLane: a worker serves the bulk lane too, so a
-     * bursting account's batches go there (with TEMPORAL_FAIRNESS; see BurstLanes).
+     * bursting account's batches go there (with TEMPORAL_FAIRNESS; see BurstLanes), while
+     * mainLaneBusy (given when this process runs the main lane's worker) says the main lane is behind.
      */
-    private readonly opts: { eagerStart?: boolean; bulkLane?: boolean } = {},
+    private readonly opts: { eagerStart?: boolean; bulkLane?: boolean; mainLaneBusy?: () => boolean } = {},
   ) {
-    this.lanes = opts.bulkLane && cfg.TEMPORAL_FAIRNESS ? new BurstLanes() : undefined;
+    this.lanes = opts.bulkLane && cfg.TEMPORAL_FAIRNESS ? new BurstLanes(undefined, undefined, opts.mainLaneBusy) : undefined;
   }
 
   private readonly lanes?: BurstLanes;
