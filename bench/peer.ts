@@ -53,6 +53,9 @@ export interface PeerOutcome {
 }
 
 /** Proportional set size (MiB) of these processes and their children: shared pages (Postgres' shared buffers) counted once. */
+/** How long after start both systems' idle memory is measured (BENCH_PEER_IDLE_WAIT, seconds). */
+const PEER_IDLE_WAIT_MS = Number(process.env.BENCH_PEER_IDLE_WAIT ?? 30) * 1000;
+
 function pssMiB(pids: number[]): number {
   const all = new Set<number>();
   for (const pid of pids) [pid, ...childPids(pid)].forEach((p) => all.add(p));
@@ -219,7 +222,9 @@ export async function peer(opts: PeerOptions): Promise<PeerOutcome> {
           const rr = harness === 'loadgen.mjs' ? await loadgen('rr', w, rrEnv) : await opts.alone(svc, w);
           raw.push({ workload: w, system: 'rr', run: runNo, result: rr });
         };
-        await new Promise((r) => setTimeout(r, 3_000)); // settle after start
+        // Idle means settled: right after start the service still holds its start-up garbage (3 s
+        // after start it measured ~1,090 MiB, 30 s after ~650).
+        await new Promise((r) => setTimeout(r, PEER_IDLE_WAIT_MS));
         memory = { rr: { idle: pssMiB(svc.pids) }, svix: svix ? { idle: pssMiB(svix.pids()) } : undefined };
         console.log(`[peer] memory idle (PSS): this service ${memory.rr.idle.toFixed(0)} MiB${memory.svix ? `, Svix ${memory.svix.idle.toFixed(0)} MiB` : ''}`);
         // Warm-up, not measured: the workflow bundle, JIT, connections (both systems).

@@ -24,6 +24,7 @@
  * times each, then BENCH_TARGET events/s × 1 endpoint for BENCH_TARGET_SECONDS; on the embedded
  * default unless BENCH_STACKS is set; BENCH_PEER_WARMUP (default 20) warm-up events per run,
  * BENCH_PEER_LOG_LEVEL (default warn) Svix's log level (this service runs at LOG_LEVEL=warn).
+ * BENCH_PEER_IDLE_WAIT (default 30) seconds after start at which both systems' idle memory is measured.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
