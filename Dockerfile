@@ -30,7 +30,11 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime
+# MALLOC_ARENA_MAX=2: glibc's per-thread malloc arenas (the Temporal core's threads, the workflow
+# thread, libuv's pool) held ~60 MiB of idle memory in the service; two arenas cost no measured
+# throughput (README, Performance).
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
     HOST=0.0.0.0 \
     PORT=3000 \
     NPM_CONFIG_UPDATE_NOTIFIER=false
