@@ -119,7 +119,8 @@ export function spawnMain(env: Record<string, string>): ChildProcess {
   const main = process.env.BENCH_MAIN;
   return spawn(process.execPath, [...extra, ...(main ? [main] : ['--import', 'tsx', 'src/main.ts'])], {
     cwd: process.cwd(),
-    env: { ...process.env, NODE_OPTIONS: '', ...env },
+    // As `npm start` runs it (package.json): two malloc arenas.
+    env: { ...process.env, NODE_OPTIONS: '', MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
 }
