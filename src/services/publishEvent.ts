@@ -96,9 +96,10 @@ function inShare<T>(dispatcher: Dispatcher, accountId: string, task: () => Promi
 
 /**
  * Stores the event and one delivery per subscribed endpoint in one transaction (the durable
- * acceptance), then starts their workflows. If the process dies after the commit, the
- * reconciler starts whatever was not started; if the caller retries with the same
- * idempotency key, it gets the original answer and nothing new is delivered.
+ * acceptance), then starts their workflows, answering once they are committed (before their
+ * start, unless many published deliveries await theirs: Dispatcher.dispatchAccepted). If the
+ * process dies after the commit, the reconciler starts whatever was not started; if the caller
+ * retries with the same idempotency key, it gets the original answer and nothing new is delivered.
  */
 export async function publishEvent(
   deps: { db: Database; dispatcher: Dispatcher; maxPayloadBytes: number },
@@ -146,7 +147,7 @@ export async function publishEvent(
     await deps.dispatcher.dispatchAll(replayed.pending);
     return { id: replayed.id, deliveries: replayed.deliveries, replayed: true };
   }
-  await deps.dispatcher.dispatchAll(result.targets);
+  await deps.dispatcher.dispatchAccepted(result.targets);
   return result.published;
 }
 

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import { loadConfig } from '../../src/config';
 import type { Database } from '../../src/db/database';
 import { silentLogger } from '../../src/logger';
-import { Dispatcher, type DispatchTarget } from '../../src/services/dispatcher';
+import { Dispatcher, PUBLISHED_AHEAD_OF_START, type DispatchTarget } from '../../src/services/dispatcher';
 import type { DeliverBatchInput } from '../../src/workflows/deliverBatch';
 
 /**
@@ -130,4 +130,28 @@ test('when a batch is full, then it starts without waiting for the window', asyn
   await new Promise((r) => setTimeout(r, 100));
   expect(starts).toHaveLength(2); // the fourth waits for the window
   starts.forEach((s) => s.finish());
+});
+
+test('when few published deliveries await their start, then the publish path answers before the start; past PUBLISHED_AHEAD_OF_START it waits for it', async () => {
+  const { dispatcher, starts } = setup({ DISPATCH_BATCH_WINDOW: '25ms' });
+  const many = (n: number) => Array.from({ length: n }, () => target('acc_a'));
+
+  // As many as may await their start: the answer does not wait for the batch.
+  await dispatcher.dispatchAccepted(many(PUBLISHED_AHEAD_OF_START));
+  expect(dispatcher.deliveriesAwaitingStart).toBe(PUBLISHED_AHEAD_OF_START);
+  await until(() => starts.length === 1);
+  expect(starts[0].deliveryIds).toHaveLength(PUBLISHED_AHEAD_OF_START);
+
+  // Two more while those have not started: past the bound, so this answer waits for its own start.
+  let answered = false;
+  const second = dispatcher.dispatchAccepted(many(2)).then(() => (answered = true));
+  await until(() => starts.length === 2);
+  await new Promise((r) => setTimeout(r, 50));
+  expect(answered).toBe(false);
+  starts[1].finish();
+  await second;
+  expect(answered).toBe(true);
+
+  starts[0].finish();
+  await until(() => dispatcher.deliveriesAwaitingStart === 0);
 });
