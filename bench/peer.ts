@@ -52,10 +52,10 @@ export interface PeerOutcome {
   }[];
 }
 
-/** Proportional set size (MiB) of these processes and their children: shared pages (Postgres' shared buffers) counted once. */
 /** How long after start both systems' idle memory is measured (BENCH_PEER_IDLE_WAIT, seconds). */
 const PEER_IDLE_WAIT_MS = Number(process.env.BENCH_PEER_IDLE_WAIT ?? 30) * 1000;
 
+/** Proportional set size (MiB) of these processes and their children: shared pages (Postgres' shared buffers) counted once. */
 function pssMiB(pids: number[]): number {
   const all = new Set<number>();
   for (const pid of pids) [pid, ...childPids(pid)].forEach((p) => all.add(p));
