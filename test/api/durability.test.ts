@@ -21,11 +21,10 @@ afterAll(async () => {
 const statuses = (accountId: string) => deliveryStatuses(h, accountId);
 
 /** A dispatcher that "dies" before it starts anything, like a process killed right after the commit. */
-const dyingDispatcher = {
-  dispatchAll: async () => {
-    throw new Error('process killed');
-  },
-} as unknown as Dispatcher;
+const killed = async () => {
+  throw new Error('process killed');
+};
+const dyingDispatcher = { dispatchAll: killed, dispatchAccepted: killed } as unknown as Dispatcher;
 
 test('when the API dies between storing an event and starting its workflow, then the retried publish and the reconciler deliver it exactly once', async () => {
   const account = await paidAccountWithEndpoint(h, receiver.url);

@@ -36,8 +36,16 @@ test('when a delivery was just published and no workflow has claimed it yet, the
   const pub = await h.call('POST', '/v1/events', { body: { accountId: a.id, eventType: 'referrer_added', data: participant() } });
   const id = pub.body.deliveries[0].id;
 
-  // No worker here: the batch was started, but never ran its first attempt (which would claim it).
-  const admin = await h.call('GET', `/v1/deliveries/${id}?accountId=${a.id}`);
+  // No worker here: the batch is started, but never runs its first attempt (which would claim it).
+  // The 202 may come before that start (publishEvent): the link is there once it was started.
+  const admin = await waitFor(
+    async () => {
+      const got = await h.call('GET', `/v1/deliveries/${id}?accountId=${a.id}`);
+      return got.body.workflowId ? got : undefined;
+    },
+    'the delivery records its batch',
+    5_000,
+  );
   expect(admin.body).toMatchObject({ status: 'pending', workflowId: `batch-${id}`, workflowUrl: `http://127.0.0.1:8233/namespaces/default/workflows/batch-${id}` });
   const described = await h.client.workflow.getHandle(admin.body.workflowId).describe();
   expect(described.type).toBe('deliverBatch');
