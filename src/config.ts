@@ -254,6 +254,17 @@ export const SETTINGS = {
     description:
       "How long a busy account's newly published deliveries are gathered into one first-attempt batch workflow; an account with no batch started within the window starts its batch at once (0 = one workflow per delivery).",
   },
+  DISPATCH_INLINE: {
+    schema: bool,
+    default: 'true',
+    description:
+      '`npm start` only (API and worker in one process): first attempts are sent straight from the process while it runs fewer than 8 such batches (2 per account), without a first-attempt batch workflow; a delivery that must be retried continues in its own workflow as always. false: every first attempt runs in a batch workflow.',
+  },
+  DISPATCH_INLINE_WINDOW: {
+    schema: duration('DISPATCH_INLINE_WINDOW'),
+    default: '5ms',
+    description: 'DISPATCH_BATCH_WINDOW for first attempts sent straight from the process (DISPATCH_INLINE): a batch costs no workflow there, so a shorter wait pays.',
+  },
   DISPATCH_BATCH_MAX: { schema: int(1, 1000), default: '100', description: 'Most deliveries in one first-attempt batch; a full batch starts at once.' },
   DISPATCH_RECONCILE_INTERVAL: {
     schema: duration('DISPATCH_RECONCILE_INTERVAL'),

@@ -1,7 +1,11 @@
 import { trace } from '@opentelemetry/api';
 import { asyncLocalStorage as activityContext } from '@temporalio/activity';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pino from 'pino';
 import { redactUrl } from './domain/redact';
+
+/** The first-attempt batch sent from the process (src/services/inlineFirstAttempts.ts) a line is written in: its lines name it as an activity's name its workflow. */
+export const inlineBatchContext = new AsyncLocalStorage<{ owner: string }>();
 
 /**
  * One JSON object per line on stdout (pino): `{"level":"info","time":"…","msg":"…",…fields}`.
@@ -85,9 +89,11 @@ export function createLogger(level: Level = 'info', write?: (line: string) => vo
         mixin() {
           const span = trace.getActiveSpan()?.spanContext();
           const activity = activityContext.getStore()?.info;
+          const inline = activity ? undefined : inlineBatchContext.getStore();
           return {
             ...(span && span.traceFlags & 1 ? { traceId: span.traceId, spanId: span.spanId } : {}),
             ...(activity ? { workflowId: activity.workflowExecution?.workflowId, activity: activity.activityType } : {}),
+            ...(inline ? { inlineBatch: inline.owner } : {}),
           };
         },
       },

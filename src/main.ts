@@ -39,7 +39,9 @@ import { devServerExecutable } from './temporal/binaries';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { temporalConnectionOptions } from './temporal/connection';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
-import { createDeliveryWorker } from './temporal/worker';
+import { circuitSettings, createDeliveryWorker } from './temporal/worker';
+import { createDeliveryActivities } from './activities/delivery';
+import { InlineFirstAttempts } from './services/inlineFirstAttempts';
 import { clientInterceptors, startTracing } from './tracing';
 import { DELIVERY_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 
@@ -110,10 +112,14 @@ async function main() {
   // On the worker's own connection, so workflow starts can be eager (first task handed straight to this worker).
   const client = new Client({ connection: nativeConnection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
   let mainLane: Worker | undefined; // the worker below: it needs the dispatcher
+  let inline: InlineFirstAttempts | undefined; // over the activities below: they need the dispatcher
   const dispatcher = new Dispatcher(client, db, cfg, log, {
     eagerStart: true,
     bulkLane: cfg.TEMPORAL_FAIRNESS,
     mainLaneBusy: () => (mainLane?.getStatus().numInFlightLocalActivities ?? 0) >= MAIN_LANE_BUSY_BATCHES,
+    get inline() {
+      return inline;
+    },
   });
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
@@ -137,6 +143,9 @@ async function main() {
     operationalEmitted: () => dispatcher.kickOperational(),
   };
   const worker = (mainLane = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps }));
+  // First attempts sent from this process while it has room, without a batch workflow (src/services/inlineFirstAttempts.ts).
+  if (cfg.DISPATCH_INLINE)
+    inline = new InlineFirstAttempts(createDeliveryActivities({ circuit: circuitSettings(cfg), attemptTimeoutMs: cfg.ATTEMPT_TIMEOUT, ...activityDeps }), db, log);
   // Fairness between accounts: a bursting account's first attempts run on slots of their own (src/services/burstLane.ts).
   const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;
   const workerRun = Promise.all([worker.run(), bulkWorker?.run()]);
@@ -182,6 +191,7 @@ async function main() {
     force.unref();
     server.close();
     await stopReconciler();
+    await inline?.shutdown();
     worker.shutdown();
     bulkWorker?.shutdown();
     await workerRun.catch(() => undefined);

@@ -106,6 +106,25 @@ export function traceRequests(): Middleware {
   };
 }
 
+/**
+ * One INTERNAL span per first-attempt batch sent from the process (src/services/inlineFirstAttempts.ts),
+ * where a batch workflow's run and activity spans would be: its POSTs are its children.
+ */
+export function traceInlineBatch<T>(owner: string, deliveries: number, fn: () => Promise<T>): Promise<T> {
+  return otel.trace
+    .getTracer(TRACER)
+    .startActiveSpan('FirstAttemptBatch', { attributes: { 'rr.first_attempt.owner': owner, 'rr.first_attempt.deliveries': deliveries } }, async (span) => {
+      try {
+        return await fn();
+      } catch (err) {
+        span.setStatus({ code: otel.SpanStatusCode.ERROR, message: (err as Error).message });
+        throw err;
+      } finally {
+        span.end();
+      }
+    });
+}
+
 /** One CLIENT span per outbound webhook POST, under the activity that sends it. */
 export function traceSends(send: WebhookSender): WebhookSender {
   const tracer = otel.trace.getTracer(TRACER);

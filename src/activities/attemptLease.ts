@@ -7,6 +7,12 @@ import { releaseFences } from '../db/deliveries';
 /** A request must end this long before the lease does (timer slack, the send's own set-up). */
 const SEND_MARGIN_MS = 2_000;
 
+/** A first-attempt batch run in the process rather than in a workflow: the owner it claims as, and what stops its sends (shutdown). */
+export interface InlineRun {
+  owner: string;
+  signal: AbortSignal;
+}
+
 /**
  * One activity execution's hold on the deliveries it claimed (their attempt fence, see
  * claimForAttempt in src/db/deliveries.ts). Temporal retries an attempt that timed out while the
@@ -39,13 +45,20 @@ export class AttemptLease {
    * start-to-close timeout, or `maxLeaseMs` when shorter: how long a re-run after a crash waits
    * for it (a request that could not start within it is not sent; the caller hands it on).
    */
-  constructor(requestTimeoutMs: number, maxLeaseMs = Infinity) {
-    const ctx = Context.current();
-    const info = ctx.info;
-    this.token = `${info.workflowExecution?.workflowId ?? info.activityId}#${info.attempt}#${randomUUID().slice(0, 8)}`;
-    this.leaseMs = Math.min(maxLeaseMs, info.startToCloseTimeoutMs > 0 ? info.startToCloseTimeoutMs : requestTimeoutMs + 30_000);
+  constructor(requestTimeoutMs: number, maxLeaseMs = Infinity, inline?: InlineRun) {
+    if (inline) {
+      // Outside any activity (src/services/inlineFirstAttempts.ts): no timeout of Temporal's to match.
+      this.token = `${inline.owner}#1#${randomUUID().slice(0, 8)}`;
+      this.leaseMs = Math.min(maxLeaseMs, requestTimeoutMs + 30_000);
+      this.signal = inline.signal;
+    } else {
+      const ctx = Context.current();
+      const info = ctx.info;
+      this.token = `${info.workflowExecution?.workflowId ?? info.activityId}#${info.attempt}#${randomUUID().slice(0, 8)}`;
+      this.leaseMs = Math.min(maxLeaseMs, info.startToCloseTimeoutMs > 0 ? info.startToCloseTimeoutMs : requestTimeoutMs + 30_000);
+      this.signal = ctx.cancellationSignal;
+    }
     this.sendBy = performance.now() + this.leaseMs - requestTimeoutMs - SEND_MARGIN_MS;
-    this.signal = ctx.cancellationSignal;
   }
 
   get fence(): { token: string; leaseMs: number } {

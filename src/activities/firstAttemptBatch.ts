@@ -3,7 +3,7 @@ import { finalOutcome } from '../domain/errors';
 import { redactUrl } from '../domain/redact';
 import type { RetrySchedule } from '../domain/retrySchedule';
 import { workflowIdFor } from '../domain/workflowIds';
-import { AttemptLease } from './attemptLease';
+import { AttemptLease, type InlineRun } from './attemptLease';
 import { attemptRecorder } from './attemptRecorder';
 import type { GateResult } from './circuit';
 import type { DeliveryActivityDeps, HandOff, RetryStartRequest } from './deliveryDeps';
@@ -44,19 +44,19 @@ export function createFirstAttemptBatch(deps: DeliveryActivityDeps, sender: Atte
    * Deliveries that must be retried are handed over to their own retry workflow (the owner is
    * switched in the same write) and returned for the batch workflow to start.
    */
-  async function postBatch(input: PostBatchInput): Promise<PostBatchResult> {
+  async function postBatch(input: PostBatchInput, inline?: InlineRun): Promise<PostBatchResult> {
+    const batchId = inline?.owner ?? callerWorkflowId();
     // As long as a retry attempt's (not the batch activity's longer timeout): a batch re-run after
     // a worker crash hands the dead run's deliveries to their retry workflows, which wait it out.
-    const lease = new AttemptLease(requestTimeoutMs, requestTimeoutMs + 30_000);
+    const lease = new AttemptLease(requestTimeoutMs, requestTimeoutMs + 30_000, inline);
     try {
-      return await postBatchUnder(input, lease);
+      return await postBatchUnder(input, lease, batchId);
     } finally {
-      await lease.release(deps.db).catch((err: Error) => deps.log.warn('delivery.fence_release_failed', { batchId: callerWorkflowId(), error: err.message }));
+      await lease.release(deps.db).catch((err: Error) => deps.log.warn('delivery.fence_release_failed', { batchId, error: err.message }));
     }
   }
 
-  async function postBatchUnder(input: PostBatchInput, lease: AttemptLease): Promise<PostBatchResult> {
-    const batchId = callerWorkflowId();
+  async function postBatchUnder(input: PostBatchInput, lease: AttemptLease, batchId: string): Promise<PostBatchResult> {
     const series = new Map(input.deliveries.map((d) => [d.deliveryId, d.series]));
     const claimMark = stops.mark();
     const contexts = await claimForAttempt(

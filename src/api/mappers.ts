@@ -50,12 +50,14 @@ export function endpointOut(e: EndpointRow, health?: EndpointHealthRow): z.infer
  * batch, `delivery-<id>` once it retries, the endpoint's drain while that sends it), except while
  * its batch has handed it over and the retry workflow's start is not confirmed yet (the batch,
  * which starts it, is shown); before any workflow claimed it, the one whose start was confirmed.
- * Undefined while none was started (the batch window, or Temporal unreachable).
+ * Undefined while none was started (the batch window, or Temporal unreachable), and for a delivery
+ * whose first attempt was sent straight from the process (DISPATCH_INLINE) and needed no retry.
  */
 export function operatorWorkflowId(d: Pick<DeliveryRow, 'workflow_id' | 'series' | 'dispatched_series' | 'dispatched_workflow_id'>): string | undefined {
   const started = d.dispatched_series >= d.series ? (d.dispatched_workflow_id ?? undefined) : undefined;
   const owner = d.workflow_id ?? undefined;
-  if (!owner) return started;
+  // An `inline-…` owner is the process that sent its first attempt (src/services/inlineFirstAttempts.ts): no workflow.
+  if (!owner || owner.startsWith('inline-')) return started;
   if (owner.startsWith('delivery-') && started?.startsWith('batch-')) return started;
   return owner;
 }

@@ -193,7 +193,7 @@ export const DeliveryOut = z.object({
     .string()
     .optional()
     .describe(
-      "the Temporal workflow of the delivery, one that exists: its first-attempt batch (`batch-…`) while that owns it, `delivery-<id>` (`delivery-<id>-<series>` after a resend) once it retries, `drain-<endpointId>` while its endpoint's recovery drain sends it; absent until a workflow for it was started (milliseconds after publishing, unless Temporal is unreachable)",
+      "the Temporal workflow of the delivery, one that exists: its first-attempt batch (`batch-…`) while that owns it, `delivery-<id>` (`delivery-<id>-<series>` after a resend) once it retries, `drain-<endpointId>` while its endpoint's recovery drain sends it; absent until a workflow for it was started (milliseconds after publishing, unless Temporal is unreachable), and absent for a delivery whose first attempt `npm start` sent straight from its process (DISPATCH_INLINE) and that needed no retry",
     ),
   workflowUrl: z.string().optional().describe("that workflow in the Temporal Web UI, when its address is known; for the admin token only (the Web UI is the operator's)"),
   held: z

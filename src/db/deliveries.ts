@@ -133,6 +133,19 @@ export async function markDispatched(db: Queryable, started: { id: string; serie
   );
 }
 
+/**
+ * Records as dispatched those of these deliveries that are finished already (a first attempt sent
+ * from the process found them so): nothing is left to start for them, and the reconciler would
+ * otherwise try again on every pass. A pending one is left to whoever owns it.
+ */
+export async function markFinishedDispatched(db: Queryable, targets: { id: string; series: number }[]): Promise<void> {
+  await db.query(
+    `${GENERIC_PLAN}update deliveries d set dispatched_series = d.series
+     where d.id = any($1::text[]) and d.dispatched_series < d.series and d.status <> 'pending'`,
+    [targets.map((t) => t.id)],
+  );
+}
+
 /** Accepted deliveries whose workflow start was not confirmed `olderThanMs` after the last change, with what a start needs. */
 export async function undispatched(
   db: Queryable,
@@ -143,6 +156,8 @@ export async function undispatched(
   const rows = await db.query<{ id: string; series: number; account_id: string; endpoint_id: string; event_type: string; url: string }>(
     `select d.id, d.series, d.account_id, d.endpoint_id, d.event_type, e.url from deliveries d join endpoints e on e.id = d.endpoint_id
      where d.dispatched_series < d.series and d.updated_at < now() - ($1::bigint * interval '1 millisecond')
+       -- claimed and under an attempt's lease: its sender is alive (an inline first attempt is not dispatched until it ends)
+       and (d.attempt_lease_until is null or d.attempt_lease_until <= now())
        and ($3::text is null or d.account_id = $3)
      order by d.updated_at limit $2`,
     [olderThanMs, limit, accountId ?? null],
@@ -212,7 +227,9 @@ export async function claimForAttempt(
                                     then now() + $5::int * interval '1 millisecond' else d.attempt_lease_until end
        from t
        where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending'
-         and (d.workflow_id is null or ($4::text is not null and d.workflow_id = $3::text))
+         and (d.workflow_id is null or ($4::text is not null and d.workflow_id = $3::text)
+              -- a process that died during its inline first attempt: taken over once its lease ended
+              or ($4::text is not null and d.workflow_id like 'inline-%' and (d.attempt_lease_until is null or d.attempt_lease_until <= now())))
        returning d.id, d.attempt_token is not distinct from $4::text and $4::text is not null as fenced
      ), claimed_map as materialized (
        -- one object, looked up per row: joining the CTE itself made a nested loop over it (its row
@@ -401,6 +418,8 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
          -- A 2xx is what happened, also for an attempt that was in flight while the endpoint was
          -- deleted or disabled (the delivery was cancelled meanwhile): delivered, no reason left.
          status = case when t.delivered and d.status <> 'delivered' then 'delivered' else d.status end,
+         -- delivered: nothing left to start (an inline first attempt's only record of its dispatch)
+         dispatched_series = case when t.delivered then greatest(d.dispatched_series, t.series) else d.dispatched_series end,
          final_reason = case when t.delivered and d.status <> 'delivered' then null else d.final_reason end,
          delivered_at = case when t.delivered and d.status <> 'delivered' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.delivered_at end,
          finished_at = case when t.delivered and d.status <> 'delivered' then t.started_at + (t.duration_ms * interval '1 millisecond') else d.finished_at end
@@ -475,7 +494,7 @@ export async function finishDelivery(
   if (a.status !== 'undeliverable') {
     const rows = await db.query(
       `update deliveries set status = $3, final_reason = $4, finished_at = $5, next_attempt_at = null,
-         delivered_at = case when $3 = 'delivered' then $5 else delivered_at end, updated_at = now()
+         delivered_at = case when $3 = 'delivered' then $5 else delivered_at end, updated_at = now(), dispatched_series = greatest(dispatched_series, series)
        where id = $1 and series = $2 and status = 'pending' returning id`,
       [a.deliveryId, a.series, a.status, a.reason ?? null, a.at],
     );
@@ -484,7 +503,7 @@ export async function finishDelivery(
   const rows = await db.query(
     `with d as (
        update deliveries set status = $3, final_reason = $4, finished_at = $5, next_attempt_at = null,
-         delivered_at = case when $3 = 'delivered' then $5 else delivered_at end, updated_at = now()
+         delivered_at = case when $3 = 'delivered' then $5 else delivered_at end, updated_at = now(), dispatched_series = greatest(dispatched_series, series)
        where id = $1 and series = $2 and status = 'pending' returning *
      ), ops_src as (
        select d.account_id, 'delivery.exhausted'::text as event_type,

@@ -10,6 +10,7 @@ import { redactUrl } from '../domain/redact';
 import { batchWorkflowId, workflowIdFor } from '../domain/workflowIds';
 import type { Logger } from '../logger';
 import { BurstLanes, bulkTaskQueue } from './burstLane';
+import type { InlineFirstAttempts } from './inlineFirstAttempts';
 import { fairnessFor, PRIORITY, scheduleFrom } from './workflowStartOptions';
 import type { DeliverBatchInput } from '../workflows/deliverBatch';
 import type { DeliverWebhookInput } from '../workflows/deliverWebhook';
@@ -82,8 +83,10 @@ export class Dispatcher {
      * server hand it the first task directly. bulkLane: a worker serves the bulk lane too, so a
      * bursting account's batches go there (with TEMPORAL_FAIRNESS; see BurstLanes), while
      * mainLaneBusy (given when this process runs the main lane's worker) says the main lane is behind.
+     * inline: this process runs the worker's activities, so first attempts may be sent from here
+     * (src/services/inlineFirstAttempts.ts) while it has room; the others start batch workflows.
      */
-    private readonly opts: { eagerStart?: boolean; bulkLane?: boolean; mainLaneBusy?: () => boolean } = {},
+    private readonly opts: { eagerStart?: boolean; bulkLane?: boolean; mainLaneBusy?: () => boolean; inline?: InlineFirstAttempts } = {},
   ) {
     this.lanes = opts.bulkLane && cfg.TEMPORAL_FAIRNESS ? new BurstLanes(undefined, undefined, opts.mainLaneBusy) : undefined;
   }
@@ -232,11 +235,13 @@ export class Dispatcher {
     if (!account) this.batches.set(accountId, (account = { lastStartAt: -Infinity }));
     if (account.open) return account.open;
     const opened: OpenBatch = { targets: [], waiters: [], cancel: () => {} };
-    if (performance.now() - account.lastStartAt >= this.cfg.DISPATCH_BATCH_WINDOW) {
+    // A batch sent from here costs a claim and a record, not a workflow start and task: worth a shorter window.
+    const window = this.opts.inline?.hasRoom(accountId) ? this.cfg.DISPATCH_INLINE_WINDOW : this.cfg.DISPATCH_BATCH_WINDOW;
+    if (performance.now() - account.lastStartAt >= window) {
       const immediate = setImmediate(() => this.flush(accountId, opened));
       opened.cancel = () => clearImmediate(immediate);
     } else {
-      const timer = setTimeout(() => this.flush(accountId, opened), this.cfg.DISPATCH_BATCH_WINDOW);
+      const timer = setTimeout(() => this.flush(accountId, opened), window);
       opened.cancel = () => clearTimeout(timer);
     }
     account.open = opened;
@@ -270,6 +275,8 @@ export class Dispatcher {
       attemptTimeoutMs: this.cfg.ATTEMPT_TIMEOUT,
       searchAttributes: this.cfg.TEMPORAL_SEARCH_ATTRIBUTES,
     };
+    // Sent from here: recorded as dispatched by its attempt records and hand-overs, not here.
+    if (this.opts.inline?.tryRun(input)) return;
     const bulk = this.lanes?.take(accountId, targets.length) === 'bulk';
     try {
       await this.client.withDeadline(Date.now() + START_DEADLINE_MS, () =>

@@ -10,7 +10,7 @@ let h: Harness;
 let receiver: Receiver;
 
 beforeAll(async () => {
-  h = await startHarness({ DISPATCH_BATCH_WINDOW: '5s' });
+  h = await startHarness({ DISPATCH_BATCH_WINDOW: '5s', DISPATCH_INLINE: 'false' }); // the window of batch workflows
 });
 afterAll(async () => {
   await h?.close();

@@ -5,13 +5,15 @@ import { historyToJson, readableText } from '../helpers/historyJson';
 import { Receiver, waitFor } from '../helpers/receiver';
 
 let h: Harness;
+/** Every first attempt in a batch workflow, as without DISPATCH_INLINE (the separate API and worker processes). */
+let hw: Harness;
 let receiver: Receiver;
 
 beforeAll(async () => {
-  h = await startHarness();
+  [h, hw] = await Promise.all([startHarness(), startHarness({ DISPATCH_INLINE: 'false' })]);
 });
 afterAll(async () => {
-  await h?.close();
+  await Promise.all([h?.close(), hw?.close()]);
 });
 beforeEach(async () => {
   receiver = await new Receiver().start();
@@ -20,16 +22,16 @@ afterEach(async () => {
   await receiver.stop();
 });
 
-async function setup(eventTypes = ['referrer_added', 'reward_unlocked']) {
-  const account = await newAccount(h);
-  const ep = await h.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes, description: 'CRM sync' } });
+async function setup(eventTypes = ['referrer_added', 'reward_unlocked'], on = h) {
+  const account = await newAccount(on);
+  const ep = await on.call('POST', '/v1/endpoints', { token: account.apiKey, body: { url: receiver.url, eventTypes, description: 'CRM sync' } });
   expect(ep.status).toBe(201);
   return { account, endpoint: ep.body };
 }
 
-async function delivered(token: string, id: string) {
+async function delivered(token: string, id: string, on = h) {
   return waitFor(async () => {
-    const r = await h.call('GET', `/v1/deliveries/${id}`, { token });
+    const r = await on.call('GET', `/v1/deliveries/${id}`, { token });
     return r.body.status !== 'pending' ? r.body : undefined;
   }, `delivery ${id} to finish`);
 }
@@ -180,55 +182,63 @@ test('when an endpoint is disabled while a delivery is retrying, then the delive
   expect(wf.status.name).toMatch(/CANCELLED|COMPLETED/);
 });
 
-test("when a delivery succeeds at once, then its workflow is the account's first-attempt batch, filterable by account in the Web UI", async () => {
-  const { account } = await setup();
-  const pub = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant() } });
-  const detail = await delivered(account.apiKey, pub.body.deliveries[0].id);
+test("when a delivery succeeds at once in a batch workflow (DISPATCH_INLINE=false), then its workflow is the account's first-attempt batch, filterable by account in the Web UI", async () => {
+  const { account } = await setup(undefined, hw);
+  const pub = await hw.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant() } });
+  const detail = await delivered(account.apiKey, pub.body.deliveries[0].id, hw);
   expect(detail.workflowId).toBe(`batch-${pub.body.deliveries[0].id}`);
 
-  const handle = h.client.workflow.getHandle(detail.workflowId);
+  const handle = hw.client.workflow.getHandle(detail.workflowId);
   expect(await handle.result()).toEqual({ delivered: 1, finished: 0, skipped: 0, retrying: 0 });
   const described = await handle.describe();
   expect(described.searchAttributes).toMatchObject({ RrAccountId: [account.id] });
   expect(await described.staticSummary()).toBe('first attempt of 1 delivery');
   const found = await waitFor(async () => {
     const ids: string[] = [];
-    for await (const wf of h.client.workflow.list({ query: `RrAccountId = "${account.id}"` })) ids.push(wf.workflowId);
+    for await (const wf of hw.client.workflow.list({ query: `RrAccountId = "${account.id}"` })) ids.push(wf.workflowId);
     return ids.length ? ids : undefined;
   }, 'visibility to index the workflow');
   expect(found).toEqual([detail.workflowId]);
 });
 
-test('when a delivery is retried, then its own workflow carries search attributes and a summary an operator can filter on in the Web UI', async () => {
-  const { account, endpoint } = await setup();
-  receiver.respond = (_req, n) => (n === 1 ? { status: 503 } : { status: 200 });
-  const pub = await h.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant() } });
-  const deliveryId = pub.body.deliveries[0].id;
-  const detail = await delivered(account.apiKey, deliveryId);
-  expect(detail.status).toBe('delivered');
-  expect(detail.attemptCount).toBe(2);
-  expect(detail.workflowId).toBe(`delivery-${deliveryId}`);
+test.each([
+  { path: 'sent from the process (DISPATCH_INLINE, the default)', inline: true },
+  { path: 'made by a batch workflow', inline: false },
+])(
+  'when a delivery is retried after a first attempt $path, then its own workflow carries search attributes and a summary an operator can filter on in the Web UI',
+  async ({ inline }) => {
+    const on = inline ? h : hw;
+    const { account, endpoint } = await setup(undefined, on);
+    receiver.respond = (_req, n) => (n === 1 ? { status: 503 } : { status: 200 });
+    const pub = await on.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant() } });
+    const deliveryId = pub.body.deliveries[0].id;
+    const detail = await delivered(account.apiKey, deliveryId, on);
+    expect(detail.status).toBe('delivered');
+    expect(detail.attemptCount).toBe(2);
+    expect(detail.workflowId).toBe(`delivery-${deliveryId}`);
 
-  const handle = h.client.workflow.getHandle(detail.workflowId);
-  expect((await handle.result()).status).toBe('delivered');
-  const described = await handle.describe();
-  expect(described.searchAttributes).toMatchObject({ RrAccountId: [account.id], RrEndpointId: [endpoint.id], RrEventType: ['referrer_added'], RrDeliveryStatus: ['delivered'] });
-  // Endpoint URLs are often capability URLs: Temporal sees scheme and host only.
-  expect(await described.staticSummary()).toBe(`referrer_added → ${new URL(receiver.url).origin}/…`);
-  for (const id of [detail.workflowId, `batch-${deliveryId}`]) {
-    const history = readableText(historyToJson(await h.client.workflow.getHandle(id).fetchHistory()));
-    expect([id, history]).toEqual([id, expect.stringContaining(new URL(receiver.url).host)]);
-    expect([id, history]).toEqual([id, expect.not.stringContaining('/webhooks')]);
-  }
-  // The batch that made the first attempt handed it over and says so.
-  expect(await h.client.workflow.getHandle(`batch-${deliveryId}`).result()).toEqual({ delivered: 0, finished: 0, skipped: 0, retrying: 1 });
-  const found = await waitFor(async () => {
-    const ids: string[] = [];
-    for await (const wf of h.client.workflow.list({ query: `RrAccountId = "${account.id}" AND RrDeliveryStatus = "delivered"` })) ids.push(wf.workflowId);
-    return ids.length ? ids : undefined;
-  }, 'visibility to index the workflow');
-  expect(found).toEqual([detail.workflowId]);
-});
+    const handle = on.client.workflow.getHandle(detail.workflowId);
+    expect((await handle.result()).status).toBe('delivered');
+    const described = await handle.describe();
+    expect(described.searchAttributes).toMatchObject({ RrAccountId: [account.id], RrEndpointId: [endpoint.id], RrEventType: ['referrer_added'], RrDeliveryStatus: ['delivered'] });
+    // Endpoint URLs are often capability URLs: Temporal sees scheme and host only.
+    expect(await described.staticSummary()).toBe(`referrer_added → ${new URL(receiver.url).origin}/…`);
+    for (const id of inline ? [detail.workflowId] : [detail.workflowId, `batch-${deliveryId}`]) {
+      const history = readableText(historyToJson(await on.client.workflow.getHandle(id).fetchHistory()));
+      expect([id, history]).toEqual([id, expect.stringContaining(new URL(receiver.url).host)]);
+      expect([id, history]).toEqual([id, expect.not.stringContaining('/webhooks')]);
+    }
+    // The batch that made the first attempt handed it over and says so; a first attempt sent from the process left no batch.
+    if (inline) expect(await on.dispatcher.existingWorkflows([`batch-${deliveryId}`])).toEqual(new Set());
+    else expect(await on.client.workflow.getHandle(`batch-${deliveryId}`).result()).toEqual({ delivered: 0, finished: 0, skipped: 0, retrying: 1 });
+    const found = await waitFor(async () => {
+      const ids: string[] = [];
+      for await (const wf of on.client.workflow.list({ query: `RrAccountId = "${account.id}" AND RrDeliveryStatus = "delivered"` })) ids.push(wf.workflowId);
+      return ids.length ? ids : undefined;
+    }, 'visibility to index the workflow');
+    expect(found).toEqual([detail.workflowId]);
+  },
+);
 
 test('when deliveries have happened, then /metrics reports attempts, latency, final statuses and pending figures to the admin only', async () => {
   const { account } = await setup();

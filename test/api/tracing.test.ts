@@ -12,20 +12,23 @@ const exporter = new InMemorySpanExporter();
 const tracing = startTracing({ serviceName: 'rr-webhooks-test', exporter });
 const logLines: string[] = [];
 let h: Harness;
+/** First attempts sent from the process (DISPATCH_INLINE, `npm start`'s default) instead of a batch workflow. */
+let hi: Harness;
 let receiver: Receiver;
 beforeAll(async () => {
-  h = await startHarness({}, { log: createLogger('info', (l) => logLines.push(l)) });
+  const log = createLogger('info', (l) => logLines.push(l));
+  [h, hi] = await Promise.all([startHarness({ DISPATCH_INLINE: 'false' }, { log }), startHarness({}, { log })]);
   receiver = await new Receiver().start();
 });
 afterAll(async () => {
   await receiver?.stop();
-  await h?.close();
+  await Promise.all([h?.close(), hi?.close()]);
   await tracing.shutdown();
 });
 
 const parentOf = (s: ReadableSpan, all: ReadableSpan[]) => all.find((p) => p.spanContext().spanId === s.parentSpanId);
 
-test('when an event is published, then the API request, the workflow start, the workflow, the activity and the outbound POST are one trace, each span the child of the one before', async () => {
+test('when an event is published to a batch workflow, then the API request, the workflow start, the workflow, the activity and the outbound POST are one trace, each span the child of the one before', async () => {
   const account = await paidAccountWithEndpoint(h, `${receiver.url}/hooks/capability-secret?token=abc123`);
   exporter.reset();
   const published = await h.call('POST', '/v1/events', {
@@ -69,6 +72,39 @@ test('when an event is published, then the API request, the workflow start, the 
   expect(attempted).toMatchObject({ activity: 'postBatch', workflowId: same.find((s) => s.name === 'RunWorkflow:deliverBatch')!.attributes.workflowId });
   const access = lines.find((l) => l.msg === 'api.request' && l.requestId === 'req-trace-1')!;
   expect(access).toMatchObject({ method: 'POST', path: '/v1/events', route: '/v1/events', status: 202, principal: 'admin', traceId: api.spanContext().traceId });
+});
+
+test('when an event is published and its first attempt is sent from the process, then the API request, the batch and the outbound POST are one trace, and the attempt log line names the batch', async () => {
+  const account = await paidAccountWithEndpoint(hi, `${receiver.url}/hooks/capability-secret?token=abc123`);
+  exporter.reset();
+  receiver.requests.length = 0;
+  const published = await hi.call('POST', '/v1/events', { body: { accountId: account.id, eventType: 'referrer_added', data: participant(2) } });
+  expect(published.status).toBe(202);
+
+  const { api, same } = await waitFor(
+    () => {
+      const all = exporter.getFinishedSpans();
+      const api = all.find((s) => s.name === 'POST /v1/events');
+      if (!api) return undefined;
+      const same = all.filter((s) => s.spanContext().traceId === api.spanContext().traceId);
+      return same.some((s) => s.name === 'POST webhook') && same.some((s) => s.name === 'FirstAttemptBatch') ? { api, same } : undefined;
+    },
+    'the publish trace',
+    30_000,
+  );
+  const post = same.find((s) => s.name === 'POST webhook')!;
+  const chain: string[] = [];
+  for (let s: ReadableSpan | undefined = post; s; s = parentOf(s, same)) chain.unshift(s.name);
+  expect(chain).toEqual(['POST /v1/events', 'FirstAttemptBatch', 'POST webhook']);
+  const batch = same.find((s) => s.name === 'FirstAttemptBatch')!;
+  expect(batch.attributes['rr.first_attempt.owner']).toMatch(/^inline-dlv_/);
+  expect(JSON.stringify(same.map((s) => s.attributes))).not.toMatch(/capability-secret|abc123/);
+  expect(receiver.requests).toHaveLength(1);
+
+  const lines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  const attempted = lines.find((l) => l.msg === 'delivery.attempted' && l.accountId === account.id)!;
+  expect(attempted).toMatchObject({ traceId: api.spanContext().traceId, inlineBatch: batch.attributes['rr.first_attempt.owner'] });
+  expect(attempted.workflowId).toBeUndefined();
 });
 
 test('when the caller sends a traceparent, then the API request span continues its trace', async () => {

@@ -15,7 +15,10 @@ import { SendStops } from '../../src/http/sendStops';
 import { Dispatcher } from '../../src/services/dispatcher';
 import { Reconciler } from '../../src/services/reconciler';
 import { installTemporalRuntime } from '../../src/temporal/runtime';
-import { createDeliveryWorker } from '../../src/temporal/worker';
+import { circuitSettings, createDeliveryWorker } from '../../src/temporal/worker';
+import { createDeliveryActivities } from '../../src/activities/delivery';
+import type { DeliveryActivityDeps } from '../../src/activities/deliveryDeps';
+import { InlineFirstAttempts } from '../../src/services/inlineFirstAttempts';
 import { clientInterceptors } from '../../src/tracing';
 import { freshDatabase } from './db';
 
@@ -72,27 +75,41 @@ export async function startHarness(
   // Like `npm start`: with a worker, the client shares its NativeConnection and starts are eager.
   const nativeConnection: NativeConnection | undefined = opts.worker !== false ? await NativeConnection.connect({ address }) : undefined;
   const client = new Client({ connection: nativeConnection ?? connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
-  const dispatcher = new Dispatcher(client, db, cfg, opts.log ?? silentLogger, { eagerStart: nativeConnection !== undefined });
+  let inline: InlineFirstAttempts | undefined;
+  const dispatcher = new Dispatcher(client, db, cfg, opts.log ?? silentLogger, {
+    eagerStart: nativeConnection !== undefined,
+    get inline() {
+      return inline;
+    },
+  });
   if (nativeConnection) {
+    const activityDeps: DeliveryActivityDeps = {
+      db,
+      send: sender.send,
+      log: opts.log ?? silentLogger,
+      metrics: deliveryMetrics(metrics),
+      autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
+      soleProcess: db.kind === 'pglite', // as main.ts
+      startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),
+      existingWorkflows: (ids: string[]) => dispatcher.existingWorkflows(ids),
+      sendStops,
+      wakeDrain: (r) => dispatcher.wakeDrain(r),
+      operationalEmitted: () => dispatcher.kickOperational(),
+    };
     worker = await createDeliveryWorker({
       connection: nativeConnection,
       cfg,
       workflowBundle: { code: readFileSync(process.env.RR_TEST_WORKFLOW_BUNDLE!, 'utf8') },
-      activityDeps: {
-        db,
-        send: sender.send,
-        log: opts.log ?? silentLogger,
-        metrics: deliveryMetrics(metrics),
-        autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
-        soleProcess: db.kind === 'pglite', // as main.ts
-        startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),
-        existingWorkflows: (ids: string[]) => dispatcher.existingWorkflows(ids),
-        sendStops,
-        wakeDrain: (r) => dispatcher.wakeDrain(r),
-        operationalEmitted: () => dispatcher.kickOperational(),
-      },
+      activityDeps,
     });
     workerRun = worker.run();
+    // Like `npm start`: first attempts sent from this process while it has room (DISPATCH_INLINE).
+    if (cfg.DISPATCH_INLINE)
+      inline = new InlineFirstAttempts(
+        createDeliveryActivities({ circuit: circuitSettings(cfg), attemptTimeoutMs: cfg.ATTEMPT_TIMEOUT, ...activityDeps }),
+        db,
+        opts.log ?? silentLogger,
+      );
   }
 
   const app = createApp({
@@ -142,6 +159,7 @@ export async function startHarness(
     async close() {
       server.closeIdleConnections();
       await new Promise((ok) => server.close(ok));
+      await inline?.shutdown();
       if (worker) {
         worker.shutdown();
         // After shutdownForceTime the worker gives up on what ignored its cancellation: run() rejects.

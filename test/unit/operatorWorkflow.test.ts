@@ -18,6 +18,9 @@ test.each([
   { what: 'retrying in its own workflow', delivery: row({ owner: 'delivery-d1', started: 'delivery-d1' }), expected: 'delivery-d1' },
   { what: "sent by its endpoint's recovery drain", delivery: row({ owner: 'drain-ep1', started: 'delivery-d1' }), expected: 'drain-ep1' },
   { what: 'resent: the new series not started yet', delivery: row({ owner: null, series: 2, dispatched: 1, started: 'batch-d1' }), expected: undefined },
+  { what: 'being sent straight from the process (DISPATCH_INLINE)', delivery: row({ owner: 'inline-d1-1a2b3c4d', dispatched: 0, started: null }), expected: undefined },
+  { what: 'delivered by its inline first attempt', delivery: row({ owner: 'inline-d1-1a2b3c4d', started: null }), expected: undefined },
+  { what: 'handed over by its inline first attempt, the retry workflow started', delivery: row({ owner: 'delivery-d1', started: 'delivery-d1' }), expected: 'delivery-d1' },
   { what: 'recorded before the started workflow was (owner only)', delivery: row({ owner: 'delivery-d1', started: null }), expected: 'delivery-d1' },
 ])('when a delivery is $what, then its link opens $expected', ({ delivery, expected }) => {
   expect(operatorWorkflowId(delivery)).toBe(expected);

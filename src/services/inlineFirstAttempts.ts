@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import type { InlineRun } from '../activities/attemptLease';
+import type { RetryStartRequest } from '../activities/deliveryDeps';
+import type { PostBatchInput, PostBatchResult } from '../activities/firstAttemptBatch';
+import type { RetrySchedule } from '../domain/retrySchedule';
+import type { Queryable } from '../db/database';
+import { markFinishedDispatched } from '../db/deliveries';
+import { inlineBatchContext, type Logger } from '../logger';
+import { traceInlineBatch } from '../tracing';
+
+/** First-attempt batches run in the process at once, and per account (the rest start batch workflows). */
+export const INLINE_BATCHES = 8;
+export const INLINE_BATCHES_PER_ACCOUNT = 4;
+
+/** Retries of a failed retry-workflow start before the reconciler is left to it. */
+const START_RETRIES = 3;
+
+export interface InlineBatchSender {
+  postBatch(input: PostBatchInput, inline: InlineRun): Promise<PostBatchResult>;
+  startRetries(request: RetryStartRequest): Promise<void>;
+}
+
+export interface InlineBatch {
+  accountId: string;
+  deliveries: { deliveryId: string; series: number }[];
+  schedule: RetrySchedule;
+  attemptTimeoutMs: number;
+  searchAttributes?: boolean;
+}
+
+/**
+ * First attempts sent straight from the process that accepted them, where the worker runs too
+ * (`npm start`): the same claim, send and record as a first-attempt batch workflow's local
+ * activity (src/activities/firstAttemptBatch.ts), without the workflow's start and task (about
+ * 16 ms and most of the Temporal server's CPU per batch). Each delivery that must be retried is
+ * handed to its own `delivery-<id>` workflow as from a batch workflow, so the retry clock is on
+ * the Temporal server as before.
+ *
+ * Durability does not depend on this process: the deliveries are committed before, and a
+ * delivery counts as dispatched only once its attempt is recorded as delivered, it finished, or
+ * its retry workflow's start is recorded. A process that dies in between leaves it undispatched,
+ * claimed by an `inline-…` owner under an attempt lease (ATTEMPT_TIMEOUT + 30 s); once that lease
+ * ended the reconciler dispatches it again and the new claim takes it over (claimForAttempt), so
+ * a request in flight when the process died is never overlapped by another.
+ *
+ * Only a few batches run so at once (INLINE_BATCHES, INLINE_BATCHES_PER_ACCOUNT): past that the
+ * dispatcher starts batch workflows as before, whose fair task queue keeps one flooding account
+ * from holding back the others.
+ */
+export class InlineFirstAttempts {
+  private inFlight = 0;
+  private readonly perAccount = new Map<string, number>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly stop = new AbortController();
+
+  constructor(
+    private readonly sender: InlineBatchSender,
+    private readonly db: Queryable,
+    private readonly log: Logger,
+    private readonly limits = { total: INLINE_BATCHES, perAccount: INLINE_BATCHES_PER_ACCOUNT },
+  ) {}
+
+  /** Whether a batch of this account would run here now. */
+  hasRoom(accountId: string): boolean {
+    return !this.stop.signal.aborted && this.inFlight < this.limits.total && (this.perAccount.get(accountId) ?? 0) < this.limits.perAccount;
+  }
+
+  /** Runs the batch here if there is room (true), or leaves it to the caller (false: start a batch workflow). */
+  tryRun(batch: InlineBatch): boolean {
+    if (!this.hasRoom(batch.accountId)) return false;
+    const mine = this.perAccount.get(batch.accountId) ?? 0;
+    this.inFlight++;
+    this.perAccount.set(batch.accountId, mine + 1);
+    const owner = `inline-${batch.deliveries[0].deliveryId}-${randomUUID().slice(0, 8)}`;
+    const run = inlineBatchContext
+      .run({ owner }, () => traceInlineBatch(owner, batch.deliveries.length, () => this.run(batch, owner)))
+      .catch((err: Error) => this.log.warn('dispatch.inline_failed', { deliveries: batch.deliveries.length, firstDeliveryId: batch.deliveries[0]?.deliveryId, error: err.message }))
+      .finally(() => {
+        this.inFlight--;
+        const left = (this.perAccount.get(batch.accountId) ?? 1) - 1;
+        if (left > 0) this.perAccount.set(batch.accountId, left);
+        else this.perAccount.delete(batch.accountId);
+        this.running.delete(run);
+      });
+    this.running.add(run);
+    return true;
+  }
+
+  /** Batches running here now (for tests and the busy check). */
+  get batchesInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Stops new requests (those not yet sent are handed to their retry workflows) and waits for the batches under way. */
+  async shutdown(): Promise<void> {
+    this.stop.abort();
+    await Promise.all([...this.running]);
+  }
+
+  private async run(batch: InlineBatch, owner: string): Promise<void> {
+    const { schedule } = batch;
+    const windowEndsAtMs = Date.now() + schedule.windowMs;
+    let result: PostBatchResult;
+    try {
+      result = await this.sender.postBatch({ deliveries: batch.deliveries, windowEndsAtMs, schedule }, { owner, signal: this.stop.signal });
+    } catch (err) {
+      // As in the batch workflow: the database failed, not a receiver. Every delivery continues in
+      // its own workflow after the first back-off (one that was finished is then found finished).
+      this.log.warn('dispatch.inline_batch_failed', { owner, error: (err as Error).message });
+      result = { delivered: 0, finished: 0, skipped: 0, retrying: batch.deliveries.map((d) => ({ ...d, delayMs: schedule.initialIntervalMs })) };
+    }
+    // Found finished (a lost bookkeeping write, a cancel before the claim): no start will record them.
+    if (result.skipped)
+      await markFinishedDispatched(
+        this.db,
+        batch.deliveries.map((d) => ({ id: d.deliveryId, series: d.series })),
+      );
+    if (!result.retrying.length) return;
+    const request: RetryStartRequest = {
+      batchId: owner,
+      accountId: batch.accountId,
+      retrying: result.retrying,
+      windowEndsAtMs,
+      schedule,
+      attemptTimeoutMs: batch.attemptTimeoutMs,
+      searchAttributes: batch.searchAttributes,
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.sender.startRetries(request);
+      } catch (err) {
+        // Unrecorded starts are the reconciler's: it finds these deliveries undispatched.
+        if (attempt >= START_RETRIES) throw err;
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  }
+}

@@ -1,0 +1,112 @@
+import type { InlineRun } from '../../src/activities/attemptLease';
+import type { RetryStartRequest } from '../../src/activities/deliveryDeps';
+import type { PostBatchInput, PostBatchResult } from '../../src/activities/firstAttemptBatch';
+import type { Queryable } from '../../src/db/database';
+import { silentLogger } from '../../src/logger';
+import { InlineFirstAttempts, type InlineBatch } from '../../src/services/inlineFirstAttempts';
+
+const schedule = { initialIntervalMs: 1_000, backoffCoefficient: 2, maximumIntervalMs: 60_000, windowMs: 3_600_000, jitter: 0 };
+const batch = (accountId: string, ids: string[]): InlineBatch => ({
+  accountId,
+  deliveries: ids.map((deliveryId) => ({ deliveryId, series: 1 })),
+  schedule,
+  attemptTimeoutMs: 5_000,
+});
+
+/** A sender whose batches finish when the test says so. */
+function controlledSender(result: (input: PostBatchInput) => PostBatchResult | Error = () => ({ delivered: 1, finished: 0, skipped: 0, retrying: [] })) {
+  const open: { input: PostBatchInput; run: InlineRun; finish: () => void }[] = [];
+  const starts: RetryStartRequest[] = [];
+  let startFailures = 0;
+  return {
+    open,
+    starts,
+    failStarts(n: number) {
+      startFailures = n;
+    },
+    sender: {
+      postBatch: (input: PostBatchInput, run: InlineRun) =>
+        new Promise<PostBatchResult>((resolve, reject) => {
+          open.push({
+            input,
+            run,
+            finish: () => {
+              const r = result(input);
+              if (r instanceof Error) reject(r);
+              else resolve(r);
+            },
+          });
+        }),
+      startRetries: async (req: RetryStartRequest) => {
+        if (startFailures-- > 0) throw new Error('Temporal unreachable');
+        starts.push(req);
+      },
+    },
+  };
+}
+
+/** No batch of these tests skips a delivery: nothing reaches the database. */
+const noDb = { query: () => Promise.reject(new Error('no query expected')) } as unknown as Queryable;
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+test('when an account has its share of batches running, then its next batch is left to a workflow while another account still runs here; a finished batch frees its room', async () => {
+  const s = controlledSender();
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 3, perAccount: 2 });
+  expect(inline.tryRun(batch('a', ['d1']))).toBe(true);
+  expect(inline.tryRun(batch('a', ['d2']))).toBe(true);
+  expect(inline.hasRoom('a')).toBe(false);
+  expect(inline.tryRun(batch('a', ['d3']))).toBe(false);
+  expect(inline.tryRun(batch('b', ['d4']))).toBe(true);
+  expect(inline.tryRun(batch('c', ['d5']))).toBe(false); // all three taken
+  expect(inline.batchesInFlight).toBe(3);
+
+  s.open[0].finish();
+  await settle();
+  await settle();
+  expect(inline.batchesInFlight).toBe(2);
+  expect(inline.tryRun(batch('a', ['d6']))).toBe(true);
+  // Each run claims as an owner of its own, never a workflow's id.
+  expect(new Set(s.open.map((o) => o.run.owner)).size).toBe(4);
+  for (const o of s.open) expect(o.run.owner).toMatch(/^inline-d\d-[0-9a-f]{8}$/);
+});
+
+test('when a batch hands deliveries over, then their retry workflows are started with the batch as the first attempt (a failed start is tried again)', async () => {
+  const s = controlledSender((input) => ({ delivered: 0, finished: 0, skipped: 0, retrying: input.deliveries.map((d) => ({ ...d, delayMs: 1_000, lastError: 'HTTP 503' })) }));
+  s.failStarts(1);
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger);
+  inline.tryRun(batch('a', ['d1', 'd2']));
+  s.open[0].finish();
+  await inline.shutdown();
+  expect(s.starts).toHaveLength(1);
+  expect(s.starts[0].batchId).toBe(s.open[0].run.owner);
+  expect(s.starts[0].retrying.map((r) => r.deliveryId)).toEqual(['d1', 'd2']);
+  expect(s.starts[0].windowEndsAtMs).toBeGreaterThan(Date.now());
+});
+
+test('when the batch itself fails (the database, not a receiver), then every delivery is handed to its retry workflow after the first back-off', async () => {
+  const s = controlledSender(() => new Error('connection reset'));
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger);
+  inline.tryRun(batch('a', ['d1', 'd2']));
+  s.open[0].finish();
+  await inline.shutdown();
+  expect(s.starts[0].retrying).toEqual([
+    { deliveryId: 'd1', series: 1, delayMs: 1_000 },
+    { deliveryId: 'd2', series: 1, delayMs: 1_000 },
+  ]);
+});
+
+test('when the process shuts down, then running batches see their signal aborted, shutdown waits for them, and no new batch runs here', async () => {
+  const s = controlledSender();
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger);
+  inline.tryRun(batch('a', ['d1']));
+  let stopped = false;
+  const stopping = inline.shutdown().then(() => (stopped = true));
+  await settle();
+  expect(s.open[0].run.signal.aborted).toBe(true);
+  expect(stopped).toBe(false);
+  expect(inline.tryRun(batch('b', ['d2']))).toBe(false);
+  s.open[0].finish();
+  await stopping;
+  expect(inline.batchesInFlight).toBe(0);
+});
