@@ -10,7 +10,8 @@ let hw: Harness;
 let receiver: Receiver;
 
 beforeAll(async () => {
-  [h, hw] = await Promise.all([startHarness(), startHarness({ DISPATCH_INLINE: 'false' })]);
+  h = await startHarness();
+  hw = await startHarness({ DISPATCH_INLINE: 'false' });
 });
 afterAll(async () => {
   await Promise.all([h?.close(), hw?.close()]);

@@ -17,7 +17,8 @@ let hi: Harness;
 let receiver: Receiver;
 beforeAll(async () => {
   const log = createLogger('info', (l) => logLines.push(l));
-  [h, hi] = await Promise.all([startHarness({ DISPATCH_INLINE: 'false' }, { log }), startHarness({}, { log })]);
+  h = await startHarness({ DISPATCH_INLINE: 'false' }, { log });
+  hi = await startHarness({}, { log });
   receiver = await new Receiver().start();
 });
 afterAll(async () => {

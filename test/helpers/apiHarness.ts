@@ -62,7 +62,7 @@ export async function startHarness(
   });
   const { db, url: dbUrl, drop } = await freshDatabase(opts.postgresServerUrl);
   const address = opts.temporalAddress ?? process.env.RR_TEST_TEMPORAL_ADDRESS!;
-  const connection = await Connection.connect({ address });
+  const connection = await Connection.connect({ address, connectTimeout: '30s' }); // a loaded CI machine: the default 10 s was seen to run out
   const guard = opts.guard ? opts.guard(cfg) : destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
 
