@@ -430,8 +430,11 @@ function deliveryDetails(input: DeliverWebhookInput, meta: Omit<DispatchMeta, 'a
   const what = meta
     ? `Delivery \`${input.deliveryId}\` (series ${input.series}) of \`${meta.eventType}\` to endpoint \`${meta.endpointId}\` (${redactUrl(meta.url)}).`
     : `Delivery \`${input.deliveryId}\` (series ${input.series}).`;
+  const firstBy = input.after?.batchId.startsWith('inline-')
+    ? `the service process that accepted it (\`${input.after.batchId}\`, no batch workflow)`
+    : `\`${input.after?.batchId}\``;
   const who = input.after
-    ? `Its first attempt was made by \`${input.after.batchId}\`; this workflow retries it until ${utc(input.after.windowEndsAtMs)}, when the delivery window ends.`
+    ? `Its first attempt was made by ${firstBy}; this workflow retries it until ${utc(input.after.windowEndsAtMs)}, when the delivery window ends.`
     : `This workflow makes its first attempt and retries it for ${formatDuration(input.schedule.windowMs)} (the delivery window).`;
   const after = input.after;
   const waiting = after?.delayedStart

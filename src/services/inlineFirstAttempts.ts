@@ -110,11 +110,12 @@ export class InlineFirstAttempts {
       result = { delivered: 0, finished: 0, skipped: 0, retrying: batch.deliveries.map((d) => ({ ...d, delayMs: schedule.initialIntervalMs })) };
     }
     // Found finished (a lost bookkeeping write, a cancel before the claim): no start will record them.
+    // Best effort: left undispatched, they cost the reconciler a look, and the retries below must start anyway.
     if (result.skipped)
       await markFinishedDispatched(
         this.db,
         batch.deliveries.map((d) => ({ id: d.deliveryId, series: d.series })),
-      );
+      ).catch((err: Error) => this.log.warn('dispatch.unrecorded', { owner, error: err.message }));
     if (!result.retrying.length) return;
     const request: RetryStartRequest = {
       batchId: owner,

@@ -87,6 +87,9 @@ test('when the first attempt fails, then the delivery continues in its own retry
   expect(await h.dispatcher.existingWorkflows([batchWorkflowId(id), `delivery-${id}`])).toEqual(new Set([`delivery-${id}`]));
   expect(receiver.byWebhookId(id).map((x) => x.headers['webhook-id'])).toEqual([id, id]);
   expect((await h.call('GET', `/v1/deliveries/${id}?accountId=${account.id}`)).body.workflowId).toBe(`delivery-${id}`);
+  // Its Web UI page says who made the first attempt: no batch workflow to look for.
+  const described = await h.client.workflow.getHandle(`delivery-${id}`).describe();
+  expect(await described.staticDetails()).toContain('Its first attempt was made by the service process that accepted it (`inline-');
 });
 
 test('when the process died during an inline first attempt, then the reconciler leaves the delivery while its lease holds and takes it over once the lease ended: delivered once', async () => {
