@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 
 /** Secrets look like Standard Webhooks / Svix ones: `whsec_` + base64 of 24 random bytes. */
 export function newSigningSecret(): string {
@@ -10,7 +10,24 @@ export function newSigningSecret(): string {
  * the UTF-8 bytes of the secret string exactly as shown to the customer (prefix included).
  */
 export function rrSignature(secret: string, body: string): string {
-  return createHmac('sha256', Buffer.from(secret, 'utf8')).update(body, 'utf8').digest('hex');
+  return createHmac('sha256', hmacKey(`rr\0${secret}`, () => Buffer.from(secret, 'utf8'))).update(body, 'utf8').digest('hex');
+}
+
+/**
+ * HMAC keys as KeyObjects, made once per secret: handing createHmac a Buffer makes it check and
+ * wrap the key on every call, which the service's CPU profiles showed at ~40 µs per attempt
+ * (fan-out 20). Bounded; the secrets are in this process's memory while it signs anyway.
+ */
+const hmacKeys = new Map<string, KeyObject>();
+const HMAC_KEYS_MAX = 2_000;
+
+function hmacKey(id: string, bytes: () => Buffer): KeyObject {
+  let key = hmacKeys.get(id);
+  if (!key) {
+    if (hmacKeys.size >= HMAC_KEYS_MAX) hmacKeys.delete(hmacKeys.keys().next().value!);
+    hmacKeys.set(id, (key = createSecretKey(bytes())));
+  }
+  return key;
 }
 
 /**
@@ -18,7 +35,7 @@ export function rrSignature(secret: string, body: string): string {
  * message `${webhookId}.${timestampSeconds}.${body}`.
  */
 export function standardSignature(secret: string, webhookId: string, timestampSeconds: number, body: string): string {
-  const key = Buffer.from(secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret, 'base64');
+  const key = hmacKey(`std\0${secret}`, () => Buffer.from(secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret, 'base64'));
   const mac = createHmac('sha256', key).update(`${webhookId}.${timestampSeconds}.${body}`, 'utf8').digest('base64');
   return `v1,${mac}`;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../src/config';
 import { isCurrent, keyId, keyRing, open, parseKeyList, seal, SecretDecryptionError } from '../../src/domain/secretBox';
+import { openSecret, sealSecret, useSecretKeyRing } from '../../src/db/endpointSecrets';
 
 const k1 = randomBytes(32);
 const k2 = randomBytes(32);
@@ -73,4 +74,17 @@ test('when SECRET_ENCRYPTION_KEYS is parsed, then it takes base64 32-byte keys n
   expect(() => loadConfig({ SECRET_ENCRYPTION_KEYS: almost })).not.toThrow(almost);
   expect(() => loadConfig({ ADMIN_TOKEN: 'short-token' })).toThrow(/ADMIN_TOKEN=\(value not shown\): must be at least 16/);
   expect(() => loadConfig({ ADMIN_TOKEN: 'short-token' })).not.toThrow('short-token');
+});
+
+test('when secrets are opened through the process key ring again and again, then each envelope opens to its own secret, a moved envelope still fails, and a new ring forgets what was opened', () => {
+  useSecretKeyRing(keyRing([k1]));
+  const a = sealSecret('ep_a', SECRET);
+  const rotated = sealSecret('ep_a', 'whsec_rotatedrotatedrotatedrotated00');
+  for (let i = 0; i < 3; i++) {
+    expect(openSecret('ep_a', a)).toBe(SECRET);
+    expect(openSecret('ep_a', rotated)).toBe('whsec_rotatedrotatedrotatedrotated00');
+    expect(() => openSecret('ep_b', a)).toThrow(SecretDecryptionError); // bound to its endpoint, cached or not
+  }
+  useSecretKeyRing(keyRing([k2])); // the old key dropped from the ring: nothing opens from memory
+  expect(() => openSecret('ep_a', a)).toThrow(SecretDecryptionError);
 });
