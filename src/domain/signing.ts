@@ -10,7 +10,12 @@ export function newSigningSecret(): string {
  * the UTF-8 bytes of the secret string exactly as shown to the customer (prefix included).
  */
 export function rrSignature(secret: string, body: string): string {
-  return createHmac('sha256', hmacKey(`rr\0${secret}`, () => Buffer.from(secret, 'utf8'))).update(body, 'utf8').digest('hex');
+  return createHmac(
+    'sha256',
+    hmacKey(`rr\0${secret}`, () => Buffer.from(secret, 'utf8')),
+  )
+    .update(body, 'utf8')
+    .digest('hex');
 }
 
 /**

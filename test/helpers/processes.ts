@@ -23,8 +23,8 @@ export interface ServiceProcess {
   exited: Promise<number | string>;
 }
 
-/** Runs `src/api-server.ts` or `src/worker.ts` as a real child process with the given environment. */
-export function spawnService(entry: 'api-server' | 'worker', env: Record<string, string>): ServiceProcess {
+/** Runs `src/api-server.ts`, `src/worker.ts` or `src/main.ts` (`npm start`) as a real child process with the given environment. */
+export function spawnService(entry: 'api-server' | 'worker' | 'main', env: Record<string, string>): ServiceProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', `src/${entry}.ts`], {
     cwd: ROOT,
     env: { ...process.env, NODE_OPTIONS: '', LOG_LEVEL: 'info', HOST: '127.0.0.1', SECRET_ENCRYPTION_KEYS: TEST_SECRET_KEYS, ...env },
