@@ -4,7 +4,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import pino from 'pino';
 import { redactUrl } from './domain/redact';
 
-/** The first-attempt batch sent from the process (src/services/inlineFirstAttempts.ts) a line is written in: its lines name it as an activity's name its workflow. */
+/** The first-attempt batch sent from the process (src/services/inlineFirstAttempts.ts) that a line is written in: the line names it (`inlineBatch`), as an activity's line names its workflow. */
 export const inlineBatchContext = new AsyncLocalStorage<{ owner: string }>();
 
 /**

@@ -39,8 +39,7 @@ import { devServerExecutable } from './temporal/binaries';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { temporalConnectionOptions } from './temporal/connection';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
-import { circuitSettings, createDeliveryWorker } from './temporal/worker';
-import { createDeliveryActivities } from './activities/delivery';
+import { createDeliveryWorker, deliveryActivities } from './temporal/worker';
 import { InlineFirstAttempts } from './services/inlineFirstAttempts';
 import { clientInterceptors, startTracing } from './tracing';
 import { DELIVERY_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
@@ -144,8 +143,7 @@ async function main() {
   };
   const worker = (mainLane = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps }));
   // First attempts sent from this process while it has room, without a batch workflow (src/services/inlineFirstAttempts.ts).
-  if (cfg.DISPATCH_INLINE)
-    inline = new InlineFirstAttempts(createDeliveryActivities({ circuit: circuitSettings(cfg), attemptTimeoutMs: cfg.ATTEMPT_TIMEOUT, ...activityDeps }), db, log);
+  if (cfg.DISPATCH_INLINE) inline = new InlineFirstAttempts(deliveryActivities(cfg, activityDeps), db, log);
   // Fairness between accounts: a bursting account's first attempts run on slots of their own (src/services/burstLane.ts).
   const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;
   const workerRun = Promise.all([worker.run(), bulkWorker?.run()]);

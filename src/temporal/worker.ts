@@ -48,7 +48,7 @@ export async function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise
     interceptors: { activity: tracing.activityInterceptors, ...('workflowBundle' in workflows ? {} : { workflowModules: traced ? WORKFLOW_INTERCEPTOR_MODULES : [] }) },
     sinks: tracing.sinks,
     activities: {
-      ...createDeliveryActivities({ circuit: circuitSettings(opts.cfg), attemptTimeoutMs: opts.cfg.ATTEMPT_TIMEOUT, ...opts.activityDeps }),
+      ...deliveryActivities(opts.cfg, opts.activityDeps),
       ...createRetentionActivities(opts.activityDeps),
     },
     maxConcurrentActivityTaskExecutions: bulk ? 4 : 200, // the bulk lane has no activity tasks, only batches' local activities
@@ -66,6 +66,14 @@ export async function createDeliveryWorker(opts: DeliveryWorkerOptions): Promise
     // retried elsewhere, and the attempt fence keeps it from being sent twice.
     shutdownForceTime: '45s',
   });
+}
+
+/**
+ * The delivery activities with this configuration's circuit and attempt timeout: a worker
+ * registers them, and `npm start` also calls their first-attempt batch directly (src/services/inlineFirstAttempts.ts).
+ */
+export function deliveryActivities(cfg: Config, deps: DeliveryActivityDeps) {
+  return createDeliveryActivities({ circuit: circuitSettings(cfg), attemptTimeoutMs: cfg.ATTEMPT_TIMEOUT, ...deps });
 }
 
 /** The circuit breaker's settings from the configuration. */

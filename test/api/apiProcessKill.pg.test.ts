@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { deliveryStatuses, paidAccountWithEndpoint, participant, startHarness, type Harness } from '../helpers/apiHarness';
+import { deliveryStatuses, paidAccountWithEndpoint, participant, processEnv, startHarness, type Harness } from '../helpers/apiHarness';
 import { freePort, spawnService, waitForHttp } from '../helpers/processes';
 import { Receiver, waitFor } from '../helpers/receiver';
 
@@ -90,15 +90,7 @@ test('when the API process is SIGKILLed in the middle of a publishing burst, the
 });
 
 async function startApi(port: number): Promise<ChildProcess> {
-  const api = spawnService('api-server', {
-    DATABASE_URL: h.dbUrl!,
-    ADMIN_TOKEN: h.adminToken,
-    TEMPORAL_ADDRESS: process.env.RR_TEST_TEMPORAL_ADDRESS!,
-    TEMPORAL_TASK_QUEUE: h.cfg.TEMPORAL_TASK_QUEUE,
-    DESTINATION_ALLOW_CIDRS: '127.0.0.0/8',
-    PORT: String(port),
-    LOG_LEVEL: 'warn',
-  });
+  const api = spawnService('api-server', processEnv(h, port));
   await waitForHttp(`http://127.0.0.1:${port}/healthz`);
   return api.child;
 }

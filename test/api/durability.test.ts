@@ -2,8 +2,7 @@ import { createDeliveryActivities } from '../../src/activities/delivery';
 import { silentLogger } from '../../src/logger';
 import { publishEvent } from '../../src/services/publishEvent';
 import { scheduleFrom } from '../../src/services/workflowStartOptions';
-import type { Dispatcher } from '../../src/services/dispatcher';
-import { deliveryStatuses, paidAccountWithEndpoint, participant, startHarness, type Harness } from '../helpers/apiHarness';
+import { deliveryStatuses, dyingDispatcher, paidAccountWithEndpoint, participant, startHarness, type Harness } from '../helpers/apiHarness';
 import { Receiver, waitFor } from '../helpers/receiver';
 
 let h: Harness;
@@ -19,12 +18,6 @@ afterAll(async () => {
 });
 
 const statuses = (accountId: string) => deliveryStatuses(h, accountId);
-
-/** A dispatcher that "dies" before it starts anything, like a process killed right after the commit. */
-const killed = async () => {
-  throw new Error('process killed');
-};
-const dyingDispatcher = { dispatchAll: killed, dispatchAccepted: killed } as unknown as Dispatcher;
 
 test('when the API dies between storing an event and starting its workflow, then the retried publish and the reconciler deliver it exactly once', async () => {
   const account = await paidAccountWithEndpoint(h, receiver.url);

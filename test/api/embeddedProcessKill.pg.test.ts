@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deliveryStatuses, paidAccountWithEndpoint, participant, startHarness, type Harness } from '../helpers/apiHarness';
+import { deliveryStatuses, paidAccountWithEndpoint, participant, processEnv, startHarness, type Harness } from '../helpers/apiHarness';
 import { freePort, spawnService, waitForHttp, type ServiceProcess } from '../helpers/processes';
 import { Receiver, waitFor } from '../helpers/receiver';
 
@@ -28,15 +28,9 @@ afterAll(async () => {
 
 async function startEmbedded(port: number): Promise<ServiceProcess> {
   const p = spawnService('main', {
-    DATABASE_URL: h.dbUrl!,
-    ADMIN_TOKEN: h.adminToken,
-    TEMPORAL_ADDRESS: process.env.RR_TEST_TEMPORAL_ADDRESS!,
-    TEMPORAL_TASK_QUEUE: h.cfg.TEMPORAL_TASK_QUEUE,
+    ...processEnv(h, port),
     WORKFLOW_BUNDLE: process.env.RR_TEST_WORKFLOW_BUNDLE!,
     DATA_DIR: dataDir,
-    DESTINATION_ALLOW_CIDRS: '127.0.0.0/8',
-    PORT: String(port),
-    LOG_LEVEL: 'warn',
     // The attempt lease a dead process leaves is ATTEMPT_TIMEOUT + 30 s: the shortest that keeps the test real.
     ATTEMPT_TIMEOUT: '2s',
     DISPATCH_RECONCILE_INTERVAL: '1s',

@@ -1,8 +1,6 @@
-import { silentLogger } from '../../src/logger';
 import { publishEvent } from '../../src/services/publishEvent';
-import type { Dispatcher } from '../../src/services/dispatcher';
 import { batchWorkflowId } from '../../src/domain/workflowIds';
-import { paidAccountWithEndpoint, participant, startHarness, type Harness } from '../helpers/apiHarness';
+import { dyingDispatcher, paidAccountWithEndpoint, participant, startHarness, type Harness } from '../helpers/apiHarness';
 import { Receiver, waitFor } from '../helpers/receiver';
 
 // First attempts sent straight from the process that accepted them (DISPATCH_INLINE, on in the
@@ -33,12 +31,6 @@ interface Row {
 }
 const row = async (id: string) =>
   (await h.db.query<Row>('select status, workflow_id, dispatched_series, attempt_count, attempt_lease_until from deliveries where id = $1', [id]))[0];
-
-const killed = async () => {
-  throw new Error('process killed');
-};
-/** A process that dies right after the commit: the deliveries are accepted, nothing was sent. */
-const dyingDispatcher = { dispatchAll: killed, dispatchAccepted: killed } as unknown as Dispatcher;
 
 async function acceptedButUnsent(accountId: string, n: number): Promise<string> {
   await expect(publishEvent({ db: h.db, dispatcher: dyingDispatcher, maxPayloadBytes: 1e6 }, { accountId, eventType: 'referrer_added', data: participant(n) })).rejects.toThrow();

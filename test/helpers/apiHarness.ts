@@ -15,8 +15,7 @@ import { SendStops } from '../../src/http/sendStops';
 import { Dispatcher } from '../../src/services/dispatcher';
 import { Reconciler } from '../../src/services/reconciler';
 import { installTemporalRuntime } from '../../src/temporal/runtime';
-import { circuitSettings, createDeliveryWorker } from '../../src/temporal/worker';
-import { createDeliveryActivities } from '../../src/activities/delivery';
+import { createDeliveryWorker, deliveryActivities } from '../../src/temporal/worker';
 import type { DeliveryActivityDeps } from '../../src/activities/deliveryDeps';
 import { InlineFirstAttempts } from '../../src/services/inlineFirstAttempts';
 import { clientInterceptors } from '../../src/tracing';
@@ -104,12 +103,7 @@ export async function startHarness(
     });
     workerRun = worker.run();
     // Like `npm start`: first attempts sent from this process while it has room (DISPATCH_INLINE).
-    if (cfg.DISPATCH_INLINE)
-      inline = new InlineFirstAttempts(
-        createDeliveryActivities({ circuit: circuitSettings(cfg), attemptTimeoutMs: cfg.ATTEMPT_TIMEOUT, ...activityDeps }),
-        db,
-        opts.log ?? silentLogger,
-      );
+    if (cfg.DISPATCH_INLINE) inline = new InlineFirstAttempts(deliveryActivities(cfg, activityDeps), db, opts.log ?? silentLogger);
   }
 
   const app = createApp({
@@ -200,4 +194,26 @@ export async function paidAccountWithEndpoint(h: Harness, url: string): Promise<
 /** Id and status of every delivery of an account, oldest first. */
 export function deliveryStatuses(h: Harness, accountId: string): Promise<{ id: string; status: string }[]> {
   return h.db.query('select id, status from deliveries where account_id = $1 order by id', [accountId]);
+}
+
+const killed = async () => {
+  throw new Error('process killed');
+};
+/** A dispatcher that "dies" before it starts anything, like a process killed right after the commit: accepted, nothing started or sent. */
+export const dyingDispatcher = { dispatchAll: killed, dispatchAccepted: killed } as unknown as Dispatcher;
+
+/**
+ * The environment of a service process (src/api-server.ts, src/main.ts) that shares this harness's
+ * database, admin token, Temporal and task queue, and listens on `port`.
+ */
+export function processEnv(h: Harness, port: number): Record<string, string> {
+  return {
+    DATABASE_URL: h.dbUrl!,
+    ADMIN_TOKEN: h.adminToken,
+    TEMPORAL_ADDRESS: process.env.RR_TEST_TEMPORAL_ADDRESS!,
+    TEMPORAL_TASK_QUEUE: h.cfg.TEMPORAL_TASK_QUEUE,
+    DESTINATION_ALLOW_CIDRS: '127.0.0.0/8',
+    PORT: String(port),
+    LOG_LEVEL: 'warn',
+  };
 }
