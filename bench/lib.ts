@@ -10,6 +10,22 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s on Linux)
 }
 
+/** CPU seconds of a process and all its descendants: its own, its reaped children's (cutime, cstime), and the live ones'. */
+export function treeCpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const own = (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+    return own + childPids(pid).reduce((sum, c) => sum + treeCpuSeconds(c), 0);
+  } catch {
+    return 0; // exited meanwhile
+  }
+}
+
+/** A process and all its descendants. */
+export function descendants(pid: number): number[] {
+  return [pid, ...childPids(pid).flatMap(descendants)];
+}
+
 export function rssMiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8')
     .split('\n')

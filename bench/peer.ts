@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from '../test/helpers/processes';
-import { childPids } from './lib';
+import { descendants } from './lib';
 import { summarize, workloadLabel, type LoadgenResult, type PeerRow, type PeerWorkload } from './peerTable';
 import type { Stack } from './stacks';
 
@@ -55,10 +55,10 @@ export interface PeerOutcome {
 /** How long after start both systems' idle memory is measured (BENCH_PEER_IDLE_WAIT, seconds). */
 const PEER_IDLE_WAIT_MS = Number(process.env.BENCH_PEER_IDLE_WAIT ?? 30) * 1000;
 
-/** Proportional set size (MiB) of these processes and their children: shared pages (Postgres' shared buffers) counted once. */
+/** Proportional set size (MiB) of these processes and all their descendants: shared pages (Postgres' shared buffers) counted once. */
 function pssMiB(pids: number[]): number {
   const all = new Set<number>();
-  for (const pid of pids) [pid, ...childPids(pid)].forEach((p) => all.add(p));
+  for (const pid of pids) descendants(pid).forEach((p) => all.add(p));
   let kib = 0;
   for (const pid of all) {
     try {

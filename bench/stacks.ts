@@ -6,7 +6,7 @@ import { spawnApp } from '../test/helpers/appProcess';
 import { freshDatabase } from '../test/helpers/db';
 import { freePort, waitForHttp } from '../test/helpers/processes';
 import { startTemporalCluster, temporalServerDir } from '../test/helpers/temporalCluster';
-import { childPids, cpuSeconds, rssMiB, spawnMain, waitUntil } from './lib';
+import { childPids, cpuSeconds, descendants, rssMiB, spawnMain, treeCpuSeconds, waitUntil } from './lib';
 
 /** A running service under test: its API, and CPU seconds / resident memory per component. */
 export interface Stack {
@@ -21,8 +21,9 @@ export interface Stack {
 }
 
 /**
- * `npm start` as a user runs it: dev server + worker + API + PGlite (one process plus the Temporal
- * dev server). `onStdout` sees the service's output (its log lines) as it comes.
+ * `npm start` as a user runs it: dev server + worker + API in one process + its embedded database
+ * (the Postgres server it starts, or PGlite inside it with EMBEDDED_DATABASE=pglite). `onStdout`
+ * sees the service's output (its log lines) as it comes.
  */
 export async function startEmbedded(admin: string, extraEnv: Record<string, string> = {}, onStdout?: (chunk: string) => void): Promise<Stack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rr-bench-'));
@@ -44,13 +45,22 @@ export async function startEmbedded(admin: string, extraEnv: Record<string, stri
   child.stdout!.off('data', untilReady); // nothing kept after start (a long run at LOG_LEVEL=info writes much)
   child.stdout!.resume();
   const temporalPid = () => childPids(child.pid!, 'start-dev')[0];
+  const postgresPid = () => childPids(child.pid!, 'bin/postgres')[0]; // none with PGlite or DATABASE_URL
+  const pglite = (extraEnv.EMBEDDED_DATABASE ?? process.env.EMBEDDED_DATABASE) === 'pglite';
+  const service = pglite ? 'API+worker+PGlite' : 'API+worker';
+  // The server and its backends; with PGlite the database is inside the service process.
+  const postgres = <T>(f: (pid: number) => T): Record<string, T> => (postgresPid() ? { Postgres: f(postgresPid()) } : {});
   return {
     name: 'embedded',
-    description: 'embedded default (`npm start`): Temporal dev server (SQLite) + one process with worker, API and PGlite',
+    description: `embedded default (\`npm start\`): Temporal dev server (SQLite) + one process with worker and API + ${pglite ? 'PGlite inside it' : 'its Postgres server (npm binaries)'}`,
     api: `http://127.0.0.1:${port}`,
-    pids: [child.pid!], // the dev server is its child
-    cpu: () => ({ 'API+worker+PGlite': cpuSeconds(child.pid!), 'Temporal dev server': cpuSeconds(temporalPid()) }),
-    rssMiB: () => ({ 'API+worker+PGlite': rssMiB(child.pid!), 'Temporal dev server': rssMiB(temporalPid()) }),
+    pids: [child.pid!], // the dev server and Postgres are its children
+    cpu: () => ({ [service]: cpuSeconds(child.pid!), 'Temporal dev server': cpuSeconds(temporalPid()), ...postgres(treeCpuSeconds) }),
+    rssMiB: () => ({
+      [service]: rssMiB(child.pid!),
+      'Temporal dev server': rssMiB(temporalPid()),
+      ...postgres((pid) => descendants(pid).reduce((sum, p) => sum + rssMiB(p), 0)),
+    }),
     async stop() {
       child.kill('SIGINT');
       await new Promise((r) => child.once('exit', r));

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ConfigError, type Config } from './config';
 import { useSecretKeyRing } from './db/endpointSecrets';
 import { keyRing, newKeyBase64, parseKeyList } from './domain/secretBox';
 import { createAccount, getAccount } from './db/accounts';
 import { openDatabase, type Database } from './db/database';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embeddedPostgres';
 import { migrate } from './db/migrations';
 import { profiled } from './db/queryProfile';
 import { PortalKeyRing, portalSigningKey } from './domain/portalToken';
@@ -15,10 +16,11 @@ import { Gauge, type Registry } from './metrics';
 import type { Connection } from '@temporalio/client';
 import { deliveriesByStatus, heldByReason, pendingStats } from './db/stats';
 
-/** Shared start-up pieces of the entry points (main, api, worker). */
-export async function openAppDatabase(cfg: Config): Promise<Database> {
+/** Shared start-up pieces of the entry points (main, api, worker). `url` overrides DATABASE_URL (the embedded Postgres). */
+export async function openAppDatabase(cfg: Config, opts: { url?: string; soleClient?: boolean } = {}): Promise<Database> {
   const db = await openDatabase({
-    url: cfg.DATABASE_URL,
+    url: opts.url ?? cfg.DATABASE_URL,
+    soleClient: opts.soleClient,
     pgliteDir: join(cfg.DATA_DIR, 'pg'),
     timeouts: { acquireMs: cfg.DATABASE_ACQUIRE_TIMEOUT, statementMs: cfg.DATABASE_STATEMENT_TIMEOUT, idleInTransactionMs: cfg.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT },
     measure: cfg.DB_PROFILE,
@@ -26,6 +28,40 @@ export async function openAppDatabase(cfg: Config): Promise<Database> {
   });
   await migrate(db);
   return cfg.DB_PROFILE ? profiled(db) : db;
+}
+
+/**
+ * The database `npm start` (and `npm run secrets:reencrypt`) opens without DATABASE_URL:
+ * EMBEDDED_DATABASE, which defaults to the embedded Postgres unless DATA_DIR holds PGlite data of
+ * an earlier version and no Postgres cluster (that data is kept in use rather than left behind).
+ */
+export function embeddedDatabaseKind(cfg: Config): 'postgres' | 'pglite' {
+  if (cfg.EMBEDDED_DATABASE) return cfg.EMBEDDED_DATABASE;
+  const pgliteData = existsSync(join(cfg.DATA_DIR, 'pg', 'PG_VERSION'));
+  const postgresData = existsSync(join(cfg.DATA_DIR, 'postgres', 'PG_VERSION'));
+  return pgliteData && !postgresData ? 'pglite' : 'postgres';
+}
+
+/** The service's database: DATABASE_URL, else the embedded one (a Postgres server it starts, or PGlite); `where` names it for the start-up summary. */
+export async function openServiceDatabase(
+  cfg: Config,
+  log?: { warn(msg: string, data?: Record<string, unknown>): void },
+): Promise<{ db: Database; embeddedPostgres?: EmbeddedPostgres; where: string }> {
+  if (cfg.DATABASE_URL) return { db: await openAppDatabase(cfg), where: 'Postgres (DATABASE_URL)' };
+  if (embeddedDatabaseKind(cfg) === 'pglite') return { db: await openAppDatabase(cfg), where: `embedded PGlite in ${resolve(cfg.DATA_DIR, 'pg')}` };
+  const embeddedPostgres = await startEmbeddedPostgres({
+    dataDir: join(cfg.DATA_DIR, 'postgres'),
+    onLog: (line) => {
+      if (/\b(WARNING|ERROR|FATAL|PANIC):/.test(line)) log?.warn('postgres.log', { line });
+    },
+  });
+  try {
+    const db = await openAppDatabase(cfg, { url: embeddedPostgres.url, soleClient: true });
+    return { db, embeddedPostgres, where: `embedded Postgres in ${embeddedPostgres.dataDir}` };
+  } catch (err) {
+    await embeddedPostgres.stop();
+    throw err;
+  }
 }
 
 /** ADMIN_TOKEN, or in embedded mode one generated on first start and kept in DATA_DIR. */

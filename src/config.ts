@@ -95,20 +95,26 @@ export const SETTINGS = {
   DATA_DIR: {
     schema: z.string().min(1),
     default: './.data',
-    description: 'Folder for embedded state: PGlite database, Temporal dev-server store, generated admin token and secret-encryption key.',
+    description:
+      'Folder for embedded state: the embedded Postgres cluster (postgres/) or PGlite database (pg/), Temporal dev-server store, generated admin token and secret-encryption key.',
   },
   DATABASE_URL: {
     schema: z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must start with postgres://')
       .optional(),
-    description: 'Real Postgres connection string. Unset: embedded PGlite under DATA_DIR/pg (single process only).',
+    description: 'Real Postgres connection string. Unset: `npm start` runs its embedded database (EMBEDDED_DATABASE); the separate API and worker processes need it.',
+  },
+  EMBEDDED_DATABASE: {
+    schema: z.enum(['postgres', 'pglite']).optional(),
+    description:
+      '`npm start` without DATABASE_URL: `postgres` runs a PostgreSQL server from the npm-installed binaries with its cluster in DATA_DIR/postgres (Unix socket only, durable commits; as root it runs as the OS user postgres); `pglite` runs PGlite inside the service process (DATA_DIR/pg). Unset: postgres, unless DATA_DIR holds PGlite data from an earlier version and no Postgres cluster (then pglite, so nothing is left behind).',
   },
   PGLITE_SHARED_BUFFERS: {
     schema: z.string().regex(/^\d+(kB|MB|GB)$/, 'must be a size such as 16MB'),
     default: '16MB',
     description:
-      "Embedded PGlite's shared_buffers (Postgres' own default is 128MB): its pages live in the service's WebAssembly memory, so a smaller cache keeps the idle service ~60 MiB smaller; measured with the same throughput and drain rates (README, Performance). Unused with DATABASE_URL.",
+      "Embedded PGlite's shared_buffers (Postgres' own default is 128MB): its pages live in the service's WebAssembly memory, so a smaller cache keeps the idle service ~60 MiB smaller; measured with the same throughput and drain rates (README, Performance). Only with EMBEDDED_DATABASE=pglite.",
   },
   DATABASE_ACQUIRE_TIMEOUT: {
     schema: duration('DATABASE_ACQUIRE_TIMEOUT'),

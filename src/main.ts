@@ -1,7 +1,8 @@
 /**
  * All-in-one embedded mode (`npm start`): Temporal dev server with its Web UI (unless
  * TEMPORAL_ADDRESS is set), the delivery worker and the REST API in one process, with the
- * embedded PGlite database (unless DATABASE_URL is set). Ctrl-C shuts everything down.
+ * embedded database (unless DATABASE_URL is set): a Postgres server it starts, or PGlite
+ * (EMBEDDED_DATABASE). Ctrl-C shuts everything down.
  */
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -20,7 +21,7 @@ import {
   temporalHealth,
   destinationGuard,
   ensureDemoAccount,
-  openAppDatabase,
+  openServiceDatabase,
   resolveAdminToken,
   resolvePortalKeys,
   webhookSender,
@@ -44,6 +45,9 @@ import { InlineFirstAttempts } from './services/inlineFirstAttempts';
 import { clientInterceptors, startTracing } from './tracing';
 import { DELIVERY_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 
+/** Set once the embedded Postgres runs: a failed start stops it instead of leaving it behind. */
+let stopEmbeddedPostgres: () => Promise<void> | undefined = () => undefined;
+
 async function main() {
   let cfg = loadConfig(process.env, { embedded: true });
   // The one line before the summary below: opening the database and starting the dev server and the
@@ -57,7 +61,8 @@ async function main() {
   await assertPortsFree(cfg);
 
   const secretKey = configureSecretEncryption(cfg);
-  const db = await openAppDatabase(cfg);
+  const { db, embeddedPostgres, where: databaseWhere } = await openServiceDatabase(cfg, log);
+  stopEmbeddedPostgres = () => embeddedPostgres?.stop();
   const autovacuum = db.kind === 'pglite' ? startPgliteAutovacuum(db, log) : undefined;
   const admin = resolveAdminToken(cfg);
   const portalKeys = resolvePortalKeys(cfg, admin.token);
@@ -133,7 +138,7 @@ async function main() {
     log,
     metrics: deliveryMetrics(metrics),
     autoDisableAfterMs: cfg.AUTO_DISABLE_AFTER,
-    soleProcess: db.kind === 'pglite', // PGlite lives in this process: no other process sends through it
+    soleProcess: db.soleClient === true, // the embedded database serves this process only: no other process sends through it
     startRetryWorkflows: (r: RetryStartRequest) => dispatcher.startRetryWorkflows(r),
     existingWorkflows: (ids: string[]) => dispatcher.existingWorkflows(ids),
     sendStops,
@@ -165,7 +170,7 @@ async function main() {
       `  API:             ${apiUrl}   (OpenAPI: ${apiUrl}/openapi.json)`,
       `  Temporal:        ${cfg.TEMPORAL_ADDRESS ?? `127.0.0.1:${cfg.TEMPORAL_DEV_PORT}`} (namespace ${cfg.TEMPORAL_NAMESPACE})`,
       `  Temporal Web UI: ${cfg.TEMPORAL_UI_URL ?? '(not configured)'}`,
-      `  Database:        ${cfg.DATABASE_URL ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${resolve(cfg.DATA_DIR, 'pg')}`}`,
+      `  Database:        ${databaseWhere}`,
       cfg.DESTINATION_ALLOW_CIDRS.length
         ? `  Destinations:    public, and ${cfg.DESTINATION_ALLOW_CIDRS.join(', ')} for EVERY account, plain http included (DESTINATION_ALLOW_CIDRS; not for untrusted accounts)`
         : '  Destinations:    public addresses only (DESTINATION_ALLOW_CIDRS is empty)',
@@ -201,6 +206,7 @@ async function main() {
     }
     autovacuum?.stop();
     await db.close();
+    await embeddedPostgres?.stop(); // last: the drained attempts above recorded into it
     await tracing.shutdown();
     console.log('Stopped.');
     process.exit(0);
@@ -230,7 +236,8 @@ async function assertPortsFree(cfg: Config) {
   }
 }
 
-main().catch((err: Error) => {
+main().catch(async (err: Error) => {
   console.error(err instanceof ConfigError ? err.message : err);
+  await Promise.resolve(stopEmbeddedPostgres()).catch(() => undefined);
   process.exit(1);
 });

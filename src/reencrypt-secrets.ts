@@ -4,11 +4,11 @@
  * printing counts. Idempotent; run it after putting a new key first in SECRET_ENCRYPTION_KEYS
  * (and restarting the services with the new ring), then drop the old key.
  *
- * Same settings as the service: DATABASE_URL (unset: the embedded PGlite under DATA_DIR, with
- * `npm start` stopped, since PGlite serves one process) and SECRET_ENCRYPTION_KEYS (unset: the
- * key in DATA_DIR/secret-key; never generates one).
+ * Same settings as the service: DATABASE_URL (unset: the embedded database under DATA_DIR, which
+ * it starts itself, so with `npm start` stopped) and SECRET_ENCRYPTION_KEYS (unset: the key in
+ * DATA_DIR/secret-key; never generates one).
  */
-import { configureSecretEncryption, openAppDatabase } from './bootstrap';
+import { configureSecretEncryption, openServiceDatabase } from './bootstrap';
 import { ConfigError, loadConfig } from './config';
 import { reencryptSecrets, secretKeyRing } from './db/endpointSecrets';
 
@@ -17,7 +17,7 @@ async function main() {
   configureSecretEncryption(cfg, { generate: false });
   const ring = secretKeyRing();
   if (!ring) throw new ConfigError('No key to encrypt with: set SECRET_ENCRYPTION_KEYS (newest first).');
-  const db = await openAppDatabase(cfg);
+  const { db, embeddedPostgres } = await openServiceDatabase(cfg);
   try {
     console.log(`Re-encrypting endpoint signing secrets under key ${ring.keys[0].id} (ring: ${ring.keys.map((k) => k.id).join(', ')}) …`);
     const counts = await reencryptSecrets(db, ring, { onBatch: (c) => console.log(`  ${c.endpoints} endpoints read`) });
@@ -27,6 +27,7 @@ async function main() {
     if (counts.skipped) process.exitCode = 2;
   } finally {
     await db.close();
+    await embeddedPostgres?.stop();
   }
 }
 

@@ -20,7 +20,7 @@ import { operationalEndpointsRouter } from './routes/operationalEndpoints';
 export function createApp(deps: ApiDeps): Koa {
   const creds = credentialsOf(deps);
   // Shared through Postgres by every API process; in memory on PGlite, which serves one process.
-  const limits = deps.rateLimits ?? new RateLimits(deps.cfg, deps.db?.kind === 'postgres' ? deps.db : undefined);
+  const limits = deps.rateLimits ?? new RateLimits(deps.cfg, deps.db?.kind === 'postgres' && !deps.db.soleClient ? deps.db : undefined);
   const app = new Koa();
   app.proxy = false;
   app.use(traceRequests());

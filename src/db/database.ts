@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { PglitePrepared } from './pglitePrepared';
+import { createHash } from 'node:crypto';
+import { FEATURE_NOT_SUPPORTED, GENERIC_PLAN, PglitePrepared } from './pglitePrepared';
 
 /** The little the repositories need from a Postgres connection; PGlite and node-postgres both provide it. */
 export interface Queryable {
@@ -8,6 +9,8 @@ export interface Queryable {
 
 export interface Database extends Queryable {
   readonly kind: 'pglite' | 'postgres';
+  /** No other process uses this database (PGlite, the embedded Postgres of `npm start`): per-process state such as rate-limit counters is the whole truth. */
+  readonly soleClient?: boolean;
   /** `unbounded`: without the statement timeouts (schema migrations, which may rewrite a large table). */
   transaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: { unbounded?: boolean }): Promise<T>;
   close(): Promise<void>;
@@ -53,6 +56,7 @@ export async function openPglite(dataDir: string | undefined, opts: { measure?: 
   const prepared = new PglitePrepared(pg, undefined, opts);
   return {
     kind: 'pglite',
+    soleClient: true,
     statementCosts: prepared.costs,
     query: <R>(sql: string, params: unknown[] = []) => prepared.query<R>(sql, params),
     transaction: (fn) => pg.transaction((tx) => fn({ query: async <R>(sql: string, params: unknown[] = []) => (await tx.query<R>(sql, params)).rows })),
@@ -60,24 +64,63 @@ export async function openPglite(dataDir: string | undefined, opts: { measure?: 
   };
 }
 
-export async function openPostgres(url: string, maxConnections = 10, timeouts: PoolTimeouts = {}): Promise<Database> {
+/**
+ * node-postgres runs a query as an unnamed statement: Postgres parses, analyses and plans it on
+ * every call. For this service's statements (CTEs over several joins, arrays of ids) planning was
+ * most of the server's CPU: at 300 events/s, 16 of the backends' 18 CPU s went to planning (the
+ * claim 4.3 ms per call, the attempt record 1.6 ms; pg_stat_statements with track_planning). So
+ * each statement text is prepared once per connection under a name derived from the text, and
+ * the statements marked GENERIC_PLAN run on connections set to `plan_cache_mode =
+ * force_generic_plan` (src/db/pglitePrepared.ts says why those). At most
+ * POSTGRES_PREPARED_TEXTS texts are named; others (none today) run unnamed.
+ */
+export const POSTGRES_PREPARED_TEXTS = 256;
+const preparedNames = new Map<string, string>();
+const statementName = (sql: string): string | undefined => {
+  let name = preparedNames.get(sql);
+  if (!name && preparedNames.size < POSTGRES_PREPARED_TEXTS) {
+    name = `rr_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+    preparedNames.set(sql, name);
+  }
+  return name;
+};
+
+/** Runs `sql` prepared under its name; once more unnamed if the prepared form went stale (a table's columns changed under it). */
+async function runPrepared<R>(client: { query: import('pg').Pool['query'] }, sql: string, params: unknown[]): Promise<R[]> {
+  const name = statementName(sql);
+  try {
+    return (await client.query({ name, text: sql, values: params })).rows as R[];
+  } catch (err) {
+    if (!name || (err as { code?: string }).code !== FEATURE_NOT_SUPPORTED) throw err;
+    return (await client.query(sql, params)).rows as R[];
+  }
+}
+
+/** Connections for the GENERIC_PLAN statements (outside transactions): a few suffice, they are short. */
+const GENERIC_PLAN_CONNECTIONS = 4;
+
+export async function openPostgres(url: string, maxConnections = 10, timeouts: PoolTimeouts = {}, soleClient = false): Promise<Database> {
   const { Client, Pool } = await import('pg');
   const { acquireMs = 0, statementMs = 0, idleInTransactionMs = 0 } = timeouts;
-  const pool = new Pool({
+  const settings = {
     connectionString: url,
-    max: maxConnections,
     ...(acquireMs > 0 ? { connectionTimeoutMillis: acquireMs } : {}),
     ...(statementMs > 0 ? { statement_timeout: statementMs, query_timeout: statementMs + 5_000 } : {}),
     ...(idleInTransactionMs > 0 ? { idle_in_transaction_session_timeout: idleInTransactionMs } : {}),
-  });
-  pool.on('error', () => {
-    /* idle-client errors (server restart) surface on the next query instead of crashing */
-  });
+  };
+  const pool = new Pool({ ...settings, max: maxConnections });
+  const genericPool = new Pool({ ...settings, max: GENERIC_PLAN_CONNECTIONS, options: '-c plan_cache_mode=force_generic_plan' });
+  for (const p of [pool, genericPool]) {
+    p.on('error', () => {
+      /* idle-client errors (server restart) surface on the next query instead of crashing */
+    });
+  }
   await pool.query('select 1');
   return {
     kind: 'postgres',
-    async query<R>(sql: string, params: unknown[] = []) {
-      return (await pool.query(sql, params)).rows as R[];
+    soleClient,
+    query<R>(sql: string, params: unknown[] = []) {
+      return runPrepared<R>(sql.startsWith(GENERIC_PLAN) ? genericPool : pool, sql, params);
     },
     async transaction(fn, opts = {}) {
       const dedicated = opts.unbounded ? new Client({ connectionString: url }) : undefined;
@@ -86,7 +129,10 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
       let broken: Error | undefined;
       try {
         await client.query('begin');
-        const result = await fn({ query: async <R>(sql: string, params: unknown[] = []) => (await client.query(sql, params)).rows as R[] });
+        // Prepared on the pool's connections, unnamed on a dedicated one (migrations change the tables).
+        const result = await fn({
+          query: async <R>(sql: string, params: unknown[] = []) => (dedicated ? ((await client.query(sql, params)).rows as R[]) : runPrepared<R>(client, sql, params)),
+        });
         await client.query('commit');
         return result;
       } catch (err) {
@@ -98,11 +144,20 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
         else (client as import('pg').PoolClient).release(broken);
       }
     },
-    close: () => pool.end(),
+    close: async () => {
+      await Promise.all([pool.end(), genericPool.end()]);
+    },
   };
 }
 
 /** DATABASE_URL → real Postgres; otherwise embedded PGlite under `pgliteDir` (in memory when undefined). */
-export function openDatabase(opts: { url?: string; pgliteDir?: string; timeouts?: PoolTimeouts; measure?: boolean; sharedBuffers?: string }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, undefined, opts.timeouts) : openPglite(opts.pgliteDir, { measure: opts.measure, sharedBuffers: opts.sharedBuffers });
+export function openDatabase(opts: {
+  url?: string;
+  pgliteDir?: string;
+  timeouts?: PoolTimeouts;
+  measure?: boolean;
+  sharedBuffers?: string;
+  soleClient?: boolean;
+}): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, undefined, opts.timeouts, opts.soleClient) : openPglite(opts.pgliteDir, { measure: opts.measure, sharedBuffers: opts.sharedBuffers });
 }

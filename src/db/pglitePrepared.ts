@@ -15,7 +15,7 @@ export const GENERIC_PLAN = '/* rr:generic-plan */ ';
 let statementNames = 0;
 
 /** Postgres' SQLSTATE when a prepared statement's result columns changed under it (DDL since it was prepared). */
-const FEATURE_NOT_SUPPORTED = '0A000';
+export const FEATURE_NOT_SUPPORTED = '0A000';
 
 /**
  * Named prepared statements on PGlite. `PGlite.query` parses, analyses and plans its statement

@@ -40,6 +40,7 @@ export function profiled(db: Database, everyMs = 30_000, print: (text: string) =
   const plain = timed(db);
   return {
     kind: db.kind,
+    soleClient: db.soleClient,
     statementCosts: db.statementCosts,
     query: <R>(sql: string, params?: unknown[]) => serial(() => plain<R>(sql, params)),
     transaction: (fn, opts) => serial(() => db.transaction((tx) => fn({ query: timed(tx) }), opts)),

