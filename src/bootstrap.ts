@@ -21,6 +21,7 @@ export async function openAppDatabase(cfg: Config, opts: { url?: string; soleCli
   const db = await openDatabase({
     url: opts.url ?? cfg.DATABASE_URL,
     soleClient: opts.soleClient,
+    prepare: cfg.DATABASE_PREPARED_STATEMENTS,
     pgliteDir: join(cfg.DATA_DIR, 'pg'),
     timeouts: { acquireMs: cfg.DATABASE_ACQUIRE_TIMEOUT, statementMs: cfg.DATABASE_STATEMENT_TIMEOUT, idleInTransactionMs: cfg.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT },
     measure: cfg.DB_PROFILE,

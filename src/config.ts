@@ -134,6 +134,12 @@ export const SETTINGS = {
     description:
       'Real Postgres: idle_in_transaction_session_timeout, so a process that stalls inside a transaction releases its row locks. 0 = none. Not applied to embedded PGlite.',
   },
+  DATABASE_PREPARED_STATEMENTS: {
+    schema: bool,
+    default: 'true',
+    description:
+      'Real Postgres: prepare each statement once per connection, and run the claim-style statements on connections with plan_cache_mode=force_generic_plan (a startup option); planning them anew was most of the server CPU (README, Performance). false: plain statements and no startup options, for a pooler that supports neither (PgBouncer in transaction mode without max_prepared_statements).',
+  },
   ADMIN_TOKEN: {
     schema: z.string().min(16, 'must be at least 16 characters').optional(),
     secret: true,
@@ -281,7 +287,7 @@ export const SETTINGS = {
     schema: rateLimit('RATE_LIMIT_API'),
     default: '100/1s',
     description:
-      'Requests per credential on the API: each account API key, each portal link, and the metrics token has its own budget (`off` = none). Over it: 429 with Retry-After. Shared by every API process on a real Postgres; per process on embedded PGlite (one process).',
+      'Requests per credential on the API: each account API key, each portal link, and the metrics token has its own budget (`off` = none). Over it: 429 with Retry-After. Shared by every API process on a real Postgres; per process on the embedded database (one process).',
   },
   RATE_LIMIT_SEND: {
     schema: rateLimit('RATE_LIMIT_SEND'),

@@ -9,7 +9,7 @@ import { ApiError } from './errors';
 /**
  * The API's abuse limits (README "Abuse limits"): fixed-window counters from rate-limiter-flexible,
  * kept in the `rate_limits` table on a real Postgres so that every API process counts against
- * the same budget, and in memory on embedded PGlite (one process by construction).
+ * the same budget, and in memory on the embedded database (one process by construction).
  *
  * - `api`: requests per credential (API key, portal link, metrics token);
  * - `admin`: requests by the admin token (off by default: the platform publishes at high rates);
@@ -43,7 +43,7 @@ export class RateLimits {
 
   constructor(
     private readonly cfg: Config,
-    /** A real Postgres shares the counters between processes; undefined (PGlite) keeps them in memory. */
+    /** A real Postgres shares the counters between processes; undefined (the embedded database: one process) keeps them in memory. */
     shared?: Queryable,
   ) {
     for (const bucket of Object.keys(SETTING) as Bucket[]) {

@@ -99,7 +99,8 @@ async function runPrepared<R>(client: { query: import('pg').Pool['query'] }, sql
 /** Connections for the GENERIC_PLAN statements (outside transactions): a few suffice, they are short. */
 const GENERIC_PLAN_CONNECTIONS = 4;
 
-export async function openPostgres(url: string, maxConnections = 10, timeouts: PoolTimeouts = {}, soleClient = false): Promise<Database> {
+export async function openPostgres(url: string, maxConnections = 10, timeouts: PoolTimeouts = {}, opts: { soleClient?: boolean; prepare?: boolean } = {}): Promise<Database> {
+  const { soleClient = false, prepare = true } = opts;
   const { Client, Pool } = await import('pg');
   const { acquireMs = 0, statementMs = 0, idleInTransactionMs = 0 } = timeouts;
   const settings = {
@@ -109,8 +110,8 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
     ...(idleInTransactionMs > 0 ? { idle_in_transaction_session_timeout: idleInTransactionMs } : {}),
   };
   const pool = new Pool({ ...settings, max: maxConnections });
-  const genericPool = new Pool({ ...settings, max: GENERIC_PLAN_CONNECTIONS, options: '-c plan_cache_mode=force_generic_plan' });
-  for (const p of [pool, genericPool]) {
+  const genericPool = prepare ? new Pool({ ...settings, max: GENERIC_PLAN_CONNECTIONS, options: '-c plan_cache_mode=force_generic_plan' }) : pool;
+  for (const p of new Set([pool, genericPool])) {
     p.on('error', () => {
       /* idle-client errors (server restart) surface on the next query instead of crashing */
     });
@@ -119,7 +120,8 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
   return {
     kind: 'postgres',
     soleClient,
-    query<R>(sql: string, params: unknown[] = []) {
+    async query<R>(sql: string, params: unknown[] = []) {
+      if (!prepare) return (await pool.query(sql, params)).rows as R[];
       return runPrepared<R>(sql.startsWith(GENERIC_PLAN) ? genericPool : pool, sql, params);
     },
     async transaction(fn, opts = {}) {
@@ -131,7 +133,7 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
         await client.query('begin');
         // Prepared on the pool's connections, unnamed on a dedicated one (migrations change the tables).
         const result = await fn({
-          query: async <R>(sql: string, params: unknown[] = []) => (dedicated ? ((await client.query(sql, params)).rows as R[]) : runPrepared<R>(client, sql, params)),
+          query: async <R>(sql: string, params: unknown[] = []) => (dedicated || !prepare ? ((await client.query(sql, params)).rows as R[]) : runPrepared<R>(client, sql, params)),
         });
         await client.query('commit');
         return result;
@@ -145,7 +147,7 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
       }
     },
     close: async () => {
-      await Promise.all([pool.end(), genericPool.end()]);
+      await Promise.all([...new Set([pool, genericPool])].map((p) => p.end()));
     },
   };
 }
@@ -158,6 +160,9 @@ export function openDatabase(opts: {
   measure?: boolean;
   sharedBuffers?: string;
   soleClient?: boolean;
+  prepare?: boolean;
 }): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, undefined, opts.timeouts, opts.soleClient) : openPglite(opts.pgliteDir, { measure: opts.measure, sharedBuffers: opts.sharedBuffers });
+  return opts.url
+    ? openPostgres(opts.url, undefined, opts.timeouts, { soleClient: opts.soleClient, prepare: opts.prepare })
+    : openPglite(opts.pgliteDir, { measure: opts.measure, sharedBuffers: opts.sharedBuffers });
 }

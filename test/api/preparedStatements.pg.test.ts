@@ -1,0 +1,62 @@
+import { openPostgres } from '../../src/db/database';
+import { GENERIC_PLAN } from '../../src/db/pglitePrepared';
+import { freshDatabase } from '../helpers/db';
+
+// Real Postgres only (*.pg.test.ts): how the service's statements reach the server
+// (src/db/database.ts, DATABASE_PREPARED_STATEMENTS).
+let fresh: Awaited<ReturnType<typeof freshDatabase>>;
+beforeAll(async () => {
+  fresh = await freshDatabase();
+});
+afterAll(async () => {
+  await fresh?.drop();
+});
+
+const preparedHere = `select name from pg_prepared_statements where statement like '%rr-prepared-probe %' and statement not like '%pg_prepared_statements%'`;
+
+test('each statement text is prepared once per connection and reused; GENERIC_PLAN statements run on connections forcing generic plans', async () => {
+  const db = await openPostgres(fresh.url!, 1); // one connection: the probe sees what the statement left
+  try {
+    for (let i = 0; i < 3; i++) expect(await db.query<{ v: number }>('select $1::int as v /* rr-prepared-probe one */', [i])).toEqual([{ v: i }]);
+    const prepared = await db.query<{ name: string }>(preparedHere);
+    expect(prepared).toHaveLength(1); // three calls, one prepared statement
+    expect(prepared[0].name).toMatch(/^rr_[0-9a-f]{20}$/);
+
+    expect(await db.query<{ mode: string }>(`select current_setting('plan_cache_mode') as mode`)).toEqual([{ mode: 'auto' }]);
+    expect(await db.query<{ mode: string }>(`${GENERIC_PLAN}select current_setting('plan_cache_mode') as mode`)).toEqual([{ mode: 'force_generic_plan' }]);
+
+    // Inside a transaction too (on the transaction's connection).
+    const inTx = await db.transaction(async (tx) => {
+      await tx.query('select 2 as two /* rr-prepared-probe tx */');
+      return tx.query<{ name: string }>(`select name from pg_prepared_statements where statement like '%rr-prepared-probe tx%' and statement not like '%pg_prepared_statements%'`);
+    });
+    expect(inTx).toHaveLength(1);
+  } finally {
+    await db.close();
+  }
+});
+
+test('with DATABASE_PREPARED_STATEMENTS=false nothing is prepared and no startup option is sent (a transaction-mode pooler)', async () => {
+  const db = await openPostgres(fresh.url!, 1, {}, { prepare: false });
+  try {
+    expect(await db.query('select $1::int as v /* rr-prepared-probe one */', [1])).toEqual([{ v: 1 }]);
+    expect(await db.query(preparedHere)).toEqual([]);
+    expect(await db.query<{ mode: string }>(`${GENERIC_PLAN}select current_setting('plan_cache_mode') as mode`)).toEqual([{ mode: 'auto' }]);
+  } finally {
+    await db.close();
+  }
+});
+
+test('a prepared statement whose result columns changed under it (DDL) is run again unnamed instead of failing', async () => {
+  const db = await openPostgres(fresh.url!, 1);
+  try {
+    await db.query('create table probe_shape (a int)');
+    await db.query('insert into probe_shape values (1)');
+    const sql = 'select * from probe_shape /* rr-prepared-probe shape */';
+    expect(await db.query(sql)).toEqual([{ a: 1 }]);
+    await db.query('alter table probe_shape add column b int default 7');
+    expect(await db.query(sql)).toEqual([{ a: 1, b: 7 }]);
+  } finally {
+    await db.close();
+  }
+});
