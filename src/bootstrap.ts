@@ -6,7 +6,7 @@ import { useSecretKeyRing } from './db/endpointSecrets';
 import { keyRing, newKeyBase64, parseKeyList } from './domain/secretBox';
 import { createAccount, getAccount } from './db/accounts';
 import { openDatabase, type Database } from './db/database';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embeddedPostgres';
+import { parseServerSettings, startEmbeddedPostgres, type EmbeddedPostgres } from './db/embeddedPostgres';
 import { migrate } from './db/migrations';
 import { profiled } from './db/queryProfile';
 import { PortalKeyRing, portalSigningKey } from './domain/portalToken';
@@ -52,6 +52,7 @@ export async function openServiceDatabase(
   if (embeddedDatabaseKind(cfg) === 'pglite') return { db: await openAppDatabase(cfg), where: `embedded PGlite in ${resolve(cfg.DATA_DIR, 'pg')}` };
   const embeddedPostgres = await startEmbeddedPostgres({
     dataDir: join(cfg.DATA_DIR, 'postgres'),
+    settings: parseServerSettings(cfg.EMBEDDED_POSTGRES_SETTINGS),
     onLog: (line) => {
       if (/\b(WARNING|ERROR|FATAL|PANIC):/.test(line)) log?.warn('postgres.log', { line });
     },

@@ -105,6 +105,14 @@ export const SETTINGS = {
       .optional(),
     description: 'Real Postgres connection string. Unset: `npm start` runs its embedded database (EMBEDDED_DATABASE); the separate API and worker processes need it.',
   },
+  EMBEDDED_POSTGRES_SETTINGS: {
+    schema: z
+      .string()
+      .regex(/^(\s*[a-z_.]+\s*=[^;]*)(;\s*[a-z_.]+\s*=[^;]*)*;?\s*$/, 'must be name=value pairs separated by ";" (e.g. shared_buffers=64MB;work_mem=8MB)')
+      .optional(),
+    description:
+      'Extra server settings for the embedded Postgres, `name=value` separated by `;` (e.g. `shared_buffers=64MB`), applied over its own (src/db/embeddedPostgres.ts). Unused with DATABASE_URL or EMBEDDED_DATABASE=pglite.',
+  },
   EMBEDDED_DATABASE: {
     schema: z.enum(['postgres', 'pglite']).optional(),
     description:

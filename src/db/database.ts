@@ -71,7 +71,10 @@ export async function openPglite(dataDir: string | undefined, opts: { measure?: 
  * claim 4.3 ms per call, the attempt record 1.6 ms; pg_stat_statements with track_planning). So
  * each statement text is prepared once per connection under a name derived from the text, and
  * the statements marked GENERIC_PLAN run on connections set to `plan_cache_mode =
- * force_generic_plan` (src/db/pglitePrepared.ts says why those). At most
+ * force_generic_plan` (src/db/pglitePrepared.ts says why those) and `enable_seqscan = off`:
+ * they look rows up by key, and a generic plan made while a table was new and not yet analysed
+ * scanned it (the claim took 190 ms per batch at 30,000 deliveries until autovacuum's first
+ * ANALYZE, a minute in; fan-out 20 ran at 611 instead of 1,437 deliveries/s). At most
  * POSTGRES_PREPARED_TEXTS texts are named; others (none today) run unnamed.
  */
 export const POSTGRES_PREPARED_TEXTS = 256;
@@ -110,7 +113,7 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
     ...(idleInTransactionMs > 0 ? { idle_in_transaction_session_timeout: idleInTransactionMs } : {}),
   };
   const pool = new Pool({ ...settings, max: maxConnections });
-  const genericPool = prepare ? new Pool({ ...settings, max: GENERIC_PLAN_CONNECTIONS, options: '-c plan_cache_mode=force_generic_plan' }) : pool;
+  const genericPool = prepare ? new Pool({ ...settings, max: GENERIC_PLAN_CONNECTIONS, options: '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off' }) : pool;
   for (const p of new Set([pool, genericPool])) {
     p.on('error', () => {
       /* idle-client errors (server restart) surface on the next query instead of crashing */

@@ -46,6 +46,16 @@ export const EMBEDDED_POSTGRES_SETTINGS: Record<string, string> = {
   log_checkpoints: 'off',
 };
 
+/** `name=value;name=value` (EMBEDDED_POSTGRES_SETTINGS) as settings. */
+export function parseServerSettings(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (text ?? '').split(';')) {
+    const at = pair.indexOf('=');
+    if (at > 0) out[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+  }
+  return out;
+}
+
 export interface EmbeddedPostgres {
   /** Connection string for DATABASE_URL-style use (Unix socket, database rr_webhooks). */
   readonly url: string;
@@ -58,6 +68,8 @@ export interface EmbeddedPostgresOptions {
   dataDir: string;
   /** Server lines at WARNING and above (and its last words if it fails to start). */
   onLog?: (line: string) => void;
+  /** Settings over EMBEDDED_POSTGRES_SETTINGS (EMBEDDED_POSTGRES_SETTINGS in the configuration). */
+  settings?: Record<string, string>;
   /** How long to wait for the server to accept connections. */
   startTimeoutMs?: number;
 }
@@ -223,7 +235,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     }
   }
 
-  const settings = { ...EMBEDDED_POSTGRES_SETTINGS, port: String(SOCKET_PORT), unix_socket_directories: socketDir };
+  const settings = { ...EMBEDDED_POSTGRES_SETTINGS, ...opts.settings, port: String(SOCKET_PORT), unix_socket_directories: socketDir };
   const args = ['-D', dataDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
   const child: ChildProcess = spawn(bin.postgres, args, { ...asUser, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   writeFileSync(ownerFile, `${process.pid}\n`);
