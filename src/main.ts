@@ -31,6 +31,7 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { SendStops } from './http/sendStops';
 import { createLogger } from './logger';
 import { startPgliteAutovacuum } from './db/pgliteAutovacuum';
+import { startFirstAnalyze } from './db/firstAnalyze';
 import { Dispatcher } from './services/dispatcher';
 import { MAIN_LANE_BUSY_BATCHES } from './services/burstLane';
 import { Reconciler } from './services/reconciler';
@@ -63,7 +64,8 @@ async function main() {
   const secretKey = configureSecretEncryption(cfg);
   const { db, embeddedPostgres, where: databaseWhere } = await openServiceDatabase(cfg, log);
   stopEmbeddedPostgres = () => embeddedPostgres?.stop();
-  const autovacuum = db.kind === 'pglite' ? startPgliteAutovacuum(db, log) : undefined;
+  // PGlite has no autovacuum; a new Postgres cluster's first one comes a minute in (src/db/firstAnalyze.ts).
+  const autovacuum = db.kind === 'pglite' ? startPgliteAutovacuum(db, log) : startFirstAnalyze(db, log);
   const admin = resolveAdminToken(cfg);
   const portalKeys = resolvePortalKeys(cfg, admin.token);
 

@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { installTemporalRuntime } from './temporal/runtime';
 import { configureSecretEncryption, destinationGuard, openAppDatabase, webhookSender } from './bootstrap';
+import { startFirstAnalyze } from './db/firstAnalyze';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 import { deliveryMetrics, Registry } from './metrics';
@@ -29,6 +30,7 @@ async function main() {
   installTemporalRuntime({ metricsAddress: cfg.TEMPORAL_METRICS_ADDRESS });
   const bundlePath = workflowBundlePath(cfg.WORKFLOW_BUNDLE); // fails fast on a missing WORKFLOW_BUNDLE
   const db = await openAppDatabase(cfg);
+  const firstAnalyze = startFirstAnalyze(db, log); // a new cluster's generic plans (src/db/firstAnalyze.ts)
   const temporal = temporalConnectionOptions(cfg);
   const nativeConnection = await NativeConnection.connect(temporal);
   const connection = await Connection.connect(temporal);
@@ -76,6 +78,7 @@ async function main() {
   sender.close();
   await nativeConnection.close();
   await connection.close();
+  firstAnalyze.stop();
   await db.close();
   await tracing.shutdown();
   log.info('worker.stopped');
