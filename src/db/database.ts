@@ -90,6 +90,8 @@ const statementName = (sql: string): string | undefined => {
 
 /** Runs `sql` prepared under its name; once more unnamed if the prepared form went stale (a table's columns changed under it). */
 async function runPrepared<R>(client: { query: import('pg').Pool['query'] }, sql: string, params: unknown[]): Promise<R[]> {
+  // Without parameters node-postgres uses the simple protocol, which also runs several statements in one text.
+  if (!params.length) return (await client.query(sql)).rows as R[];
   const name = statementName(sql);
   try {
     return (await client.query({ name, text: sql, values: params })).rows as R[];

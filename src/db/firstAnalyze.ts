@@ -15,7 +15,12 @@ const MIN_ROWS = 500;
  * `npm start`; 5–10 ms once analysed). Every `everyMs` this analyses each hot table that has
  * MIN_ROWS rows and was never analysed; once all were, it stops and autovacuum carries on.
  */
-export function startFirstAnalyze(db: Database, log: Pick<Logger, 'info' | 'warn'>, everyMs = 2_000): { stop(): void } {
+export function startFirstAnalyze(
+  db: Database,
+  log: Pick<Logger, 'info' | 'warn'>,
+  opts: { everyMs?: number; tables?: string[]; minRows?: number } = {},
+): { stop(): void; readonly stopped: boolean } {
+  const { everyMs = 2_000, tables: hot = HOT_TABLES, minRows = MIN_ROWS } = opts;
   let running = false;
   let timer: NodeJS.Timeout | undefined;
   const tick = async () => {
@@ -25,14 +30,14 @@ export function startFirstAnalyze(db: Database, log: Pick<Logger, 'info' | 'warn
       const tables = await db.query<{ relname: string; analysed: boolean; rows: number }>(
         `select relname, (last_analyze is not null or last_autoanalyze is not null) as analysed, (n_live_tup + n_dead_tup)::int as rows
          from pg_stat_user_tables where relname = any($1::text[])`,
-        [HOT_TABLES],
+        [hot],
       );
-      for (const t of tables.filter((t) => !t.analysed && t.rows >= MIN_ROWS)) {
+      for (const t of tables.filter((t) => !t.analysed && t.rows >= minRows)) {
         const started = performance.now();
         await db.query(`analyze "${t.relname.replace(/"/g, '""')}"`);
         log.info('postgres.first_analyze', { table: t.relname, rows: t.rows, ms: Math.round(performance.now() - started) });
       }
-      if (tables.length === HOT_TABLES.length && tables.every((t) => t.analysed)) stop();
+      if (tables.length === hot.length && tables.every((t) => t.analysed)) stop();
     } catch (err) {
       log.warn('postgres.first_analyze.failed', { err: String(err) });
     } finally {
@@ -45,5 +50,10 @@ export function startFirstAnalyze(db: Database, log: Pick<Logger, 'info' | 'warn
   };
   timer = setInterval(() => void tick(), everyMs);
   timer.unref();
-  return { stop };
+  return {
+    stop,
+    get stopped() {
+      return timer === undefined;
+    },
+  };
 }

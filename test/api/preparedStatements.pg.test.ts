@@ -14,7 +14,7 @@ afterAll(async () => {
 
 const preparedHere = `select name from pg_prepared_statements where statement like '%rr-prepared-probe %' and statement not like '%pg_prepared_statements%'`;
 
-test('each statement text is prepared once per connection and reused; GENERIC_PLAN statements run on connections forcing generic plans', async () => {
+test('each statement text with parameters is prepared once per connection and reused, one without runs as before (several statements allowed); GENERIC_PLAN statements run on connections forcing generic plans', async () => {
   const db = await openPostgres(fresh.url!, 1); // one connection: the probe sees what the statement left
   try {
     for (let i = 0; i < 3; i++) expect(await db.query<{ v: number }>('select $1::int as v /* rr-prepared-probe one */', [i])).toEqual([{ v: i }]);
@@ -23,11 +23,13 @@ test('each statement text is prepared once per connection and reused; GENERIC_PL
     expect(prepared[0].name).toMatch(/^rr_[0-9a-f]{20}$/);
 
     expect(await db.query<{ mode: string }>(`select current_setting('plan_cache_mode') as mode`)).toEqual([{ mode: 'auto' }]);
+    await db.query(`create temp table probe_multi (v int); insert into probe_multi values (1)`); // two statements, no parameters
+    expect(await db.query('select count(*)::int as n from probe_multi')).toEqual([{ n: 1 }]);
     expect(await db.query<{ mode: string }>(`${GENERIC_PLAN}select current_setting('plan_cache_mode') as mode`)).toEqual([{ mode: 'force_generic_plan' }]);
 
     // Inside a transaction too (on the transaction's connection).
     const inTx = await db.transaction(async (tx) => {
-      await tx.query('select 2 as two /* rr-prepared-probe tx */');
+      await tx.query('select $1::int as two /* rr-prepared-probe tx */', [2]);
       return tx.query<{ name: string }>(`select name from pg_prepared_statements where statement like '%rr-prepared-probe tx%' and statement not like '%pg_prepared_statements%'`);
     });
     expect(inTx).toHaveLength(1);
@@ -52,10 +54,10 @@ test('a prepared statement whose result columns changed under it (DDL) is run ag
   try {
     await db.query('create table probe_shape (a int)');
     await db.query('insert into probe_shape values (1)');
-    const sql = 'select * from probe_shape /* rr-prepared-probe shape */';
-    expect(await db.query(sql)).toEqual([{ a: 1 }]);
+    const sql = 'select * from probe_shape where a = $1 /* rr-prepared-probe shape */';
+    expect(await db.query(sql, [1])).toEqual([{ a: 1 }]);
     await db.query('alter table probe_shape add column b int default 7');
-    expect(await db.query(sql)).toEqual([{ a: 1, b: 7 }]);
+    expect(await db.query(sql, [1])).toEqual([{ a: 1, b: 7 }]);
   } finally {
     await db.close();
   }
