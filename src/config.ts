@@ -146,7 +146,7 @@ export const SETTINGS = {
     schema: bool,
     default: 'true',
     description:
-      'Real Postgres: prepare each statement once per connection, and run the claim-style statements on connections with plan_cache_mode=force_generic_plan (a startup option); planning them anew was most of the server CPU (README, Performance). false: plain statements and no startup options, for a pooler that supports neither (PgBouncer in transaction mode without max_prepared_statements).',
+      'Real Postgres: prepare each statement once per connection, and run the claim-style statements on connections with plan_cache_mode=force_generic_plan (a startup option; up to 4 more connections per process); planning them anew was most of the server CPU (README, Performance). false: plain statements and no startup options, for a pooler that supports neither (PgBouncer in transaction mode without max_prepared_statements).',
   },
   ADMIN_TOKEN: {
     schema: z.string().min(16, 'must be at least 16 characters').optional(),

@@ -191,7 +191,12 @@ async function stopLeftover(dataDir: string, ownerFile: string): Promise<void> {
   const pidFile = join(dataDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!pid || !alive(pid) || !readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres')) return;
+  if (!pid || !alive(pid)) return;
+  try {
+    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres')) return; // a reused pid
+  } catch {
+    /* no /proc (macOS): the pid file's process is taken to be the server */
+  }
   const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8').trim()) : 0;
   if (owner && owner !== process.pid && alive(owner))
     throw new Error(`The embedded Postgres in ${dataDir} is in use by another service process (pid ${owner}). Stop it, or give this one another DATA_DIR.`);
