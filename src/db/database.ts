@@ -122,12 +122,13 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
     });
   }
   await pool.query('select 1');
+  const unnamed = async <R>(client: { query: import('pg').Pool['query'] }, sql: string, params: unknown[]) => (await client.query(sql, params)).rows as R[];
+  const run = prepare ? runPrepared : unnamed;
   return {
     kind: 'postgres',
     soleClient,
-    async query<R>(sql: string, params: unknown[] = []) {
-      if (!prepare) return (await pool.query(sql, params)).rows as R[];
-      return runPrepared<R>(sql.startsWith(GENERIC_PLAN) ? genericPool : pool, sql, params);
+    query<R>(sql: string, params: unknown[] = []) {
+      return run<R>(sql.startsWith(GENERIC_PLAN) ? genericPool : pool, sql, params); // genericPool is pool when nothing is prepared
     },
     async transaction(fn, opts = {}) {
       const dedicated = opts.unbounded ? new Client({ connectionString: url }) : undefined;
@@ -138,7 +139,7 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
         await client.query('begin');
         // Prepared on the pool's connections, unnamed on a dedicated one (migrations change the tables).
         const result = await fn({
-          query: async <R>(sql: string, params: unknown[] = []) => (dedicated || !prepare ? ((await client.query(sql, params)).rows as R[]) : runPrepared<R>(client, sql, params)),
+          query: <R>(sql: string, params: unknown[] = []) => (dedicated ? unnamed<R>(client, sql, params) : run<R>(client, sql, params)),
         });
         await client.query('commit');
         return result;

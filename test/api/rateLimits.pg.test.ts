@@ -1,4 +1,4 @@
-import { newAccount, startHarness, type Harness } from '../helpers/apiHarness';
+import { newAccount, processEnv, startHarness, type Harness } from '../helpers/apiHarness';
 import { freePort, spawnService, waitForHttp, type ServiceProcess } from '../helpers/processes';
 import { Receiver, waitFor } from '../helpers/receiver';
 
@@ -24,16 +24,7 @@ beforeAll(async () => {
   h = await startHarness(); // the database, and a worker on the processes' task queue
   for (let i = 0; i < 2; i++) {
     const port = await freePort();
-    const proc = spawnService('api-server', {
-      ...ENV,
-      DATABASE_URL: h.dbUrl!,
-      ADMIN_TOKEN: h.adminToken,
-      TEMPORAL_ADDRESS: process.env.RR_TEST_TEMPORAL_ADDRESS!,
-      TEMPORAL_TASK_QUEUE: h.cfg.TEMPORAL_TASK_QUEUE,
-      DESTINATION_ALLOW_CIDRS: '127.0.0.0/8',
-      PORT: String(port),
-      LOG_LEVEL: 'warn',
-    });
+    const proc = spawnService('api-server', { ...ENV, ...processEnv(h, port) });
     apis.push({ proc, base: `http://127.0.0.1:${port}` });
   }
   await Promise.all(apis.map((a) => waitForHttp(`${a.base}/healthz`, 60_000)));
