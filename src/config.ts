@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './domain/duration';
+import { parseServerSettings, RESERVED_SERVER_SETTINGS, reservedServerSettings } from './domain/postgresSettings';
 import { parseKeyList } from './domain/secretBox';
 
 /**
@@ -108,10 +109,14 @@ export const SETTINGS = {
   EMBEDDED_POSTGRES_SETTINGS: {
     schema: z
       .string()
-      .regex(/^(\s*[a-z_.]+\s*=[^;]*)(;\s*[a-z_.]+\s*=[^;]*)*;?\s*$/, 'must be name=value pairs separated by ";" (e.g. shared_buffers=64MB;work_mem=8MB)')
+      .regex(/^(\s*[A-Za-z_.]+\s*=[^;]*)(;\s*[A-Za-z_.]+\s*=[^;]*)*;?\s*$/, 'must be name=value pairs separated by ";" (e.g. shared_buffers=64MB;work_mem=8MB)')
+      .refine(
+        (text) => reservedServerSettings(parseServerSettings(text)).length === 0,
+        `may not set ${RESERVED_SERVER_SETTINGS.join(', ')}: the server trusts whoever reaches its private socket`,
+      )
       .optional(),
     description:
-      'Extra server settings for the embedded Postgres, `name=value` separated by `;` (e.g. `shared_buffers=64MB`), applied over its own (src/db/embeddedPostgres.ts). Unused with DATABASE_URL or EMBEDDED_DATABASE=pglite.',
+      'Extra server settings for the embedded Postgres, `name=value` separated by `;` (e.g. `shared_buffers=64MB`), applied over its own (src/db/embeddedPostgres.ts); the socket, listener and authentication files are not among them (it trusts whoever reaches its private socket). Unused with DATABASE_URL or EMBEDDED_DATABASE=pglite.',
   },
   EMBEDDED_DATABASE: {
     schema: z.enum(['postgres', 'pglite']).optional(),

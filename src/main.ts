@@ -188,7 +188,7 @@ async function main() {
   );
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal}: shutting down …`);
@@ -211,13 +211,20 @@ async function main() {
     await embeddedPostgres?.stop(); // last: the drained attempts above recorded into it
     await tracing.shutdown();
     console.log('Stopped.');
-    process.exit(0);
+    process.exit(exitCode);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   workerRun.catch((err: Error) => {
     log.error('worker.failed', { error: err.message });
-    void shutdown('worker failure');
+    void shutdown('worker failure', 1);
+  });
+  // The embedded Postgres stopped under the service (killed, out of memory, its disk gone): every
+  // statement would fail from here on, so the service stops too, non-zero for its supervisor.
+  void embeddedPostgres?.exited.then((how) => {
+    if (stopping) return;
+    log.error('postgres.exited', { how });
+    void shutdown('embedded Postgres exited', 1);
   });
 }
 

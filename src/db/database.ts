@@ -79,25 +79,46 @@ export async function openPglite(dataDir: string | undefined, opts: { measure?: 
  */
 export const POSTGRES_PREPARED_TEXTS = 256;
 const preparedNames = new Map<string, string>();
+/** How many times each text's prepared form went stale: part of its name, so every connection prepares it afresh. */
+const staleCounts = new Map<string, number>();
 const statementName = (sql: string): string | undefined => {
   let name = preparedNames.get(sql);
   if (!name && preparedNames.size < POSTGRES_PREPARED_TEXTS) {
-    name = `rr_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+    const stale = staleCounts.get(sql);
+    name = `rr_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}${stale ? `_${stale}` : ''}`;
     preparedNames.set(sql, name);
   }
   return name;
 };
 
-/** Runs `sql` prepared under its name; once more unnamed if the prepared form went stale (a table's columns changed under it). */
-async function runPrepared<R>(client: { query: import('pg').Pool['query'] }, sql: string, params: unknown[]): Promise<R[]> {
+/** "cached plan must not change result type" (by the routine that raises it: the message may be translated). */
+const isStalePlan = (err: unknown): boolean => {
+  const { code, routine } = err as { code?: string; routine?: string };
+  return code === FEATURE_NOT_SUPPORTED && routine === 'RevalidateCachedQuery';
+};
+
+/**
+ * Runs `sql` prepared under its name. If the prepared form went stale (a table's columns changed
+ * under it: a migration by a newer deploy), the text gets a new name, which every connection
+ * prepares afresh on its next use; the stale form is never used again (it stays on its
+ * connection until the connection closes). Outside a transaction the statement then runs again at
+ * once; inside one the error stands, since Postgres has already aborted the transaction, and the
+ * caller's retry (an activity's, a client's) runs on the fresh form.
+ */
+async function runPrepared<R>(client: { query: import('pg').Pool['query'] }, sql: string, params: unknown[], inTransaction = false, again = false): Promise<R[]> {
   // Without parameters node-postgres uses the simple protocol, which also runs several statements in one text.
   if (!params.length) return (await client.query(sql)).rows as R[];
   const name = statementName(sql);
   try {
     return (await client.query({ name, text: sql, values: params })).rows as R[];
   } catch (err) {
-    if (!name || (err as { code?: string }).code !== FEATURE_NOT_SUPPORTED) throw err;
-    return (await client.query(sql, params)).rows as R[];
+    if (!name || again || !isStalePlan(err)) throw err;
+    if (preparedNames.get(sql) === name) {
+      staleCounts.set(sql, (staleCounts.get(sql) ?? 0) + 1);
+      preparedNames.delete(sql);
+    }
+    if (inTransaction) throw err;
+    return runPrepared<R>(client, sql, params, false, true);
   }
 }
 
@@ -122,7 +143,8 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
     });
   }
   await pool.query('select 1');
-  const unnamed = async <R>(client: { query: import('pg').Pool['query'] }, sql: string, params: unknown[]) => (await client.query(sql, params)).rows as R[];
+  const unnamed = async <R>(client: { query: import('pg').Pool['query'] }, sql: string, params: unknown[], _inTransaction?: boolean) =>
+    (await client.query(sql, params)).rows as R[];
   const run = prepare ? runPrepared : unnamed;
   return {
     kind: 'postgres',
@@ -139,7 +161,7 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
         await client.query('begin');
         // Prepared on the pool's connections, unnamed on a dedicated one (migrations change the tables).
         const result = await fn({
-          query: <R>(sql: string, params: unknown[] = []) => (dedicated ? unnamed<R>(client, sql, params) : run<R>(client, sql, params)),
+          query: <R>(sql: string, params: unknown[] = []) => (dedicated ? unnamed<R>(client, sql, params) : run<R>(client, sql, params, true)),
         });
         await client.query('commit');
         return result;

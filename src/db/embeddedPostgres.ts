@@ -21,9 +21,27 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { reservedServerSettings } from '../domain/postgresSettings';
 
 export const EMBEDDED_DATABASE_NAME = 'rr_webhooks';
 /** Only names the socket file: the server listens on no TCP port. */
@@ -46,21 +64,13 @@ export const EMBEDDED_POSTGRES_SETTINGS: Record<string, string> = {
   log_checkpoints: 'off',
 };
 
-/** `name=value;name=value` (EMBEDDED_POSTGRES_SETTINGS) as settings. */
-export function parseServerSettings(text: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of (text ?? '').split(';')) {
-    const at = pair.indexOf('=');
-    if (at > 0) out[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
-  }
-  return out;
-}
-
 export interface EmbeddedPostgres {
   /** Connection string for DATABASE_URL-style use (Unix socket, database rr_webhooks). */
   readonly url: string;
   readonly pid: number;
   readonly dataDir: string;
+  /** Settles when the server exits, stopped or not (its signal or exit code): the service stops if it was not the one stopping it. */
+  readonly exited: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -144,6 +154,18 @@ function reachableCluster(dataDir: string, user: { uid: number; gid: number }): 
   const parent = dirname(dataDir);
   mkdirSync(parent, { recursive: true });
   if (existsSync(dataDir)) return realpathSync(dataDir);
+  let link: string | undefined;
+  try {
+    link = lstatSync(dataDir).isSymbolicLink() ? readlinkSync(dataDir) : undefined;
+  } catch {
+    /* nothing there yet */
+  }
+  // The link survived but its cluster did not (a new container with DATA_DIR as the only volume):
+  // starting an empty database in its place would look like a working service that lost its data.
+  if (link)
+    throw new Error(
+      `${dataDir} links to the embedded Postgres cluster in ${link}, which is gone (its folder is outside DATA_DIR: the postgres OS user cannot reach DATA_DIR). Restore ${link}, or remove the link to start with an empty database; a DATA_DIR the postgres user can reach keeps the cluster inside it.`,
+    );
   if (reachable(parent, user)) return dataDir;
   const elsewhere = join(SHARED_ROOT, createHash('sha1').update(dataDir).digest('hex').slice(0, 16), 'postgres');
   mkdirSync(dirname(elsewhere), { recursive: true, mode: 0o755 });
@@ -182,24 +204,82 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
   return !alive(pid);
 }
 
+/** When a process started (Linux: clock ticks since boot; elsewhere `ps`'s start time): with its pid, it tells a process from a later one that reused the pid. */
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]; // field 22, after the command name
+  } catch {
+    try {
+      return execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** The process's command line as its words (Linux: /proc; elsewhere `ps`, whose words are split on spaces). */
+function commandLine(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    try {
+      return execFileSync('ps', ['-o', 'command=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .trim()
+        .split(' ');
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** Whether `pid` is a Postgres server on `dataDir` (its `-D` argument), not a process that reused the pid of one. */
+function isServerOf(pid: number, dataDir: string): boolean {
+  const words = commandLine(pid);
+  if (!words) return false;
+  const at = words.indexOf('-D');
+  return at >= 0 && words[at + 1] === dataDir && basename(words[0]) === 'postgres';
+}
+
 /**
- * A server still running on this cluster: if the service that started it is alive, the cluster is
- * in use (two services on one DATA_DIR); otherwise it was left behind by a killed service, and is
- * stopped (fast shutdown: committed work is on disk, open transactions roll back).
+ * The cluster's owner file, DATA_DIR/postgres.owner: `<pid> <start time>` of the service process
+ * that runs its server, created exclusively before anything else touches the cluster, and removed
+ * when the server stopped. So two services never run (or initialise) one cluster at once; a file
+ * whose process is gone (killed, crashed, the machine restarted) is taken over.
  */
-async function stopLeftover(dataDir: string, ownerFile: string): Promise<void> {
+function takeOwnership(ownerFile: string, dataDir: string): () => void {
+  const mine = `${process.pid} ${processStart(process.pid) ?? ''}`.trim();
+  for (let tries = 0; ; tries++) {
+    try {
+      writeFileSync(ownerFile, `${mine}\n`, { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 3) throw err;
+    }
+    const held = readFileSync(ownerFile, 'utf8').trim();
+    const [pid, start] = held.split(' ');
+    const owner = Number(pid);
+    if (held === mine) break; // this process, started again (tests, a retried start)
+    if (owner && alive(owner) && (!start || processStart(owner) === start))
+      throw new Error(`The embedded Postgres in ${dataDir} is in use by another service process (pid ${owner}). Stop it, or give this one another DATA_DIR.`);
+    // Stale: remove it unless another start took it over meanwhile (then the next write fails and reads that one).
+    if (readFileSync(ownerFile, 'utf8').trim() === held) unlinkSync(ownerFile);
+  }
+  return () => {
+    try {
+      if (readFileSync(ownerFile, 'utf8').trim() === mine) unlinkSync(ownerFile);
+    } catch {
+      /* already gone */
+    }
+  };
+}
+
+/** A server still running on the cluster, left behind by a killed service (this process owns the cluster now): fast shutdown, committed work is on disk. */
+async function stopLeftover(dataDir: string): Promise<void> {
   const pidFile = join(dataDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!pid || !alive(pid)) return;
-  try {
-    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres')) return; // a reused pid
-  } catch {
-    /* no /proc (macOS): the pid file's process is taken to be the server */
-  }
-  const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8').trim()) : 0;
-  if (owner && owner !== process.pid && alive(owner))
-    throw new Error(`The embedded Postgres in ${dataDir} is in use by another service process (pid ${owner}). Stop it, or give this one another DATA_DIR.`);
+  if (!pid || !alive(pid) || !isServerOf(pid, dataDir)) return; // Postgres itself handles a stale pid file
   process.kill(pid, 'SIGINT');
   if (!(await waitGone(pid, 30_000))) {
     process.kill(pid, 'SIGQUIT');
@@ -209,6 +289,8 @@ async function stopLeftover(dataDir: string, ownerFile: string): Promise<void> {
 
 /** Initialises the cluster on first use, starts the server, creates the database; resolves once it accepts connections. */
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const reserved = reservedServerSettings(opts.settings ?? {});
+  if (reserved.length) throw new Error(`EMBEDDED_POSTGRES_SETTINGS may not set ${reserved.join(', ')}: the embedded Postgres trusts whoever reaches its private socket`);
   const user = serverUser();
   const dataDir = user ? reachableCluster(resolve(opts.dataDir), user) : resolve(opts.dataDir);
   const ownerFile = `${dataDir}.owner`;
@@ -218,38 +300,73 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     if (user && statSync(path).uid !== user.uid) chownSync(path, user.uid, user.gid);
   };
 
-  // The socket lives beside the cluster unless that path is too long for a Unix socket.
-  let socketDir = dataDir;
-  if (`${socketDir}/.s.PGSQL.${SOCKET_PORT}`.length > MAX_SOCKET_PATH) socketDir = join(tmpdir(), `rr-pg-${createHash('sha1').update(dataDir).digest('hex').slice(0, 12)}`);
-
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  mkdirSync(socketDir, { recursive: true, mode: 0o700 });
   own(dataDir);
-  own(socketDir);
-  await stopLeftover(dataDir, ownerFile);
-
-  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
-    try {
-      execFileSync(bin.initdb, ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-instructions'], {
-        ...asUser,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-    } catch (err) {
-      const why = String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim();
-      throw new Error(`initdb failed for the embedded Postgres in ${dataDir}: ${why}`, { cause: err });
+  const release = takeOwnership(ownerFile, dataDir);
+  // The socket lives beside the cluster unless that path is too long for a Unix socket; then in a
+  // new folder of a random name (made 0700 by this process: nobody else can have made it first).
+  let socketDir = dataDir;
+  const ownSocketDir = `${socketDir}/.s.PGSQL.${SOCKET_PORT}`.length > MAX_SOCKET_PATH;
+  let child: ChildProcess | undefined;
+  const cleanUp = () => {
+    if (ownSocketDir) rmSync(socketDir, { recursive: true, force: true });
+    release();
+  };
+  try {
+    if (ownSocketDir) {
+      socketDir = mkdtempSync(join(tmpdir(), 'rr-pg-'));
+      own(socketDir);
     }
+    await stopLeftover(dataDir);
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+      try {
+        execFileSync(bin.initdb, ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-instructions'], {
+          ...asUser,
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+      } catch (err) {
+        const why = String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim();
+        throw new Error(`initdb failed for the embedded Postgres in ${dataDir}: ${why}`, { cause: err });
+      }
+    }
+    // The socket settings come last: nothing above may move or widen the socket.
+    const settings = {
+      ...EMBEDDED_POSTGRES_SETTINGS,
+      ...opts.settings,
+      listen_addresses: '',
+      port: String(SOCKET_PORT),
+      unix_socket_directories: socketDir,
+      unix_socket_permissions: '0700',
+    };
+    const args = ['-D', dataDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
+    child = spawn(bin.postgres, args, { ...asUser, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    cleanUp();
+    throw err;
   }
-
-  const settings = { ...EMBEDDED_POSTGRES_SETTINGS, ...opts.settings, port: String(SOCKET_PORT), unix_socket_directories: socketDir };
-  const args = ['-D', dataDir, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
-  const child: ChildProcess = spawn(bin.postgres, args, { ...asUser, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-  writeFileSync(ownerFile, `${process.pid}\n`);
+  const server = child;
   const lastLines: string[] = [];
   let exited: string | undefined;
   let started = false; // before, its lines answer our connection attempts ("starting up"): kept for an error only
-  child.once('exit', (code, signal) => (exited = signal ?? String(code)));
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => {
+  // If this process exits without stopping it (the shutdown's 30-s limit, an uncaught error), the
+  // server gets a fast shutdown rather than outliving it. A SIGKILL leaves it to the next start.
+  const stopOnExit = () => {
+    if (exited === undefined) server.kill('SIGINT');
+  };
+  process.once('exit', stopOnExit);
+  const exitedPromise = new Promise<string>((resolveExit) => {
+    const done = (why: string) => {
+      if (exited !== undefined) return;
+      exited = why;
+      process.removeListener('exit', stopOnExit);
+      cleanUp();
+      resolveExit(why);
+    };
+    server.once('exit', (code, signal) => done(signal ?? `exit code ${code}`));
+    server.once('error', (err) => done(err.message)); // it could not be started at all
+  });
+  server.stderr!.setEncoding('utf8');
+  server.stderr!.on('data', (chunk: string) => {
     for (const line of chunk.split('\n').filter(Boolean)) {
       lastLines.push(line);
       if (lastLines.length > 20) lastLines.shift();
@@ -277,7 +394,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       break;
     } catch (err) {
       if (Date.now() > until) {
-        child.kill('SIGQUIT');
+        server.kill('SIGQUIT');
         throw new Error(`The embedded Postgres in ${dataDir} did not accept connections in time (${(err as Error).message}):\n${lastLines.join('\n')}`, { cause: err });
       }
     }
@@ -285,14 +402,14 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 
   return {
     url: `postgres://postgres@localhost:${SOCKET_PORT}/${EMBEDDED_DATABASE_NAME}?host=${encodeURIComponent(socketDir)}`,
-    pid: child.pid!,
+    pid: server.pid!,
     dataDir,
+    exited: exitedPromise,
     async stop() {
       if (exited !== undefined) return;
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT'); // fast shutdown: a checkpoint, then exit
-      const timer = setTimeout(() => child.kill('SIGQUIT'), 30_000);
-      await gone;
+      server.kill('SIGINT'); // fast shutdown: a checkpoint, then exit
+      const timer = setTimeout(() => server.kill('SIGQUIT'), 30_000);
+      await exitedPromise;
       clearTimeout(timer);
     },
   };

@@ -49,15 +49,30 @@ test('with DATABASE_PREPARED_STATEMENTS=false nothing is prepared and no startup
   }
 });
 
-test('a prepared statement whose result columns changed under it (DDL) is run again unnamed instead of failing', async () => {
+test('a prepared statement whose result columns changed under it (DDL) is prepared afresh: outside a transaction the call succeeds, inside one it fails once and the retry succeeds', async () => {
   const db = await openPostgres(fresh.url!, 1);
+  const names = async () => (await db.query<{ name: string }>(`${preparedHere.replace('rr-prepared-probe ', 'rr-prepared-probe shape')} order by prepare_time`)).map((r) => r.name);
   try {
     await db.query('create table probe_shape (a int)');
     await db.query('insert into probe_shape values (1)');
     const sql = 'select * from probe_shape where a = $1 /* rr-prepared-probe shape */';
     expect(await db.query(sql, [1])).toEqual([{ a: 1 }]);
+    const [first] = await names();
+
     await db.query('alter table probe_shape add column b int default 7');
     expect(await db.query(sql, [1])).toEqual([{ a: 1, b: 7 }]);
+    // Prepared again under a new name, which later calls use: no further failure, no unnamed fallback.
+    const second = (await names()).filter((n) => n !== first);
+    expect(second).toHaveLength(1);
+    expect(second[0]).toBe(`${first}_1`);
+    expect(await db.query(sql, [1])).toEqual([{ a: 1, b: 7 }]);
+    expect((await names()).filter((n) => n !== first)).toEqual(second);
+
+    // In a transaction the aborted transaction cannot run it again: the error stands, the next transaction succeeds.
+    await db.query('alter table probe_shape add column c int default 8');
+    await expect(db.transaction((tx) => tx.query(sql, [1]))).rejects.toMatchObject({ code: '0A000' });
+    expect(await db.transaction((tx) => tx.query(sql, [1]))).toEqual([{ a: 1, b: 7, c: 8 }]);
+    expect(await db.query(sql, [1])).toEqual([{ a: 1, b: 7, c: 8 }]);
   } finally {
     await db.close();
   }

