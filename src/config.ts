@@ -121,7 +121,7 @@ export const SETTINGS = {
   EMBEDDED_DATABASE: {
     schema: z.enum(['postgres', 'pglite']).optional(),
     description:
-      '`npm start` without DATABASE_URL: `postgres` runs a PostgreSQL server from the npm-installed binaries with its cluster in DATA_DIR/postgres (Unix socket only, durable commits; as root it runs as the OS user postgres); `pglite` runs PGlite inside the service process (DATA_DIR/pg). Unset: postgres, unless DATA_DIR holds PGlite data from an earlier version and no Postgres cluster (then pglite, so nothing is left behind).',
+      '`npm start` without DATABASE_URL: `postgres` runs a PostgreSQL server from the npm-installed binaries with its cluster in DATA_DIR/postgres (Unix socket only, durable commits; as root it runs as its own OS user rr-postgres); `pglite` runs PGlite inside the service process (DATA_DIR/pg). Unset: postgres, unless DATA_DIR holds PGlite data from an earlier version and no Postgres cluster (then pglite, so nothing is left behind).',
   },
   PGLITE_SHARED_BUFFERS: {
     schema: z.string().regex(/^\d+(kB|MB|GB)$/, 'must be a size such as 16MB'),

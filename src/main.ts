@@ -191,6 +191,7 @@ async function main() {
   const shutdown = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
+    process.exitCode = exitCode; // also if the process ends on its own before the last step
     console.log(`\n${signal}: shutting down …`);
     const force = setTimeout(() => process.exit(1), 30_000);
     force.unref();
@@ -215,6 +216,7 @@ async function main() {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGHUP', () => void shutdown('SIGHUP')); // the terminal closed: Node would exit at once, leaving the embedded Postgres behind
   workerRun.catch((err: Error) => {
     log.error('worker.failed', { error: err.message });
     void shutdown('worker failure', 1);

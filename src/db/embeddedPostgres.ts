@@ -10,14 +10,17 @@
  *   authentication admits no one but the service's OS user (and root).
  * - Durable: fsync and synchronous_commit stay on, so an acceptance committed before its 202
  *   survives a crash of any process, the machine's included.
- * - As root (containers, CI) Postgres refuses to run; it then runs as the OS user `postgres`
- *   (created if missing), which owns the cluster. If that user cannot reach DATA_DIR (a folder
+ * - As root (containers, CI) Postgres refuses to run; it then runs as the OS user `rr-postgres`
+ *   (created if missing; a cluster of an earlier version keeps its owner `postgres`), which owns
+ *   the cluster: not a distribution Postgres' user, whose other servers would reach this socket.
+ *   If that user cannot reach DATA_DIR (a folder
  *   above it is private, such as /root), the cluster lives in /var/lib/rr-webhooks/<hash of the
  *   path> with DATA_DIR/postgres a symlink to it, and the binaries are copied there if they are
  *   out of its reach too.
  * - Started in a process group of its own, so a Ctrl-C in the terminal reaches the service,
  *   which drains its attempts (they record into Postgres) and only then stops Postgres. A server
- *   left behind by a killed service is stopped at the next start.
+ *   left behind by a killed service is stopped at the next start. One service per cluster: the
+ *   owner file (src/db/clusterOwner.ts) is taken before anything touches it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -36,12 +39,11 @@ import {
   rmSync,
   statSync,
   symlinkSync,
-  unlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { reservedServerSettings } from '../domain/postgresSettings';
+import { running, takeOwnership } from './clusterOwner';
 
 export const EMBEDDED_DATABASE_NAME = 'rr_webhooks';
 /** Only names the socket file: the server listens on no TCP port. */
@@ -164,7 +166,7 @@ function reachableCluster(dataDir: string, user: { uid: number; gid: number }): 
   // starting an empty database in its place would look like a working service that lost its data.
   if (link)
     throw new Error(
-      `${dataDir} links to the embedded Postgres cluster in ${link}, which is gone (its folder is outside DATA_DIR: the postgres OS user cannot reach DATA_DIR). Restore ${link}, or remove the link to start with an empty database; a DATA_DIR the postgres user can reach keeps the cluster inside it.`,
+      `${dataDir} links to the embedded Postgres cluster in ${link}, which is gone (its folder is outside DATA_DIR: the OS user Postgres runs as cannot reach DATA_DIR). Restore ${link}, or remove the link to start with an empty database; a DATA_DIR that user can reach keeps the cluster inside it.`,
     );
   if (reachable(parent, user)) return dataDir;
   const elsewhere = join(SHARED_ROOT, createHash('sha1').update(dataDir).digest('hex').slice(0, 16), 'postgres');
@@ -173,148 +175,122 @@ function reachableCluster(dataDir: string, user: { uid: number; gid: number }): 
   return elsewhere;
 }
 
-/** The OS user Postgres runs as: this process's own, or `postgres` (created if missing) as root. */
-function serverUser(): { uid: number; gid: number } | undefined {
+/** The OS user an embedded Postgres runs as when the service runs as root (created if missing): its own, so no other server's users reach its trust-auth socket. */
+export const EMBEDDED_POSTGRES_USER = 'rr-postgres';
+
+/**
+ * The OS user Postgres runs as: this process's own, or as root the cluster's owner (a cluster made
+ * by an earlier version belongs to `postgres`) or else EMBEDDED_POSTGRES_USER, created if missing.
+ */
+function serverUser(dataDir: string): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
+  try {
+    const st = statSync(join(dataDir, 'PG_VERSION'));
+    if (st.uid !== 0) return { uid: st.uid, gid: st.gid };
+  } catch {
+    /* a new cluster */
+  }
   const ids = () => ({
-    uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
-    gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
+    uid: Number(execFileSync('id', ['-u', EMBEDDED_POSTGRES_USER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()),
+    gid: Number(execFileSync('id', ['-g', EMBEDDED_POSTGRES_USER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()),
   });
   try {
     return ids();
   } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'], { stdio: 'ignore' });
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', EMBEDDED_POSTGRES_USER], { stdio: 'ignore' });
     return ids();
   }
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {
-  for (const until = Date.now() + ms; Date.now() < until; await sleep(100)) if (!alive(pid)) return true;
-  return !alive(pid);
-}
-
-/** When a process started (Linux: clock ticks since boot; elsewhere `ps`'s start time): with its pid, it tells a process from a later one that reused the pid. */
-function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]; // field 22, after the command name
-  } catch {
-    try {
-      return execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined;
-    } catch {
-      return undefined;
-    }
-  }
-}
-
-/** The process's command line as its words (Linux: /proc; elsewhere `ps`, whose words are split on spaces). */
-function commandLine(pid: number): string[] | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-  } catch {
-    try {
-      return execFileSync('ps', ['-o', 'command=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
-        .trim()
-        .split(' ');
-    } catch {
-      return undefined;
-    }
-  }
+  for (const until = Date.now() + ms; Date.now() < until; await sleep(100)) if (!running(pid)) return true;
+  return !running(pid);
 }
 
 /** Whether `pid` is a Postgres server on `dataDir` (its `-D` argument), not a process that reused the pid of one. */
 function isServerOf(pid: number, dataDir: string): boolean {
-  const words = commandLine(pid);
-  if (!words) return false;
-  const at = words.indexOf('-D');
-  return at >= 0 && words[at + 1] === dataDir && basename(words[0]) === 'postgres';
+  try {
+    const words = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const at = words.indexOf('-D');
+    return at >= 0 && words[at + 1] === dataDir && basename(words[0]) === 'postgres';
+  } catch {
+    /* no /proc (macOS) */
+  }
+  try {
+    const line = execFileSync('ps', ['-o', 'command=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return line.includes(`/postgres -D ${dataDir} -c `); // ps joins the words with spaces; a path may hold spaces too
+  } catch {
+    return false;
+  }
 }
 
-/**
- * The cluster's owner file, DATA_DIR/postgres.owner: `<pid> <start time>` of the service process
- * that runs its server, created exclusively before anything else touches the cluster, and removed
- * when the server stopped. So two services never run (or initialise) one cluster at once; a file
- * whose process is gone (killed, crashed, the machine restarted) is taken over.
- */
-function takeOwnership(ownerFile: string, dataDir: string): () => void {
-  const mine = `${process.pid} ${processStart(process.pid) ?? ''}`.trim();
-  for (let tries = 0; ; tries++) {
-    try {
-      writeFileSync(ownerFile, `${mine}\n`, { flag: 'wx', mode: 0o600 });
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 3) throw err;
-    }
-    const held = readFileSync(ownerFile, 'utf8').trim();
-    const [pid, start] = held.split(' ');
-    const owner = Number(pid);
-    if (held === mine) break; // this process, started again (tests, a retried start)
-    if (owner && alive(owner) && (!start || processStart(owner) === start))
-      throw new Error(`The embedded Postgres in ${dataDir} is in use by another service process (pid ${owner}). Stop it, or give this one another DATA_DIR.`);
-    // Stale: remove it unless another start took it over meanwhile (then the next write fails and reads that one).
-    if (readFileSync(ownerFile, 'utf8').trim() === held) unlinkSync(ownerFile);
+/** Signals a process that may have exited meanwhile. */
+const signal = (pid: number, sig: NodeJS.Signals) => {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
   }
-  return () => {
-    try {
-      if (readFileSync(ownerFile, 'utf8').trim() === mine) unlinkSync(ownerFile);
-    } catch {
-      /* already gone */
-    }
-  };
-}
+};
 
 /** A server still running on the cluster, left behind by a killed service (this process owns the cluster now): fast shutdown, committed work is on disk. */
 async function stopLeftover(dataDir: string): Promise<void> {
   const pidFile = join(dataDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!pid || !alive(pid) || !isServerOf(pid, dataDir)) return; // Postgres itself handles a stale pid file
-  process.kill(pid, 'SIGINT');
+  if (!pid || !running(pid) || !isServerOf(pid, dataDir)) return; // Postgres itself handles a stale pid file
+  signal(pid, 'SIGINT');
   if (!(await waitGone(pid, 30_000))) {
-    process.kill(pid, 'SIGQUIT');
+    signal(pid, 'SIGQUIT');
     await waitGone(pid, 10_000);
   }
 }
+
+/** Clusters this process is starting or running: a second start of one while the first is on is refused, not raced. */
+const active = new Set<string>();
 
 /** Initialises the cluster on first use, starts the server, creates the database; resolves once it accepts connections. */
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const reserved = reservedServerSettings(opts.settings ?? {});
   if (reserved.length) throw new Error(`EMBEDDED_POSTGRES_SETTINGS may not set ${reserved.join(', ')}: the embedded Postgres trusts whoever reaches its private socket`);
-  const user = serverUser();
-  const dataDir = user ? reachableCluster(resolve(opts.dataDir), user) : resolve(opts.dataDir);
-  const ownerFile = `${dataDir}.owner`;
-  const bin = user ? reachableBinaries(await binaries(), user) : await binaries();
-  const asUser = user ? { uid: user.uid, gid: user.gid } : {};
-  const own = (path: string) => {
-    if (user && statSync(path).uid !== user.uid) chownSync(path, user.uid, user.gid);
+  // One spelling of the path on every start (a DATA_DIR reached through a symlink included): the leftover check compares it.
+  const requested = resolve(opts.dataDir);
+  mkdirSync(dirname(requested), { recursive: true });
+  const given = join(realpathSync(dirname(requested)), basename(requested));
+  const user = serverUser(given);
+  const dataDir = user ? reachableCluster(given, user) : given;
+  if (active.has(dataDir)) throw new Error(`The embedded Postgres in ${dataDir} is already started by this process.`);
+  active.add(dataDir);
+  let release = () => {
+    active.delete(dataDir);
   };
-
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  own(dataDir);
-  const release = takeOwnership(ownerFile, dataDir);
-  // The socket lives beside the cluster unless that path is too long for a Unix socket; then in a
-  // new folder of a random name (made 0700 by this process: nobody else can have made it first).
+  let child: ChildProcess;
   let socketDir = dataDir;
-  const ownSocketDir = `${socketDir}/.s.PGSQL.${SOCKET_PORT}`.length > MAX_SOCKET_PATH;
-  let child: ChildProcess | undefined;
+  let madeSocketDir: string | undefined; // a folder of our own for the socket (removed with the server), never the cluster's
   const cleanUp = () => {
-    if (ownSocketDir) rmSync(socketDir, { recursive: true, force: true });
+    if (madeSocketDir) rmSync(madeSocketDir, { recursive: true, force: true });
     release();
   };
   try {
-    if (ownSocketDir) {
-      socketDir = mkdtempSync(join(tmpdir(), 'rr-pg-'));
+    const bin = user ? reachableBinaries(await binaries(), user) : await binaries();
+    const asUser = user ? { uid: user.uid, gid: user.gid } : {};
+    const own = (path: string) => {
+      if (user && statSync(path).uid !== user.uid) chownSync(path, user.uid, user.gid);
+    };
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    own(dataDir);
+    const ownership = await takeOwnership(`${dataDir}.owner`, dataDir);
+    release = () => {
+      ownership.release();
+      active.delete(dataDir);
+    };
+    // The socket lives beside the cluster unless that path is too long for a Unix socket; then in a
+    // new folder of a random name (made 0700 by this process: nobody else can have made it first).
+    if (`${dataDir}/.s.PGSQL.${SOCKET_PORT}`.length > MAX_SOCKET_PATH) {
+      madeSocketDir = mkdtempSync(join(tmpdir(), 'rr-pg-'));
+      socketDir = madeSocketDir;
       own(socketDir);
     }
     await stopLeftover(dataDir);
@@ -349,9 +325,12 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   let exited: string | undefined;
   let started = false; // before, its lines answer our connection attempts ("starting up"): kept for an error only
   // If this process exits without stopping it (the shutdown's 30-s limit, an uncaught error), the
-  // server gets a fast shutdown rather than outliving it. A SIGKILL leaves it to the next start.
+  // server gets a fast shutdown rather than outliving it. A SIGKILL leaves it to the next start,
+  // which also takes over the owner file.
   const stopOnExit = () => {
-    if (exited === undefined) server.kill('SIGINT');
+    if (exited !== undefined) return;
+    server.kill('SIGINT');
+    if (madeSocketDir) rmSync(madeSocketDir, { recursive: true, force: true });
   };
   process.once('exit', stopOnExit);
   const exitedPromise = new Promise<string>((resolveExit) => {
@@ -362,7 +341,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       cleanUp();
       resolveExit(why);
     };
-    server.once('exit', (code, signal) => done(signal ?? `exit code ${code}`));
+    server.once('exit', (code, sig) => done(sig ?? `exit code ${code}`));
     server.once('error', (err) => done(err.message)); // it could not be started at all
   });
   server.stderr!.setEncoding('utf8');
@@ -395,6 +374,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     } catch (err) {
       if (Date.now() > until) {
         server.kill('SIGQUIT');
+        await exitedPromise; // the cluster is free again (and its owner file given back) once this rejects
         throw new Error(`The embedded Postgres in ${dataDir} did not accept connections in time (${(err as Error).message}):\n${lastLines.join('\n')}`, { cause: err });
       }
     }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, realpathSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, realpathSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
@@ -27,12 +27,14 @@ beforeAll(() => {
 afterAll(async () => {
   for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   for (const s of servers) await s.stop();
-  // A server left by a killed service process: stop it the way the next start would.
-  for (const d of ['a', 'b', 'c', 'd', 'e', 'h', 'main'].map((n) => join(dir, n, 'postgres'))) {
+  // A server left by a killed service process: stop it the way the next start would (only if the pid is still that server's).
+  for (const d of ['a', 'b', 'c', 'd', 'e', 'h', 'j', 'main'].map((n) => join(dir, n, 'postgres'))) {
     const pidFile = join(d, 'postmaster.pid');
     if (existsSync(pidFile)) {
       try {
-        process.kill(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), 'SIGQUIT');
+        const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+        const words = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        if (words[words.indexOf('-D') + 1] === realpathSync(d)) process.kill(pid, 'SIGQUIT');
       } catch {
         /* gone */
       }
@@ -62,7 +64,7 @@ const alive = (pid: number) => {
 };
 
 /** Another Node process that starts the embedded Postgres in `dataDir` and then stays (or is killed), or with `then: 'exit'` calls process.exit without stopping it. */
-function ownerProcess(dataDir: string, opts: { then?: 'stay' | 'exit' } = {}) {
+function ownerProcess(dataDir: string, opts: { then?: 'stay' | 'exit'; env?: Record<string, string> } = {}) {
   const after = opts.then === 'exit' ? 'process.exit(3);' : 'setInterval(() => {}, 1000);';
   const child = spawn(
     process.execPath,
@@ -72,7 +74,7 @@ function ownerProcess(dataDir: string, opts: { then?: 'stay' | 'exit' } = {}) {
       '-e',
       `import('./src/db/embeddedPostgres.ts').then(async (m) => { const s = await m.startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)} }); console.log('pid=' + s.pid); ${after} }).catch((e) => { console.error(e.message); process.exit(2); })`,
     ],
-    { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   let err = '';
@@ -150,7 +152,7 @@ test('a server left running by a killed service process is stopped and replaced 
 
   const next = await startEmbeddedPostgres({ dataDir });
   servers.push(next);
-  expect(alive(leftover)).toBe(false);
+  await waitFor(() => !alive(leftover) || undefined, 'the leftover server to be gone (and reaped)', 10_000);
   expect(next.pid).not.toBe(leftover);
   expect(await query(next.url, 'select 1 as one')).toEqual([{ one: 1 }]);
   await next.stop();
@@ -187,7 +189,7 @@ test('two services starting on one new cluster at once: one runs it, the other i
   // Its server outlived it (SIGKILL): the next start here stops and replaces it.
   const next = await startEmbeddedPostgres({ dataDir });
   servers.push(next);
-  expect(alive(pid)).toBe(false);
+  await waitFor(() => !alive(pid) || undefined, 'the leftover server to be gone (and reaped)', 10_000);
   await next.stop();
 });
 
@@ -244,6 +246,52 @@ test('a server whose service process exits without stopping it gets stopped; one
   servers.push(s);
   process.kill(s.pid, 'SIGKILL');
   expect(await s.exited).toBe('SIGKILL');
+});
+
+test('a failed start with the socket folder out of reach leaves the cluster as it was', async () => {
+  const deep = join(dir, 'i', 'x'.repeat(60), 'y'.repeat(40), 'postgres');
+  const first = await startEmbeddedPostgres({ dataDir: deep });
+  await first.stop();
+  const notAFolder = join(dir, 'i', 'a-file');
+  writeFileSync(notAFolder, '');
+  const failed = ownerProcess(deep, { env: { TMPDIR: notAFolder } }); // its mkdtemp fails
+  expect(await failed.exited).toBe(2);
+  expect(failed.stderr()).toMatch(/ENOTDIR/);
+  expect(existsSync(join(deep, 'PG_VERSION'))).toBe(true);
+  const again = await startEmbeddedPostgres({ dataDir: deep });
+  servers.push(again);
+  await again.stop();
+});
+
+test('the owner file: a holder that is gone, a pid reused by another process, or a silent one from another container is taken over; a live one is refused', async () => {
+  const dataDir = join(dir, 'j', 'postgres');
+  const s = await startEmbeddedPostgres({ dataDir });
+  await s.stop();
+  const ownerFile = `${realpathSync(dataDir)}.owner`;
+  expect(existsSync(ownerFile)).toBe(false); // given back with the server
+  const here = { boot: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), ns: readlinkSync('/proc/self/ns/pid') };
+  const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+  try {
+    const takenOver = async (record: string, ageS = 0) => {
+      writeFileSync(ownerFile, record);
+      if (ageS) utimesSync(ownerFile, new Date(Date.now() - ageS * 1000), new Date(Date.now() - ageS * 1000));
+      const t = await startEmbeddedPostgres({ dataDir });
+      expect(readFileSync(ownerFile, 'utf8')).toContain(`"pid":${process.pid}`);
+      await t.stop();
+    };
+    await takenOver(JSON.stringify({ pid: 999_999_9, start: '1', ...here })); // no such process
+    await takenOver(JSON.stringify({ pid: sleeper.pid, start: '1', ...here })); // alive, but started at another time: a reused pid
+    await takenOver(JSON.stringify({ pid: 1, start: '1', boot: here.boot, ns: 'pid:[1]' }), 60); // another container, untouched for a minute
+    await takenOver('', 60); // a write that never finished, long ago
+    // Alive with its own start time (and an earlier version's bare pid): in use.
+    const start = readFileSync(`/proc/${sleeper.pid}/stat`, 'utf8').split(') ')[1].split(' ')[19];
+    writeFileSync(ownerFile, JSON.stringify({ pid: sleeper.pid, start, ...here }));
+    await expect(startEmbeddedPostgres({ dataDir })).rejects.toThrow(`in use by another service process (pid ${sleeper.pid}`);
+    writeFileSync(ownerFile, `${sleeper.pid}\n`);
+    await expect(startEmbeddedPostgres({ dataDir })).rejects.toThrow(`in use by another service process (pid ${sleeper.pid}`);
+  } finally {
+    sleeper.kill('SIGKILL');
+  }
 });
 
 test('npm start without DATABASE_URL runs on it: an accepted event survives a SIGKILL of the service and its Postgres, the restart delivers it once; a Postgres that dies stops the service', async () => {
@@ -329,7 +377,7 @@ test('npm start without DATABASE_URL runs on it: an accepted event survives a SI
   } finally {
     await receiver.stop();
   }
-});
+}, 300_000); // three starts of the whole service on a shared 2-core machine
 
 test('PGlite data of an earlier version keeps PGlite as the embedded database; EMBEDDED_DATABASE decides when set', () => {
   const fresh = mkdtempSync(join(dir, 'kind-'));
