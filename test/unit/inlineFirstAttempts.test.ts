@@ -50,25 +50,60 @@ const noDb = { query: () => Promise.reject(new Error('no query expected')) } as 
 
 const settle = () => new Promise((r) => setImmediate(r));
 
-test('when an account has its share of batches running, then its next batch is left to a workflow while another account still runs here; a finished batch frees its room', async () => {
+test('when an account has its share of batches running, then its next batch waits here while another account still runs at once; a finished batch gives the room to the waiting one', async () => {
   const s = controlledSender();
   const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 3, perAccount: 2 });
   expect(inline.tryRun(batch('a', ['d1']))).toBe(true);
   expect(inline.tryRun(batch('a', ['d2']))).toBe(true);
   expect(inline.hasRoom('a')).toBe(false);
-  expect(inline.tryRun(batch('a', ['d3']))).toBe(false);
-  expect(inline.tryRun(batch('b', ['d4']))).toBe(true);
-  expect(inline.tryRun(batch('c', ['d5']))).toBe(false); // all three taken
+  expect(inline.tryRun(batch('a', ['d3']))).toBe(true); // waits
+  expect(inline.batchesInFlight).toBe(2);
+  expect(inline.deliveriesWaiting).toBe(1);
+  expect(inline.tryRun(batch('b', ['d4']))).toBe(true); // runs at once
   expect(inline.batchesInFlight).toBe(3);
+  expect(s.open.map((o) => o.input.deliveries[0].deliveryId)).toEqual(['d1', 'd2', 'd4']);
 
   s.open[0].finish();
   await settle();
   await settle();
-  expect(inline.batchesInFlight).toBe(2);
-  expect(inline.tryRun(batch('a', ['d6']))).toBe(true);
+  expect(inline.batchesInFlight).toBe(3); // d3 took the room
+  expect(inline.deliveriesWaiting).toBe(0);
+  expect(s.open[3].input.deliveries.map((d) => d.deliveryId)).toEqual(['d3']);
   // Each run claims as an owner of its own, never a workflow's id.
   expect(new Set(s.open.map((o) => o.run.owner)).size).toBe(4);
   for (const o of s.open) expect(o.run.owner).toMatch(/^inline-d\d-[0-9a-f]{8}$/);
+});
+
+test('when room frees, then the waiting accounts take it in turn (a quiet one ahead of a flood), each with its waiting batches merged up to the batch size', async () => {
+  const s = controlledSender();
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 1, perAccount: 1, mergedBatch: 3 });
+  inline.tryRun(batch('flood', ['f0']));
+  for (const ids of [['f1', 'f2'], ['f3'], ['f4'], ['f5', 'f6'], ['f7', 'f8']]) inline.tryRun(batch('flood', ids));
+  inline.tryRun(batch('quiet', ['q1']));
+  expect(inline.deliveriesWaiting).toBe(9);
+
+  const next = async () => {
+    s.open[s.open.length - 1].finish();
+    await settle();
+    await settle();
+    return s.open[s.open.length - 1].input.deliveries.map((d) => d.deliveryId);
+  };
+  expect(await next()).toEqual(['f1', 'f2', 'f3']); // the flood waited first; merged up to 3
+  expect(await next()).toEqual(['q1']); // then the quiet account, ahead of the flood's rest
+  expect(await next()).toEqual(['f4', 'f5', 'f6']);
+  expect(await next()).toEqual(['f7', 'f8']); // whole batches only: f7, f8 would have made 5
+  expect(inline.deliveriesWaiting).toBe(0);
+});
+
+test('when an account has as many deliveries waiting as it may, then its next batch is left to a workflow (false); others still wait', async () => {
+  const s = controlledSender();
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 1, perAccount: 1, queuedPerAccount: 3 });
+  expect(inline.tryRun(batch('a', ['d1']))).toBe(true);
+  expect(inline.tryRun(batch('a', ['d2', 'd3']))).toBe(true);
+  expect(inline.tryRun(batch('a', ['d4', 'd5']))).toBe(false); // 4 > 3
+  expect(inline.tryRun(batch('a', ['d6']))).toBe(true); // 3
+  expect(inline.tryRun(batch('b', ['d7', 'd8']))).toBe(true);
+  expect(inline.deliveriesWaiting).toBe(5);
 });
 
 test('when a batch hands deliveries over, then their retry workflows are started with the batch as the first attempt (a failed start is tried again)', async () => {
@@ -109,4 +144,17 @@ test('when the process shuts down, then running batches see their signal aborted
   s.open[0].finish();
   await stopping;
   expect(inline.batchesInFlight).toBe(0);
+});
+
+test('when the process shuts down with batches waiting, then they are dropped (committed, the reconciler sends them after the next start) and never run here', async () => {
+  const s = controlledSender();
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 1, perAccount: 1 });
+  inline.tryRun(batch('a', ['d1']));
+  inline.tryRun(batch('a', ['d2']));
+  expect(inline.deliveriesWaiting).toBe(1);
+  const stopping = inline.shutdown();
+  expect(inline.deliveriesWaiting).toBe(0);
+  s.open[0].finish();
+  await stopping;
+  expect(s.open).toHaveLength(1);
 });
