@@ -42,6 +42,7 @@ import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { temporalConnectionOptions } from './temporal/connection';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker, deliveryActivities } from './temporal/worker';
+import { bulkTaskQueue } from './services/burstLane';
 import { InlineFirstAttempts } from './services/inlineFirstAttempts';
 import { clientInterceptors, startTracing } from './tracing';
 import { DELIVERY_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
@@ -126,6 +127,7 @@ async function main() {
     get inline() {
       return inline;
     },
+    onBulkLane: () => startBulkLane(),
   });
   const guard = destinationGuard(cfg);
   const sender = webhookSender(cfg, guard);
@@ -151,9 +153,33 @@ async function main() {
   const worker = (mainLane = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps }));
   // First attempts sent from this process while it has room, without a batch workflow (src/services/inlineFirstAttempts.ts).
   if (cfg.DISPATCH_INLINE) inline = new InlineFirstAttempts(deliveryActivities(cfg, activityDeps), db, log);
-  // Fairness between accounts: a bursting account's first attempts run on slots of their own (src/services/burstLane.ts).
-  const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;
-  const workerRun = Promise.all([worker.run(), bulkWorker?.run()]);
+  // Fairness between accounts: a bursting account's first attempts run on slots of their own
+  // (src/services/burstLane.ts). That worker (a workflow thread of its own, ~40 MiB) starts with the
+  // first batch sent to its lane, or at once if batches from before a restart wait there.
+  let stopping = false;
+  let bulkWorker: Worker | undefined;
+  let bulkRun: Promise<void> = Promise.resolve();
+  let bulkStarting: Promise<void> | undefined;
+  const startBulkLane = () => {
+    if (!cfg.TEMPORAL_FAIRNESS || bulkStarting || stopping) return;
+    bulkStarting = createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }).then(
+      (w) => {
+        bulkWorker = w;
+        bulkRun = w.run();
+        log.info('worker.bulk_lane_started', { taskQueue: bulkTaskQueue(cfg.TEMPORAL_TASK_QUEUE) });
+        bulkRun.catch((err: Error) => {
+          log.error('worker.failed', { lane: 'bulk', error: err.message });
+          void shutdown('worker failure', 1);
+        });
+      },
+      (err: Error) => {
+        bulkStarting = undefined; // the next batch for the lane tries again
+        log.warn('worker.bulk_lane_failed', { error: err.message });
+      },
+    );
+  };
+  if (cfg.TEMPORAL_FAIRNESS && (await waitingInBulkLane(client, cfg))) startBulkLane();
+  const workerRun = worker.run();
   await ensureRetentionSchedule(client, cfg);
   const stopReconciler = new Reconciler(dispatcher, db, log).start(cfg.DISPATCH_RECONCILE_INTERVAL);
 
@@ -187,7 +213,6 @@ async function main() {
     ].join('\n'),
   );
 
-  let stopping = false;
   const shutdown = async (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
@@ -198,9 +223,10 @@ async function main() {
     server.close();
     await stopReconciler();
     await inline?.shutdown();
+    await bulkStarting;
     worker.shutdown();
     bulkWorker?.shutdown();
-    await workerRun.catch(() => undefined);
+    await Promise.all([workerRun, bulkRun].map((r) => r.catch(() => undefined)));
     sender.close();
     await env?.teardown();
     if (!env) {
@@ -228,6 +254,16 @@ async function main() {
     log.error('postgres.exited', { how });
     void shutdown('embedded Postgres exited', 1);
   });
+}
+
+/** Whether batch workflows wait in the bulk lane (started before a restart): its worker must poll at once. Unknown counts as yes. */
+async function waitingInBulkLane(client: Client, cfg: Config): Promise<boolean> {
+  try {
+    const { count } = await client.workflow.count(`TaskQueue = '${bulkTaskQueue(cfg.TEMPORAL_TASK_QUEUE)}' AND ExecutionStatus = 'Running'`);
+    return count > 0;
+  } catch {
+    return true;
+  }
 }
 
 /** A clear message instead of a half-started stack when a port is taken. */

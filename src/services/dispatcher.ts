@@ -86,7 +86,7 @@ export class Dispatcher {
      * inline: this process runs the worker's activities, so first attempts may be sent from here
      * (src/services/inlineFirstAttempts.ts) while it has room; the others start batch workflows.
      */
-    private readonly opts: { eagerStart?: boolean; bulkLane?: boolean; mainLaneBusy?: () => boolean; inline?: InlineFirstAttempts } = {},
+    private readonly opts: { eagerStart?: boolean; bulkLane?: boolean; mainLaneBusy?: () => boolean; inline?: InlineFirstAttempts; onBulkLane?: () => void } = {},
   ) {
     this.lanes = opts.bulkLane && cfg.TEMPORAL_FAIRNESS ? new BurstLanes(undefined, undefined, opts.mainLaneBusy) : undefined;
   }
@@ -278,6 +278,7 @@ export class Dispatcher {
     // Sent from here: recorded as dispatched by its attempt records and hand-overs, not here.
     if (this.opts.inline?.tryRun(input)) return;
     const bulk = this.lanes?.take(accountId, targets.length) === 'bulk';
+    if (bulk) this.opts.onBulkLane?.();
     try {
       await this.client.withDeadline(Date.now() + START_DEADLINE_MS, () =>
         this.client.workflow.start('deliverBatch', {
