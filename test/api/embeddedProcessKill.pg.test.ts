@@ -68,7 +68,7 @@ test('when the npm start process is SIGKILLed while its first attempts are in fl
   const inFlight = new Set(receiver.requests.map((r) => String(r.headers['webhook-id'])));
 
   // What the dead process left: accepted, none recorded, each one in flight claimed under a lease by
-  // its `inline-…` owner (beyond 4 batches of the account at once, by a batch workflow).
+  // its `inline-…` owner (beyond 8 batches of the account at once they waited in the process, unclaimed).
   const left = await h.db.query<{ id: string; status: string; workflow_id: string | null; attempt_lease_until: Date | null; dispatched_series: number }>(
     'select id, status, workflow_id, attempt_lease_until, dispatched_series from deliveries where account_id = $1',
     [account.id],
