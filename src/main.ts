@@ -43,7 +43,7 @@ import { temporalConnectionOptions } from './temporal/connection';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker, deliveryActivities } from './temporal/worker';
 import { bulkTaskQueue } from './services/burstLane';
-import { InlineFirstAttempts } from './services/inlineFirstAttempts';
+import { INLINE_BATCHES, INLINE_BATCHES_PER_ACCOUNT, INLINE_MERGED_BATCH, InlineFirstAttempts } from './services/inlineFirstAttempts';
 import { clientInterceptors, startTracing } from './tracing';
 import { DELIVERY_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 
@@ -152,7 +152,14 @@ async function main() {
   };
   const worker = (mainLane = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps }));
   // First attempts sent from this process while it has room, without a batch workflow (src/services/inlineFirstAttempts.ts).
-  if (cfg.DISPATCH_INLINE) inline = new InlineFirstAttempts(deliveryActivities(cfg, activityDeps), db, log);
+  if (cfg.DISPATCH_INLINE)
+    inline = new InlineFirstAttempts(
+      deliveryActivities(cfg, activityDeps),
+      db,
+      log,
+      { total: INLINE_BATCHES, perAccount: INLINE_BATCHES_PER_ACCOUNT, mergedBatch: Math.min(cfg.DISPATCH_BATCH_MAX, INLINE_MERGED_BATCH) },
+      (batch) => dispatcher.startBatchWorkflow(batch),
+    );
   // Fairness between accounts: a bursting account's first attempts run on slots of their own
   // (src/services/burstLane.ts). That worker (a workflow thread of its own, ~40 MiB) starts with the
   // first batch sent to its lane, or at once if batches from before a restart wait there.
@@ -173,8 +180,9 @@ async function main() {
         });
       },
       (err: Error) => {
-        bulkStarting = undefined; // the next batch for the lane tries again
+        bulkStarting = undefined;
         log.warn('worker.bulk_lane_failed', { error: err.message });
+        setTimeout(startBulkLane, 5_000).unref(); // batches may already wait on its task queue
       },
     );
   };
@@ -224,8 +232,13 @@ async function main() {
     await stopReconciler();
     await inline?.shutdown();
     await bulkStarting;
-    worker.shutdown();
-    bulkWorker?.shutdown();
+    for (const w of [worker, bulkWorker]) {
+      try {
+        if (w?.getState() === 'RUNNING') w.shutdown(); // a failed worker throws on shutdown
+      } catch (err) {
+        log.warn('worker.shutdown_failed', { error: (err as Error).message });
+      }
+    }
     await Promise.all([workerRun, bulkRun].map((r) => r.catch(() => undefined)));
     sender.close();
     await env?.teardown();

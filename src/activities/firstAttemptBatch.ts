@@ -44,7 +44,11 @@ export function createFirstAttemptBatch(deps: DeliveryActivityDeps, sender: Atte
    * Deliveries that must be retried are handed over to their own retry workflow (the owner is
    * switched in the same write) and returned for the batch workflow to start.
    */
-  async function postBatch(input: PostBatchInput, inline?: InlineRun): Promise<PostBatchResult> {
+  async function postBatch(given: PostBatchInput, inline?: InlineRun): Promise<PostBatchResult> {
+    // A delivery listed twice (dispatched again by the reconciler while its batch was gathering)
+    // would be claimed twice under one fence, and sent twice at once: each once.
+    const seen = new Set<string>();
+    const input = { ...given, deliveries: given.deliveries.filter((d) => !seen.has(d.deliveryId) && seen.add(d.deliveryId)) };
     const batchId = inline?.owner ?? callerWorkflowId();
     // As long as a retry attempt's (not the batch activity's longer timeout): a batch re-run after
     // a worker crash hands the dead run's deliveries to their retry workflows, which wait it out.

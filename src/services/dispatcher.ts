@@ -267,7 +267,16 @@ export class Dispatcher {
     return this.batches.size;
   }
 
-  private async startBatch(accountId: string, targets: DispatchTarget[]): Promise<void> {
+  /** Starts a batch workflow for first attempts the process let wait too long, or was stopped with (src/services/inlineFirstAttempts.ts). */
+  startBatchWorkflow(batch: { accountId: string; deliveries: { deliveryId: string; series: number }[] }): Promise<void> {
+    return this.startBatch(
+      batch.accountId,
+      batch.deliveries.map((d) => ({ id: d.deliveryId, series: d.series })),
+      false,
+    );
+  }
+
+  private async startBatch(accountId: string, targets: DispatchTarget[], inline = true): Promise<void> {
     const input: DeliverBatchInput = {
       accountId,
       deliveries: targets.map((t) => ({ deliveryId: t.id, series: t.series })),
@@ -276,7 +285,7 @@ export class Dispatcher {
       searchAttributes: this.cfg.TEMPORAL_SEARCH_ATTRIBUTES,
     };
     // Sent from here: recorded as dispatched by its attempt records and hand-overs, not here.
-    if (this.opts.inline?.tryRun(input)) return;
+    if (inline && this.opts.inline?.tryRun(input)) return;
     const bulk = this.lanes?.take(accountId, targets.length) === 'bulk';
     if (bulk) this.opts.onBulkLane?.();
     try {
@@ -302,8 +311,8 @@ export class Dispatcher {
         // A batch named after the same first delivery exists (that delivery was dispatched again
         // while its first batch was starting: the reconciler, an operational pass). Only that one
         // is surely in it: the rest go in a batch of their own (a delivery in both is claimed once).
-        await this.startBatch(accountId, targets.slice(0, 1));
-        return this.startBatch(accountId, targets.slice(1));
+        await this.startBatch(accountId, targets.slice(0, 1), inline);
+        return this.startBatch(accountId, targets.slice(1), inline);
       }
     }
     const workflowId = batchWorkflowId(targets[0].id);

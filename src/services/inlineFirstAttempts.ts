@@ -11,10 +11,13 @@ import { traceInlineBatch } from '../tracing';
 /** First-attempt batches run in the process at once, and per account. */
 export const INLINE_BATCHES = 12;
 export const INLINE_BATCHES_PER_ACCOUNT = 8;
-/** Deliveries of one account waiting here for room; past that its batches start batch workflows. */
+/** Deliveries of one account, and of all, waiting here for room; past that batches start batch workflows. */
 export const INLINE_QUEUED_PER_ACCOUNT = 2_000;
+export const INLINE_QUEUED_TOTAL = 10_000;
 /** Most deliveries in one batch when queued batches of an account are sent together (DISPATCH_BATCH_MAX's default). */
 export const INLINE_MERGED_BATCH = 100;
+/** How long a batch may wait here; then it is handed to a batch workflow (an account whose batches hang on slow receivers). */
+export const INLINE_MAX_WAIT_MS = 1_000;
 
 /** Retries of a failed retry-workflow start before the reconciler is left to it. */
 const START_RETRIES = 3;
@@ -47,34 +50,43 @@ export interface InlineBatch {
  * ended the reconciler dispatches it again and the new claim takes it over (claimForAttempt), so
  * a request in flight when the process died is never overlapped by another.
  *
- * Only a few batches run so at once (INLINE_BATCHES, INLINE_BATCHES_PER_ACCOUNT). A batch that
- * finds no room waits here, and when a batch ends the waiting accounts take the room in turn (the
- * one served longest ago first), so a quiet account's batch goes ahead of a flooding account's
- * queue; an account's waiting batches go together up to INLINE_MERGED_BATCH deliveries. Past
- * INLINE_QUEUED_PER_ACCOUNT waiting deliveries the dispatcher starts batch workflows as before,
- * whose fair task queue keeps one flooding account from holding back the others. Measured (README,
+ * Only a few batches run so at once (INLINE_BATCHES, INLINE_BATCHES_PER_ACCOUNT). A batch of an
+ * account at its share waits here behind that account's own batches, and when a batch ends the
+ * waiting accounts take the room in turn (the one served longest ago first); an account's waiting
+ * batches go together up to the batch size. A batch goes to a batch workflow, as before, when other
+ * accounts fill the process, when it waited INLINE_MAX_WAIT_MS (slow receivers hold the room),
+ * past INLINE_QUEUED_PER_ACCOUNT / INLINE_QUEUED_TOTAL waiting deliveries, and at shutdown; there a
+ * fair task queue keeps one flooding account from holding back the others. Measured (README,
  * Performance): a batch workflow costs the Temporal server a start and a task while the sending
  * runs on this process's event loop either way; waiting here instead was faster at fan-out 5 and 20.
- * Waiting deliveries are committed: if the process dies they are the reconciler's, as any
- * undispatched delivery.
+ * A delivery already waiting or running here is not taken again (the reconciler dispatches one
+ * that waited past its grace). Waiting deliveries are committed: if the process dies they are the
+ * reconciler's, as any undispatched delivery.
  */
 export class InlineFirstAttempts {
   private inFlight = 0;
   private readonly perAccount = new Map<string, number>();
   /** Accounts with batches waiting for room, in the order they take it (served ones go to the back). */
-  private readonly waiting = new Map<string, InlineBatch[]>();
+  private readonly waiting = new Map<string, { batch: InlineBatch; since: number }[]>();
   private readonly waitingDeliveries = new Map<string, number>();
+  private waitingTotal = 0;
+  /** Deliveries waiting or running here: one dispatched again meanwhile (the reconciler) is not taken twice. */
+  private readonly here = new Set<string>();
+  private expiry: NodeJS.Timeout | undefined;
+  private readonly handingOff = new Set<Promise<void>>();
   private readonly running = new Set<Promise<void>>();
   private readonly stop = new AbortController();
 
+  /** `handOff` starts a batch workflow for a batch that waited too long here, or was waiting at shutdown. */
   constructor(
     private readonly sender: InlineBatchSender,
     private readonly db: Queryable,
     private readonly log: Logger,
-    private readonly limits: { total: number; perAccount: number; queuedPerAccount?: number; mergedBatch?: number } = {
+    private readonly limits: { total: number; perAccount: number; queuedPerAccount?: number; queuedTotal?: number; mergedBatch?: number; maxWaitMs?: number } = {
       total: INLINE_BATCHES,
       perAccount: INLINE_BATCHES_PER_ACCOUNT,
     },
+    private readonly handOff: (batch: InlineBatch) => Promise<void> = () => Promise.resolve(),
   ) {}
 
   /** Whether a batch of this account would run here now. */
@@ -82,28 +94,63 @@ export class InlineFirstAttempts {
     return !this.stop.signal.aborted && this.inFlight < this.limits.total && (this.perAccount.get(accountId) ?? 0) < this.limits.perAccount;
   }
 
-  /** Runs the batch here now or once there is room (true), or leaves it to the caller (false: start a batch workflow). */
-  tryRun(batch: InlineBatch): boolean {
+  /**
+   * Runs the batch here now, or once this account's own batches leave room (true); or leaves it to
+   * the caller (false: start a batch workflow). Only an account at its own share waits, behind its
+   * own batches: when other accounts fill the process, a batch goes to a workflow as before.
+   */
+  tryRun(given: InlineBatch): boolean {
     if (this.stop.signal.aborted) return false;
-    if (!this.hasRoom(batch.accountId) || this.waiting.size) {
-      const queued = this.waitingDeliveries.get(batch.accountId) ?? 0;
-      if (queued + batch.deliveries.length > (this.limits.queuedPerAccount ?? INLINE_QUEUED_PER_ACCOUNT)) return false;
-      const list = this.waiting.get(batch.accountId);
-      if (list) list.push(batch);
-      else this.waiting.set(batch.accountId, [batch]);
-      this.waitingDeliveries.set(batch.accountId, queued + batch.deliveries.length);
-      this.pump();
+    const deliveries = given.deliveries.filter((d) => !this.here.has(d.deliveryId));
+    if (!deliveries.length) return true; // all of them are waiting or running here already
+    const batch = { ...given, deliveries };
+    const { accountId } = batch;
+    if (this.hasRoom(accountId) && !this.waiting.has(accountId)) {
+      this.start(batch);
       return true;
     }
-    this.start(batch);
+    const atShare = (this.perAccount.get(accountId) ?? 0) >= this.limits.perAccount || this.waiting.has(accountId);
+    const queued = this.waitingDeliveries.get(accountId) ?? 0;
+    if (
+      !atShare ||
+      queued + deliveries.length > (this.limits.queuedPerAccount ?? INLINE_QUEUED_PER_ACCOUNT) ||
+      this.waitingTotal + deliveries.length > (this.limits.queuedTotal ?? INLINE_QUEUED_TOTAL)
+    )
+      return false;
+    const list = this.waiting.get(accountId);
+    if (list) list.push({ batch, since: performance.now() });
+    else this.waiting.set(accountId, [{ batch, since: performance.now() }]);
+    this.waitingDeliveries.set(accountId, queued + deliveries.length);
+    this.waitingTotal += deliveries.length;
+    for (const d of deliveries) this.here.add(d.deliveryId);
+    this.expiry ??= setInterval(() => this.handOffExpired(), Math.max(50, (this.limits.maxWaitMs ?? INLINE_MAX_WAIT_MS) / 4)).unref();
+    this.pump();
     return true;
   }
 
   /** Deliveries waiting here for room (for tests). */
   get deliveriesWaiting(): number {
-    let n = 0;
-    for (const v of this.waitingDeliveries.values()) n += v;
-    return n;
+    return this.waitingTotal;
+  }
+
+  /** Takes an account's oldest waiting batches, merged up to the batch size (the account goes to the back of the turn). */
+  private take(accountId: string, list: { batch: InlineBatch; since: number }[], olderThan = Infinity): InlineBatch | undefined {
+    if (!list.length || list[0].since > olderThan) return undefined;
+    const first = list.shift()!.batch;
+    const deliveries = [...first.deliveries];
+    const most = this.limits.mergedBatch ?? INLINE_MERGED_BATCH;
+    while (list.length && list[0].since <= olderThan && deliveries.length + list[0].batch.deliveries.length <= most) deliveries.push(...list.shift()!.batch.deliveries);
+    this.waiting.delete(accountId);
+    if (list.length) this.waiting.set(accountId, list);
+    const left = (this.waitingDeliveries.get(accountId) ?? 0) - deliveries.length;
+    if (left > 0) this.waitingDeliveries.set(accountId, left);
+    else this.waitingDeliveries.delete(accountId);
+    this.waitingTotal -= deliveries.length;
+    if (!this.waiting.size && this.expiry) {
+      clearInterval(this.expiry);
+      this.expiry = undefined;
+    }
+    return { ...first, deliveries };
   }
 
   /** Gives free room to the waiting accounts in turn, each its oldest batches merged. */
@@ -113,26 +160,34 @@ export class InlineFirstAttempts {
       for (const [accountId, list] of this.waiting) {
         if (this.inFlight >= this.limits.total) return;
         if ((this.perAccount.get(accountId) ?? 0) >= this.limits.perAccount) continue;
-        const first = list.shift()!;
-        const deliveries = [...first.deliveries];
-        const most = this.limits.mergedBatch ?? INLINE_MERGED_BATCH;
-        while (list.length && deliveries.length + list[0].deliveries.length <= most) deliveries.push(...list.shift()!.deliveries);
-        this.waiting.delete(accountId); // to the back of the turn
-        if (list.length) this.waiting.set(accountId, list);
-        const left = (this.waitingDeliveries.get(accountId) ?? 0) - deliveries.length;
-        if (left > 0) this.waitingDeliveries.set(accountId, left);
-        else this.waitingDeliveries.delete(accountId);
-        this.start({ ...first, deliveries });
+        this.start(this.take(accountId, list)!);
         served = true;
         break; // the turn's order changed: iterate afresh
       }
     }
   }
 
+  /** Batches that waited longer than the limit go to batch workflows. */
+  private handOffExpired(): void {
+    const olderThan = performance.now() - (this.limits.maxWaitMs ?? INLINE_MAX_WAIT_MS);
+    for (const [accountId, list] of [...this.waiting]) {
+      for (let batch = this.take(accountId, list, olderThan); batch; batch = this.take(accountId, list, olderThan)) this.give(batch);
+    }
+  }
+
+  private give(batch: InlineBatch): void {
+    for (const d of batch.deliveries) this.here.delete(d.deliveryId);
+    const handing = this.handOff(batch)
+      .catch((err: Error) => this.log.warn('dispatch.deferred', { batch: batch.deliveries.length, firstDeliveryId: batch.deliveries[0].deliveryId, error: err.message }))
+      .finally(() => this.handingOff.delete(handing));
+    this.handingOff.add(handing);
+  }
+
   private start(batch: InlineBatch): void {
     const mine = this.perAccount.get(batch.accountId) ?? 0;
     this.inFlight++;
     this.perAccount.set(batch.accountId, mine + 1);
+    for (const d of batch.deliveries) this.here.add(d.deliveryId);
     const owner = `inline-${batch.deliveries[0].deliveryId}-${randomUUID().slice(0, 8)}`;
     const run = inlineBatchContext
       .run({ owner }, () => traceInlineBatch(owner, batch.deliveries.length, () => this.run(batch, owner)))
@@ -142,6 +197,7 @@ export class InlineFirstAttempts {
         const left = (this.perAccount.get(batch.accountId) ?? 1) - 1;
         if (left > 0) this.perAccount.set(batch.accountId, left);
         else this.perAccount.delete(batch.accountId);
+        for (const d of batch.deliveries) this.here.delete(d.deliveryId);
         this.running.delete(run);
         this.pump();
       });
@@ -154,16 +210,13 @@ export class InlineFirstAttempts {
   }
 
   /**
-   * Stops new requests (those not yet sent are handed to their retry workflows) and waits for the
-   * batches under way. Waiting batches are dropped: committed and undispatched, the reconciler
-   * sends them after the next start.
+   * Stops new requests (those not yet sent are handed to their retry workflows), hands the waiting
+   * batches to batch workflows (Temporal keeps them across the restart), and waits for both.
    */
   async shutdown(): Promise<void> {
     this.stop.abort();
-    if (this.waiting.size) this.log.warn('dispatch.inline_waiting_dropped', { deliveries: this.deliveriesWaiting });
-    this.waiting.clear();
-    this.waitingDeliveries.clear();
-    await Promise.all([...this.running]);
+    for (const [accountId, list] of [...this.waiting]) for (let batch = this.take(accountId, list); batch; batch = this.take(accountId, list)) this.give(batch);
+    await Promise.all([...this.running, ...this.handingOff]);
   }
 
   private async run(batch: InlineBatch, owner: string): Promise<void> {

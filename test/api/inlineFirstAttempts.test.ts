@@ -126,3 +126,18 @@ test('when a delivery is owned by a workflow, then no claim takes it over, whate
   expect(receiver.byWebhookId(id)).toHaveLength(0);
   expect((await row(id)).workflow_id).toBe(`delivery-${id}-7`);
 });
+
+test('when a batch lists a delivery twice (dispatched again while its batch gathered), then it is claimed and sent once', async () => {
+  const account = await paidAccountWithEndpoint(h, receiver.url);
+  const id = await acceptedButUnsent(account.id, 7);
+  await h.dispatcher.startBatchWorkflow({
+    accountId: account.id,
+    deliveries: [
+      { deliveryId: id, series: 1 },
+      { deliveryId: id, series: 1 },
+    ],
+  });
+  await waitFor(async () => ((await row(id)).status === 'delivered' ? true : undefined), 'delivery');
+  await new Promise((r) => setTimeout(r, 300)); // a second request would be on its way
+  expect(receiver.byWebhookId(id)).toHaveLength(1);
+});

@@ -103,7 +103,8 @@ export async function startHarness(
     });
     workerRun = worker.run();
     // Like `npm start`: first attempts sent from this process while it has room (DISPATCH_INLINE).
-    if (cfg.DISPATCH_INLINE) inline = new InlineFirstAttempts(deliveryActivities(cfg, activityDeps), db, opts.log ?? silentLogger);
+    if (cfg.DISPATCH_INLINE)
+      inline = new InlineFirstAttempts(deliveryActivities(cfg, activityDeps), db, opts.log ?? silentLogger, undefined, (batch) => dispatcher.startBatchWorkflow(batch));
   }
 
   const app = createApp({

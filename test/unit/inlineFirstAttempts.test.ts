@@ -50,7 +50,7 @@ const noDb = { query: () => Promise.reject(new Error('no query expected')) } as 
 
 const settle = () => new Promise((r) => setImmediate(r));
 
-test('when an account has its share of batches running, then its next batch waits here while another account still runs at once; a finished batch gives the room to the waiting one', async () => {
+test('when an account has its share of batches running, then its next batch waits here behind its own; another account runs at once while there is room, and goes to a workflow when others fill the process', async () => {
   const s = controlledSender();
   const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 3, perAccount: 2 });
   expect(inline.tryRun(batch('a', ['d1']))).toBe(true);
@@ -61,6 +61,7 @@ test('when an account has its share of batches running, then its next batch wait
   expect(inline.deliveriesWaiting).toBe(1);
   expect(inline.tryRun(batch('b', ['d4']))).toBe(true); // runs at once
   expect(inline.batchesInFlight).toBe(3);
+  expect(inline.tryRun(batch('c', ['d5']))).toBe(false); // the others fill the process: a workflow
   expect(s.open.map((o) => o.input.deliveries[0].deliveryId)).toEqual(['d1', 'd2', 'd4']);
 
   s.open[0].finish();
@@ -74,36 +75,72 @@ test('when an account has its share of batches running, then its next batch wait
   for (const o of s.open) expect(o.run.owner).toMatch(/^inline-d\d-[0-9a-f]{8}$/);
 });
 
-test('when room frees, then the waiting accounts take it in turn (a quiet one ahead of a flood), each with its waiting batches merged up to the batch size', async () => {
+test('when room frees, then the waiting accounts take it in turn, each with its waiting batches merged up to the batch size', async () => {
   const s = controlledSender();
-  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 1, perAccount: 1, mergedBatch: 3 });
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 2, perAccount: 1, mergedBatch: 3 });
   inline.tryRun(batch('flood', ['f0']));
+  inline.tryRun(batch('quiet', ['q0']));
   for (const ids of [['f1', 'f2'], ['f3'], ['f4'], ['f5', 'f6'], ['f7', 'f8']]) inline.tryRun(batch('flood', ids));
   inline.tryRun(batch('quiet', ['q1']));
   expect(inline.deliveriesWaiting).toBe(9);
-
-  const next = async () => {
-    s.open[s.open.length - 1].finish();
+  const finish = async (i: number) => {
+    s.open[i].finish();
     await settle();
     await settle();
     return s.open[s.open.length - 1].input.deliveries.map((d) => d.deliveryId);
   };
-  expect(await next()).toEqual(['f1', 'f2', 'f3']); // the flood waited first; merged up to 3
-  expect(await next()).toEqual(['q1']); // then the quiet account, ahead of the flood's rest
-  expect(await next()).toEqual(['f4', 'f5', 'f6']);
-  expect(await next()).toEqual(['f7', 'f8']); // whole batches only: f7, f8 would have made 5
+  expect(await finish(0)).toEqual(['f1', 'f2', 'f3']); // merged up to 3
+  expect(await finish(1)).toEqual(['q1']);
+  expect(await finish(2)).toEqual(['f4', 'f5', 'f6']);
+  expect(await finish(4)).toEqual(['f7', 'f8']); // whole batches only
   expect(inline.deliveriesWaiting).toBe(0);
 });
 
-test('when an account has as many deliveries waiting as it may, then its next batch is left to a workflow (false); others still wait', async () => {
+test('when a delivery is dispatched again while it waits or runs here (the reconciler), then it is not taken twice', async () => {
   const s = controlledSender();
-  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 1, perAccount: 1, queuedPerAccount: 3 });
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 1, perAccount: 1 });
+  inline.tryRun(batch('a', ['d1']));
+  inline.tryRun(batch('a', ['d2', 'd3']));
+  expect(inline.tryRun(batch('a', ['d1', 'd2', 'd9']))).toBe(true);
+  expect(inline.deliveriesWaiting).toBe(3); // d2, d3, d9
+  s.open[0].finish();
+  await settle();
+  await settle();
+  expect(s.open[1].input.deliveries.map((d) => d.deliveryId)).toEqual(['d2', 'd3', 'd9']);
+});
+
+test('when an account has as many deliveries waiting as it may, or all accounts together, then its next batch is left to a workflow (false)', async () => {
+  const s = controlledSender();
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 2, perAccount: 1, queuedPerAccount: 3, queuedTotal: 5 });
   expect(inline.tryRun(batch('a', ['d1']))).toBe(true);
   expect(inline.tryRun(batch('a', ['d2', 'd3']))).toBe(true);
   expect(inline.tryRun(batch('a', ['d4', 'd5']))).toBe(false); // 4 > 3
   expect(inline.tryRun(batch('a', ['d6']))).toBe(true); // 3
-  expect(inline.tryRun(batch('b', ['d7', 'd8']))).toBe(true);
+  expect(inline.tryRun(batch('b', ['d7']))).toBe(true); // runs
+  expect(inline.tryRun(batch('b', ['d8', 'd9']))).toBe(true); // waits: 5 in all
+  expect(inline.tryRun(batch('b', ['d10']))).toBe(false); // 6 > 5
   expect(inline.deliveriesWaiting).toBe(5);
+});
+
+test('when a batch waited longer than allowed (slow receivers hold the room), then it is handed to a batch workflow, merged', async () => {
+  const s = controlledSender();
+  const handed: string[][] = [];
+  const inline = new InlineFirstAttempts(
+    s.sender,
+    noDb,
+    silentLogger,
+    { total: 1, perAccount: 1, maxWaitMs: 100 },
+    async (b) => void handed.push(b.deliveries.map((d) => d.deliveryId)),
+  );
+  inline.tryRun(batch('a', ['d1']));
+  inline.tryRun(batch('a', ['d2']));
+  inline.tryRun(batch('a', ['d3']));
+  await new Promise((r) => setTimeout(r, 250));
+  expect(handed).toEqual([['d2', 'd3']]);
+  expect(inline.deliveriesWaiting).toBe(0);
+  s.open[0].finish();
+  await inline.shutdown();
+  expect(s.open).toHaveLength(1);
 });
 
 test('when a batch hands deliveries over, then their retry workflows are started with the batch as the first attempt (a failed start is tried again)', async () => {
@@ -146,9 +183,10 @@ test('when the process shuts down, then running batches see their signal aborted
   expect(inline.batchesInFlight).toBe(0);
 });
 
-test('when the process shuts down with batches waiting, then they are dropped (committed, the reconciler sends them after the next start) and never run here', async () => {
+test('when the process shuts down with batches waiting, then they are handed to batch workflows (Temporal keeps them across the restart) and never run here', async () => {
   const s = controlledSender();
-  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 1, perAccount: 1 });
+  const handed: string[][] = [];
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 1, perAccount: 1 }, async (b) => void handed.push(b.deliveries.map((d) => d.deliveryId)));
   inline.tryRun(batch('a', ['d1']));
   inline.tryRun(batch('a', ['d2']));
   expect(inline.deliveriesWaiting).toBe(1);
@@ -156,5 +194,6 @@ test('when the process shuts down with batches waiting, then they are dropped (c
   expect(inline.deliveriesWaiting).toBe(0);
   s.open[0].finish();
   await stopping;
+  expect(handed).toEqual([['d2']]);
   expect(s.open).toHaveLength(1);
 });
