@@ -6,7 +6,7 @@ import type { RetrySchedule } from '../domain/retrySchedule';
 import type { Queryable } from '../db/database';
 import { markFinishedDispatched } from '../db/deliveries';
 import { inlineBatchContext, type Logger } from '../logger';
-import { traceInlineBatch } from '../tracing';
+import { inCurrentTraceContext, traceInlineBatch } from '../tracing';
 
 /** First-attempt batches run in the process at once, and per account. */
 export const INLINE_BATCHES = 12;
@@ -67,7 +67,7 @@ export class InlineFirstAttempts {
   private inFlight = 0;
   private readonly perAccount = new Map<string, number>();
   /** Accounts with batches waiting for room, in the order they take it (served ones go to the back). */
-  private readonly waiting = new Map<string, { batch: InlineBatch; since: number }[]>();
+  private readonly waiting = new Map<string, { batch: InlineBatch; since: number; within: <T>(fn: () => T) => T }[]>();
   private readonly waitingDeliveries = new Map<string, number>();
   private waitingTotal = 0;
   /** Deliveries waiting or running here: one dispatched again meanwhile (the reconciler) is not taken twice. */
@@ -118,8 +118,9 @@ export class InlineFirstAttempts {
     )
       return false;
     const list = this.waiting.get(accountId);
-    if (list) list.push({ batch, since: performance.now() });
-    else this.waiting.set(accountId, [{ batch, since: performance.now() }]);
+    const entry = { batch, since: performance.now(), within: inCurrentTraceContext() };
+    if (list) list.push(entry);
+    else this.waiting.set(accountId, [entry]);
     this.waitingDeliveries.set(accountId, queued + deliveries.length);
     this.waitingTotal += deliveries.length;
     for (const d of deliveries) this.here.add(d.deliveryId);
@@ -134,9 +135,13 @@ export class InlineFirstAttempts {
   }
 
   /** Takes an account's oldest waiting batches, merged up to the batch size (the account goes to the back of the turn). */
-  private take(accountId: string, list: { batch: InlineBatch; since: number }[], olderThan = Infinity): InlineBatch | undefined {
+  private take(
+    accountId: string,
+    list: { batch: InlineBatch; since: number; within: <T>(fn: () => T) => T }[],
+    olderThan = Infinity,
+  ): (InlineBatch & { within: <T>(fn: () => T) => T }) | undefined {
     if (!list.length || list[0].since > olderThan) return undefined;
-    const first = list.shift()!.batch;
+    const { batch: first, within } = list.shift()!;
     const deliveries = [...first.deliveries];
     const most = this.limits.mergedBatch ?? INLINE_MERGED_BATCH;
     while (list.length && list[0].since <= olderThan && deliveries.length + list[0].batch.deliveries.length <= most) deliveries.push(...list.shift()!.batch.deliveries);
@@ -150,7 +155,7 @@ export class InlineFirstAttempts {
       clearInterval(this.expiry);
       this.expiry = undefined;
     }
-    return { ...first, deliveries };
+    return { ...first, deliveries, within };
   }
 
   /** Gives free room to the waiting accounts in turn, each its oldest batches merged. */
@@ -160,7 +165,8 @@ export class InlineFirstAttempts {
       for (const [accountId, list] of this.waiting) {
         if (this.inFlight >= this.limits.total) return;
         if ((this.perAccount.get(accountId) ?? 0) >= this.limits.perAccount) continue;
-        this.start(this.take(accountId, list)!);
+        const batch = this.take(accountId, list)!;
+        batch.within(() => this.start(batch));
         served = true;
         break; // the turn's order changed: iterate afresh
       }
