@@ -106,16 +106,16 @@ export function traceRequests(): Middleware {
   };
 }
 
-/**
- * One INTERNAL span per first-attempt batch sent from the process (src/services/inlineFirstAttempts.ts),
- * where a batch workflow's run and activity spans would be: its POSTs are its children.
- */
 /** Runs later code in the trace context active now (a batch that waited is traced under the request that queued it, not whichever runs when it starts). */
 export function inCurrentTraceContext(): <T>(fn: () => T) => T {
   const ctx = otel.context.active();
   return (fn) => otel.context.with(ctx, fn);
 }
 
+/**
+ * One INTERNAL span per first-attempt batch sent from the process (src/services/inlineFirstAttempts.ts),
+ * where a batch workflow's run and activity spans would be: its POSTs are its children.
+ */
 export function traceInlineBatch<T>(owner: string, deliveries: number, fn: () => Promise<T>): Promise<T> {
   return otel.trace
     .getTracer(TRACER)

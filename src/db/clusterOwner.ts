@@ -33,10 +33,16 @@ const readOr = (read: () => string): string | undefined => {
   }
 };
 
+/** /proc/<pid>/stat's fields from the state on (field 3), after the command name, which may hold spaces and parentheses; undefined without /proc. */
+function procStat(pid: number): string[] | undefined {
+  const stat = readOr(() => readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** When a process started (Linux: clock ticks since boot; elsewhere `ps`'s start time): with its pid, it tells a process from a later one that reused the pid. */
 export function processStart(pid: number): string | undefined {
-  const stat = readOr(() => readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  if (stat) return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]; // field 22, after the command name (which may hold spaces and parentheses)
+  const stat = procStat(pid);
+  if (stat) return stat[19]; // field 22
   return readOr(() => execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
 }
 
@@ -47,8 +53,7 @@ export function running(pid: number): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  const stat = readOr(() => readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  return !stat || stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  return procStat(pid)?.[0] !== 'Z';
 }
 
 const here = (): Omit<OwnerRecord, 'nonce'> => ({

@@ -269,8 +269,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   let child: ChildProcess;
   let socketDir = dataDir;
   let madeSocketDir: string | undefined; // a folder of our own for the socket (removed with the server), never the cluster's
+  const removeSocketDir = () => madeSocketDir && rmSync(madeSocketDir, { recursive: true, force: true });
   const cleanUp = () => {
-    if (madeSocketDir) rmSync(madeSocketDir, { recursive: true, force: true });
+    removeSocketDir();
     release();
   };
   try {
@@ -330,7 +331,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const stopOnExit = () => {
     if (exited !== undefined) return;
     server.kill('SIGINT');
-    if (madeSocketDir) rmSync(madeSocketDir, { recursive: true, force: true });
+    removeSocketDir();
   };
   process.once('exit', stopOnExit);
   const exitedPromise = new Promise<string>((resolveExit) => {

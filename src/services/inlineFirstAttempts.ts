@@ -35,6 +35,13 @@ export interface InlineBatch {
   searchAttributes?: boolean;
 }
 
+/** A batch waiting for room: since when, and the trace context of the request that queued it. */
+interface Waiting {
+  batch: InlineBatch;
+  since: number;
+  within: <T>(fn: () => T) => T;
+}
+
 /**
  * First attempts sent straight from the process that accepted them, where the worker runs too
  * (`npm start`): the same claim, send and record as a first-attempt batch workflow's local
@@ -67,7 +74,7 @@ export class InlineFirstAttempts {
   private inFlight = 0;
   private readonly perAccount = new Map<string, number>();
   /** Accounts with batches waiting for room, in the order they take it (served ones go to the back). */
-  private readonly waiting = new Map<string, { batch: InlineBatch; since: number; within: <T>(fn: () => T) => T }[]>();
+  private readonly waiting = new Map<string, Waiting[]>();
   private readonly waitingDeliveries = new Map<string, number>();
   private waitingTotal = 0;
   /** Deliveries waiting or running here: one dispatched again meanwhile (the reconciler) is not taken twice. */
@@ -124,7 +131,10 @@ export class InlineFirstAttempts {
     this.waitingDeliveries.set(accountId, queued + deliveries.length);
     this.waitingTotal += deliveries.length;
     for (const d of deliveries) this.here.add(d.deliveryId);
-    this.expiry ??= setInterval(() => this.handOffExpired(), Math.max(50, (this.limits.maxWaitMs ?? INLINE_MAX_WAIT_MS) / 4)).unref();
+    this.expiry ??= setInterval(
+      () => this.handOffWaiting(performance.now() - (this.limits.maxWaitMs ?? INLINE_MAX_WAIT_MS)),
+      Math.max(50, (this.limits.maxWaitMs ?? INLINE_MAX_WAIT_MS) / 4),
+    ).unref();
     this.pump();
     return true;
   }
@@ -135,11 +145,7 @@ export class InlineFirstAttempts {
   }
 
   /** Takes an account's oldest waiting batches, merged up to the batch size (the account goes to the back of the turn). */
-  private take(
-    accountId: string,
-    list: { batch: InlineBatch; since: number; within: <T>(fn: () => T) => T }[],
-    olderThan = Infinity,
-  ): (InlineBatch & { within: <T>(fn: () => T) => T }) | undefined {
+  private take(accountId: string, list: Waiting[], olderThan = Infinity): (InlineBatch & Pick<Waiting, 'within'>) | undefined {
     if (!list.length || list[0].since > olderThan) return undefined;
     const { batch: first, within } = list.shift()!;
     const deliveries = [...first.deliveries];
@@ -173,9 +179,8 @@ export class InlineFirstAttempts {
     }
   }
 
-  /** Batches that waited longer than the limit go to batch workflows. */
-  private handOffExpired(): void {
-    const olderThan = performance.now() - (this.limits.maxWaitMs ?? INLINE_MAX_WAIT_MS);
+  /** Batches that waited since before `olderThan` (all by default) go to batch workflows. */
+  private handOffWaiting(olderThan = Infinity): void {
     for (const [accountId, list] of [...this.waiting]) {
       for (let batch = this.take(accountId, list, olderThan); batch; batch = this.take(accountId, list, olderThan)) this.give(batch);
     }
@@ -221,7 +226,7 @@ export class InlineFirstAttempts {
    */
   async shutdown(): Promise<void> {
     this.stop.abort();
-    for (const [accountId, list] of [...this.waiting]) for (let batch = this.take(accountId, list); batch; batch = this.take(accountId, list)) this.give(batch);
+    this.handOffWaiting();
     await Promise.all([...this.running, ...this.handingOff]);
   }
 
