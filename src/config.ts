@@ -287,8 +287,9 @@ export const SETTINGS = {
   },
   DISPATCH_INLINE_WINDOW: {
     schema: duration('DISPATCH_INLINE_WINDOW'),
-    default: '5ms',
-    description: 'DISPATCH_BATCH_WINDOW for first attempts sent straight from the process (DISPATCH_INLINE): a batch costs no workflow there, so a shorter wait pays.',
+    default: '0ms',
+    description:
+      "DISPATCH_BATCH_WINDOW for first attempts sent straight from the process (DISPATCH_INLINE): such a batch costs a claim and a record, no workflow. 0: an account's new deliveries go on the next turn of the event loop; while its batches fill its share they wait in the process and go together, so batches grow with the load without a window.",
   },
   DISPATCH_BATCH_MAX: { schema: int(1, 1000), default: '100', description: 'Most deliveries in one first-attempt batch; a full batch starts at once.' },
   DISPATCH_RECONCILE_INTERVAL: {

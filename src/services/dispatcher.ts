@@ -235,7 +235,9 @@ export class Dispatcher {
     if (!account) this.batches.set(accountId, (account = { lastStartAt: -Infinity }));
     if (account.open) return account.open;
     const opened: OpenBatch = { targets: [], waiters: [], cancel: () => {} };
-    // A batch sent from here costs a claim and a record, not a workflow start and task: worth a shorter window.
+    // A batch sent from here costs a claim and a record, not a workflow start and task: its window
+    // is DISPATCH_INLINE_WINDOW (0 by default: under load its batches gather while waiting for room
+    // in the process instead; at 300/s a 5 ms window was 5 of the 7 ms p50).
     const window = this.opts.inline?.hasRoom(accountId) ? this.cfg.DISPATCH_INLINE_WINDOW : this.cfg.DISPATCH_BATCH_WINDOW;
     if (performance.now() - account.lastStartAt >= window) {
       const immediate = setImmediate(() => this.flush(accountId, opened));

@@ -1,8 +1,10 @@
 import type { Client } from '@temporalio/client';
+import type { PostBatchInput, PostBatchResult } from '../../src/activities/firstAttemptBatch';
 import { loadConfig } from '../../src/config';
 import type { Database } from '../../src/db/database';
 import { silentLogger } from '../../src/logger';
 import { Dispatcher, PUBLISHED_AHEAD_OF_START, type DispatchTarget } from '../../src/services/dispatcher';
+import { InlineFirstAttempts } from '../../src/services/inlineFirstAttempts';
 import type { DeliverBatchInput } from '../../src/workflows/deliverBatch';
 
 /**
@@ -154,4 +156,42 @@ test('when few published deliveries await their start, then the publish path ans
 
   starts[0].finish();
   await until(() => dispatcher.deliveriesAwaitingStart === 0);
+});
+
+test("when first attempts are sent from the process (npm start's default), then each publish of a busy account goes on the next turn with no window while the account has room; once its share is full the next ones wait there and go merged", async () => {
+  const posted: { ids: string[]; finish: () => void }[] = [];
+  const sender = {
+    postBatch: (input: PostBatchInput) =>
+      new Promise<PostBatchResult>((resolve) =>
+        posted.push({ ids: input.deliveries.map((d) => d.deliveryId), finish: () => resolve({ delivered: input.deliveries.length, finished: 0, skipped: 0, retrying: [] }) }),
+      ),
+    startRetries: () => Promise.resolve(),
+  };
+  const inline = new InlineFirstAttempts(sender, { query: async () => [] } as unknown as Database, silentLogger, { total: 4, perAccount: 2 });
+  const { starts } = setup({});
+  const client = { withDeadline: () => Promise.reject(new Error('no batch workflow expected')) } as unknown as Client;
+  const dispatcher = new Dispatcher(client, { query: async () => [] } as unknown as Database, loadConfig({}), silentLogger, { inline });
+
+  const a = [1, 2, 3, 4].map(() => target('acc_a'));
+  // Separate publishes in separate turns: the second is sent on its next turn too, on its own (a
+  // window of a few ms would still hold it here), while the first is in flight.
+  void dispatcher.dispatchAll([a[0]]);
+  await turn();
+  await turn();
+  void dispatcher.dispatchAll([a[1]]);
+  await turn();
+  await turn();
+  expect(posted.map((p) => p.ids)).toEqual([[a[0].id], [a[1].id]]);
+  // The account's share (2) is full: these wait in the process, not in a window or a workflow.
+  await dispatcher.dispatchAll([a[2]]);
+  await dispatcher.dispatchAll([a[3]]);
+  expect(inline.deliveriesWaiting).toBe(2);
+  expect(posted).toHaveLength(2);
+
+  posted[0].finish();
+  await until(() => posted.length === 3);
+  expect(posted[2].ids).toEqual([a[2].id, a[3].id]); // merged while they waited
+  posted.slice(1).forEach((p) => p.finish());
+  await inline.shutdown();
+  expect(starts).toHaveLength(0);
 });
