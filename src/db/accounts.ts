@@ -3,6 +3,7 @@ import { newId } from '../domain/ids';
 import { createApiKey } from './apiKeys';
 import type { Queryable } from './database';
 import { PLATFORM } from './operational';
+import { statementText } from './statementText';
 
 export type Plan = 'free' | 'paid';
 export interface AccountRow {
@@ -20,9 +21,11 @@ export async function createAccount(tx: Queryable, input: { name: string; plan: 
   return { account, apiKey };
 }
 
+const GET_ACCOUNT_SQL = statementText(() => `select * from accounts where id = $1 and id <> ${PLATFORM}`);
+
 export async function getAccount(db: Queryable, id: string): Promise<AccountRow | undefined> {
   // The internal account of the operational endpoints is no customer's: not found.
-  const [row] = await db.query<AccountRow>(`select * from accounts where id = $1 and id <> ${PLATFORM}`, [id]);
+  const [row] = await db.query<AccountRow>(GET_ACCOUNT_SQL(), [id]);
   return row;
 }
 

@@ -5,6 +5,7 @@ import type { Queryable } from './database';
 import { GENERIC_PLAN } from './pglitePrepared';
 import { healthFromJson, type EndpointHealthRow } from './endpointHealth';
 import { emitOperational, isoSql } from './operational';
+import { statementText } from './statementText';
 
 export interface DeliveryRow {
   id: string;
@@ -117,21 +118,29 @@ export async function listDeliveries(db: Queryable, accountId: string, f: Delive
   );
 }
 
+const MARK_DISPATCHED_SQL = statementText(
+  () =>
+    `${GENERIC_PLAN}update deliveries d set dispatched_series = greatest(d.dispatched_series, t.series),
+       dispatched_workflow_id = case when t.series > d.dispatched_series or d.dispatched_workflow_id is null
+                                       or (t.series = d.dispatched_series and t.workflow_id not like 'batch-%') then t.workflow_id
+                                     else d.dispatched_workflow_id end
+     from (select * from unnest($1::text[], $2::int[], $3::text[]) as u(id, series, workflow_id)) t where d.id = any($1::text[]) and d.id = t.id`,
+);
+
 /**
  * Records that these deliveries' workflows were started (one statement for a whole batch), and
  * which: a retry workflow (`delivery-…`) confirmed for a series is kept over its batch, whose
  * start may be recorded after the batch already handed the delivery over.
  */
 export async function markDispatched(db: Queryable, started: { id: string; series: number; workflowId: string }[]): Promise<void> {
-  await db.query(
-    `${GENERIC_PLAN}update deliveries d set dispatched_series = greatest(d.dispatched_series, t.series),
-       dispatched_workflow_id = case when t.series > d.dispatched_series or d.dispatched_workflow_id is null
-                                       or (t.series = d.dispatched_series and t.workflow_id not like 'batch-%') then t.workflow_id
-                                     else d.dispatched_workflow_id end
-     from (select * from unnest($1::text[], $2::int[], $3::text[]) as u(id, series, workflow_id)) t where d.id = any($1::text[]) and d.id = t.id`,
-    [started.map((s) => s.id), started.map((s) => s.series), started.map((s) => s.workflowId)],
-  );
+  await db.query(MARK_DISPATCHED_SQL(), [started.map((s) => s.id), started.map((s) => s.series), started.map((s) => s.workflowId)]);
 }
+
+const MARK_FINISHED_DISPATCHED_SQL = statementText(
+  () =>
+    `${GENERIC_PLAN}update deliveries d set dispatched_series = d.series
+     where d.id = any($1::text[]) and d.dispatched_series < d.series and d.status <> 'pending'`,
+);
 
 /**
  * Records as dispatched those of these deliveries that are finished already (a first attempt sent
@@ -139,11 +148,7 @@ export async function markDispatched(db: Queryable, started: { id: string; serie
  * otherwise try again on every pass. A pending one is left to whoever owns it.
  */
 export async function markFinishedDispatched(db: Queryable, targets: { id: string; series: number }[]): Promise<void> {
-  await db.query(
-    `${GENERIC_PLAN}update deliveries d set dispatched_series = d.series
-     where d.id = any($1::text[]) and d.dispatched_series < d.series and d.status <> 'pending'`,
-    [targets.map((t) => t.id)],
-  );
+  await db.query(MARK_FINISHED_DISPATCHED_SQL(), [targets.map((t) => t.id)]);
 }
 
 /** Accepted deliveries whose workflow start was not confirmed `olderThanMs` after the last change, with what a start needs. */
@@ -195,28 +200,8 @@ export interface AttemptContext {
 export const oldestFirst = (a: Pick<AttemptContext, 'delivery'>, b: Pick<AttemptContext, 'delivery'>): number =>
   new Date(a.delivery.created_at).getTime() - new Date(b.delivery.created_at).getTime() || (a.delivery.id < b.delivery.id ? -1 : 1);
 
-/**
- * Loads the attempt context of each delivery and claims the pending ones of the given series for
- * `workflowId` when nobody owns them yet, in one statement. A delivery owned by another workflow,
- * or of another series (resent since), comes back with claimed = false: this workflow must not
- * send it.
- *
- * With a `fence`, the claim also takes the delivery's attempt fence for this activity execution
- * (`token`, unique per execution) for `leaseMs`, unless another execution's lease still holds it:
- * then fenced = false and fence_wait_ms says when it ends. The owner alone cannot tell two
- * executions of one workflow apart (a timed-out attempt still running and its retry); the fence
- * can. The lease starts at the statement's start (now()), so it ends no earlier than `leaseMs`
- * after the caller sent the statement: a request started before `leaseMs` minus its own timeout
- * has passed on the caller's clock has ended before anyone else can take the fence.
- */
-export async function claimForAttempt(
-  db: Queryable,
-  targets: { id: string; series: number }[],
-  workflowId: string,
-  fence?: { token: string; leaseMs: number },
-): Promise<AttemptContext[]> {
-  // Without a fence, writes only when the owner changes (retry attempts of an owned delivery are plain reads).
-  const rows = await db.query<Record<string, unknown>>(
+const CLAIM_FOR_ATTEMPT_SQL = statementText(
+  () =>
     `${GENERIC_PLAN}with t as (
        select * from unnest($1::text[], $2::int[]) as t(id, series)
      ), claimed as (
@@ -250,8 +235,36 @@ export async function claimForAttempt(
      join accounts a on a.id = d.account_id
      left join endpoint_health h on h.endpoint_id = d.endpoint_id
      left join endpoint_limits lim on lim.endpoint_id = d.endpoint_id`,
-    [targets.map((t) => t.id), targets.map((t) => t.series), workflowId, fence?.token ?? null, fence?.leaseMs ?? 0],
-  );
+);
+
+/**
+ * Loads the attempt context of each delivery and claims the pending ones of the given series for
+ * `workflowId` when nobody owns them yet, in one statement. A delivery owned by another workflow,
+ * or of another series (resent since), comes back with claimed = false: this workflow must not
+ * send it.
+ *
+ * With a `fence`, the claim also takes the delivery's attempt fence for this activity execution
+ * (`token`, unique per execution) for `leaseMs`, unless another execution's lease still holds it:
+ * then fenced = false and fence_wait_ms says when it ends. The owner alone cannot tell two
+ * executions of one workflow apart (a timed-out attempt still running and its retry); the fence
+ * can. The lease starts at the statement's start (now()), so it ends no earlier than `leaseMs`
+ * after the caller sent the statement: a request started before `leaseMs` minus its own timeout
+ * has passed on the caller's clock has ended before anyone else can take the fence.
+ */
+export async function claimForAttempt(
+  db: Queryable,
+  targets: { id: string; series: number }[],
+  workflowId: string,
+  fence?: { token: string; leaseMs: number },
+): Promise<AttemptContext[]> {
+  // Without a fence, writes only when the owner changes (retry attempts of an owned delivery are plain reads).
+  const rows = await db.query<Record<string, unknown>>(CLAIM_FOR_ATTEMPT_SQL(), [
+    targets.map((t) => t.id),
+    targets.map((t) => t.series),
+    workflowId,
+    fence?.token ?? null,
+    fence?.leaseMs ?? 0,
+  ]);
   const dates = ['last_attempt_at', 'next_attempt_at', 'delivered_at', 'finished_at', 'created_at', 'updated_at', 'held_since', 'held_at', 'lease_until', 'attempt_lease_until'];
   return rows.map((row) => {
     const d = row.delivery as Record<string, unknown>;
@@ -286,6 +299,16 @@ export interface SendCheck {
   payload_purged: boolean;
 }
 
+const CHECK_BEFORE_SEND_SQL = statementText(
+  () =>
+    `${GENERIC_PLAN}select d.id, d.status, (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text) as owned,
+            ($4::text is null or (d.attempt_token = $4::text and d.attempt_lease_until > now())) as fenced,
+            ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
+            (ev.purged_at is not null) as payload_purged
+     from unnest($1::text[], $2::int[]) as t(id, series) join deliveries d on d.id = t.id and d.id = any($1::text[])
+     join endpoints ep on ep.id = d.endpoint_id join accounts a on a.id = d.account_id join events ev on ev.id = d.event_id`,
+);
+
 /**
  * The check right before a wave of requests that the claim statement did not cover (they waited
  * for a free slot): in one read, whether each delivery is still pending and owned by `workflowId`,
@@ -293,17 +316,19 @@ export interface SendCheck {
  */
 export async function checkBeforeSend(db: Queryable, targets: { id: string; series: number }[], workflowId: string, fenceToken?: string): Promise<Map<string, SendCheck>> {
   if (targets.length === 0) return new Map();
-  const rows = await db.query<SendCheck>(
-    `${GENERIC_PLAN}select d.id, d.status, (d.status = 'pending' and d.series = t.series and d.workflow_id = $3::text) as owned,
-            ($4::text is null or (d.attempt_token = $4::text and d.attempt_lease_until > now())) as fenced,
-            ep.enabled as endpoint_enabled, (ep.deleted_at is not null) as endpoint_deleted, a.plan,
-            (ev.purged_at is not null) as payload_purged
-     from unnest($1::text[], $2::int[]) as t(id, series) join deliveries d on d.id = t.id and d.id = any($1::text[])
-     join endpoints ep on ep.id = d.endpoint_id join accounts a on a.id = d.account_id join events ev on ev.id = d.event_id`,
-    [targets.map((t) => t.id), targets.map((t) => t.series), workflowId, fenceToken ?? null],
-  );
+  const rows = await db.query<SendCheck>(CHECK_BEFORE_SEND_SQL(), [targets.map((t) => t.id), targets.map((t) => t.series), workflowId, fenceToken ?? null]);
   return new Map(rows.map((r) => [r.id, r]));
 }
+
+const HAND_OVER_SQL = statementText(
+  () =>
+    `${GENERIC_PLAN}update deliveries d set workflow_id = case when d.workflow_id like 'drain-%' then d.workflow_id else t.workflow_id end
+     from unnest($1::text[], $2::int[], $3::text[]) as t(id, series, workflow_id)
+     where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending'
+       and (d.workflow_id is null or d.workflow_id = $4::text or d.workflow_id = t.workflow_id
+            or d.workflow_id like 'drain-%') -- a recovery drain sending it now hands it to this workflow afterwards: start it
+     returning d.id`,
+);
 
 /**
  * A first-attempt batch hands its deliveries (pending, same series, owned by it or not claimed at
@@ -312,15 +337,7 @@ export async function checkBeforeSend(db: Queryable, targets: { id: string; seri
  * workflow owns is left to that workflow.
  */
 export async function handOver(db: Queryable, batchId: string, targets: { id: string; series: number; workflowId: string }[]): Promise<string[]> {
-  const rows = await db.query<{ id: string }>(
-    `${GENERIC_PLAN}update deliveries d set workflow_id = case when d.workflow_id like 'drain-%' then d.workflow_id else t.workflow_id end
-     from unnest($1::text[], $2::int[], $3::text[]) as t(id, series, workflow_id)
-     where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending'
-       and (d.workflow_id is null or d.workflow_id = $4::text or d.workflow_id = t.workflow_id
-            or d.workflow_id like 'drain-%') -- a recovery drain sending it now hands it to this workflow afterwards: start it
-     returning d.id`,
-    [targets.map((t) => t.id), targets.map((t) => t.series), targets.map((t) => t.workflowId), batchId],
-  );
+  const rows = await db.query<{ id: string }>(HAND_OVER_SQL(), [targets.map((t) => t.id), targets.map((t) => t.series), targets.map((t) => t.workflowId), batchId]);
   return rows.map((r) => r.id);
 }
 
@@ -394,17 +411,8 @@ const STATS_ROLLUP = `agg as (
        returning 1
      )`;
 
-/**
- * Records attempts and their deliveries' counters in one statement, numbered per delivery; a
- * successful attempt also finishes its delivery (saving the workflow a second activity), even one
- * cancelled or ended while the request was in flight, and ends the endpoint's failure streak.
- * Returns each attempt's number, in input order (0 for an attempt of a series that was resent
- * meanwhile: the resent delivery is left alone).
- */
-export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): Promise<number[]> {
-  if (attempts.length === 0) return [];
-  const col = <T>(f: (a: AttemptRecord) => T) => attempts.map(f);
-  const rows = await db.query<{ id: string; attempt: number }>(
+const RECORD_ATTEMPTS_SQL = statementText(
+  () =>
     `${GENERIC_PLAN}with t as (
        select * from unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::text[], $11::text[], $12::text[],
                             $14::text[], $15::text[])
@@ -453,32 +461,47 @@ export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): 
        where r.prev_state in ('open', 'probing')
      ), ${emitOperational('ops_src')}, ${STATS_ROLLUP}
      select id, attempt from upd`,
-    [
-      col((a) => a.deliveryId),
-      col((a) => a.series),
-      col((a) => a.startedAt),
-      col((a) => a.durationMs),
-      col((a) => a.statusCode ?? null),
-      col((a) => a.error ?? null),
-      col((a) => a.responseBody ?? null),
-      col((a) => a.nextAttemptAt ?? null),
-      col((a) => a.delivered === true),
-      col((a) => a.handOverTo ?? null),
-      col((a) => a.fence ?? null),
-      col((a) => a.outcome ?? null),
-      LATENCY_BOUNDS_MS,
-      col((a) => (a.requestHeaders ? JSON.stringify(a.requestHeaders) : null)),
-      col((a) => (a.responseHeaders ? JSON.stringify(a.responseHeaders) : null)),
-    ],
-  );
+);
+
+/**
+ * Records attempts and their deliveries' counters in one statement, numbered per delivery; a
+ * successful attempt also finishes its delivery (saving the workflow a second activity), even one
+ * cancelled or ended while the request was in flight, and ends the endpoint's failure streak.
+ * Returns each attempt's number, in input order (0 for an attempt of a series that was resent
+ * meanwhile: the resent delivery is left alone).
+ */
+export async function recordAttempts(db: Queryable, attempts: AttemptRecord[]): Promise<number[]> {
+  if (attempts.length === 0) return [];
+  const col = <T>(f: (a: AttemptRecord) => T) => attempts.map(f);
+  const rows = await db.query<{ id: string; attempt: number }>(RECORD_ATTEMPTS_SQL(), [
+    col((a) => a.deliveryId),
+    col((a) => a.series),
+    col((a) => a.startedAt),
+    col((a) => a.durationMs),
+    col((a) => a.statusCode ?? null),
+    col((a) => a.error ?? null),
+    col((a) => a.responseBody ?? null),
+    col((a) => a.nextAttemptAt ?? null),
+    col((a) => a.delivered === true),
+    col((a) => a.handOverTo ?? null),
+    col((a) => a.fence ?? null),
+    col((a) => a.outcome ?? null),
+    LATENCY_BOUNDS_MS,
+    col((a) => (a.requestHeaders ? JSON.stringify(a.requestHeaders) : null)),
+    col((a) => (a.responseHeaders ? JSON.stringify(a.responseHeaders) : null)),
+  ]);
   const byId = new Map(rows.map((r) => [r.id, r.attempt]));
   return attempts.map((a) => byId.get(a.deliveryId) ?? 0);
 }
 
+const RELEASE_FENCES_SQL = statementText(
+  () => `${GENERIC_PLAN}update deliveries set attempt_token = null, attempt_lease_until = null where id = any($1::text[]) and attempt_token = $2`,
+);
+
 /** Releases the attempt fences an activity execution took but made no (recorded) attempt under. */
 export async function releaseFences(db: Queryable, ids: string[], token: string): Promise<void> {
   if (ids.length === 0) return;
-  await db.query(`${GENERIC_PLAN}update deliveries set attempt_token = null, attempt_lease_until = null where id = any($1::text[]) and attempt_token = $2`, [ids, token]);
+  await db.query(RELEASE_FENCES_SQL(), [ids, token]);
 }
 
 /**

@@ -3,6 +3,7 @@ import { GENERIC_PLAN } from './pglitePrepared';
 import { cancelPendingOfEndpoint } from './deliveries';
 import { disableEndpoint } from './endpoints';
 import { emitOperational, isoSql } from './operational';
+import { statementText } from './statementText';
 
 export type HealthState = 'healthy' | 'failing' | 'open' | 'probing';
 
@@ -66,17 +67,8 @@ const STREAK = 'h.consecutive_failures + excluded.consecutive_failures';
 const NEXT_STATE = `case when h.state in ('open', 'probing') then h.state when ${STREAK} >= $5 then 'open' when ${STREAK} > 0 then 'failing' else h.state end`;
 const OPENS = `(h.state in ('healthy', 'failing') and ${STREAK} >= $5)`;
 
-/**
- * Records failed attempts (one row per endpoint) and moves each endpoint's state machine, in one
- * statement: healthy → failing → open after `openAfter` consecutive failures; the first probe is
- * then due `firstProbeDelayMs` after the failure that opened it. Returns each endpoint's
- * transition (prev_state null: the row was created). Concurrent callers serialise on the row,
- * so exactly one of them sees the transition to open.
- */
-export async function recordEndpointFailures(db: Queryable, failures: EndpointFailures[], openAfter: number, firstProbeDelayMs: number): Promise<FailureTransition[]> {
-  if (failures.length === 0) return [];
-  // endpoint.failing is emitted by the same statement when the streak opens the circuit (src/db/operational.ts).
-  return db.query<FailureTransition>(
+const RECORD_ENDPOINT_FAILURES_SQL = statementText(
+  () =>
     `with rec as (
      insert into endpoint_health as h (endpoint_id, state, since, consecutive_failures, last_error, last_failure_at, failing_since, probe_attempt, next_probe_at)
      select t.ep, case when t.n >= $5 then 'open' when t.n > 0 then 'failing' else 'healthy' end, t.at, t.n, t.err, t.at, t.at,
@@ -102,8 +94,26 @@ export async function recordEndpointFailures(db: Queryable, failures: EndpointFa
        where r.state = 'open' and (r.prev_state is null or r.prev_state in ('healthy', 'failing'))
      ), ${emitOperational('ops_src')}
      select endpoint_id, prev_state, state, consecutive_failures, failing_since, next_probe_at from rec`,
-    [failures.map((f) => f.endpointId), failures.map((f) => f.at), failures.map((f) => f.count), failures.map((f) => f.error), openAfter, firstProbeDelayMs],
-  );
+);
+
+/**
+ * Records failed attempts (one row per endpoint) and moves each endpoint's state machine, in one
+ * statement: healthy → failing → open after `openAfter` consecutive failures; the first probe is
+ * then due `firstProbeDelayMs` after the failure that opened it. Returns each endpoint's
+ * transition (prev_state null: the row was created). Concurrent callers serialise on the row,
+ * so exactly one of them sees the transition to open.
+ */
+export async function recordEndpointFailures(db: Queryable, failures: EndpointFailures[], openAfter: number, firstProbeDelayMs: number): Promise<FailureTransition[]> {
+  if (failures.length === 0) return [];
+  // endpoint.failing is emitted by the same statement when the streak opens the circuit (src/db/operational.ts).
+  return db.query<FailureTransition>(RECORD_ENDPOINT_FAILURES_SQL(), [
+    failures.map((f) => f.endpointId),
+    failures.map((f) => f.at),
+    failures.map((f) => f.count),
+    failures.map((f) => f.error),
+    openAfter,
+    firstProbeDelayMs,
+  ]);
 }
 
 /** A fresh start (the endpoint was re-enabled): no row reads as healthy. */
@@ -180,13 +190,8 @@ export interface HeldWakeup {
   handOverTo?: string;
 }
 
-/**
- * Records held wake-ups of deliveries that `owner` owns (one statement for a batch). held_since
- * starts again after a real attempt; next_attempt_at becomes the wake-up time.
- */
-export async function markHeld(db: Queryable, owner: string, at: Date, held: HeldWakeup[]): Promise<string[]> {
-  if (held.length === 0) return [];
-  const rows = await db.query<{ id: string }>(
+const MARK_HELD_SQL = statementText(
+  () =>
     `${GENERIC_PLAN}update deliveries d set held_reason = t.reason, held_detail = t.detail,
        held_since = case when d.held_at is null or d.held_since is null or (d.last_attempt_at is not null and d.last_attempt_at > d.held_at) then $3 else d.held_since end,
        held_at = $3, held_wakeups = d.held_wakeups + 1, next_attempt_at = t.until,
@@ -194,17 +199,24 @@ export async function markHeld(db: Queryable, owner: string, at: Date, held: Hel
      from unnest($1::text[], $2::int[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) as t(id, series, reason, detail, until, hand_over_to)
      where d.id = any($1::text[]) and d.id = t.id and d.series = t.series and d.status = 'pending' and d.workflow_id = $8
      returning d.id`,
-    [
-      held.map((h) => h.deliveryId),
-      held.map((h) => h.series),
-      at,
-      held.map((h) => h.reason),
-      held.map((h) => h.detail),
-      held.map((h) => h.until),
-      held.map((h) => h.handOverTo ?? null),
-      owner,
-    ],
-  );
+);
+
+/**
+ * Records held wake-ups of deliveries that `owner` owns (one statement for a batch). held_since
+ * starts again after a real attempt; next_attempt_at becomes the wake-up time.
+ */
+export async function markHeld(db: Queryable, owner: string, at: Date, held: HeldWakeup[]): Promise<string[]> {
+  if (held.length === 0) return [];
+  const rows = await db.query<{ id: string }>(MARK_HELD_SQL(), [
+    held.map((h) => h.deliveryId),
+    held.map((h) => h.series),
+    at,
+    held.map((h) => h.reason),
+    held.map((h) => h.detail),
+    held.map((h) => h.until),
+    held.map((h) => h.handOverTo ?? null),
+    owner,
+  ]);
   return rows.map((r) => r.id);
 }
 

@@ -1,6 +1,7 @@
 import type { EventType } from '../domain/eventCatalog';
 import type { Queryable } from './database';
 import { PLATFORM } from './operational';
+import { statementText } from './statementText';
 
 export interface EventRow {
   id: string;
@@ -44,17 +45,8 @@ export async function acceptEvent(db: Queryable, e: EventToAccept): Promise<Acce
   return accepted;
 }
 
-/**
- * The durable acceptance in one statement (atomic without an explicit transaction, which on
- * PGlite would hold every other query for its whole length), for one event or several (group
- * commit, src/services/groupCommit.ts): each event, and one delivery per enabled endpoint of a
- * paid account subscribed to its type — or only its `onlyEndpointId`. On PGlite a statement's
- * fixed cost is most of an acceptance's, so several share it. Atomic as a whole: any error fails
- * them all (the caller then takes them one by one, so one bad event cannot fail the others).
- */
-export async function acceptEvents(db: Queryable, events: EventToAccept[]): Promise<AcceptedEvent[]> {
-  const col = <K extends keyof EventToAccept>(k: K) => events.map((e) => e[k] ?? null);
-  const rows = await db.query<{ n: number; account_found: boolean; event_id: string | null; deliveries: AcceptedEvent['deliveries'] | string }>(
+const ACCEPT_EVENTS_SQL = statementText(
+  () =>
     `with input as (
        select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::timestamptz[], $9::text[], $10::text[])
          with ordinality as i(id, account_id, event_type, body, idempotency_key, request_hash, is_test, created_at, only_endpoint_id, delivery_id_prefix, n)
@@ -81,19 +73,30 @@ export async function acceptEvents(db: Queryable, events: EventToAccept[]): Prom
                  from dl join eps on eps.n = i.n and eps.id = dl.endpoint_id where dl.event_id = i.id), '[]'::json) as deliveries
      from input i left join acc on acc.n = i.n left join ev on ev.id = i.id
      order by i.n`,
-    [
-      col('id'),
-      col('accountId'),
-      col('eventType'),
-      col('body'),
-      col('idempotencyKey'),
-      col('requestHash'),
-      col('isTest'),
-      col('createdAt'),
-      col('onlyEndpointId'),
-      col('deliveryIdPrefix'),
-    ],
-  );
+);
+
+/**
+ * The durable acceptance in one statement (atomic without an explicit transaction, which on
+ * PGlite would hold every other query for its whole length), for one event or several (group
+ * commit, src/services/groupCommit.ts): each event, and one delivery per enabled endpoint of a
+ * paid account subscribed to its type — or only its `onlyEndpointId`. On PGlite a statement's
+ * fixed cost is most of an acceptance's, so several share it. Atomic as a whole: any error fails
+ * them all (the caller then takes them one by one, so one bad event cannot fail the others).
+ */
+export async function acceptEvents(db: Queryable, events: EventToAccept[]): Promise<AcceptedEvent[]> {
+  const col = <K extends keyof EventToAccept>(k: K) => events.map((e) => e[k] ?? null);
+  const rows = await db.query<{ n: number; account_found: boolean; event_id: string | null; deliveries: AcceptedEvent['deliveries'] | string }>(ACCEPT_EVENTS_SQL(), [
+    col('id'),
+    col('accountId'),
+    col('eventType'),
+    col('body'),
+    col('idempotencyKey'),
+    col('requestHash'),
+    col('isTest'),
+    col('createdAt'),
+    col('onlyEndpointId'),
+    col('deliveryIdPrefix'),
+  ]);
   return rows.map((row) => ({
     accountFound: row.account_found,
     eventId: row.event_id ?? undefined,

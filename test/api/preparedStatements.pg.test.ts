@@ -77,3 +77,15 @@ test('a prepared statement whose result columns changed under it (DDL) is prepar
     await db.close();
   }
 });
+
+test('when the pool has sat idle longer than node-postgres keeps a connection by default (10 s), then the next statement runs on the same connection, with its prepared statements still there', async () => {
+  const db = await openPostgres(fresh.url!, 1);
+  try {
+    const [before] = await db.query<{ pid: number }>('select pg_backend_pid() as pid /* rr-prepared-probe idle */ where $1::int = 1', [1]);
+    await new Promise((r) => setTimeout(r, 11_000));
+    const [after] = await db.query<{ pid: number }>('select pg_backend_pid() as pid /* rr-prepared-probe idle */ where $1::int = 1', [1]);
+    expect(after.pid).toBe(before.pid); // not a new backend that prepares every statement again
+  } finally {
+    await db.close();
+  }
+}, 30_000);
