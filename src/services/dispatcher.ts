@@ -212,6 +212,10 @@ export class Dispatcher {
       .catch((err: Error) => this.log.warn('dispatch.deferred', { deliveries: targets.length, error: err.message }))
       .finally(() => (this.awaitingStart -= targets.length));
     if (this.awaitingStart > PUBLISHED_AHEAD_OF_START) await started;
+    // Sent from this process: a long backlog of the account's waiting here holds its publishers instead.
+    const accountId = targets[0]?.meta?.accountId;
+    const backlog = accountId === undefined ? undefined : this.opts.inline?.backlog(accountId);
+    if (backlog) await backlog;
   }
 
   /** Published deliveries awaiting their start (for tests). */

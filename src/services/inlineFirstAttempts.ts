@@ -16,6 +16,13 @@ export const INLINE_QUEUED_PER_ACCOUNT = 2_000;
 export const INLINE_QUEUED_TOTAL = 10_000;
 /** Most deliveries in one batch when queued batches of an account are sent together (DISPATCH_BATCH_MAX's default). */
 export const INLINE_MERGED_BATCH = 100;
+/**
+ * Past this many of an account's deliveries waiting here, its publishes answer only once the
+ * backlog is under it again (Dispatcher.dispatchAccepted): a flood of one account is slowed to the
+ * rate it is sent at instead of overflowing INLINE_QUEUED_PER_ACCOUNT into batch workflows. 32
+ * publishes of 20 deliveries each stay under the allowance from here.
+ */
+export const INLINE_QUEUE_MARK = 1_000;
 /** How long a batch may wait here; then it is handed to a batch workflow (an account whose batches hang on slow receivers). */
 export const INLINE_MAX_WAIT_MS = 1_000;
 
@@ -76,6 +83,8 @@ export class InlineFirstAttempts {
   /** Accounts with batches waiting for room, in the order they take it (served ones go to the back). */
   private readonly waiting = new Map<string, Waiting[]>();
   private readonly waitingDeliveries = new Map<string, number>();
+  /** Publishes of an account waiting for its backlog here to fall under INLINE_QUEUE_MARK. */
+  private readonly backlogWaiters = new Map<string, (() => void)[]>();
   private waitingTotal = 0;
   /** Deliveries waiting or running here: one dispatched again meanwhile (the reconciler) is not taken twice. */
   private readonly here = new Set<string>();
@@ -89,7 +98,15 @@ export class InlineFirstAttempts {
     private readonly sender: InlineBatchSender,
     private readonly db: Queryable,
     private readonly log: Logger,
-    private readonly limits: { total: number; perAccount: number; queuedPerAccount?: number; queuedTotal?: number; mergedBatch?: number; maxWaitMs?: number } = {
+    private readonly limits: {
+      total: number;
+      perAccount: number;
+      queuedPerAccount?: number;
+      queuedTotal?: number;
+      mergedBatch?: number;
+      maxWaitMs?: number;
+      queueMark?: number;
+    } = {
       total: INLINE_BATCHES,
       perAccount: INLINE_BATCHES_PER_ACCOUNT,
     },
@@ -139,6 +156,27 @@ export class InlineFirstAttempts {
     return true;
   }
 
+  /**
+   * Undefined while fewer than INLINE_QUEUE_MARK of the account's deliveries wait here; else a
+   * promise that resolves once fewer do (batches take room, are merged, handed off after
+   * INLINE_MAX_WAIT_MS, or the process stops): the publish path's back-pressure.
+   */
+  backlog(accountId: string): Promise<void> | undefined {
+    if ((this.waitingDeliveries.get(accountId) ?? 0) < (this.limits.queueMark ?? INLINE_QUEUE_MARK)) return undefined;
+    return new Promise<void>((resolve) => {
+      const list = this.backlogWaiters.get(accountId);
+      if (list) list.push(resolve);
+      else this.backlogWaiters.set(accountId, [resolve]);
+    });
+  }
+
+  private releaseBacklog(accountId: string): void {
+    const list = this.backlogWaiters.get(accountId);
+    if (!list) return;
+    this.backlogWaiters.delete(accountId);
+    for (const resolve of list) resolve();
+  }
+
   /** Deliveries waiting here for room (for tests). */
   get deliveriesWaiting(): number {
     return this.waitingTotal;
@@ -156,6 +194,7 @@ export class InlineFirstAttempts {
     const left = (this.waitingDeliveries.get(accountId) ?? 0) - deliveries.length;
     if (left > 0) this.waitingDeliveries.set(accountId, left);
     else this.waitingDeliveries.delete(accountId);
+    if (left < (this.limits.queueMark ?? INLINE_QUEUE_MARK)) this.releaseBacklog(accountId);
     this.waitingTotal -= deliveries.length;
     if (!this.waiting.size && this.expiry) {
       clearInterval(this.expiry);

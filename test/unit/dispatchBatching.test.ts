@@ -195,3 +195,33 @@ test("when first attempts are sent from the process (npm start's default), then 
   await inline.shutdown();
   expect(starts).toHaveLength(0);
 });
+
+test("when an account's backlog waiting in the process is past the mark, then its publish answers only once the backlog is under it (back-pressure instead of batch workflows)", async () => {
+  const posted: { finish: () => void }[] = [];
+  const sender = {
+    postBatch: (input: PostBatchInput) =>
+      new Promise<PostBatchResult>((resolve) => posted.push({ finish: () => resolve({ delivered: input.deliveries.length, finished: 0, skipped: 0, retrying: [] }) })),
+    startRetries: () => Promise.resolve(),
+  };
+  const inline = new InlineFirstAttempts(sender, { query: async () => [] } as unknown as Database, silentLogger, { total: 2, perAccount: 1, queueMark: 2 });
+  const client = { withDeadline: () => Promise.reject(new Error('no batch workflow expected')) } as unknown as Client;
+  const dispatcher = new Dispatcher(client, { query: async () => [] } as unknown as Database, loadConfig({}), silentLogger, { inline });
+  const publish = (n: number) => Array.from({ length: n }, () => target('acc_a'));
+
+  await dispatcher.dispatchAccepted(publish(1)); // runs
+  await until(() => posted.length === 1);
+  await dispatcher.dispatchAccepted(publish(2)); // the check came before its batch is queued
+  await until(() => inline.deliveriesWaiting === 2); // no room for the account: after its batch window, waiting in the process
+  let answered = false;
+  const third = dispatcher.dispatchAccepted(publish(1)).then(() => (answered = true)); // 2 waiting: held
+  await until(() => inline.deliveriesWaiting === 3); // its own batch queued behind, after the window
+  await turn();
+  expect(answered).toBe(false);
+
+  posted[0].finish(); // the waiting ones take the room: none left waiting
+  await until(() => answered);
+  expect(inline.deliveriesWaiting).toBe(0);
+  posted.slice(1).forEach((p) => p.finish());
+  await third;
+  await inline.shutdown();
+});

@@ -197,3 +197,27 @@ test('when the process shuts down with batches waiting, then they are handed to 
   expect(handed).toEqual([['d2']]);
   expect(s.open).toHaveLength(1);
 });
+
+test("when more than the mark of an account's deliveries wait here, then its publishes are held (backlog) until fewer do; another account's are not", async () => {
+  const s = controlledSender();
+  const inline = new InlineFirstAttempts(s.sender, noDb, silentLogger, { total: 2, perAccount: 1, queueMark: 3, mergedBatch: 2 });
+  expect(inline.tryRun(batch('a', ['d1']))).toBe(true); // runs
+  expect(inline.tryRun(batch('a', ['d2', 'd3']))).toBe(true); // waits: 2
+  expect(inline.backlog('a')).toBeUndefined();
+  expect(inline.tryRun(batch('a', ['d4', 'd5']))).toBe(true); // waits: 4, past the mark
+  const held = inline.backlog('a');
+  expect(held).toBeInstanceOf(Promise);
+  expect(inline.backlog('b')).toBeUndefined();
+  let released = false;
+  void held!.then(() => (released = true));
+  await settle();
+  expect(released).toBe(false);
+
+  s.open[0].finish(); // d2 and d3 take the room (merged up to 2): 2 wait, under the mark
+  await settle();
+  await settle();
+  expect(inline.deliveriesWaiting).toBe(2);
+  expect(released).toBe(true);
+  s.open.forEach((o) => o.finish());
+  await inline.shutdown();
+});
