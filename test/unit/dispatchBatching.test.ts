@@ -158,8 +158,13 @@ test('when few published deliveries await their start, then the publish path ans
   await until(() => dispatcher.deliveriesAwaitingStart === 0);
 });
 
-test("when first attempts are sent from the process (npm start's default), then each publish of a busy account goes on the next turn with no window while the account has room; once its share is full the next ones wait there and go merged", async () => {
+/**
+ * A dispatcher that sends first attempts from the process (as under `npm start`), whose batches
+ * finish when the test says so; a batch workflow it starts instead is recorded.
+ */
+function inlineSetup(limits: { total: number; perAccount: number; queueMark?: number }) {
   const posted: { ids: string[]; finish: () => void }[] = [];
+  const workflowStarts: unknown[] = [];
   const sender = {
     postBatch: (input: PostBatchInput) =>
       new Promise<PostBatchResult>((resolve) =>
@@ -167,10 +172,18 @@ test("when first attempts are sent from the process (npm start's default), then 
       ),
     startRetries: () => Promise.resolve(),
   };
-  const inline = new InlineFirstAttempts(sender, { query: async () => [] } as unknown as Database, silentLogger, { total: 4, perAccount: 2 });
-  const { starts } = setup({});
-  const client = { withDeadline: () => Promise.reject(new Error('no batch workflow expected')) } as unknown as Client;
-  const dispatcher = new Dispatcher(client, { query: async () => [] } as unknown as Database, loadConfig({}), silentLogger, { inline });
+  const db = { query: async () => [] } as unknown as Database;
+  const inline = new InlineFirstAttempts(sender, db, silentLogger, limits);
+  const client = {
+    withDeadline: (_deadline: number, fn: () => Promise<unknown>) => fn(),
+    workflow: { start: async (...args: unknown[]) => void workflowStarts.push(args) },
+  } as unknown as Client;
+  const dispatcher = new Dispatcher(client, db, loadConfig({}), silentLogger, { inline });
+  return { posted, workflowStarts, inline, dispatcher };
+}
+
+test("when first attempts are sent from the process (npm start's default), then each publish of a busy account goes on the next turn with no window while the account has room; once its share is full the next ones wait there and go merged", async () => {
+  const { posted, workflowStarts, inline, dispatcher } = inlineSetup({ total: 4, perAccount: 2 });
 
   const a = [1, 2, 3, 4].map(() => target('acc_a'));
   // Separate publishes in separate turns: the second is sent on its next turn too, on its own (a
@@ -193,19 +206,11 @@ test("when first attempts are sent from the process (npm start's default), then 
   expect(posted[2].ids).toEqual([a[2].id, a[3].id]); // merged while they waited
   posted.slice(1).forEach((p) => p.finish());
   await inline.shutdown();
-  expect(starts).toHaveLength(0);
+  expect(workflowStarts).toHaveLength(0);
 });
 
 test("when an account's backlog waiting in the process is past the mark, then its publish answers only once the backlog is under it (back-pressure instead of batch workflows)", async () => {
-  const posted: { finish: () => void }[] = [];
-  const sender = {
-    postBatch: (input: PostBatchInput) =>
-      new Promise<PostBatchResult>((resolve) => posted.push({ finish: () => resolve({ delivered: input.deliveries.length, finished: 0, skipped: 0, retrying: [] }) })),
-    startRetries: () => Promise.resolve(),
-  };
-  const inline = new InlineFirstAttempts(sender, { query: async () => [] } as unknown as Database, silentLogger, { total: 2, perAccount: 1, queueMark: 2 });
-  const client = { withDeadline: () => Promise.reject(new Error('no batch workflow expected')) } as unknown as Client;
-  const dispatcher = new Dispatcher(client, { query: async () => [] } as unknown as Database, loadConfig({}), silentLogger, { inline });
+  const { posted, workflowStarts, inline, dispatcher } = inlineSetup({ total: 2, perAccount: 1, queueMark: 2 });
   const publish = (n: number) => Array.from({ length: n }, () => target('acc_a'));
 
   await dispatcher.dispatchAccepted(publish(1)); // runs
@@ -224,4 +229,5 @@ test("when an account's backlog waiting in the process is past the mark, then it
   posted.slice(1).forEach((p) => p.finish());
   await third;
   await inline.shutdown();
+  expect(workflowStarts).toHaveLength(0);
 });
