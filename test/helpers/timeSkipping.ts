@@ -38,6 +38,30 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
   let drop: () => Promise<void>;
   let worker: Worker;
   let taskQueue: string;
+  // Drains are woken by activities without waiting (src/activities/endpointGuards.ts) and may
+  // outlive the workflow a test awaits. A drain task left on a queue whose worker has stopped (or
+  // terminated while a worker held it) keeps the time-skipping server from skipping time for good:
+  // every later test in the file then waits in real time (two circuit-breaker tests timed out in
+  // CI so). So each run, before its worker stops, waits for the wakes it sent and for the drains
+  // they started to end, as they do in production once nothing is left to drain.
+  const wakes = new Set<Promise<void>>();
+  const drains = new Set<string>();
+  async function settleDrains() {
+    for (;;) {
+      while (wakes.size) await Promise.allSettled([...wakes]);
+      const ids = [...drains];
+      drains.clear();
+      if (ids.length === 0) return;
+      await Promise.all(
+        ids.map((id) =>
+          suite.env.client.workflow
+            .getHandle(id)
+            .result()
+            .catch(() => undefined),
+        ),
+      );
+    }
+  }
   const suite = { cfg } as TimeSkippingSuite;
 
   beforeAll(async () => {
@@ -53,6 +77,8 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
     await drop?.();
   });
   beforeEach(async () => {
+    wakes.clear(); // left by a test that failed before its run settled
+    drains.clear();
     suite.receiver = await new Receiver().start();
     taskQueue = `deliveries-${Date.now()}-${Math.random().toString(36).slice(2)}`;
     const dispatcher = new Dispatcher(suite.env.client, suite.db, { ...cfg, TEMPORAL_TASK_QUEUE: taskQueue }, silentLogger);
@@ -69,7 +95,13 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
         now: () => suite.env.currentTimeMs(),
         startRetryWorkflows: (r) => dispatcher.startRetryWorkflows(r),
         existingWorkflows: (ids) => dispatcher.existingWorkflows(ids),
-        wakeDrain: (r) => dispatcher.wakeDrain(r),
+        wakeDrain: (r) => {
+          drains.add(`drain-${r.endpointId}`);
+          const wake = dispatcher.wakeDrain(r);
+          const tracked = wake.catch(() => undefined).finally(() => wakes.delete(tracked));
+          wakes.add(tracked);
+          return wake;
+        },
       },
     });
   });
@@ -82,7 +114,9 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
     return worker.runUntil(async () => {
       const handle = await suite.env.client.workflow.start('deliverWebhook', { taskQueue, workflowId: workflowIdFor(deliveryId, 1), args: [input] });
       await during?.();
-      return (await handle.result()) as DeliverWebhookResult;
+      const result = (await handle.result()) as DeliverWebhookResult;
+      await settleDrains();
+      return result;
     });
   };
   suite.deliverBatch = (accountId, deliveryIds, during) => {
@@ -100,6 +134,7 @@ export function timeSkippingSuite(env: Record<string, string> = {}): TimeSkippin
         );
         if (started) retries.set(id, (await handle.result()) as DeliverWebhookResult);
       }
+      await settleDrains();
       return { batch, retries };
     });
   };
