@@ -6,6 +6,7 @@ import { addDatabaseGauges, configureSecretEncryption, temporalHealth, destinati
 import { Registry } from './metrics';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
+import { AcceptedNotifier } from './services/acceptedOutbox';
 import { Dispatcher } from './services/dispatcher';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { clientInterceptors, startTracing } from './tracing';
@@ -23,7 +24,8 @@ async function main() {
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
   // The worker processes serve the bulk lane (with TEMPORAL_FAIRNESS): a bursting account's first attempts go there.
-  const dispatcher = new Dispatcher(client, db, cfg, log, { bulkLane: true });
+  // DISPATCH_OUTBOX: the workers take and send new deliveries (src/services/acceptedOutbox.ts).
+  const dispatcher = new Dispatcher(client, db, cfg, log, { bulkLane: true, outbox: cfg.DISPATCH_OUTBOX ? new AcceptedNotifier(db, log) : undefined });
   const metrics = new Registry();
   addDatabaseGauges(metrics, db);
   const adminToken = resolveAdminToken(cfg).token;

@@ -283,7 +283,13 @@ export const SETTINGS = {
     schema: bool,
     default: 'true',
     description:
-      '`npm start` only (API and worker in one process): first attempts are sent straight from the process without a first-attempt batch workflow, 12 batches at once (8 per account; a batch of an account at its share waits in the process up to 1 s, up to 2,000 waiting deliveries per account and 10,000 in all, otherwise it runs in a batch workflow; past 1,000 waiting deliveries of an account, its publishes answer once fewer wait); a delivery that must be retried continues in its own workflow as always. false: every first attempt runs in a batch workflow.',
+      '`npm start` (API and worker in one process), and a separate worker for the deliveries it takes from the outbox (DISPATCH_OUTBOX): first attempts are sent straight from the process without a first-attempt batch workflow, 12 batches at once (8 per account; a batch of an account at its share waits in the process up to 1 s, up to 2,000 waiting deliveries per account and 10,000 in all, otherwise it runs in a batch workflow; past 1,000 waiting deliveries of an account, its publishes answer once fewer wait); a delivery that must be retried continues in its own workflow as always. false: every first attempt runs in a batch workflow.',
+  },
+  DISPATCH_OUTBOX: {
+    schema: bool,
+    default: 'true',
+    description:
+      'Separate api and worker processes (DATABASE_URL): the API answers a publish once its deliveries are committed and announces them to the workers (Postgres NOTIFY); a worker takes them (each delivery taken by one worker, for 15 s) and sends their first attempts itself as `npm start` does (DISPATCH_INLINE), without a first-attempt batch workflow; one nobody took (no worker listening) is started by the reconciler after its grace. false: the API starts first-attempt batch workflows.',
   },
   DISPATCH_INLINE_WINDOW: {
     schema: duration('DISPATCH_INLINE_WINDOW'),

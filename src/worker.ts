@@ -14,7 +14,9 @@ import { SendSlots } from './http/sendSlots';
 import type { DrainWakeRequest, RetryStartRequest } from './activities/deliveryDeps';
 import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
-import { createDeliveryWorker } from './temporal/worker';
+import { createDeliveryWorker, deliveryActivities } from './temporal/worker';
+import { AcceptedTaker } from './services/acceptedOutbox';
+import { INLINE_BATCHES, INLINE_BATCHES_PER_ACCOUNT, INLINE_MERGED_BATCH, InlineFirstAttempts } from './services/inlineFirstAttempts';
 import { clientInterceptors, startTracing } from './tracing';
 import { describeTemporalConnection, temporalConnectionOptions } from './temporal/connection';
 import { workflowBundlePath } from './temporal/workflowBundle';
@@ -36,7 +38,12 @@ async function main() {
   const connection = await Connection.connect(temporal);
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
-  const dispatcher = new Dispatcher(client, db, cfg, log);
+  let inline: InlineFirstAttempts | undefined; // over the activities below: they need the dispatcher
+  const dispatcher = new Dispatcher(client, db, cfg, log, {
+    get inline() {
+      return inline;
+    },
+  });
   const sender = webhookSender(cfg, destinationGuard(cfg));
   const metrics = new Registry();
   const activityDeps = {
@@ -52,6 +59,19 @@ async function main() {
     operationalEmitted: () => dispatcher.kickOperational(),
   };
   const worker = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps });
+  // DISPATCH_OUTBOX: the deliveries the API processes announce are taken here and their first
+  // attempts sent from this process, as under `npm start` (src/services/acceptedOutbox.ts).
+  // Without it, first attempts run in the batch workflows the APIs start, as before.
+  if (cfg.DISPATCH_OUTBOX && cfg.DISPATCH_INLINE)
+    inline = new InlineFirstAttempts(
+      deliveryActivities(cfg, activityDeps),
+      db,
+      log,
+      { total: INLINE_BATCHES, perAccount: INLINE_BATCHES_PER_ACCOUNT, mergedBatch: Math.min(cfg.DISPATCH_BATCH_MAX, INLINE_MERGED_BATCH) },
+      (batch) => dispatcher.startBatchWorkflow(batch),
+    );
+  const taker = cfg.DISPATCH_OUTBOX ? new AcceptedTaker(db, dispatcher, log, inline) : undefined;
+  await taker?.start();
   // The bulk lane, where the API sends a bursting account's first attempts (src/services/burstLane.ts).
   const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;
   // The worker's own attempt metrics, for a scraper on the private network (the API serves the database gauges).
@@ -72,7 +92,13 @@ async function main() {
     temporal: `${temporal.address} (${describeTemporalConnection(temporal)})`,
     workflowCode: bundlePath ?? 'bundled at start from the sources',
   });
+  // Asked to stop (the SDK's signal handlers drain the workers meanwhile): no more taking; first
+  // attempts not yet sent go to their workflows (src/services/inlineFirstAttempts.ts shutdown).
+  let stoppingInline: Promise<void> | undefined;
+  const stopInline = () => (stoppingInline ??= (taker?.stop() ?? Promise.resolve()).then(() => inline?.shutdown()));
+  process.once('SIGINT', stopInline).once('SIGTERM', stopInline);
   await Promise.all([worker.run(), bulkWorker?.run()]);
+  await stopInline();
   metricsServer?.close();
   await stopReconciler();
   sender.close();

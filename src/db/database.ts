@@ -1,3 +1,4 @@
+import { listenOn } from './notifications';
 import { mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { FEATURE_NOT_SUPPORTED, GENERIC_PLAN, PglitePrepared } from './pglitePrepared';
@@ -14,6 +15,8 @@ export interface Database extends Queryable {
   /** `unbounded`: without the statement timeouts (schema migrations, which may rewrite a large table). */
   transaction<T>(fn: (tx: Queryable) => Promise<T>, opts?: { unbounded?: boolean }): Promise<T>;
   close(): Promise<void>;
+  /** Real Postgres: LISTEN on `channel` on a connection of its own (src/db/notifications.ts); the returned function stops. */
+  listen?(channel: string, onPayload: (payload: string) => void, onError: (err: Error) => void): Promise<() => Promise<void>>;
   /** PGlite with DB_PROFILE: each statement's own time on the event loop (src/db/pglitePrepared.ts). */
   readonly statementCosts?: Map<string, { n: number; ms: number }>;
 }
@@ -184,6 +187,7 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
         else (client as import('pg').PoolClient).release(broken);
       }
     },
+    listen: (channel, onPayload, onError) => listenOn(() => new Client({ connectionString: url }), channel, onPayload, onError),
     close: async () => {
       await Promise.all([...new Set([pool, genericPool])].map((p) => p.end()));
     },

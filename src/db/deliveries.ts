@@ -163,12 +163,38 @@ export async function undispatched(
      where d.dispatched_series < d.series and d.updated_at < now() - ($1::bigint * interval '1 millisecond')
        -- claimed and under an attempt's lease: its sender is alive (an inline first attempt is not dispatched until it ends)
        and (d.attempt_lease_until is null or d.attempt_lease_until <= now())
+       -- taken from the outbox by a worker that is about to send it (takeAccepted)
+       and (d.taken_until is null or d.taken_until <= now())
        and ($3::text is null or d.account_id = $3)
      order by d.updated_at limit $2`,
     [olderThanMs, limit, accountId ?? null],
   );
   return rows.map((r) => ({ id: r.id, series: r.series, meta: { accountId: r.account_id, endpointId: r.endpoint_id, eventType: r.event_type, url: r.url } }));
 }
+
+/**
+ * Takes newly accepted deliveries for this worker to send (src/services/acceptedOutbox.ts): those
+ * of `ids` not yet dispatched, claimed, or taken by another worker, each then held for `holdMs`
+ * (the reconciler and other takers skip it meanwhile; a worker that dies lets it go so). Two
+ * workers taking the same ids get disjoint rows: the update's row locks decide.
+ */
+export async function takeAccepted(
+  db: Queryable,
+  ids: string[],
+  holdMs: number,
+): Promise<{ id: string; series: number; meta: { accountId: string; endpointId: string; eventType: string; url: string } }[]> {
+  const rows = await db.query<{ id: string; series: number; account_id: string; endpoint_id: string; event_type: string; url: string }>(TAKE_ACCEPTED(), [ids, holdMs]);
+  return rows.map((r) => ({ id: r.id, series: r.series, meta: { accountId: r.account_id, endpointId: r.endpoint_id, eventType: r.event_type, url: r.url } }));
+}
+
+const TAKE_ACCEPTED = statementText(
+  () => `update deliveries d set taken_until = now() + ($2::bigint * interval '1 millisecond')
+   from endpoints e
+   where d.id = any($1::text[]) and e.id = d.endpoint_id and d.dispatched_series < d.series
+     and (d.taken_until is null or d.taken_until <= now())
+     and (d.attempt_lease_until is null or d.attempt_lease_until <= now())
+   returning d.id, d.series, d.account_id, d.endpoint_id, d.event_type, e.url`,
+);
 
 /** Everything the delivery activity needs for one attempt, in one round trip. */
 export interface AttemptContext {

@@ -333,6 +333,15 @@ alter table delivery_attempts add column response_headers jsonb
     // from now on, no rewrite of a large table.
     sql: `alter table deliveries set (fillfactor = 70)`,
   },
+  {
+    id: 19,
+    name: 'outbox take',
+    // Separate api and worker processes: the worker that took a newly accepted delivery from the
+    // outbox (src/services/acceptedOutbox.ts) holds it until then, so no other worker and no
+    // reconciler pass takes it meanwhile. Nullable, not indexed: a catalog-only change, and
+    // setting it keeps the update HOT.
+    sql: `alter table deliveries add column taken_until timestamptz`,
+  },
 ];
 
 export async function migrate(db: Database): Promise<void> {

@@ -10,6 +10,7 @@ import { redactUrl } from '../domain/redact';
 import { batchWorkflowId, workflowIdFor } from '../domain/workflowIds';
 import type { Logger } from '../logger';
 import { BurstLanes, bulkTaskQueue } from './burstLane';
+import type { AcceptedNotifier } from './acceptedOutbox';
 import type { InlineFirstAttempts } from './inlineFirstAttempts';
 import { fairnessFor, PRIORITY, scheduleFrom } from './workflowStartOptions';
 import type { DeliverBatchInput } from '../workflows/deliverBatch';
@@ -85,8 +86,17 @@ export class Dispatcher {
      * mainLaneBusy (given when this process runs the main lane's worker) says the main lane is behind.
      * inline: this process runs the worker's activities, so first attempts may be sent from here
      * (src/services/inlineFirstAttempts.ts) while it has room; the others start batch workflows.
+     * outbox: an API process of its own (DISPATCH_OUTBOX): newly published deliveries are announced
+     * to the workers, which take and send them (src/services/acceptedOutbox.ts), instead of started here.
      */
-    private readonly opts: { eagerStart?: boolean; bulkLane?: boolean; mainLaneBusy?: () => boolean; inline?: InlineFirstAttempts; onBulkLane?: () => void } = {},
+    private readonly opts: {
+      eagerStart?: boolean;
+      bulkLane?: boolean;
+      mainLaneBusy?: () => boolean;
+      inline?: InlineFirstAttempts;
+      onBulkLane?: () => void;
+      outbox?: AcceptedNotifier;
+    } = {},
   ) {
     this.lanes = opts.bulkLane && cfg.TEMPORAL_FAIRNESS ? new BurstLanes(undefined, undefined, opts.mainLaneBusy) : undefined;
   }
@@ -207,6 +217,7 @@ export class Dispatcher {
    * growing a backlog in memory. Resolves when the publish may answer.
    */
   async dispatchAccepted(targets: DispatchTarget[]): Promise<void> {
+    if (this.opts.outbox) return this.opts.outbox.notify(targets);
     this.awaitingStart += targets.length;
     const started = this.dispatchAll(targets)
       .catch((err: Error) => this.log.warn('dispatch.deferred', { deliveries: targets.length, error: err.message }))

@@ -15,7 +15,8 @@ import { FailureType } from '../../src/domain/errors';
 import { freePorts, startTemporalCluster, temporalServerDir, type TemporalCluster } from '../helpers/temporalCluster';
 
 /**
- * The production shape on one machine: the official Temporal server on a real Postgres store,
+ * The production shape on one machine (with DISPATCH_OUTBOX=false: first attempts in batch
+ * workflows started by the APIs): the official Temporal server on a real Postgres store,
  * two API processes and two worker processes — the compiled code of `npm run build`, with the
  * pre-built workflow bundle, as the image runs them — sharing one application Postgres database, and a
  * receiver on loopback. 300 events × 2 endpoints go in through both APIs (every 10th delivery
@@ -165,6 +166,10 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
       // circuit, whose held deliveries park for minutes (their retry workflows would then finish
       // long after their deliveries were drained; test/stack/endpointOutage.test.ts covers that).
       CIRCUIT_OPEN_AFTER: '100000',
+      // The workflow path: the APIs start first-attempt batch workflows, and the victim's work is
+      // re-run by Temporal (test/stack/outbox.test.ts covers the default, the workers taking new
+      // deliveries from the outbox and sending them themselves).
+      DISPATCH_OUTBOX: 'false',
     };
     const apis = [apiPort1, apiPort2].map((port, i) => spawnApp(`api-${i + 1}`, 'src/api-server.ts', { ...common, PORT: String(port) }, logDir, { distDir: build!.dir }));
     const workers = [metricsPort1, metricsPort2].map((port, i) =>
