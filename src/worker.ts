@@ -39,7 +39,9 @@ async function main() {
   if (cfg.TEMPORAL_SEARCH_ATTRIBUTES) await ensureSearchAttributes(connection, cfg.TEMPORAL_NAMESPACE);
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
   let inline: InlineFirstAttempts | undefined; // over the activities below: they need the dispatcher
+  // A bursting account's batch workflows (hand-offs from the process) go to the bulk lane, as the API's did.
   const dispatcher = new Dispatcher(client, db, cfg, log, {
+    bulkLane: cfg.TEMPORAL_FAIRNESS,
     get inline() {
       return inline;
     },
@@ -71,6 +73,11 @@ async function main() {
       (batch) => dispatcher.startBatchWorkflow(batch),
     );
   const taker = cfg.DISPATCH_OUTBOX ? new AcceptedTaker(db, dispatcher, log, inline) : undefined;
+  // Asked to stop (the SDK's signal handlers drain the workers meanwhile): no more taking; first
+  // attempts not yet sent go to their workflows (src/services/inlineFirstAttempts.ts shutdown).
+  let stoppingInline: Promise<void> | undefined;
+  const stopInline = () => (stoppingInline ??= (taker?.stop() ?? Promise.resolve()).then(() => inline?.shutdown()));
+  process.once('SIGINT', stopInline).once('SIGTERM', stopInline);
   await taker?.start();
   // The bulk lane, where the API sends a bursting account's first attempts (src/services/burstLane.ts).
   const bulkWorker = cfg.TEMPORAL_FAIRNESS ? await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps, lane: 'bulk' }) : undefined;
@@ -92,13 +99,11 @@ async function main() {
     temporal: `${temporal.address} (${describeTemporalConnection(temporal)})`,
     workflowCode: bundlePath ?? 'bundled at start from the sources',
   });
-  // Asked to stop (the SDK's signal handlers drain the workers meanwhile): no more taking; first
-  // attempts not yet sent go to their workflows (src/services/inlineFirstAttempts.ts shutdown).
-  let stoppingInline: Promise<void> | undefined;
-  const stopInline = () => (stoppingInline ??= (taker?.stop() ?? Promise.resolve()).then(() => inline?.shutdown()));
-  process.once('SIGINT', stopInline).once('SIGTERM', stopInline);
-  await Promise.all([worker.run(), bulkWorker?.run()]);
-  await stopInline();
+  try {
+    await Promise.all([worker.run(), bulkWorker?.run()]);
+  } finally {
+    await stopInline();
+  }
   metricsServer?.close();
   await stopReconciler();
   sender.close();

@@ -187,7 +187,9 @@ export async function openPostgres(url: string, maxConnections = 10, timeouts: P
         else (client as import('pg').PoolClient).release(broken);
       }
     },
-    listen: (channel, onPayload, onError) => listenOn(() => new Client({ connectionString: url }), channel, onPayload, onError),
+    // TCP keep-alive: a listening connection is idle, and a dead peer would otherwise go unnoticed for hours.
+    listen: (channel, onPayload, onError) =>
+      listenOn(() => new Client({ connectionString: url, keepAlive: true, keepAliveInitialDelayMillis: 10_000, connectionTimeoutMillis: 10_000 }), channel, onPayload, onError),
     close: async () => {
       await Promise.all([...new Set([pool, genericPool])].map((p) => p.end()));
     },

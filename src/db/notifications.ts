@@ -15,6 +15,7 @@ export async function listenOn(connect: () => Client, channel: string, onPayload
   let client: Client | undefined;
   let retry: NodeJS.Timeout | undefined;
   const open = async (): Promise<void> => {
+    if (stopped) return;
     const c = connect();
     client = c;
     c.on('notification', (m) => {
@@ -27,7 +28,7 @@ export async function listenOn(connect: () => Client, channel: string, onPayload
       dropped = true;
       if (err) onError(err);
       void c.end().catch(() => undefined);
-      retry = setTimeout(() => void open().catch(onError), RECONNECT_MS);
+      retry = setTimeout(() => void open().catch(() => undefined), RECONNECT_MS); // a failure drops that client too: next attempt
       retry.unref();
     };
     c.on('error', drop);
@@ -36,11 +37,19 @@ export async function listenOn(connect: () => Client, channel: string, onPayload
       await c.connect();
       await c.query(`listen ${channel}`);
     } catch (err) {
-      drop(err as Error);
+      drop(err as Error); // (on a reconnect: the next attempt is scheduled)
       throw err;
     }
   };
-  await open();
+  try {
+    await open();
+  } catch (err) {
+    // The first connection failed: the caller hears it (and the start fails), nothing is left running.
+    stopped = true;
+    clearTimeout(retry);
+    await client?.end().catch(() => undefined);
+    throw err;
+  }
   return async () => {
     stopped = true;
     clearTimeout(retry);

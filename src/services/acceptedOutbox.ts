@@ -90,6 +90,8 @@ export function parsePayload(payload: string): Map<string, string[]> {
 /** Most ids in one take (one statement), and the fewest an account with ids and room gets in it. */
 const TAKE_AT_MOST = 500;
 const MIN_SHARE = 20;
+/** Announced ids kept per account while it is not taken from. */
+const PENDING_PER_ACCOUNT = 10_000;
 
 /** Where taken deliveries wait for room: the worker's InlineFirstAttempts. */
 export interface TakerBacklog {
@@ -112,10 +114,12 @@ export class AcceptedTaker {
   private taking?: Promise<void>;
   private stopListening?: () => Promise<void>;
   private stopped = false;
-  /** Ends the wait of a take loop whose accounts all have a backlog. */
+  /** Ends the wait of a take loop whose accounts all have a backlog (new ids, or a stop). */
   private wake?: () => void;
-  private markStopped!: () => void;
-  private readonly stopping = new Promise<void>((resolve) => (this.markStopped = resolve));
+  /** Each held account's wait for its backlog to shrink, one at a time. */
+  private readonly backlogs = new Map<string, Promise<void>>();
+  /** Dispatches of taken deliveries under way (a stop waits for them to be queued or handed off). */
+  private readonly dispatching = new Set<Promise<void>>();
 
   constructor(
     private readonly db: Database,
@@ -140,9 +144,12 @@ export class AcceptedTaker {
   offer(byAccount: Map<string, string[]>): void {
     if (this.stopped) return;
     for (const [accountId, ids] of byAccount) {
-      const list = this.pending.get(accountId);
-      if (list) list.push(...ids);
-      else this.pending.set(accountId, [...ids]);
+      const list = this.pending.get(accountId) ?? [];
+      list.push(...ids);
+      // Every worker hears every announcement: past this many an account's oldest are let go here
+      // (still committed and undispatched: another worker takes them, or the reconciler).
+      if (list.length > PENDING_PER_ACCOUNT) list.splice(0, list.length - PENDING_PER_ACCOUNT);
+      this.pending.set(accountId, list);
     }
     this.wake?.(); // new ids, maybe of an account with room
     this.taking ??= this.takeAll().finally(() => (this.taking = undefined));
@@ -164,7 +171,7 @@ export class AcceptedTaker {
       const share = Math.max(MIN_SHARE, Math.ceil(TAKE_AT_MOST / this.pending.size));
       for (const [accountId, list] of [...this.pending]) {
         if (ids.length >= TAKE_AT_MOST) break;
-        const backlog = this.room?.backlog(accountId);
+        const backlog = this.backlogOf(accountId);
         if (backlog) {
           held.push(backlog);
           continue;
@@ -175,14 +182,20 @@ export class AcceptedTaker {
       }
       if (!ids.length) {
         // Every account with ids announced has a backlog here: wait for one to shrink, new ids, or a stop.
-        await Promise.race([...held, this.stopping, new Promise<void>((resolve) => (this.wake = resolve))]);
+        await Promise.race([...held, new Promise<void>((resolve) => (this.wake = resolve))]);
         this.wake = undefined;
         continue;
       }
       try {
         const taken = await takeAccepted(this.db, ids, this.holdMs);
         // Not awaited: the next ids are taken while these wait for room or are sent.
-        if (taken.length) void this.dispatcher.dispatchAll(taken).catch((err: Error) => this.log.warn('dispatch.deferred', { deliveries: taken.length, error: err.message }));
+        if (taken.length) {
+          const dispatched = this.dispatcher
+            .dispatchAll(taken)
+            .catch((err: Error) => this.log.warn('dispatch.deferred', { deliveries: taken.length, error: err.message }))
+            .finally(() => this.dispatching.delete(dispatched));
+          this.dispatching.add(dispatched);
+        }
       } catch (err) {
         // Left undispatched: the reconciler takes them after its grace.
         this.log.warn('dispatch.take_failed', { deliveries: ids.length, error: (err as Error).message });
@@ -193,8 +206,19 @@ export class AcceptedTaker {
   /** Stops listening and taking; what was announced and not taken is the reconciler's. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.markStopped();
+    this.wake?.();
     await this.stopListening?.();
     await this.taking;
+    await Promise.all([...this.dispatching]);
+  }
+
+  private backlogOf(accountId: string): Promise<void> | undefined {
+    const known = this.backlogs.get(accountId);
+    if (known) return known;
+    const backlog = this.room?.backlog(accountId);
+    if (!backlog) return undefined;
+    const settled = backlog.finally(() => this.backlogs.delete(accountId));
+    this.backlogs.set(accountId, settled);
+    return settled;
   }
 }

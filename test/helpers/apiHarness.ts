@@ -18,6 +18,7 @@ import { installTemporalRuntime } from '../../src/temporal/runtime';
 import { createDeliveryWorker, deliveryActivities } from '../../src/temporal/worker';
 import type { DeliveryActivityDeps } from '../../src/activities/deliveryDeps';
 import { InlineFirstAttempts } from '../../src/services/inlineFirstAttempts';
+import { AcceptedTaker } from '../../src/services/acceptedOutbox';
 import { clientInterceptors } from '../../src/tracing';
 import { freshDatabase } from './db';
 
@@ -75,6 +76,7 @@ export async function startHarness(
   const nativeConnection: NativeConnection | undefined = opts.worker !== false ? await NativeConnection.connect({ address }) : undefined;
   const client = new Client({ connection: nativeConnection ?? connection, namespace: cfg.TEMPORAL_NAMESPACE, interceptors: clientInterceptors() });
   let inline: InlineFirstAttempts | undefined;
+  let taker: AcceptedTaker | undefined;
   const dispatcher = new Dispatcher(client, db, cfg, opts.log ?? silentLogger, {
     eagerStart: nativeConnection !== undefined,
     get inline() {
@@ -105,6 +107,11 @@ export async function startHarness(
     // Like `npm start`: first attempts sent from this process while it has room (DISPATCH_INLINE).
     if (cfg.DISPATCH_INLINE)
       inline = new InlineFirstAttempts(deliveryActivities(cfg, activityDeps), db, opts.log ?? silentLogger, undefined, (batch) => dispatcher.startBatchWorkflow(batch));
+    // Like src/worker.ts on a real Postgres: what separate API processes announce (processEnv) is taken here.
+    if (cfg.DISPATCH_OUTBOX && db.listen) {
+      taker = new AcceptedTaker(db, dispatcher, opts.log ?? silentLogger, inline);
+      await taker.start();
+    }
   }
 
   const app = createApp({
@@ -154,6 +161,7 @@ export async function startHarness(
     async close() {
       server.closeIdleConnections();
       await new Promise((ok) => server.close(ok));
+      await taker?.stop();
       await inline?.shutdown();
       if (worker) {
         worker.shutdown();

@@ -232,6 +232,10 @@ describeStack('outbox: separate APIs announce, workers take and send', () => {
     const inlineAttempts = (w: AppProcess) => w.lines.filter((l) => l.msg === 'delivery.attempted' && String(l.inlineBatch ?? '').startsWith('inline-')).length;
     expect(inlineAttempts(victim)).toBeGreaterThan(0);
     expect(inlineAttempts(survivor)).toBeGreaterThan(0);
+    // ...from the announcements: before the kill no reconciler pass had found anything left over
+    // (it too would send through the worker's own path, after its grace).
+    const reconciledBeforeKill = workers.flatMap((w) => w.lines.filter((l) => l.msg === 'dispatch.reconciled' && Date.parse(String(l.time)) <= killedAt));
+    expect(reconciledBeforeKill).toEqual([]);
     expect(inlineOwned).toBeGreaterThan(0);
 
     // One 2xx per delivery; a second only for one the victim had in flight when it died, sent
