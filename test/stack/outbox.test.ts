@@ -265,6 +265,11 @@ describeStack('outbox: separate APIs announce, workers take and send', () => {
       expect(successes(id).length).toBeGreaterThanOrEqual(1);
     }
     expect(retried).toBeGreaterThanOrEqual(failFirst.size / 2);
+    // A deploy's SIGTERM: the survivor stops taking, hands over what waits, and exits on its own.
+    await survivor.stop(30_000);
+    expect(survivor.child.signalCode).toBeNull();
+    expect(survivor.child.exitCode).toBe(0);
+    expect(survivor.lines.some((l) => l.msg === 'worker.stopped')).toBe(true);
     console.log(
       `[outbox] ${expected} deliveries, ${hits.length} requests; first attempts before the kill: victim ${firstsBefore(victim.child.pid!)}, survivor ${firstsBefore(survivor.child.pid!)}; ` +
         `owners: ${inlineOwned} inline, ${retried} retry workflows, ${expected - inlineOwned - retried} batch workflows; victim in flight at the kill ${victimInFlightAtKill.length}; ` +
