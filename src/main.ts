@@ -43,7 +43,7 @@ import { temporalConnectionOptions } from './temporal/connection';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker, deliveryActivities } from './temporal/worker';
 import { bulkTaskQueue } from './services/burstLane';
-import { INLINE_BATCHES, INLINE_BATCHES_PER_ACCOUNT, INLINE_MERGED_BATCH, InlineFirstAttempts } from './services/inlineFirstAttempts';
+import { inlineLimitsFor, InlineFirstAttempts } from './services/inlineFirstAttempts';
 import { clientInterceptors, startTracing } from './tracing';
 import { DELIVERY_SEARCH_ATTRIBUTES } from './workflows/searchAttributes';
 
@@ -152,14 +152,7 @@ async function main() {
   };
   const worker = (mainLane = await createDeliveryWorker({ connection: nativeConnection, cfg, activityDeps }));
   // First attempts sent from this process while it has room, without a batch workflow (src/services/inlineFirstAttempts.ts).
-  if (cfg.DISPATCH_INLINE)
-    inline = new InlineFirstAttempts(
-      deliveryActivities(cfg, activityDeps),
-      db,
-      log,
-      { total: INLINE_BATCHES, perAccount: INLINE_BATCHES_PER_ACCOUNT, mergedBatch: Math.min(cfg.DISPATCH_BATCH_MAX, INLINE_MERGED_BATCH) },
-      (batch) => dispatcher.startBatchWorkflow(batch),
-    );
+  if (cfg.DISPATCH_INLINE) inline = new InlineFirstAttempts(deliveryActivities(cfg, activityDeps), db, log, inlineLimitsFor(cfg), (batch) => dispatcher.startBatchWorkflow(batch));
   // Fairness between accounts: a bursting account's first attempts run on slots of their own
   // (src/services/burstLane.ts). That worker (a workflow thread of its own, ~40 MiB) starts with the
   // first batch sent to its lane, or at once if batches from before a restart wait there.

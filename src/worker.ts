@@ -16,7 +16,7 @@ import { ensureSearchAttributes } from './temporal/ensureSearchAttributes';
 import { ensureRetentionSchedule } from './temporal/retentionSchedule';
 import { createDeliveryWorker, deliveryActivities } from './temporal/worker';
 import { AcceptedTaker } from './services/acceptedOutbox';
-import { INLINE_BATCHES, INLINE_BATCHES_PER_ACCOUNT, INLINE_MERGED_BATCH, InlineFirstAttempts } from './services/inlineFirstAttempts';
+import { inlineLimitsFor, InlineFirstAttempts } from './services/inlineFirstAttempts';
 import { clientInterceptors, startTracing } from './tracing';
 import { describeTemporalConnection, temporalConnectionOptions } from './temporal/connection';
 import { workflowBundlePath } from './temporal/workflowBundle';
@@ -65,13 +65,7 @@ async function main() {
   // attempts sent from this process, as under `npm start` (src/services/acceptedOutbox.ts).
   // Without it, first attempts run in the batch workflows the APIs start, as before.
   if (cfg.DISPATCH_OUTBOX && cfg.DISPATCH_INLINE)
-    inline = new InlineFirstAttempts(
-      deliveryActivities(cfg, activityDeps),
-      db,
-      log,
-      { total: INLINE_BATCHES, perAccount: INLINE_BATCHES_PER_ACCOUNT, mergedBatch: Math.min(cfg.DISPATCH_BATCH_MAX, INLINE_MERGED_BATCH) },
-      (batch) => dispatcher.startBatchWorkflow(batch),
-    );
+    inline = new InlineFirstAttempts(deliveryActivities(cfg, activityDeps), db, log, inlineLimitsFor(cfg), (batch) => dispatcher.startBatchWorkflow(batch));
   const taker = cfg.DISPATCH_OUTBOX ? new AcceptedTaker(db, dispatcher, log, inline) : undefined;
   // Asked to stop (the SDK's signal handlers drain the workers meanwhile): no more taking; first
   // attempts not yet sent go to their workflows (src/services/inlineFirstAttempts.ts shutdown).

@@ -151,14 +151,29 @@ export async function markFinishedDispatched(db: Queryable, targets: { id: strin
   await db.query(MARK_FINISHED_DISPATCHED_SQL(), [targets.map((t) => t.id)]);
 }
 
+/** An accepted delivery with what its dispatch needs (undispatched, takeAccepted). */
+export interface AcceptedTarget {
+  id: string;
+  series: number;
+  meta: { accountId: string; endpointId: string; eventType: string; url: string };
+}
+interface TargetRow {
+  id: string;
+  series: number;
+  account_id: string;
+  endpoint_id: string;
+  event_type: string;
+  url: string;
+}
+const targetOf = (r: TargetRow): AcceptedTarget => ({
+  id: r.id,
+  series: r.series,
+  meta: { accountId: r.account_id, endpointId: r.endpoint_id, eventType: r.event_type, url: r.url },
+});
+
 /** Accepted deliveries whose workflow start was not confirmed `olderThanMs` after the last change, with what a start needs. */
-export async function undispatched(
-  db: Queryable,
-  olderThanMs: number,
-  limit: number,
-  accountId?: string,
-): Promise<{ id: string; series: number; meta: { accountId: string; endpointId: string; eventType: string; url: string } }[]> {
-  const rows = await db.query<{ id: string; series: number; account_id: string; endpoint_id: string; event_type: string; url: string }>(
+export async function undispatched(db: Queryable, olderThanMs: number, limit: number, accountId?: string): Promise<AcceptedTarget[]> {
+  const rows = await db.query<TargetRow>(
     `select d.id, d.series, d.account_id, d.endpoint_id, d.event_type, e.url from deliveries d join endpoints e on e.id = d.endpoint_id
      where d.dispatched_series < d.series and d.updated_at < now() - ($1::bigint * interval '1 millisecond')
        -- claimed and under an attempt's lease: its sender is alive (an inline first attempt is not dispatched until it ends)
@@ -169,7 +184,7 @@ export async function undispatched(
      order by d.updated_at limit $2`,
     [olderThanMs, limit, accountId ?? null],
   );
-  return rows.map((r) => ({ id: r.id, series: r.series, meta: { accountId: r.account_id, endpointId: r.endpoint_id, eventType: r.event_type, url: r.url } }));
+  return rows.map(targetOf);
 }
 
 /**
@@ -178,13 +193,9 @@ export async function undispatched(
  * (the reconciler and other takers skip it meanwhile; a worker that dies lets it go so). Two
  * workers taking the same ids get disjoint rows: the update's row locks decide.
  */
-export async function takeAccepted(
-  db: Queryable,
-  ids: string[],
-  holdMs: number,
-): Promise<{ id: string; series: number; meta: { accountId: string; endpointId: string; eventType: string; url: string } }[]> {
-  const rows = await db.query<{ id: string; series: number; account_id: string; endpoint_id: string; event_type: string; url: string }>(TAKE_ACCEPTED(), [ids, holdMs]);
-  return rows.map((r) => ({ id: r.id, series: r.series, meta: { accountId: r.account_id, endpointId: r.endpoint_id, eventType: r.event_type, url: r.url } }));
+export async function takeAccepted(db: Queryable, ids: string[], holdMs: number): Promise<AcceptedTarget[]> {
+  const rows = await db.query<TargetRow>(TAKE_ACCEPTED(), [ids, holdMs]);
+  return rows.map(targetOf);
 }
 
 const TAKE_ACCEPTED = statementText(

@@ -5,7 +5,7 @@ import type { DispatchTarget } from './dispatcher';
 
 /** The Postgres channel on which API processes announce newly accepted deliveries to the workers. */
 export const ACCEPTED_CHANNEL = 'rr_accepted';
-/** A notification's payload is at most 8,000 bytes: delivery ids, comma-separated, up to this many bytes each. */
+/** A notification's payload is at most 8,000 bytes: each of ours (account-grouped delivery ids, see payloads) at most this many. */
 const PAYLOAD_BYTES = 7_500;
 /**
  * How long a taken delivery is the taker's alone. Within it a worker sends it (its claim then

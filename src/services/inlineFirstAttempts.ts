@@ -23,6 +23,10 @@ export const INLINE_MERGED_BATCH = 100;
  * publishes of 20 deliveries each stay under the allowance from here.
  */
 export const INLINE_QUEUE_MARK = 1_000;
+/** The limits of the process's first-attempt batches (`npm start`, and a worker taking from the outbox). */
+export function inlineLimitsFor(cfg: { DISPATCH_BATCH_MAX: number }): { total: number; perAccount: number; mergedBatch: number } {
+  return { total: INLINE_BATCHES, perAccount: INLINE_BATCHES_PER_ACCOUNT, mergedBatch: Math.min(cfg.DISPATCH_BATCH_MAX, INLINE_MERGED_BATCH) };
+}
 /** How long a batch may wait here; then it is handed to a batch workflow (an account whose batches hang on slow receivers). */
 export const INLINE_MAX_WAIT_MS = 1_000;
 
