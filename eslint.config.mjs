@@ -26,7 +26,7 @@ const NOT_IN_WORKFLOWS = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.tools/', '.data/', 'coverage/', 'test-results/', 'bench-results/', '.test-build/'] },
+  { ignores: ['node_modules/', 'dist/', '.tools/', '.data/', 'coverage/', 'test-results/', 'bench-results/', '.test-build/', '.scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

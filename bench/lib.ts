@@ -131,9 +131,10 @@ export function markProfileWindow(label: string, startNs: bigint, endNs: bigint,
 export function spawnMain(env: Record<string, string>): ChildProcess {
   // BENCH_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=bench-results/prof", profiles the service.
   const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  // BENCH_MAIN=dist/main.js runs the compiled build (`npm run build`) instead of src/ under tsx.
-  const main = process.env.BENCH_MAIN;
-  return spawn(process.execPath, [...extra, ...(main ? [main] : ['--import', 'tsx', 'src/main.ts'])], {
+  // As `npm start` runs it: the compiled build (`npm run bench` builds it first, as npm start's
+  // prestart does). BENCH_MAIN=src/main.ts runs the sources under tsx instead (`npm run dev`).
+  const main = process.env.BENCH_MAIN ?? 'dist/main.js';
+  return spawn(process.execPath, [...extra, ...(main.endsWith('.ts') ? ['--import', 'tsx', main] : [main])], {
     cwd: process.cwd(),
     // As `npm start` runs it (package.json): two malloc arenas.
     env: { ...process.env, NODE_OPTIONS: '', MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2', ...env },

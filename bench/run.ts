@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: end-to-end throughput and latency of the embedded default (`npm start`: dev
- * server + one process with worker, API and PGlite) and of the Postgres-backed stack (Temporal
+ * server + one process with worker and API, run from the compiled build, + its Postgres server) and of the Postgres-backed stack (Temporal
  * server on Postgres, separate API and worker processes), the physical baseline of this
  * machine, and the cost of an outage. Prints Markdown tables and writes results.json,
  * results.md and latency.svg to bench-results/<timestamp>/.
@@ -26,6 +26,7 @@
  * BENCH_PEER_LOG_LEVEL (default warn) Svix's log level (this service runs at LOG_LEVEL=warn).
  * BENCH_PEER_IDLE_WAIT (default 30) seconds after start at which both systems' idle memory is measured.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -358,6 +359,8 @@ function peerSection(p: PeerOutcome): string[] {
 }
 
 async function main() {
+  // What `npm start` and the image run: the compiled build, made or refreshed as npm start's prestart does.
+  execFileSync(process.execPath, ['scripts/build.mjs', '--if-stale'], { stdio: 'inherit' });
   const receiver = new BenchReceiver();
   const url = await receiver.start();
   const results: { stack: string; description: string; full: Run[]; paced: Run[] }[] = [];

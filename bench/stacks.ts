@@ -116,8 +116,10 @@ export async function startPostgresStack(admin: string): Promise<Stack> {
     DESTINATION_ALLOW_CIDRS: '127.0.0.0/8',
     WORKER_METRICS_PORT: '0',
   };
-  const worker = spawnApp('worker', 'src/worker.ts', common, logDir);
-  const api = spawnApp('api', 'src/api-server.ts', { ...common, PORT: String(port), HOST: '127.0.0.1' }, logDir);
+  // The compiled build, as the image runs it (`npm run bench` builds dist/ first).
+  const dist = { distDir: join(process.cwd(), 'dist') };
+  const worker = spawnApp('worker', 'src/worker.ts', common, logDir, dist);
+  const api = spawnApp('api', 'src/api-server.ts', { ...common, PORT: String(port), HOST: '127.0.0.1' }, logDir, dist);
   await waitForHttp(`http://127.0.0.1:${port}/readyz`, 60_000);
   return {
     name: 'postgres',

@@ -5,9 +5,13 @@
 //   3. the workflow code bundled once (bundleWorkflowCode) → dist/workflow-bundle.js (and
 //      dist/workflow-bundle-traced.js, with the tracing interceptors), which a worker started
 //      from dist/ loads (workflowBundle: { codePath }) instead of running webpack at every start.
-// Run with `node dist/api-server.js`, `node dist/worker.js` (npm run api:prod / worker:prod).
+// Run with `node dist/main.js` (`npm start`), `node dist/api-server.js`, `node dist/worker.js`
+// (npm run api:prod / worker:prod).
+// --if-stale (`npm start`'s prestart): does nothing when dist/ was built from exactly these sources
+// (a hash of src/, the tsconfigs, package-lock.json and this script, kept in dist/.build-hash).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +23,28 @@ const src = join(root, 'src');
 const outArg = process.argv.indexOf('--out-dir');
 const dist = outArg > 0 ? resolve(process.argv[outArg + 1]) : join(root, 'dist');
 const require = createRequire(import.meta.url);
+
+/** Every input of the build, hashed: a changed, added or removed file changes it. */
+const sourceHash = () => {
+  const hash = createHash('sha256');
+  const add = (file) => hash.update(relative(root, file)).update('\0').update(readFileSync(file)).update('\0');
+  const walk = (dir) => {
+    for (const name of readdirSync(dir).sort()) {
+      const file = join(dir, name);
+      if (statSync(file).isDirectory()) walk(file);
+      else add(file);
+    }
+  };
+  walk(src);
+  for (const name of ['tsconfig.json', 'tsconfig.build.json', 'package-lock.json', 'scripts/build.mjs']) if (existsSync(join(root, name))) add(join(root, name));
+  return hash.digest('hex');
+};
+const hashFile = join(dist, '.build-hash');
+const hash = sourceHash();
+if (process.argv.includes('--if-stale') && existsSync(hashFile) && readFileSync(hashFile, 'utf8') === hash) {
+  console.log(`[build] ${relative(root, dist) || '.'}/ is up to date with src/`);
+  process.exit(0);
+}
 const t0 = Date.now();
 const step = (what) => console.log(`[build] ${what} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 
@@ -55,3 +81,4 @@ for (const [name, tracing] of [
   const bytes = await writeWorkflowBundle(out, quiet, { tracing });
   step(`bundled the workflow code into ${relative(root, out)} (${(bytes / 1024).toFixed(0)} KiB)`);
 }
+writeFileSync(hashFile, hash); // last: a build that failed half-way is redone next time

@@ -218,7 +218,7 @@ export const SETTINGS = {
   WORKFLOW_BUNDLE: {
     schema: z.string().min(1).optional(),
     description:
-      'Path of a pre-built workflow bundle for the worker. Unset: dist/workflow-bundle.js when running the compiled code (`npm run build`, the image), else the workflow code is bundled with webpack at every worker start (tsx: `npm start`, `npm run worker`).',
+      'Path of a pre-built workflow bundle for the worker. Unset: dist/workflow-bundle.js when running the compiled code (`npm run build`, the image), else the workflow code is bundled with webpack at every worker start (tsx: `npm run dev`, `npm run worker`).',
   },
   RETRY_INITIAL_INTERVAL: { schema: duration('RETRY_INITIAL_INTERVAL'), default: '10s', description: 'Delay before the first retry.' },
   RETRY_BACKOFF_COEFFICIENT: { schema: z.coerce.number().min(1).max(10), default: '3', description: 'Each retry delay is the previous one times this.' },

@@ -1,7 +1,7 @@
 import { listenOn } from './notifications';
 import { mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { FEATURE_NOT_SUPPORTED, GENERIC_PLAN, PglitePrepared } from './pglitePrepared';
+import { FEATURE_NOT_SUPPORTED, GENERIC_PLAN } from './sqlMarkers';
 
 /** The little the repositories need from a Postgres connection; PGlite and node-postgres both provide it. */
 export interface Queryable {
@@ -40,7 +40,8 @@ export interface PoolTimeouts {
 export const PGLITE_STATISTICS_TARGET = 10;
 
 export async function openPglite(dataDir: string | undefined, opts: { measure?: boolean; sharedBuffers?: string } = {}): Promise<Database> {
-  const { PGlite } = await import('@electric-sql/pglite');
+  // Loaded only here: the default (a Postgres server) never needs PGlite's modules in memory.
+  const [{ PGlite }, { PglitePrepared }] = await Promise.all([import('@electric-sql/pglite'), import('./pglitePrepared')]);
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   const options = {
     startParams: [

@@ -2,7 +2,7 @@ import type { DeliveryStatus } from '../domain/errors';
 import { LATENCY_BOUNDS_MS } from '../domain/endpointStats';
 import type { EndpointLimitsInfo } from './endpointLimits';
 import type { Queryable } from './database';
-import { GENERIC_PLAN } from './pglitePrepared';
+import { GENERIC_PLAN } from './sqlMarkers';
 import { healthFromJson, type EndpointHealthRow } from './endpointHealth';
 import { emitOperational, isoSql } from './operational';
 import { statementText } from './statementText';

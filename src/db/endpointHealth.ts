@@ -1,5 +1,5 @@
 import type { Queryable } from './database';
-import { GENERIC_PLAN } from './pglitePrepared';
+import { GENERIC_PLAN } from './sqlMarkers';
 import { cancelPendingOfEndpoint } from './deliveries';
 import { disableEndpoint } from './endpoints';
 import { emitOperational, isoSql } from './operational';

@@ -1,21 +1,12 @@
 import { parse, protocol, type PGlite } from '@electric-sql/pglite';
+import { FEATURE_NOT_SUPPORTED, GENERIC_PLAN } from './sqlMarkers';
+
+export { FEATURE_NOT_SUPPORTED, GENERIC_PLAN };
 
 const { serialize } = protocol;
 const concat = (parts: Uint8Array[]): Uint8Array => Buffer.concat(parts);
 
-/**
- * Put at the start of a statement that looks its rows up by primary key (`id = any($1)`): on
- * PGlite it then always runs its cached generic plan. Postgres keeps re-planning a statement whose
- * custom plans look cheaper than the generic one, and for this service's claim that planning
- * (~3 ms in WebAssembly) was most of a one-delivery claim (3.8 ms, against ~1 ms with the generic
- * plan). Not for statements with range conditions, whose best plan depends on the values.
- */
-export const GENERIC_PLAN = '/* rr:generic-plan */ ';
-
 let statementNames = 0;
-
-/** Postgres' SQLSTATE when a prepared statement's result columns changed under it (DDL since it was prepared). */
-export const FEATURE_NOT_SUPPORTED = '0A000';
 
 /**
  * Named prepared statements on PGlite. `PGlite.query` parses, analyses and plans its statement

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 /**
  * The workflow code bundled by webpack in a child process, for a worker started from the sources
- * (`npm start` under tsx, no `npm run build`). Bundled in the service process itself, webpack's
+ * (`npm run dev` or `npm run worker` under tsx, no `npm run build`). Bundled in the service process itself, webpack's
  * heap stayed with it for good (measured: +75 MiB of the embedded default's idle memory, README
  * Performance); the child takes it along when it exits. One bundle per process and tracing
  * choice, shared by its workers (the main and the bulk lane). Undefined when the child cannot run

@@ -6,7 +6,7 @@ import { ConfigError } from '../config';
 /**
  * Where a worker's workflow code comes from. `npm run build` packs it once into
  * dist/workflow-bundle.js (the bundle beside the compiled code, found automatically when the
- * worker runs from dist/); from the TypeScript sources (`npm start`, tsx) the SDK bundles it
+ * worker runs from dist/); from the TypeScript sources (`npm run dev`, `npm run worker`: tsx) the SDK bundles it
  * with webpack at every worker start instead. Both paths use these options: anything added to
  * the bundle (workflow interceptor modules, a payload converter) goes here once.
  */
