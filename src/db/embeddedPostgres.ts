@@ -61,6 +61,12 @@ export const EMBEDDED_POSTGRES_SETTINGS: Record<string, string> = {
   // No replicas: the smallest WAL that still makes every commit durable.
   wal_level: 'minimal',
   max_wal_senders: '0',
+  // Nor logical replication: no launcher process waiting for subscriptions.
+  max_logical_replication_workers: '0',
+  // Reads from the backends themselves, as before Postgres 18: no pool of I/O worker processes (3
+  // by default, 3–8 MiB of the footprint). This service's hot rows are in shared_buffers, and
+  // Postgres 18 does not route WAL or checkpoint writes through them anyway.
+  io_method: 'sync',
   // The server's own routine lines (checkpoints, start-up) are not the user's business; warnings are.
   log_min_messages: 'warning',
   log_checkpoints: 'off',

@@ -1,6 +1,20 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, realpathSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  realpathSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Client } from 'pg';
@@ -97,6 +111,19 @@ test('it initialises a durable cluster reachable only through its Unix socket, a
     "select name, setting from pg_settings where name in ('listen_addresses', 'fsync', 'synchronous_commit', 'wal_level')",
   );
   expect(Object.fromEntries(settings.map((s) => [s.name, s.setting]))).toEqual({ listen_addresses: '', fsync: 'on', synchronous_commit: 'on', wal_level: 'minimal' });
+  // The small footprint: no I/O worker or logical replication launcher processes beside the server.
+  const children = readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')[1] === String(first.pid);
+      } catch {
+        return false; // exited meanwhile
+      }
+    })
+    .map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim());
+  expect(children.some((c) => c.includes('checkpointer'))).toBe(true);
+  expect(children.filter((c) => /io worker|logical replication launcher/.test(c))).toEqual([]);
   await query(first.url, "create table kept (v text); insert into kept values ('before the stop')");
   await first.stop();
   expect(alive(first.pid)).toBe(false);
