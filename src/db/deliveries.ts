@@ -268,6 +268,8 @@ const CLAIM_FOR_ATTEMPT_SQL = statementText(
             row_to_json(h.*) as health,
             ep.rate_limit_per_second, ep.max_in_flight, lim.throttled_until, coalesce(lim.throttle_streak, 0) as throttle_streak
      from t join deliveries d on d.id = t.id and d.id = any($1::text[]) cross join claimed_map c
+     -- this statement's own commit does not wait for its WAL flush (claimForAttempt says why that is safe)
+     cross join (select set_config('synchronous_commit', 'off', true)) as async_commit
      join events ev on ev.id = d.event_id join endpoints ep on ep.id = d.endpoint_id
      join accounts a on a.id = d.account_id
      left join endpoint_health h on h.endpoint_id = d.endpoint_id
@@ -287,6 +289,15 @@ const CLAIM_FOR_ATTEMPT_SQL = statementText(
  * can. The lease starts at the statement's start (now()), so it ends no earlier than `leaseMs`
  * after the caller sent the statement: a request started before `leaseMs` minus its own timeout
  * has passed on the caller's clock has ended before anyone else can take the fence.
+ *
+ * Its commit does not wait for the WAL flush (`synchronous_commit = off` for this statement's
+ * transaction alone; run it outside a transaction): the claim is on the path of every first
+ * attempt, and its fsync was one of the two each delivery waited for before its POST. Other
+ * sessions see the claim at once as before, so exclusivity is unchanged; only a crash of the
+ * Postgres server itself can lose it, within ~0.6 s (3 × wal_writer_delay), and only when nothing
+ * committed after it was flushed (the WAL is one sequence: the attempt's durable record flushes
+ * its claim too). What such a crash leaves is a delivery whose attempt was in flight and is not
+ * recorded, resent later, as after a crash between a durable claim and the record.
  */
 export async function claimForAttempt(
   db: Queryable,
