@@ -191,7 +191,9 @@ export async function undispatched(db: Queryable, olderThanMs: number, limit: nu
  * Takes newly accepted deliveries for this worker to send (src/services/acceptedOutbox.ts): those
  * of `ids` not yet dispatched, claimed, or taken by another worker, each then held for `holdMs`
  * (the reconciler and other takers skip it meanwhile; a worker that dies lets it go so). Two
- * workers taking the same ids get disjoint rows: the update's row locks decide.
+ * workers taking the same ids get disjoint rows: the update's row locks decide. Its commit does
+ * not wait for the WAL flush, as the claim's (claimForAttempt): a take lost with a crashed Postgres
+ * server leaves the delivery to be taken or reconciled again, as after its hold ends.
  */
 export async function takeAccepted(db: Queryable, ids: string[], holdMs: number): Promise<AcceptedTarget[]> {
   const rows = await db.query<TargetRow>(TAKE_ACCEPTED(), [ids, holdMs]);
@@ -200,7 +202,7 @@ export async function takeAccepted(db: Queryable, ids: string[], holdMs: number)
 
 const TAKE_ACCEPTED = statementText(
   () => `update deliveries d set taken_until = now() + ($2::bigint * interval '1 millisecond')
-   from endpoints e
+   from endpoints e, (select set_config('synchronous_commit', 'off', true)) as async_commit
    where d.id = any($1::text[]) and e.id = d.endpoint_id and d.dispatched_series < d.series
      and (d.taken_until is null or d.taken_until <= now())
      and (d.attempt_lease_until is null or d.attempt_lease_until <= now())

@@ -1,11 +1,12 @@
 import { Client } from 'pg';
 import type { Queryable } from '../../src/db/database';
-import { claimForAttempt } from '../../src/db/deliveries';
+import { claimForAttempt, takeAccepted } from '../../src/db/deliveries';
 import { accountWithEndpoint, storedDelivery } from '../helpers/fixtures';
 import { freshDatabase } from '../helpers/db';
 
 // Real Postgres only (*.pg.test.ts): the attempt claim's commit does not wait for its WAL flush
-// (src/db/deliveries.ts, claimForAttempt), and that setting stays inside the claim's transaction.
+// (src/db/deliveries.ts, claimForAttempt), nor does a worker's take from the outbox (takeAccepted);
+// that setting stays inside their own transactions.
 let fresh: Awaited<ReturnType<typeof freshDatabase>>;
 let client: Client;
 beforeAll(async () => {
@@ -43,4 +44,16 @@ test("when a delivery is claimed for an attempt, then that transaction's commit 
   const { deliveryId: second } = await storedDelivery(fresh.db, account.id, endpoint.id);
   expect((await claimForAttempt(session(), [{ id: second, series: 1 }], 'inline-test-3'))[0].claimed).toBe(true);
   expect(await setting()).toBe('on');
+});
+
+test("when a worker takes announced deliveries from the outbox, then that transaction's commit is asynchronous and the session's setting is untouched afterwards; a second take finds them held", async () => {
+  const { account, endpoint } = await accountWithEndpoint(fresh.db, 'https://hooks.example.com/take');
+  const { deliveryId } = await storedDelivery(fresh.db, account.id, endpoint.id);
+
+  await client.query('begin');
+  expect((await takeAccepted(session(), [deliveryId], 15_000)).map((t) => t.id)).toEqual([deliveryId]);
+  expect(await setting()).toBe('off');
+  await client.query('commit');
+  expect(await setting()).toBe('on');
+  expect(await takeAccepted(fresh.db, [deliveryId], 15_000)).toEqual([]); // held: seen by another session at once
 });
