@@ -25,6 +25,7 @@
  * default unless BENCH_STACKS is set; BENCH_PEER_WARMUP (default 20) warm-up events per run,
  * BENCH_PEER_LOG_LEVEL (default warn) Svix's log level (this service runs at LOG_LEVEL=warn).
  * BENCH_PEER_IDLE_WAIT (default 30) seconds after start at which both systems' idle memory is measured.
+ * BENCH_KEEP_LOGS=1 keeps the Postgres-backed stack's API and worker logs (its folder under $TMPDIR).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

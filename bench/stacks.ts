@@ -134,7 +134,7 @@ export async function startPostgresStack(admin: string): Promise<Stack> {
       await cluster.stop();
       await app.drop();
       await stopPostgres();
-      rmSync(logDir, { recursive: true, force: true });
+      if (!process.env.BENCH_KEEP_LOGS) rmSync(logDir, { recursive: true, force: true });
     },
   };
 }

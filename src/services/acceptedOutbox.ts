@@ -1,5 +1,5 @@
 import type { Database } from '../db/database';
-import { takeAccepted } from '../db/deliveries';
+import { takeAccepted, undispatched } from '../db/deliveries';
 import type { Logger } from '../logger';
 import type { DispatchTarget } from './dispatcher';
 
@@ -111,6 +111,8 @@ export interface TakerBacklog {
 export class AcceptedTaker {
   /** Announced ids per account, oldest first, not yet taken. */
   private readonly pending = new Map<string, string[]>();
+  /** Accounts whose oldest announced ids were let go here (PENDING_PER_ACCOUNT): refilled from the database once their list is empty. */
+  private readonly overflowed = new Set<string>();
   private taking?: Promise<void>;
   private stopListening?: () => Promise<void>;
   private stopped = false;
@@ -127,6 +129,7 @@ export class AcceptedTaker {
     private readonly log: Logger,
     private readonly room?: TakerBacklog,
     private readonly holdMs = TAKE_HOLD_MS,
+    private readonly pendingPerAccount = PENDING_PER_ACCOUNT,
   ) {}
 
   /** Starts listening (resolves once it does); false when the database cannot (PGlite). */
@@ -148,7 +151,10 @@ export class AcceptedTaker {
       list.push(...ids);
       // Every worker hears every announcement: past this many an account's oldest are let go here
       // (still committed and undispatched: another worker takes them, or the reconciler).
-      if (list.length > PENDING_PER_ACCOUNT) list.splice(0, list.length - PENDING_PER_ACCOUNT);
+      if (list.length > this.pendingPerAccount) {
+        list.splice(0, list.length - this.pendingPerAccount);
+        this.overflowed.add(accountId);
+      }
       this.pending.set(accountId, list);
     }
     this.wake?.(); // new ids, maybe of an account with room
@@ -176,9 +182,11 @@ export class AcceptedTaker {
           held.push(backlog);
           continue;
         }
+        if (!list.length && this.overflowed.has(accountId)) await this.refill(accountId, list);
         ids.push(...list.splice(0, Math.min(share, TAKE_AT_MOST - ids.length)));
         this.pending.delete(accountId);
-        if (list.length) this.pending.set(accountId, list);
+        // An account whose ids were let go stays, to be refilled, until the database has no more.
+        if (list.length || this.overflowed.has(accountId)) this.pending.set(accountId, list);
       }
       if (!ids.length) {
         // Every account with ids announced has a backlog here: wait for one to shrink, new ids, or a stop.
@@ -200,6 +208,22 @@ export class AcceptedTaker {
         // Left undispatched: the reconciler takes them after its grace.
         this.log.warn('dispatch.take_failed', { deliveries: ids.length, error: (err as Error).message });
       }
+    }
+  }
+
+  /**
+   * The ids let go of an account that has room again, read back from the database (oldest first,
+   * not taken, not under an attempt's lease): without it a flood past PENDING_PER_ACCOUNT waited
+   * for the reconciler (fan-out 20 on the Postgres-backed stack: 163 instead of ~5,000 deliveries/s).
+   */
+  private async refill(accountId: string, list: string[]): Promise<void> {
+    try {
+      const found = await undispatched(this.db, 0, this.pendingPerAccount, accountId);
+      list.push(...found.map((t) => t.id));
+      if (found.length < this.pendingPerAccount) this.overflowed.delete(accountId);
+    } catch (err) {
+      this.overflowed.delete(accountId); // left to the reconciler, as before
+      this.log.warn('dispatch.refill_failed', { accountId, error: (err as Error).message });
     }
   }
 

@@ -131,6 +131,30 @@ test("when an account has a long backlog waiting in the worker, then its announc
   await taker.stop();
 });
 
+test('when more deliveries of a held account are announced than a worker keeps, then once it has room the ones let go are read back from the database and taken too, each once', async () => {
+  const worker = await open();
+  const dispatcher = recording();
+  let release!: () => void;
+  const shrunk = new Promise<void>((resolve) => (release = resolve));
+  let backlogged = true;
+  const flooding = await accepted(25);
+  // Keeps at most 10 announced ids per account (PENDING_PER_ACCOUNT, 10,000 in production).
+  const taker = new AcceptedTaker(worker, dispatcher, silentLogger, { backlog: () => (backlogged ? shrunk : undefined) }, 15_000, 10);
+
+  taker.offer(new Map([[flooding.accountId, flooding.ids]]));
+  expect(taker.waiting).toBe(10); // the 15 oldest let go here
+
+  backlogged = false;
+  release();
+  await waitFor(() => (dispatcher.got.length >= 25 ? true : undefined), 'every delivery of the account to be taken, those let go included');
+  expect(new Set(dispatcher.got.map((t) => t.id))).toEqual(new Set(flooding.ids));
+  expect(dispatcher.got).toHaveLength(25); // none twice
+  await new Promise((r) => setTimeout(r, 200));
+  expect(dispatcher.got).toHaveLength(25);
+  expect(taker.waiting).toBe(0);
+  await taker.stop();
+});
+
 test('a stopping worker does not wait for a backlog to shrink', async () => {
   const flooding = await accepted(3);
   const taker = new AcceptedTaker(await open(), recording(), silentLogger, { backlog: () => new Promise<void>(() => undefined) });
