@@ -1,8 +1,6 @@
 import { parse, protocol, type PGlite } from '@electric-sql/pglite';
 import { FEATURE_NOT_SUPPORTED, GENERIC_PLAN } from './sqlMarkers';
 
-export { FEATURE_NOT_SUPPORTED, GENERIC_PLAN };
-
 const { serialize } = protocol;
 const concat = (parts: Uint8Array[]): Uint8Array => Buffer.concat(parts);
 

@@ -1,5 +1,5 @@
 import { openPostgres } from '../../src/db/database';
-import { GENERIC_PLAN } from '../../src/db/pglitePrepared';
+import { GENERIC_PLAN } from '../../src/db/sqlMarkers';
 import { freshDatabase } from '../helpers/db';
 
 // Real Postgres only (*.pg.test.ts): how the service's statements reach the server

@@ -1,5 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
-import { GENERIC_PLAN, PglitePrepared } from '../../src/db/pglitePrepared';
+import { PglitePrepared } from '../../src/db/pglitePrepared';
+import { GENERIC_PLAN } from '../../src/db/sqlMarkers';
 
 // Named prepared statements on PGlite (src/db/pglitePrepared.ts) answer as PGlite.query does.
 let pg: PGlite;
