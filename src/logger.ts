@@ -71,8 +71,23 @@ function wrap(p: pino.Logger): Logger {
     info: (msg, fields) => p.info(fields ?? {}, msg),
     warn: (msg, fields) => p.warn(fields ?? {}, msg),
     error: (msg, fields) => p.error(fields ?? {}, msg),
-    child: (fields) => wrap(p.child(fields)),
+    child: (fields) => lazyChild(p, fields),
   };
+}
+
+/**
+ * A child made on its first line: pino builds (and redacts) a child's bindings when it is made, and
+ * every API request gets one that at the default level never writes (9 % of what the service
+ * allocated per delivery at 300/s, in a sampling allocation profile).
+ */
+function lazyChild(parent: pino.Logger, fields: Record<string, unknown>): Logger {
+  let made: Logger | undefined;
+  const at =
+    (level: Level) =>
+    (msg: string, f?: Record<string, unknown>): void => {
+      if (parent.isLevelEnabled(level)) (made ??= wrap(parent.child(fields)))[level](msg, f);
+    };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: (more) => lazyChild(parent, { ...fields, ...more }) };
 }
 
 export function createLogger(level: Level = 'info', write?: (line: string) => void): Logger {

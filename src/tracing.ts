@@ -92,6 +92,7 @@ export function workerTracing(): Pick<WorkerOptions, 'sinks'> & { activityInterc
 export function traceRequests(): Middleware {
   const tracer = otel.trace.getTracer(TRACER);
   return async (ctx, next) => {
+    if (!tracingEnabled()) return next(); // no span to name, no context to carry: nothing to do per request
     const parent = otel.propagation.extract(otel.ROOT_CONTEXT, ctx.headers);
     await tracer.startActiveSpan(ctx.method, { kind: otel.SpanKind.SERVER, attributes: { 'http.request.method': ctx.method, 'url.path': ctx.path } }, parent, async (span) => {
       try {
@@ -121,6 +122,7 @@ export function inCurrentTraceContext(): <T>(fn: () => T) => T {
  * where a batch workflow's run and activity spans would be: its POSTs are its children.
  */
 export function traceInlineBatch<T>(owner: string, deliveries: number, fn: () => Promise<T>): Promise<T> {
+  if (!tracingEnabled()) return fn();
   return otel.trace
     .getTracer(TRACER)
     .startActiveSpan('FirstAttemptBatch', { attributes: { 'rr.first_attempt.owner': owner, 'rr.first_attempt.deliveries': deliveries } }, async (span) => {
@@ -139,6 +141,7 @@ export function traceInlineBatch<T>(owner: string, deliveries: number, fn: () =>
 export function traceSends(send: WebhookSender): WebhookSender {
   const tracer = otel.trace.getTracer(TRACER);
   return (url, headers, body, signal) => {
+    if (!tracingEnabled()) return send(url, headers, body, signal); // no span: skip parsing and redacting the URL for its attributes
     let host: string | undefined;
     try {
       host = new URL(url).hostname;
