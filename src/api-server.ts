@@ -1,7 +1,7 @@
 /** API entry point for a multi-process deployment: REST API only; needs DATABASE_URL, ADMIN_TOKEN, SECRET_ENCRYPTION_KEYS and a Temporal server. */
 import { Client, Connection } from '@temporalio/client';
-import { once } from 'node:events';
 import { createApp } from './api/app';
+import { listenApi } from './api/listen';
 import { addDatabaseGauges, configureSecretEncryption, temporalHealth, destinationGuard, openAppDatabase, resolveAdminToken, resolvePortalKeys } from './bootstrap';
 import { Registry } from './metrics';
 import { ConfigError, loadConfig } from './config';
@@ -40,8 +40,7 @@ async function main() {
     portalKeys: resolvePortalKeys(cfg, adminToken),
     temporalReady: temporalHealth(connection),
   });
-  const server = app.listen(cfg.PORT, cfg.HOST);
-  await once(server, 'listening');
+  const server = await listenApi(app, { port: cfg.PORT, host: cfg.HOST, keepAliveMs: cfg.HTTP_KEEP_ALIVE_TIMEOUT });
   log.info('api.listening', { host: cfg.HOST, port: cfg.PORT, temporal: `${temporal.address} (${describeTemporalConnection(temporal)})` });
 
   const shutdown = async (signal: string) => {

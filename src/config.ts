@@ -67,6 +67,12 @@ interface Setting {
 export const SETTINGS = {
   PORT: { schema: int(0, 65535), default: '3000', description: 'Port the REST API listens on.' },
   HOST: { schema: z.string().min(1), default: '0.0.0.0', embeddedDefault: '127.0.0.1', description: 'Interface the REST API binds to.' },
+  HTTP_KEEP_ALIVE_TIMEOUT: {
+    schema: duration('HTTP_KEEP_ALIVE_TIMEOUT'),
+    default: '65s',
+    description:
+      "How long the API keeps an idle keep-alive connection open (Node's default is 5s). Keep it above the idle timeout of a load balancer in front (AWS ALB: 60s), which otherwise reuses a connection the API has just closed and answers 502.",
+  },
   PUBLIC_URL: {
     schema: z.string().url().optional(),
     description:

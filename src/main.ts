@@ -8,11 +8,11 @@ import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { installTemporalRuntime } from './temporal/runtime';
-import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { createApp } from './api/app';
+import { listenApi } from './api/listen';
 import { httpOrigin, isWildcardAddress } from './api/origin';
 import { portalLink } from './api/routes/accounts';
 import {
@@ -185,8 +185,7 @@ async function main() {
   const stopReconciler = new Reconciler(dispatcher, db, log).start(cfg.DISPATCH_RECONCILE_INTERVAL);
 
   const app = createApp({ cfg, db, dispatcher, guard, log, metrics, adminToken: admin.token, portalKeys, temporalReady: temporalHealth(connection), sendStops });
-  const server: Server = app.listen(cfg.PORT, cfg.HOST);
-  await once(server, 'listening');
+  const server: Server = await listenApi(app, { port: cfg.PORT, host: cfg.HOST, keepAliveMs: cfg.HTTP_KEEP_ALIVE_TIMEOUT });
   const bound = server.address() as AddressInfo;
   // A wildcard HOST listens on every interface: print the loopback address of the same family.
   const apiUrl = httpOrigin(isWildcardAddress(bound.address) ? (bound.family === 'IPv6' ? '::1' : '127.0.0.1') : bound.address, bound.port);
