@@ -1,7 +1,7 @@
 /** API entry point for a multi-process deployment: REST API only; needs DATABASE_URL, ADMIN_TOKEN, SECRET_ENCRYPTION_KEYS and a Temporal server. */
 import { Client, Connection } from '@temporalio/client';
 import { createApp } from './api/app';
-import { listenApi } from './api/listen';
+import { closeApi, listenApi } from './api/listen';
 import { addDatabaseGauges, configureSecretEncryption, temporalHealth, destinationGuard, openAppDatabase, resolveAdminToken, resolvePortalKeys } from './bootstrap';
 import { Registry } from './metrics';
 import { ConfigError, loadConfig } from './config';
@@ -46,7 +46,7 @@ async function main() {
   const shutdown = async (signal: string) => {
     log.info('api.stopping', { signal });
     setTimeout(() => process.exit(1), 15_000).unref();
-    await new Promise((done) => server.close(done)); // finishes in-flight requests
+    await closeApi(server); // finishes in-flight requests
     await connection.close();
     await db.close();
     await tracing.shutdown();

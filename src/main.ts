@@ -12,7 +12,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { createApp } from './api/app';
-import { listenApi } from './api/listen';
+import { closeApi, listenApi } from './api/listen';
 import { httpOrigin, isWildcardAddress } from './api/origin';
 import { portalLink } from './api/routes/accounts';
 import {
@@ -220,7 +220,7 @@ async function main() {
     console.log(`\n${signal}: shutting down …`);
     const force = setTimeout(() => process.exit(1), 30_000);
     force.unref();
-    server.close();
+    void closeApi(server); // its requests finish while the rest stops
     await stopReconciler();
     await inline?.shutdown();
     await bulkStarting;

@@ -16,3 +16,19 @@ export async function listenApi(app: Koa, opts: { port: number; host: string; ke
   await once(server, 'listening');
   return server;
 }
+
+/**
+ * Stops taking connections; settles once the requests in flight are answered. Kept connections are
+ * closed as soon as they are idle: one that finished its request after the close began would
+ * otherwise hold the server, and the shutdown, open until its keep-alive timeout.
+ */
+export function closeApi(server: Server): Promise<void> {
+  return new Promise((done) => {
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    server.close(() => {
+      clearInterval(sweep);
+      done();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,13 +1,14 @@
 import Koa from 'koa';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { listenApi } from '../../src/api/listen';
+import { closeApi, listenApi } from '../../src/api/listen';
 import { loadConfig } from '../../src/config';
 
 /** A Koa app on loopback, counting the TCP connections it accepts and those closed. */
-async function serve(keepAliveMs: number) {
+async function serve(keepAliveMs: number, handlerMs = 0) {
   const app = new Koa();
-  app.use((ctx) => {
+  app.use(async (ctx) => {
+    if (handlerMs > 0) await new Promise((r) => setTimeout(r, handlerMs));
     ctx.body = { ok: true };
   });
   const server = await listenApi(app, { port: 0, host: '127.0.0.1', keepAliveMs });
@@ -65,3 +66,18 @@ test("when a connection idles past Node's default (5 s, closed after 6 s in Node
     await s.stop();
   }
 }, 20_000);
+
+test('when the API closes while a request is in flight, then the request is answered and its kept connection does not hold the close open', async () => {
+  const s = await serve(65_000, 300);
+  try {
+    const answered = s.get();
+    await sleep(100);
+    const started = Date.now();
+    await Promise.all([closeApi(s.server), answered.then((status) => expect(status).toBe(200))]);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await sleep(100); // the socket's own close event comes a turn later
+    expect(s.seen).toEqual({ opened: 1, closed: 1 });
+  } finally {
+    await s.stop().catch(() => undefined);
+  }
+}, 10_000);
