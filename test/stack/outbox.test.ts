@@ -251,7 +251,11 @@ describeStack('outbox: separate APIs announce, workers take and send', () => {
       const [first, ...rest] = ok;
       const explained =
         rest.length === 1 && first.at <= killedAt + 1_000 && [victim.child.pid, undefined].includes(first.pid) && rest[0].at > killedAt && rest[0].pid !== victim.child.pid;
-      if (!explained) unexplained.push(`${id}: ${JSON.stringify(byId.get(id))}`);
+      if (!explained) {
+        // What each worker logged about it, and when the victim died: enough to tell a lost record from a misread owner.
+        const logged = workers.map((w) => ({ pid: w.child.pid, lines: w.lines.filter((l) => JSON.stringify(l).includes(id)) }));
+        unexplained.push(`${id}: ${JSON.stringify(byId.get(id))}; killed at ${killedAt}; logged ${JSON.stringify(logged)}`);
+      }
     }
     expect(unexplained).toEqual([]);
     // What the victim had in flight was sent again, once, by the survivor; the victim sent nothing after.
