@@ -40,7 +40,7 @@ async function main() {
     portalKeys: resolvePortalKeys(cfg, adminToken),
     temporalReady: temporalHealth(connection),
   });
-  const server = await listenApi(app, { port: cfg.PORT, host: cfg.HOST, keepAliveMs: cfg.HTTP_KEEP_ALIVE_TIMEOUT });
+  const server = await listenApi(app, cfg);
   log.info('api.listening', { host: cfg.HOST, port: cfg.PORT, temporal: `${temporal.address} (${describeTemporalConnection(temporal)})` });
 
   const shutdown = async (signal: string) => {

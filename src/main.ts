@@ -185,7 +185,7 @@ async function main() {
   const stopReconciler = new Reconciler(dispatcher, db, log).start(cfg.DISPATCH_RECONCILE_INTERVAL);
 
   const app = createApp({ cfg, db, dispatcher, guard, log, metrics, adminToken: admin.token, portalKeys, temporalReady: temporalHealth(connection), sendStops });
-  const server: Server = await listenApi(app, { port: cfg.PORT, host: cfg.HOST, keepAliveMs: cfg.HTTP_KEEP_ALIVE_TIMEOUT });
+  const server: Server = await listenApi(app, cfg);
   const bound = server.address() as AddressInfo;
   // A wildcard HOST listens on every interface: print the loopback address of the same family.
   const apiUrl = httpOrigin(isWildcardAddress(bound.address) ? (bound.family === 'IPv6' ? '::1' : '127.0.0.1') : bound.address, bound.port);

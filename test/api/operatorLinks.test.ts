@@ -11,6 +11,17 @@ afterAll(async () => {
   await h?.close();
 });
 
+/** The admin's view of a delivery once it names its workflow (the 202 may come before the batch's start is recorded, ≤ 5 s). */
+const adminViewOnceLinked = (accountId: string, id: string) =>
+  waitFor(
+    async () => {
+      const got = await h.call('GET', `/v1/deliveries/${id}?accountId=${accountId}`);
+      return got.body.workflowId ? got : undefined;
+    },
+    'the delivery records its batch',
+    5_000,
+  );
+
 test('when a customer reads deliveries (API key or portal link), then no Temporal Web UI link is included; the admin gets one', async () => {
   const a = await newAccount(h);
   await h.call('POST', '/v1/endpoints', { token: a.apiKey, body: { url: 'https://127.0.0.1/hook', eventTypes: ['referrer_added'] } });
@@ -21,14 +32,7 @@ test('when a customer reads deliveries (API key or portal link), then no Tempora
 
   // The 202 may come before the batch's start is recorded (publishEvent): the link is there once it is,
   // and only then is there a link a customer must not get.
-  const admin = await waitFor(
-    async () => {
-      const got = await h.call('GET', `/v1/deliveries/${id}?accountId=${a.id}`);
-      return got.body.workflowId ? got : undefined;
-    },
-    'the delivery records its batch',
-    5_000,
-  );
+  const admin = await adminViewOnceLinked(a.id, id);
   expect(admin.body.workflowUrl).toMatch(/^http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\//);
   for (const token of [a.apiKey, portalToken]) {
     const list = await h.call('GET', '/v1/deliveries', { token });
@@ -47,14 +51,7 @@ test('when a delivery was just published and no workflow has claimed it yet, the
 
   // No worker here: the batch is started, but never runs its first attempt (which would claim it).
   // The 202 may come before that start (publishEvent): the link is there once it was started.
-  const admin = await waitFor(
-    async () => {
-      const got = await h.call('GET', `/v1/deliveries/${id}?accountId=${a.id}`);
-      return got.body.workflowId ? got : undefined;
-    },
-    'the delivery records its batch',
-    5_000,
-  );
+  const admin = await adminViewOnceLinked(a.id, id);
   expect(admin.body).toMatchObject({ status: 'pending', workflowId: `batch-${id}`, workflowUrl: `http://127.0.0.1:8233/namespaces/default/workflows/batch-${id}` });
   const described = await h.client.workflow.getHandle(admin.body.workflowId).describe();
   expect(described.type).toBe('deliverBatch');

@@ -11,7 +11,7 @@ async function serve(keepAliveMs: number, handlerMs = 0) {
     if (handlerMs > 0) await new Promise((r) => setTimeout(r, handlerMs));
     ctx.body = { ok: true };
   });
-  const server = await listenApi(app, { port: 0, host: '127.0.0.1', keepAliveMs });
+  const server = await listenApi(app, { PORT: 0, HOST: '127.0.0.1', HTTP_KEEP_ALIVE_TIMEOUT: keepAliveMs });
   const seen = { opened: 0, closed: 0 };
   server.on('connection', (socket) => {
     seen.opened++;
