@@ -112,16 +112,17 @@ test('it initialises a durable cluster reachable only through its Unix socket, a
   );
   expect(Object.fromEntries(settings.map((s) => [s.name, s.setting]))).toEqual({ listen_addresses: '', fsync: 'on', synchronous_commit: 'on', wal_level: 'minimal' });
   // The small footprint: no I/O worker or logical replication launcher processes beside the server.
+  // A backend that served the query above may exit while /proc is read: skip any pid that vanishes.
   const children = readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
+    .flatMap((p) => {
       try {
-        return readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')[1] === String(first.pid);
+        if (readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')[1] !== String(first.pid)) return [];
+        return [readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()];
       } catch {
-        return false; // exited meanwhile
+        return []; // exited meanwhile
       }
-    })
-    .map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ').trim());
+    });
   expect(children.some((c) => c.includes('checkpointer'))).toBe(true);
   expect(children.filter((c) => /io worker|logical replication launcher/.test(c))).toEqual([]);
   await query(first.url, "create table kept (v text); insert into kept values ('before the stop')");
