@@ -495,13 +495,15 @@ describeStack('multi-process stack on a real Temporal server and Postgres', () =
       expect(seq[0].status).toBe(500);
       expect(seq.some((h) => h.answered && h.status === 200)).toBe(true);
     }
-    expect(retriedCleanly.length).toBeGreaterThanOrEqual(failFirst.size / 2);
+    // (Any workflow whose task timed out counts as touched by the kill, and on a slow machine
+    // more than half of them can be: the check needs only some left, so that it is not vacuous.)
+    expect(retriedCleanly.length).toBeGreaterThan(0);
     for (const id of retriedCleanly) expect(attemptsById.get(id)).toBeGreaterThanOrEqual(2);
 
     const extraSuccesses = deliveryIds.reduce((n, id) => n + successesOf(id).length - 1, 0);
     console.log(
       `[stack] ${EVENTS} events × ${ENDPOINTS_PER_ACCOUNT} endpoints over ${ACCOUNTS} accounts = ${expected} deliveries, ${hits.length} requests ` +
-        `(${failFirst.size} first attempts answered 500; answers held ${heldBeforeKill} ms before the kill; at the kill ${inFlightAtKill} requests in flight, ${victimInFlightAtKill.length} of them the victim's (${victimInFlightCutOff} seen cut off); ${unattributed} requests not attributed to a worker). ` +
+        `(${failFirst.size} first attempts answered 500, ${retriedCleanly.length} of them retried where the kill did not touch; answers held ${heldBeforeKill} ms before the kill; at the kill ${inFlightAtKill} requests in flight, ${victimInFlightAtKill.length} of them the victim's (${victimInFlightCutOff} seen cut off); ${unattributed} requests not attributed to a worker). ` +
         `Victim's work re-run by the survivor: ${orphanedActivities.size} timed-out activities, ${orphanedWorkflowTasks.size} timed-out workflow tasks. ` +
         `Attempts before the kill: victim ${beforeKill!.victim}, survivor ${beforeKill!.survivor}; in all: victim ${victimAttempts.length}, survivor ${survivorAttempts.length}. ` +
         `Duplicate successes: ${extraSuccesses} (${((100 * extraSuccesses) / expected).toFixed(2)} %; ${duplicatesLoggedByVictim} of them logged as delivered by the victim before it died, ${explainedByTimeout.length} answered as the sender's deadline passed). ` +
