@@ -22,7 +22,8 @@ import { freePorts, startTemporalCluster, temporalServerDir, type TemporalCluste
  * Proven: every delivery ends `delivered`, once per acknowledged publish; both workers took and
  * sent first attempts (from the same announcements); each delivery got one 2xx, a second only
  * where the victim had it in flight at the kill (then the survivor sent it once more, after the
- * victim's attempt lease ended: at-least-once); the victim's unsent work was taken over; retries
+ * victim's attempt lease ended: at-least-once) or where the sender logged the first as timed out as
+ * the receiver wrote its 2xx (a held answer on a loaded machine); the victim's unsent work was taken over; retries
  * of the 500s went through their workflows.
  *
  * Needs scripts/provision-temporal-server.sh (run by .ci/run); skipped locally without it.
@@ -47,6 +48,7 @@ interface Hit {
   at: number;
   status: number;
   answered: boolean;
+  answeredAt?: number;
   aborted: boolean;
   pid?: number;
 }
@@ -87,6 +89,7 @@ describeStack('outbox: separate APIs announce, workers take and send', () => {
           if (res.destroyed) return;
           res.writeHead(status).end(status === 200 ? 'ok' : 'try again', () => {
             hit.answered = true;
+            hit.answeredAt = Date.now();
             if (status === 200 && !succeeded.has(id)) {
               succeeded.add(id);
               onSuccess(succeeded.size);
@@ -243,12 +246,29 @@ describeStack('outbox: separate APIs announce, workers take and send', () => {
     const byId = new Map<string, Hit[]>();
     for (const h of hits) byId.set(h.id, [...(byId.get(h.id) ?? []), h]);
     const successes = (id: string) => byId.get(id)!.filter((h) => h.answered && h.status === 200);
+    // The other at-least-once case (as in multiProcess.test.ts): the sender's deadline passed as the
+    // receiver wrote its 2xx (held answers, a loaded machine), the sender logged the attempt as timed
+    // out, and its retry sent it again.
+    const timedOutAsAnswered = (id: string, first: Hit) =>
+      workers.some((w) =>
+        w.lines.some((l) => {
+          if (l.deliveryId !== id || l.msg !== 'delivery.attempted' || !/^timed out/.test(String(l.error))) return false;
+          const ended = Date.parse(String(l.time));
+          const started = ended - Number(l.durationMs);
+          return first.at >= started - 50 && first.answeredAt! >= started + ATTEMPT_TIMEOUT_MS - 1_000 && first.answeredAt! <= ended + 1_000;
+        }),
+      );
     const unexplained: string[] = [];
+    let explainedByTimeout = 0;
     for (const id of accepted) {
       const ok = successes(id);
       expect(ok.length).toBeGreaterThanOrEqual(1);
       if (ok.length === 1) continue;
       const [first, ...rest] = ok;
+      if (rest.length === 1 && timedOutAsAnswered(id, first)) {
+        explainedByTimeout++;
+        continue;
+      }
       const explained =
         rest.length === 1 && first.at <= killedAt + 1_000 && [victim.child.pid, undefined].includes(first.pid) && rest[0].at > killedAt && rest[0].pid !== victim.child.pid;
       if (!explained) {
@@ -276,7 +296,7 @@ describeStack('outbox: separate APIs announce, workers take and send', () => {
     expect(survivor.lines.some((l) => l.msg === 'worker.stopped')).toBe(true);
     console.log(
       `[outbox] ${expected} deliveries, ${hits.length} requests; first attempts before the kill: victim ${firstsBefore(victim.child.pid!)}, survivor ${firstsBefore(survivor.child.pid!)}; ` +
-        `owners: ${inlineOwned} inline, ${retried} retry workflows, ${expected - inlineOwned - retried} batch workflows; victim in flight at the kill ${victimInFlightAtKill.length}; ` +
+        `owners: ${inlineOwned} inline, ${retried} retry workflows, ${expected - inlineOwned - retried} batch workflows; victim in flight at the kill ${victimInFlightAtKill.length}; second 2xx after a logged timeout ${explainedByTimeout}; ` +
         `attempts sent by the worker itself: victim ${inlineAttempts(victim)}, survivor ${inlineAttempts(survivor)}`,
     );
   }, 300_000);
