@@ -8,6 +8,7 @@ import type { Database } from '../../src/db/database';
 import { buildApp, spawnApp, type AppProcess } from '../helpers/appProcess';
 import { freshDatabase } from '../helpers/db';
 import { socketOwner } from '../helpers/socketOwner';
+import { timedOutAsAnswered } from '../helpers/timedOutAsAnswered';
 import { waitFor } from '../helpers/receiver';
 import { freePorts, startTemporalCluster, temporalServerDir, type TemporalCluster } from '../helpers/temporalCluster';
 
@@ -246,18 +247,9 @@ describeStack('outbox: separate APIs announce, workers take and send', () => {
     const byId = new Map<string, Hit[]>();
     for (const h of hits) byId.set(h.id, [...(byId.get(h.id) ?? []), h]);
     const successes = (id: string) => byId.get(id)!.filter((h) => h.answered && h.status === 200);
-    // The other at-least-once case (as in multiProcess.test.ts): the sender's deadline passed as the
-    // receiver wrote its 2xx (held answers, a loaded machine), the sender logged the attempt as timed
-    // out, and its retry sent it again.
-    const timedOutAsAnswered = (id: string, first: Hit) =>
-      workers.some((w) =>
-        w.lines.some((l) => {
-          if (l.deliveryId !== id || l.msg !== 'delivery.attempted' || !/^timed out/.test(String(l.error))) return false;
-          const ended = Date.parse(String(l.time));
-          const started = ended - Number(l.durationMs);
-          return first.at >= started - 50 && first.answeredAt! >= started + ATTEMPT_TIMEOUT_MS - 1_000 && first.answeredAt! <= ended + 1_000;
-        }),
-      );
+    // The other at-least-once case (timedOutAsAnswered, as in multiProcess.test.ts): the sender's
+    // deadline passed as the receiver wrote a held 2xx on a loaded machine, and its retry sent it again.
+    const workerLines = workers.flatMap((w) => w.lines);
     const unexplained: string[] = [];
     let explainedByTimeout = 0;
     for (const id of accepted) {
@@ -265,7 +257,7 @@ describeStack('outbox: separate APIs announce, workers take and send', () => {
       expect(ok.length).toBeGreaterThanOrEqual(1);
       if (ok.length === 1) continue;
       const [first, ...rest] = ok;
-      if (rest.length === 1 && timedOutAsAnswered(id, first)) {
+      if (rest.length === 1 && timedOutAsAnswered(workerLines, id, first, ATTEMPT_TIMEOUT_MS)) {
         explainedByTimeout++;
         continue;
       }
